@@ -1,0 +1,63 @@
+# The two commands a user needs:
+#   make dev    run the whole stack locally
+#   make test   run every test (what CI runs)
+# Everything else here is a step of those two.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Tools installed by scripts/setup.sh: Node 22 and the npm tools, then cargo's.
+CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+export PATH := $(CURDIR)/node_modules/.bin:$(CARGO_BIN):$(PATH)
+# wrangler stays on this machine: no metrics, no banner, no Cloudflare look-ups.
+export WRANGLER_SEND_METRICS := false
+export WRANGLER_HIDE_BANNER := true
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+# worker-build would download these from GitHub; use ours.
+export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
+export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
+export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
+
+WASM := wasm32-unknown-unknown
+
+.PHONY: help setup dev test lint fmt unit wasm build-edge check-edge clean
+
+help:
+	@echo "make dev    run the whole stack locally"
+	@echo "make test   install what is missing, then run every check and test"
+
+setup:
+	@scripts/setup.sh
+
+dev: setup
+	@scripts/dev.sh
+
+test: setup lint wasm unit check-edge
+	@echo "make test: all checks passed"
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy -p tailpdf-shared -p tailpdf-edge --target $(WASM) --locked -- -D warnings
+
+# The contract must build for the Worker's target.
+wasm:
+	cargo build -p tailpdf-shared --target $(WASM) --locked
+
+unit:
+	cargo test --workspace --locked
+
+build-edge:
+	cd edge && worker-build --release
+
+# The Worker bundles, and wrangler accepts it as a deployment (offline, no account).
+check-edge: build-edge
+	wrangler deploy --dry-run --outdir target/edge-dist | grep -E 'Total Upload|dry-run'
+
+clean:
+	cargo clean
+	rm -rf edge/build

@@ -1,0 +1,156 @@
+//! Messages between the parts: the `render-jobs` and `webhooks` queue bodies, and the bodies
+//! of the internal edge ↔ renderer calls. Presigned URLs inside them are secrets: their `Debug`
+//! shows no query string.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    job::{JobStatus, RenderResult},
+    limits::INLINE_SPEC_MAX_BYTES,
+    url_guard::redact_url,
+    webhook::WebhookPayload,
+    JobId, RenderSpec,
+};
+
+/// A URL whose query may carry a signature: serialized as is, never printed whole.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The full URL, for the request itself only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+pub const RENDER_JOB_MESSAGE_VERSION: u8 = 1;
+
+/// A `render-jobs` message: one job for a renderer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderJobMessage {
+    pub v: u8,
+    pub job_id: JobId,
+    pub account: String,
+    pub upload_url: SecretUrl,
+    /// The spec itself when small; otherwise the renderer fetches
+    /// `GET /internal/jobs/{id}/spec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<RenderSpec>,
+}
+
+impl RenderJobMessage {
+    /// Inlines `spec` when its JSON is at most [`INLINE_SPEC_MAX_BYTES`], keeping the message
+    /// well under Queues' 128 KB.
+    pub fn new(
+        job_id: JobId,
+        account: impl Into<String>,
+        upload_url: SecretUrl,
+        spec: &RenderSpec,
+    ) -> Self {
+        let inline =
+            serde_json::to_vec(spec).map(|j| j.len() <= INLINE_SPEC_MAX_BYTES).unwrap_or(false);
+        Self {
+            v: RENDER_JOB_MESSAGE_VERSION,
+            job_id,
+            account: account.into(),
+            upload_url,
+            spec: inline.then(|| spec.clone()),
+        }
+    }
+}
+
+/// A `webhooks` message: one delivery to make (and retry) for an ended job. The secret is
+/// looked up by account at delivery time, never carried in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookMessage {
+    pub account: String,
+    pub url: SecretUrl,
+    pub payload: WebhookPayload,
+    /// Deliveries made so far (Queues' own attempt count is not exposed to Rust Workers).
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// The edge's answer to an event: whether it moved the job, and the job's state after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventAck {
+    pub applied: bool,
+    pub status: JobStatus,
+}
+
+/// The renderer's answer to `POST /jobs` (push mode): how the job ended, exactly as reported
+/// to the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum JobOutcome {
+    Completed { job_id: JobId, result: RenderResult },
+    Failed { job_id: JobId, error_message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdf_options::PdfOptions;
+
+    fn spec(content: String) -> RenderSpec {
+        RenderSpec { content, fonts: vec![], config: None, pdf_options: PdfOptions::default() }
+    }
+
+    const URL: &str = "https://b.s3.amazonaws.com/a.pdf?X-Amz-Signature=deadbeef";
+
+    #[test]
+    fn small_specs_travel_inline_large_ones_do_not() {
+        let id = JobId::generate();
+        let small = RenderJobMessage::new(id.clone(), "a", SecretUrl::new(URL), &spec("x".into()));
+        assert!(small.spec.is_some());
+        let big = RenderJobMessage::new(
+            id,
+            "a",
+            SecretUrl::new(URL),
+            &spec("x".repeat(INLINE_SPEC_MAX_BYTES)),
+        );
+        assert!(big.spec.is_none());
+        let json = serde_json::to_vec(&big).unwrap();
+        assert!(json.len() < crate::limits::QUEUE_MESSAGE_MAX_BYTES);
+    }
+
+    #[test]
+    fn debug_output_hides_presigned_signatures() {
+        let m =
+            RenderJobMessage::new(JobId::generate(), "a", SecretUrl::new(URL), &spec("x".into()));
+        let shown = format!("{m:?}");
+        assert!(!shown.contains("deadbeef"), "{shown}");
+        assert!(shown.contains("b.s3.amazonaws.com/a.pdf"));
+        // ...but the wire form keeps the whole URL.
+        assert!(serde_json::to_string(&m).unwrap().contains("deadbeef"));
+    }
+
+    #[test]
+    fn outcome_is_tagged_by_status() {
+        let o = JobOutcome::Failed {
+            job_id: JobId::parse("01JFXYZ123456789ABCDEFGH").unwrap(),
+            error_message: "Upload failed: 403 Forbidden".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            serde_json::json!({"status":"failed","job_id":"01JFXYZ123456789ABCDEFGH","error_message":"Upload failed: 403 Forbidden"})
+        );
+    }
+}

@@ -1,0 +1,409 @@
+//! `pdfOptions`: Puppeteer's `page.pdf()` options by their Puppeteer names, and the page
+//! geometry they mean (in inches, as Chromium's printToPDF takes it).
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::MAX_TEMPLATE_BYTES;
+
+/// Puppeteer's default paper when neither `format` nor `width`/`height` is given.
+pub const DEFAULT_FORMAT: PaperFormat = PaperFormat::Letter;
+/// Chromium's printToPDF accepts scales in this range.
+pub const SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.1..=2.0;
+/// The largest page side we accept (Chromium itself caps pages around 200 inches).
+pub const MAX_PAGE_INCHES: f64 = 200.0;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PdfOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landscape: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub print_background: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<Margin>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<Length>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<Length>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_ranges: Option<String>,
+    #[serde(default, rename = "preferCSSPageSize", skip_serializing_if = "Option::is_none")]
+    pub prefer_css_page_size: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_header_footer: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer_template: Option<String>,
+    /// A tagged (accessible) PDF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tagged: Option<bool>,
+    /// A document outline (bookmarks) from the headings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outline: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Margin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top: Option<Length>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub right: Option<Length>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bottom: Option<Length>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left: Option<Length>,
+}
+
+/// A length as Puppeteer takes it: a number of CSS pixels, or a string with `px`, `in`, `cm`
+/// or `mm` (a bare number in a string is pixels).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Length {
+    Pixels(f64),
+    Text(String),
+}
+
+impl Length {
+    /// The length in inches, or a message saying what is wrong.
+    pub fn inches(&self) -> Result<f64, String> {
+        let how =
+            "write a number of pixels or a string such as \"10mm\", \"1in\", \"2.5cm\" or \"96px\"";
+        let value = match self {
+            Self::Pixels(px) => px / 96.0,
+            Self::Text(text) => {
+                let t = text.trim().to_ascii_lowercase();
+                let (number, per_inch) = if let Some(n) = t.strip_suffix("px") {
+                    (n, 96.0)
+                } else if let Some(n) = t.strip_suffix("in") {
+                    (n, 1.0)
+                } else if let Some(n) = t.strip_suffix("cm") {
+                    (n, 2.54)
+                } else if let Some(n) = t.strip_suffix("mm") {
+                    (n, 25.4)
+                } else {
+                    (t.as_str(), 96.0)
+                };
+                let n: f64 = number
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{text:?} is not a length: {how}"))?;
+                n / per_inch
+            }
+        };
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("must be a length of zero or more: {how}"));
+        }
+        if value > MAX_PAGE_INCHES {
+            return Err(format!("is over {MAX_PAGE_INCHES} inches"));
+        }
+        Ok(value)
+    }
+}
+
+/// Puppeteer's paper formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaperFormat {
+    Letter,
+    Legal,
+    Tabloid,
+    Ledger,
+    A0,
+    A1,
+    A2,
+    A3,
+    A4,
+    A5,
+    A6,
+}
+
+impl PaperFormat {
+    pub const ALL: [Self; 11] = [
+        Self::Letter,
+        Self::Legal,
+        Self::Tabloid,
+        Self::Ledger,
+        Self::A0,
+        Self::A1,
+        Self::A2,
+        Self::A3,
+        Self::A4,
+        Self::A5,
+        Self::A6,
+    ];
+
+    /// Case-insensitive, as Puppeteer.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Letter => "Letter",
+            Self::Legal => "Legal",
+            Self::Tabloid => "Tabloid",
+            Self::Ledger => "Ledger",
+            Self::A0 => "A0",
+            Self::A1 => "A1",
+            Self::A2 => "A2",
+            Self::A3 => "A3",
+            Self::A4 => "A4",
+            Self::A5 => "A5",
+            Self::A6 => "A6",
+        }
+    }
+
+    /// (width, height) in inches, portrait, as Puppeteer's table.
+    pub fn inches(self) -> (f64, f64) {
+        match self {
+            Self::Letter => (8.5, 11.0),
+            Self::Legal => (8.5, 14.0),
+            Self::Tabloid => (11.0, 17.0),
+            Self::Ledger => (17.0, 11.0),
+            Self::A0 => (33.1102, 46.811),
+            Self::A1 => (23.3858, 33.1102),
+            Self::A2 => (16.5354, 23.3858),
+            Self::A3 => (11.6929, 16.5354),
+            Self::A4 => (8.2677, 11.6929),
+            Self::A5 => (5.8268, 8.2677),
+            Self::A6 => (4.1339, 5.8268),
+        }
+    }
+}
+
+/// The page geometry `pdfOptions` asks for, in inches (before `landscape`, which printToPDF
+/// applies itself).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PageGeometry {
+    pub width: f64,
+    pub height: f64,
+    pub margin_top: f64,
+    pub margin_right: f64,
+    pub margin_bottom: f64,
+    pub margin_left: f64,
+}
+
+impl PdfOptions {
+    /// Checks every option; the error names the field (`pdfOptions.margin.top`) and the fix.
+    pub fn validate(&self) -> Result<PageGeometry, String> {
+        if let Some(scale) = self.scale {
+            if !SCALE_RANGE.contains(&scale) {
+                return Err(format!(
+                    "`pdfOptions.scale` is {scale}: it must be between 0.1 and 2."
+                ));
+            }
+        }
+        if let Some(ranges) = &self.page_ranges {
+            check_page_ranges(ranges).map_err(|e| {
+                format!("`pdfOptions.pageRanges` {e}: write pages like \"1-5, 8, 11-13\".")
+            })?;
+        }
+        for (name, template) in
+            [("headerTemplate", &self.header_template), ("footerTemplate", &self.footer_template)]
+        {
+            if template.as_ref().is_some_and(|t| t.len() > MAX_TEMPLATE_BYTES) {
+                return Err(format!(
+                    "`pdfOptions.{name}` is over {MAX_TEMPLATE_BYTES} bytes: keep templates small \
+                     (a logo as a small data: URL is fine)."
+                ));
+            }
+        }
+        self.geometry()
+    }
+
+    fn geometry(&self) -> Result<PageGeometry, String> {
+        let paper = match &self.format {
+            Some(name) => PaperFormat::parse(name).ok_or_else(|| {
+                let names: Vec<&str> = PaperFormat::ALL.iter().map(|f| f.name()).collect();
+                format!(
+                    "`pdfOptions.format` {name:?} is not a paper format: use one of {}.",
+                    names.join(", ")
+                )
+            })?,
+            None => DEFAULT_FORMAT,
+        };
+        let side = |field: &str, len: &Option<Length>, default: f64| -> Result<f64, String> {
+            match len {
+                None => Ok(default),
+                Some(l) => {
+                    let v = l.inches().map_err(|e| format!("`pdfOptions.{field}` {e}."))?;
+                    if v == 0.0 && !field.starts_with("margin") {
+                        return Err(format!("`pdfOptions.{field}` must be larger than zero."));
+                    }
+                    Ok(v)
+                }
+            }
+        };
+        let (paper_w, paper_h) = paper.inches();
+        let margin = self.margin.clone().unwrap_or_default();
+        let g = PageGeometry {
+            width: side("width", &self.width, paper_w)?,
+            height: side("height", &self.height, paper_h)?,
+            margin_top: side("margin.top", &margin.top, 0.0)?,
+            margin_right: side("margin.right", &margin.right, 0.0)?,
+            margin_bottom: side("margin.bottom", &margin.bottom, 0.0)?,
+            margin_left: side("margin.left", &margin.left, 0.0)?,
+        };
+        let (w, h) =
+            if self.landscape == Some(true) { (g.height, g.width) } else { (g.width, g.height) };
+        if g.margin_left + g.margin_right >= w || g.margin_top + g.margin_bottom >= h {
+            return Err(String::from(
+                "`pdfOptions.margin` leaves no room for content on the page: make the margins \
+                 smaller or the page larger.",
+            ));
+        }
+        Ok(g)
+    }
+}
+
+/// Chromium's page-range syntax: `1-5, 8, 11-13`, also `3-` and `-4`; pages count from 1.
+fn check_page_ranges(ranges: &str) -> Result<(), String> {
+    if ranges.trim().is_empty() {
+        return Ok(()); // all pages
+    }
+    let page = |s: &str| -> Result<Option<u32>, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        match s.parse::<u32>() {
+            Ok(0) => Err(String::from("has page 0, but pages count from 1")),
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(format!("has {s:?}, which is not a page number")),
+        }
+    };
+    for part in ranges.split(',') {
+        match part.split_once('-') {
+            None => {
+                page(part)?.ok_or_else(|| String::from("has an empty entry"))?;
+            }
+            Some((a, b)) => match (page(a)?, page(b)?) {
+                (Some(a), Some(b)) if a > b => {
+                    return Err(format!("has the range {a}-{b}, which runs backwards"))
+                }
+                (None, None) => return Err(String::from("has a range with no pages")),
+                _ => {}
+            },
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(json: &str) -> PdfOptions {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn defaults_to_letter_without_margins() {
+        let g = PdfOptions::default().validate().unwrap();
+        assert_eq!((g.width, g.height), (8.5, 11.0));
+        assert_eq!(g.margin_top, 0.0);
+    }
+
+    #[test]
+    fn formats_are_case_insensitive() {
+        for name in ["a4", "A4", "letter", "LEDGER", "a0", "A6", "Tabloid", "legal"] {
+            assert!(PaperFormat::parse(name).is_some(), "{name}");
+        }
+        let g = opts(r#"{"format":"a4"}"#).validate().unwrap();
+        assert_eq!((g.width, g.height), (8.2677, 11.6929));
+        let e = opts(r#"{"format":"B5"}"#).validate().unwrap_err();
+        assert!(e.contains("`pdfOptions.format`") && e.contains("A4"), "{e}");
+    }
+
+    #[test]
+    fn lengths_in_every_unit() {
+        let inch = |s: &str| Length::Text(s.into()).inches().unwrap();
+        assert_eq!(inch("1in"), 1.0);
+        assert_eq!(inch("25.4mm"), 1.0);
+        assert_eq!(inch("2.54cm"), 1.0);
+        assert_eq!(inch("96px"), 1.0);
+        assert_eq!(inch("48"), 0.5);
+        assert_eq!(Length::Pixels(192.0).inches().unwrap(), 2.0);
+        assert!(Length::Text("10pt".into()).inches().unwrap_err().contains("not a length"));
+        assert!(Length::Pixels(-1.0).inches().is_err());
+    }
+
+    #[test]
+    fn width_and_height_override_format() {
+        let g = opts(r#"{"format":"A4","width":"4in","height":"6in"}"#).validate().unwrap();
+        assert_eq!((g.width, g.height), (4.0, 6.0));
+        assert!(opts(r#"{"width":0}"#).validate().unwrap_err().contains("larger than zero"));
+        assert!(opts(r#"{"height":"300in"}"#).validate().unwrap_err().contains("over 200"));
+    }
+
+    #[test]
+    fn margins_are_named_and_must_leave_room() {
+        let g = opts(r#"{"margin":{"top":"10mm","left":"1in"}}"#).validate().unwrap();
+        assert!((g.margin_top - 10.0 / 25.4).abs() < 1e-12);
+        assert_eq!(g.margin_left, 1.0);
+        let e = opts(r#"{"margin":{"top":"abc"}}"#).validate().unwrap_err();
+        assert!(e.starts_with("`pdfOptions.margin.top`"), "{e}");
+        let e = opts(r#"{"margin":{"left":"5in","right":"4in"}}"#).validate().unwrap_err();
+        assert!(e.contains("no room"), "{e}");
+        // Landscape Letter is 11in wide, so the same margins fit.
+        assert!(opts(r#"{"landscape":true,"margin":{"left":"5in","right":"4in"}}"#)
+            .validate()
+            .is_ok());
+    }
+
+    #[test]
+    fn scale_between_point_one_and_two() {
+        assert!(opts(r#"{"scale":0.1}"#).validate().is_ok());
+        assert!(opts(r#"{"scale":2}"#).validate().is_ok());
+        assert!(opts(r#"{"scale":2.5}"#).validate().unwrap_err().contains("between 0.1 and 2"));
+    }
+
+    #[test]
+    fn page_ranges_syntax() {
+        for ok in ["", "1", "1-5, 8, 11-13", "3-", "-4"] {
+            assert!(check_page_ranges(ok).is_ok(), "{ok}");
+        }
+        for (bad, needle) in [
+            ("0", "page 0"),
+            ("5-2", "backwards"),
+            ("a", "not a page"),
+            ("1,,2", "empty"),
+            ("-", "no pages"),
+        ] {
+            assert!(check_page_ranges(bad).unwrap_err().contains(needle), "{bad}");
+        }
+        assert!(opts(r#"{"pageRanges":"2-1"}"#)
+            .validate()
+            .unwrap_err()
+            .contains("pdfOptions.pageRanges"));
+    }
+
+    #[test]
+    fn oversized_templates_are_refused() {
+        let o = PdfOptions {
+            footer_template: Some("x".repeat(MAX_TEMPLATE_BYTES + 1)),
+            ..Default::default()
+        };
+        assert!(o.validate().unwrap_err().contains("footerTemplate"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_serde() {
+        let e = serde_json::from_str::<PdfOptions>(r#"{"formt":"A4"}"#).unwrap_err().to_string();
+        assert!(e.contains("unknown field `formt`"), "{e}");
+        assert!(serde_json::from_str::<Margin>(r#"{"middle":"1in"}"#).is_err());
+    }
+
+    #[test]
+    fn puppeteer_names_round_trip() {
+        let json = r#"{"format":"A4","landscape":false,"printBackground":true,"scale":1.0,"margin":{"top":"10mm","right":10.0},"pageRanges":"1-2","preferCSSPageSize":true,"displayHeaderFooter":true,"headerTemplate":"<span class=\"title\"></span>","footerTemplate":"<span class=\"pageNumber\"></span>/<span class=\"totalPages\"></span>","tagged":true,"outline":false}"#;
+        let o: PdfOptions = serde_json::from_str(json).unwrap();
+        let back: serde_json::Value = serde_json::to_value(&o).unwrap();
+        assert_eq!(back, serde_json::from_str::<serde_json::Value>(json).unwrap());
+    }
+}

@@ -1,0 +1,458 @@
+//! `POST /pdf`: the body as clients send it ([`PdfRequest`]), its validation
+//! ([`parse_pdf_request`]) and what a valid request becomes ([`ValidPdfRequest`]: a
+//! [`RenderSpec`] for the renderer and how the result is delivered).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::{
+    fonts::FontSpec,
+    limits::{
+        MAX_BODY_BYTES, MAX_CONFIG_DEPTH, MAX_CONTENT_BYTES, MAX_FONTS, MAX_IDEMPOTENCY_KEY_CHARS,
+    },
+    pdf_options::PdfOptions,
+    url_guard::{check_url, UrlPolicy},
+    ApiError, ErrorCode,
+};
+
+/// The body of `POST /pdf`, field names as TailPDF's clients send them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PdfRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fonts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Map<String, Value>>,
+    #[serde(default, rename = "pdfOptions", skip_serializing_if = "Option::is_none")]
+    pub pdf_options: Option<PdfOptions>,
+    #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
+    pub is_async: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+}
+
+/// Everything the renderer needs to make the PDF.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderSpec {
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fonts: Vec<FontSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Map<String, Value>>,
+    #[serde(default, rename = "pdfOptions")]
+    pub pdf_options: PdfOptions,
+}
+
+/// Where the PDF goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// In the response body.
+    Sync,
+    /// PUT to `upload_url`, then (optionally) a webhook.
+    Async { upload_url: Url, webhook_url: Option<Url> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidPdfRequest {
+    pub spec: RenderSpec,
+    pub delivery: Delivery,
+}
+
+/// Parses and validates a `POST /pdf` body. Every refusal is an [`ApiError`] whose message
+/// names the field and says how to fix it.
+pub fn parse_pdf_request(body: &[u8], policy: UrlPolicy) -> Result<ValidPdfRequest, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "The request body is {} bytes; at most {MAX_BODY_BYTES} are accepted.",
+                body.len()
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!(
+                "The request body is not valid JSON ({e}). Send a JSON object with \
+                 Content-Type: application/json."
+            ),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::validation(
+            "The request body must be a JSON object such as {\"content\": \"<h1>Hello</h1>\"}.",
+        ));
+    }
+    let request: PdfRequest = serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // For an unknown key the path ends with that key; name the object that holds it.
+        if inner.starts_with("unknown field") {
+            path = path.rsplit_once('.').map_or_else(|| String::from("."), |(p, _)| p.to_owned());
+        }
+        ApiError::validation(if path == "." {
+            format!("{}.", capitalize(&inner))
+        } else {
+            format!("`{path}`: {inner}.")
+        })
+    })?;
+    request.validate(policy)
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+impl PdfRequest {
+    /// Applies every rule of the contract to an already-typed request.
+    pub fn validate(self, policy: UrlPolicy) -> Result<ValidPdfRequest, ApiError> {
+        let content = match self.content {
+            Some(c) if !c.trim().is_empty() => c,
+            Some(_) => {
+                return Err(ApiError::validation(
+                    "`content` is empty: send the HTML to render, e.g. \"<h1 class=\\\"text-2xl\\\">Hello</h1>\".",
+                ))
+            }
+            None => {
+                return Err(ApiError::validation(
+                    "`content` is required: send the HTML to render as a string.",
+                ))
+            }
+        };
+        if content.len() > MAX_CONTENT_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "`content` is {} bytes; at most {MAX_CONTENT_BYTES} (1 MiB) are accepted. Move \
+                     large images to https URLs instead of inlining them.",
+                    content.len()
+                ),
+            ));
+        }
+        let fonts = parse_fonts(self.fonts.as_deref().unwrap_or_default())?;
+        if let Some(config) = &self.config {
+            validate_config(config)?;
+        }
+        let pdf_options = self.pdf_options.unwrap_or_default();
+        pdf_options.validate().map_err(ApiError::validation)?;
+
+        let delivery = match self.is_async {
+            Some(true) => {
+                let raw = self.upload_url.ok_or_else(|| {
+                    ApiError::validation(
+                        "`upload_url` is required when `async` is true: send a presigned PUT URL \
+                         to your storage.",
+                    )
+                })?;
+                let upload_url = check_url("upload_url", &raw, policy)?;
+                let webhook_url =
+                    self.webhook_url.map(|w| check_url("webhook_url", &w, policy)).transpose()?;
+                Delivery::Async { upload_url, webhook_url }
+            }
+            _ => {
+                for (field, value) in
+                    [("upload_url", &self.upload_url), ("webhook_url", &self.webhook_url)]
+                {
+                    if value.is_some() {
+                        return Err(ApiError::validation(format!(
+                            "`{field}` is only used with \"async\": true. Add \"async\": true to \
+                             render in the background, or remove `{field}` to get the PDF in \
+                             the response."
+                        )));
+                    }
+                }
+                Delivery::Sync
+            }
+        };
+        Ok(ValidPdfRequest {
+            spec: RenderSpec { content, fonts, config: self.config, pdf_options },
+            delivery,
+        })
+    }
+}
+
+fn parse_fonts(specs: &[String]) -> Result<Vec<FontSpec>, ApiError> {
+    if specs.len() > MAX_FONTS {
+        return Err(ApiError::validation(format!(
+            "`fonts` has {} entries; at most {MAX_FONTS} are accepted.",
+            specs.len()
+        )));
+    }
+    let mut fonts: Vec<FontSpec> = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let font = FontSpec::parse(spec)
+            .map_err(|e| ApiError::validation(format!("`fonts[{i}]` {e}.")))?;
+        if !fonts.contains(&font) {
+            fonts.push(font);
+        }
+    }
+    Ok(fonts)
+}
+
+/// The Tailwind `config` is data only: the v3-style object (`theme`, `darkMode`, `important`,
+/// `prefix`, ...). Plugins and presets are code and cannot travel as JSON.
+fn validate_config(config: &Map<String, Value>) -> Result<(), ApiError> {
+    for key in ["plugins", "presets"] {
+        if config.get(key).is_some_and(|v| !matches!(v, Value::Array(a) if a.is_empty())) {
+            return Err(ApiError::validation(format!(
+                "`config.{key}` is not supported: {key} are JavaScript and cannot be sent as \
+                 JSON. Use `config.theme.extend` for colors, fonts and spacing."
+            )));
+        }
+    }
+    if let Some(theme) = config.get("theme") {
+        if !theme.is_object() {
+            return Err(ApiError::validation(
+                "`config.theme` must be an object, e.g. {\"extend\": {\"colors\": {\"brand\": \"#0f766e\"}}}.",
+            ));
+        }
+        if let Some(extend) = theme.get("extend") {
+            if !extend.is_object() {
+                return Err(ApiError::validation("`config.theme.extend` must be an object."));
+            }
+        }
+    }
+    if let Some(important) = config.get("important") {
+        if !(important.is_boolean() || important.is_string()) {
+            return Err(ApiError::validation(
+                "`config.important` must be true, false or a selector string.",
+            ));
+        }
+    }
+    if depth(&Value::Object(config.clone())) > MAX_CONFIG_DEPTH {
+        return Err(ApiError::validation(format!(
+            "`config` is nested more than {MAX_CONFIG_DEPTH} levels deep."
+        )));
+    }
+    Ok(())
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+pub fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
+    let ok = !key.is_empty()
+        && key.len() <= MAX_IDEMPOTENCY_KEY_CHARS
+        && key.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::validation(format!(
+            "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters \
+             (a UUID is a good choice)."
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<ValidPdfRequest, ApiError> {
+        parse_pdf_request(json.as_bytes(), UrlPolicy::PRODUCTION)
+    }
+
+    fn refused(json: &str) -> ApiError {
+        parse(json).expect_err(json)
+    }
+
+    const UPLOAD: &str = "https://my-bucket.s3.amazonaws.com/pdfs/a.pdf?X-Amz-Signature=abc";
+
+    #[test]
+    fn minimal_sync_request() {
+        let r = parse(r#"{"content":"<h1>Hi</h1>"}"#).unwrap();
+        assert_eq!(r.delivery, Delivery::Sync);
+        assert_eq!(r.spec.content, "<h1>Hi</h1>");
+        assert!(r.spec.fonts.is_empty());
+    }
+
+    #[test]
+    fn full_async_request() {
+        let body = serde_json::json!({
+            "content": "<div class=\"p-8\">x</div>",
+            "fonts": ["Inter:wght@400;600"],
+            "config": {"theme": {"extend": {"colors": {"brand": "#0f766e"}}}},
+            "pdfOptions": {"format": "A4", "printBackground": true, "width": null, "pageRanges": null},
+            "async": true,
+            "upload_url": UPLOAD,
+            "webhook_url": "https://api.example.com/webhooks/pdf-ready"
+        });
+        let r = parse(&body.to_string()).unwrap();
+        match r.delivery {
+            Delivery::Async { upload_url, webhook_url } => {
+                assert_eq!(upload_url.as_str(), UPLOAD);
+                assert_eq!(webhook_url.unwrap().path(), "/webhooks/pdf-ready");
+            }
+            Delivery::Sync => panic!("expected async"),
+        }
+        assert_eq!(r.spec.fonts[0].to_string(), "Inter:wght@400;600");
+        assert_eq!(r.spec.pdf_options.format.as_deref(), Some("A4"));
+    }
+
+    #[test]
+    fn body_over_the_limit_is_413() {
+        let body = vec![b' '; MAX_BODY_BYTES + 1];
+        let e = parse_pdf_request(&body, UrlPolicy::PRODUCTION).unwrap_err();
+        assert_eq!((e.status(), e.code), (413, ErrorCode::PayloadTooLarge));
+    }
+
+    #[test]
+    fn invalid_json() {
+        let e = refused("{\"content\": ");
+        assert_eq!((e.status(), e.code), (400, ErrorCode::InvalidJson));
+        assert!(e.message.contains("Content-Type: application/json"));
+    }
+
+    #[test]
+    fn body_must_be_an_object() {
+        assert!(refused("[1,2]").message.contains("must be a JSON object"));
+    }
+
+    #[test]
+    fn content_is_required_and_non_empty() {
+        assert!(refused("{}").message.starts_with("`content` is required"));
+        assert!(refused(r#"{"content":"   "}"#).message.starts_with("`content` is empty"));
+        assert!(refused(r#"{"content":null}"#).message.starts_with("`content` is required"));
+    }
+
+    #[test]
+    fn content_must_be_a_string() {
+        let e = refused(r#"{"content":42}"#);
+        assert!(e.message.starts_with("`content`: invalid type"), "{}", e.message);
+    }
+
+    #[test]
+    fn content_over_one_mib_is_413() {
+        let r =
+            PdfRequest { content: Some("x".repeat(MAX_CONTENT_BYTES + 1)), ..Default::default() };
+        let e = r.validate(UrlPolicy::PRODUCTION).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
+        assert!(e.message.starts_with("`content`"));
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let e = refused(r#"{"content":"x","asyn":true}"#);
+        assert!(e.message.starts_with("Unknown field `asyn`"), "{}", e.message);
+        let e = refused(r#"{"content":"x","pdfOptions":{"paper":"A4"}}"#);
+        assert!(e.message.starts_with("`pdfOptions`: unknown field `paper`"), "{}", e.message);
+    }
+
+    #[test]
+    fn at_most_ten_fonts_and_each_valid() {
+        let fonts: Vec<String> = (0..11).map(|i| format!("Font{i}")).collect();
+        let e = refused(&serde_json::json!({"content": "x", "fonts": fonts}).to_string());
+        assert!(e.message.contains("at most 10"));
+        let e = refused(r#"{"content":"x","fonts":["Inter","Inter:wght@2000"]}"#);
+        assert!(e.message.starts_with("`fonts[1]` has wght=2000"), "{}", e.message);
+        let e = refused(r#"{"content":"x","fonts":"Inter"}"#);
+        assert!(e.message.starts_with("`fonts`: invalid type"), "{}", e.message);
+    }
+
+    #[test]
+    fn duplicate_fonts_are_merged() {
+        let r = parse(r#"{"content":"x","fonts":["Inter:wght@400","Inter:wght@400"]}"#).unwrap();
+        assert_eq!(r.spec.fonts.len(), 1);
+    }
+
+    #[test]
+    fn config_is_data_only() {
+        assert!(parse(r#"{"content":"x","config":{"theme":{"extend":{}},"darkMode":"class","important":true}}"#).is_ok());
+        assert!(parse(r#"{"content":"x","config":{"plugins":[]}}"#).is_ok());
+        assert!(refused(r#"{"content":"x","config":{"plugins":["forms"]}}"#)
+            .message
+            .starts_with("`config.plugins`"));
+        assert!(refused(r#"{"content":"x","config":{"theme":[]}}"#)
+            .message
+            .starts_with("`config.theme`"));
+        assert!(refused(r#"{"content":"x","config":{"theme":{"extend":1}}}"#)
+            .message
+            .starts_with("`config.theme.extend`"));
+        assert!(refused(r#"{"content":"x","config":{"important":3}}"#)
+            .message
+            .starts_with("`config.important`"));
+        assert!(refused(r#"{"content":"x","config":"tailwind.config.js"}"#)
+            .message
+            .starts_with("`config`: invalid type"));
+        let deep = format!("{}1{}", "{\"a\":".repeat(20), "}".repeat(20));
+        assert!(refused(&format!(r#"{{"content":"x","config":{deep}}}"#))
+            .message
+            .contains("nested"));
+    }
+
+    #[test]
+    fn pdf_options_errors_carry_their_path() {
+        let e = refused(r#"{"content":"x","pdfOptions":{"scale":5}}"#);
+        assert!(e.message.starts_with("`pdfOptions.scale`"), "{}", e.message);
+        let e = refused(r#"{"content":"x","pdfOptions":{"landscape":"yes"}}"#);
+        assert!(e.message.starts_with("`pdfOptions.landscape`: invalid type"), "{}", e.message);
+    }
+
+    #[test]
+    fn async_needs_an_upload_url() {
+        let e = refused(r#"{"content":"x","async":true}"#);
+        assert!(e.message.starts_with("`upload_url` is required when `async` is true"));
+    }
+
+    #[test]
+    fn urls_only_with_async() {
+        let e = refused(&format!(r#"{{"content":"x","upload_url":"{UPLOAD}"}}"#));
+        assert!(e.message.starts_with("`upload_url` is only used with \"async\": true"));
+        let e = refused(r#"{"content":"x","async":false,"webhook_url":"https://a.example/h"}"#);
+        assert!(e.message.starts_with("`webhook_url` is only used"));
+    }
+
+    #[test]
+    fn urls_pass_the_ssrf_guard() {
+        let e = refused(r#"{"content":"x","async":true,"upload_url":"https://169.254.169.254/x"}"#);
+        assert_eq!((e.status(), e.code), (400, ErrorCode::UrlNotAllowed));
+        let e = refused(&format!(
+            r#"{{"content":"x","async":true,"upload_url":"{UPLOAD}","webhook_url":"https://10.0.0.8/hook"}}"#
+        ));
+        assert!(e.message.contains("`webhook_url` points to 10.0.0.8"), "{}", e.message);
+        let e =
+            refused(r#"{"content":"x","async":true,"upload_url":"http://bucket.example.com/a"}"#);
+        assert!(e.message.contains("https://"));
+    }
+
+    #[test]
+    fn loopback_only_under_the_development_policy() {
+        let body =
+            br#"{"content":"x","async":true,"upload_url":"http://127.0.0.1:9000/pdfs/a.pdf"}"#;
+        assert!(parse_pdf_request(body, UrlPolicy::DEVELOPMENT).is_ok());
+        assert_eq!(
+            parse_pdf_request(body, UrlPolicy::PRODUCTION).unwrap_err().code,
+            ErrorCode::UrlNotAllowed
+        );
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(validate_idempotency_key("4f1c2a9e-7b7d-4d0e-9a43-2f8d8a6b1c11").is_ok());
+        assert!(validate_idempotency_key("").is_err());
+        assert!(validate_idempotency_key("has space").is_err());
+        assert!(validate_idempotency_key(&"k".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn render_spec_round_trips() {
+        let r = parse(r#"{"content":"x","fonts":["Inter:wght@400"],"pdfOptions":{"format":"A4"}}"#)
+            .unwrap();
+        let json = serde_json::to_string(&r.spec).unwrap();
+        assert_eq!(serde_json::from_str::<RenderSpec>(&json).unwrap(), r.spec);
+    }
+}
