@@ -1,2 +1,17 @@
-//! The tailpdf renderer: Chromium turns HTML + Tailwind into PDFs (issue #3), served over HTTP
-//! and fed from the render-jobs queue (issue #4).
+//! The tailpdf renderer: Chromium turns HTML + Tailwind into PDFs.
+//!
+//! - [`engine`]: the render pipeline (one Chromium, a pool of tabs, deadlines, restarts).
+//! - [`tailwind`]: CSS for the classes used, from the real Tailwind v4 compiler in a page.
+//! - [`fonts`]: Google Fonts css2 specs resolved and cached on disk.
+//! - [`net`]: the SSRF-guarded fetcher that loads everything the page asks for.
+//! - [`document`], [`pdf`]: the HTML that goes in and the print parameters.
+//! - [`config`], [`error`]: settings (flags + `TAILPDF_*` env) and the error type.
+
+pub mod config;
+pub mod document;
+pub mod engine;
+pub mod error;
+pub mod fonts;
+pub mod net;
+pub mod pdf;
+pub mod tailwind;

@@ -1,0 +1,168 @@
+//! The HTML that goes into a tab: fragments wrapped in a document, our styles put at the top of
+//! its head, and the class names it uses (the Tailwind candidates).
+
+use std::collections::BTreeSet;
+
+/// Whether `content` is a whole document (kept as is) rather than a fragment (wrapped).
+pub fn is_full_document(content: &str) -> bool {
+    let head: String =
+        content.trim_start().chars().take(1024).collect::<String>().to_ascii_lowercase();
+    head.starts_with("<!doctype") || find_tag(&head, "html").is_some()
+}
+
+/// `content` as a full document, with `head_html` first in its head (so the document's own
+/// styles come later and win).
+pub fn build_document(content: &str, head_html: &str) -> String {
+    if !is_full_document(content) {
+        return format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\">{head_html}</head><body>{content}</body></html>"
+        );
+    }
+    let lower = content.to_ascii_lowercase();
+    if let Some(end) = find_tag(&lower, "head") {
+        let mut out = String::with_capacity(content.len() + head_html.len());
+        out.push_str(&content[..end]);
+        out.push_str(head_html);
+        out.push_str(&content[end..]);
+        return out;
+    }
+    if let Some(end) = find_tag(&lower, "html") {
+        return format!("{}<head>{head_html}</head>{}", &content[..end], &content[end..]);
+    }
+    format!("{head_html}{content}")
+}
+
+/// The byte offset just past the opening tag `<name ...>` (ASCII-lowercased input).
+fn find_tag(lower: &str, name: &str) -> Option<usize> {
+    let open = format!("<{name}");
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(&open) {
+        let start = from + i;
+        let after = start + open.len();
+        match lower.as_bytes().get(after) {
+            Some(b'>') => return Some(after + 1),
+            Some(c) if c.is_ascii_whitespace() || *c == b'/' => {
+                return lower[after..].find('>').map(|j| after + j + 1);
+            }
+            _ => from = after,
+        }
+    }
+    None
+}
+
+/// Class names in `class` attributes, entities decoded. The engine also reads `classList` from
+/// the loaded page, which catches classes added by scripts.
+pub fn class_candidates(html: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let bytes = html.as_bytes();
+    let lower = html.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("class") {
+        let start = from + i;
+        from = start + 5;
+        // Only a whole attribute name: preceded by whitespace, followed by optional spaces and '='.
+        if start == 0 || !bytes[start - 1].is_ascii_whitespace() {
+            continue;
+        }
+        let mut j = from;
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if bytes.get(j) != Some(&b'=') {
+            continue;
+        }
+        j += 1;
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        let value = match bytes.get(j) {
+            Some(&q @ (b'"' | b'\'')) => {
+                let end = html[j + 1..].find(q as char).map_or(html.len(), |k| j + 1 + k);
+                from = end;
+                &html[j + 1..end]
+            }
+            Some(_) => {
+                let end = html[j..]
+                    .find(|c: char| c.is_ascii_whitespace() || c == '>')
+                    .map_or(html.len(), |k| j + k);
+                from = end;
+                &html[j..end]
+            }
+            None => break,
+        };
+        out.extend(decode_entities(value).split_ascii_whitespace().map(str::to_owned));
+    }
+    out
+}
+
+fn decode_entities(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('&') {
+        return s.into();
+    }
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_are_wrapped_and_documents_kept() {
+        assert!(!is_full_document("<div class=\"p-8\">x</div>"));
+        assert!(is_full_document("<!DOCTYPE html><html><body>x</body></html>"));
+        assert!(is_full_document("  <HTML lang=\"en\"><body>x</body></HTML>"));
+        assert!(!is_full_document("<htmlish>x</htmlish>"));
+        let doc = build_document("<p>x</p>", "<style>a{}</style>");
+        assert_eq!(
+            doc,
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>a{}</style></head><body><p>x</p></body></html>"
+        );
+    }
+
+    #[test]
+    fn our_head_comes_first_in_an_existing_head() {
+        let doc =
+            build_document("<html><head lang=x><style>b{}</style></head><body/></html>", "<S>");
+        assert_eq!(doc, "<html><head lang=x><S><style>b{}</style></head><body/></html>");
+        let doc = build_document("<!doctype html><html lang=en><body>x</body></html>", "<S>");
+        assert_eq!(doc, "<!doctype html><html lang=en><head><S></head><body>x</body></html>");
+        assert_eq!(build_document("<!doctype html><p>x", "<S>"), "<S><!doctype html><p>x");
+    }
+
+    #[test]
+    fn candidates_from_class_attributes() {
+        let html = r#"<div class="p-8 text-sm/6"><span class='bg-black/[.35] font-bold!'>x</span>
+            <p CLASS = "md:flex  hover:bg-sky-700">y</p><i class=size-4>z</i>
+            <b class="[&amp;>*]:p-2"></b><a data-class="not-me" xclass="nor-me">w</a></div>"#;
+        let got: Vec<String> = class_candidates(html).into_iter().collect();
+        assert_eq!(
+            got,
+            [
+                "[&>*]:p-2",
+                "bg-black/[.35]",
+                "font-bold!",
+                "hover:bg-sky-700",
+                "md:flex",
+                "p-8",
+                "size-4",
+                "text-sm/6"
+            ]
+        );
+    }
+
+    #[test]
+    fn candidates_never_panic_on_odd_input() {
+        for html in
+            ["class", " class", " class=", " class=\"", " class= ", "<a class='x", "é class=ü"]
+        {
+            let _ = class_candidates(html);
+        }
+        assert_eq!(class_candidates("<a class='x").into_iter().collect::<Vec<_>>(), ["x"]);
+    }
+}
