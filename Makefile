@@ -21,7 +21,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 
 WASM := wasm32-unknown-unknown
 
-.PHONY: help setup dev test lint fmt unit wasm build-edge check-edge clean
+.PHONY: help setup dev test lint fmt unit wasm build-edge check-edge bench clean
 
 help:
 	@echo "make dev    run the whole stack locally"
@@ -61,3 +61,7 @@ check-edge: build-edge
 clean:
 	cargo clean
 	rm -rf edge/build
+
+# The renderer's benchmark (figures go into BENCHMARKS.md).
+bench: setup
+	cargo run --release --locked -p tailpdf-renderer --bin tailpdf-bench

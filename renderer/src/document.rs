@@ -50,6 +50,59 @@ fn find_tag(lower: &str, name: &str) -> Option<usize> {
     None
 }
 
+/// Whether the document can run code or navigate (scripts, event-handler attributes,
+/// `javascript:` URLs, frames, meta refresh). Such a document leaves globals and timers
+/// behind, so its tab is reset before the next document. Errs on the side of yes.
+pub fn is_active(content: &str) -> bool {
+    let lower = content.to_ascii_lowercase();
+    const MARKERS: [&str; 8] = [
+        "<script",
+        "javascript:",
+        "http-equiv",
+        "<iframe",
+        "<frame",
+        "<object",
+        "<embed",
+        "<portal",
+    ];
+    MARKERS.iter().any(|m| lower.contains(m)) || has_event_handler_attribute(&lower)
+}
+
+/// ` onload=`, `/onclick =`, ...: "on" + letters + optional spaces + "=", after a separator.
+fn has_event_handler_attribute(lower: &str) -> bool {
+    let bytes = lower.as_bytes();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("on") {
+        let start = from + i;
+        from = start + 2;
+        let separated = start > 0
+            && matches!(bytes[start - 1], b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'"' | b'\'');
+        if !separated {
+            continue;
+        }
+        let mut j = start + 2;
+        while j < bytes.len() && bytes[j].is_ascii_alphabetic() {
+            j += 1;
+        }
+        if j == start + 2 {
+            continue;
+        }
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if bytes.get(j) == Some(&b'=') {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether the document may load fonts of its own (stylesheets, `@font-face`, `@import`).
+pub fn may_load_fonts(content: &str) -> bool {
+    let lower = content.to_ascii_lowercase();
+    ["<link", "@font-face", "@import"].iter().any(|m| lower.contains(m))
+}
+
 /// Class names in `class` attributes, entities decoded. The engine also reads `classList` from
 /// the loaded page, which catches classes added by scripts.
 pub fn class_candidates(html: &str) -> BTreeSet<String> {
@@ -154,6 +207,37 @@ mod tests {
                 "text-sm/6"
             ]
         );
+    }
+
+    #[test]
+    fn active_documents() {
+        for active in [
+            "<script>x()</script>",
+            "<SCRIPT src=a.js>",
+            "<img src=x onerror=alert(1)>",
+            "<body onload = \"go()\">",
+            "<svg><a/onclick='x'>",
+            "<a href=\"JavaScript:void(0)\">",
+            "<meta http-equiv=\"refresh\" content=\"0;url=/\">",
+            "<iframe srcdoc=\"x\">",
+        ] {
+            assert!(is_active(active), "{active}");
+        }
+        for passive in [
+            "<p class=\"font-bold\">Monday online: on time</p>",
+            "<div class=\"p-4\" data-on=\"x\">",
+            "<button>Click on=me</button>",
+            "",
+        ] {
+            assert!(!is_active(passive), "{passive}");
+        }
+    }
+
+    #[test]
+    fn documents_that_may_load_fonts() {
+        assert!(may_load_fonts("<link rel=stylesheet href=x>"));
+        assert!(may_load_fonts("<style>@font-face{}</style>"));
+        assert!(!may_load_fonts("<p class=\"font-serif\">x</p>"));
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub(crate) struct Instance {
     dead: Arc<AtomicBool>,
     pid: Option<u32>,
     handler: JoinHandle<()>,
-    user_data_dir: tempfile::TempDir,
+    /// Holds the profile and the launcher; its path marks every process of this browser.
+    home: tempfile::TempDir,
 }
 
 impl Instance {
@@ -58,14 +59,16 @@ impl Instance {
         cfg: &EngineConfig,
         generation: u64,
     ) -> Result<Arc<Self>, RenderError> {
-        let user_data_dir = tempfile::Builder::new()
+        let home = tempfile::Builder::new()
             .prefix("tailpdf-chromium-")
             .tempdir()
             .map_err(|e| RenderError::Browser(format!("no user-data-dir: {e}")))?;
+        let executable = launcher(home.path(), &cfg.chromium)
+            .map_err(|e| RenderError::Browser(format!("no launcher script: {e}")))?;
         let mut builder = BrowserConfig::builder()
-            .chrome_executable(&cfg.chromium)
+            .chrome_executable(executable)
             .new_headless_mode()
-            .user_data_dir(user_data_dir.path())
+            .user_data_dir(home.path().join("profile"))
             .request_timeout(cfg.render_timeout)
             .launch_timeout(Duration::from_secs(20))
             .viewport(None)
@@ -108,7 +111,7 @@ impl Instance {
             dead,
             pid,
             handler,
-            user_data_dir,
+            home,
         });
         if let Err(e) = tailwind::install(&instance.compiler, Duration::from_secs(20)).await {
             instance.close().await;
@@ -144,7 +147,7 @@ impl Instance {
             let _ = browser.kill().await;
         }
         self.handler.abort();
-        let dir = self.user_data_dir.path().to_path_buf();
+        let dir = self.home.path().to_path_buf();
         let pid = self.pid;
         let _ = tokio::task::spawn_blocking(move || {
             kill_leftovers(&dir);
@@ -153,6 +156,23 @@ impl Instance {
         .await;
         tracing::info!(generation = self.generation, "chromium closed");
     }
+}
+
+/// A script that starts Chromium with `PR_SET_PDEATHSIG`: if this process dies, even by
+/// SIGKILL, the kernel kills the browser too, so no orphaned Chromium is left running. (The
+/// signal follows the launching thread; launches happen on the runtime's long-lived workers.)
+fn launcher(dir: &Path, chromium: &Path) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    const SETPRIV: &str = "/usr/bin/setpriv";
+    if !Path::new(SETPRIV).exists() {
+        return Ok(chromium.to_path_buf());
+    }
+    let quoted = chromium.to_string_lossy().replace('\'', "'\\''");
+    let script = format!("#!/bin/sh\nexec {SETPRIV} --pdeathsig KILL '{quoted}' \"$@\"\n");
+    let path = dir.join("launch-chromium");
+    std::fs::write(&path, script)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
 }
 
 /// Makes this process the reaper of Chromium's helpers: when the browser exits, its helper
@@ -164,7 +184,7 @@ pub(crate) fn become_subreaper() {
     }
 }
 
-/// SIGKILLs any process still running with this browser's user-data-dir on its command line.
+/// SIGKILLs any process still running with this browser's directory on its command line.
 fn kill_leftovers(user_data_dir: &Path) {
     let needle = user_data_dir.to_string_lossy().into_owned();
     for (pid, cmdline, _) in processes() {

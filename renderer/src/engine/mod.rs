@@ -30,7 +30,7 @@ use chromiumoxide::cdp::{
 };
 use serde_json::Value;
 use tailpdf_shared::RenderSpec;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use self::{
     browser::Instance,
@@ -158,7 +158,7 @@ impl Engine {
         if self.inner.closing.load(Ordering::SeqCst) {
             return Err(RenderError::ShuttingDown);
         }
-        let _slot = self
+        let slot = self
             .inner
             .slots
             .clone()
@@ -167,7 +167,7 @@ impl Engine {
             .map_err(|_| RenderError::ShuttingDown)?;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.inner.cfg.render_timeout;
-        let result = tokio::time::timeout_at(deadline, self.render_in_tab(spec, deadline))
+        let result = tokio::time::timeout_at(deadline, self.render_in_tab(spec, deadline, slot))
             .await
             .unwrap_or(Err(RenderError::Timeout(self.inner.cfg.render_timeout)));
         let counter = if result.is_ok() { &self.inner.renders } else { &self.inner.failures };
@@ -255,22 +255,28 @@ impl Engine {
         Tab::open(page, instance.generation, self.inner.resources.clone()).await
     }
 
-    /// Back to the pool after a reset to a blank page, which drops the document's scripts,
-    /// timers and globals; done off the latency path.
-    fn checkin(&self, tab: Tab) {
+    /// Back to the pool. A document that could run code is first replaced by a blank page,
+    /// which drops its scripts, timers and globals; the tab's slot is held until then, so the
+    /// next render never sees them and never waits for a new tab.
+    fn checkin(&self, tab: Tab, reset: bool, slot: OwnedSemaphorePermit) {
         let engine = self.clone();
         tokio::spawn(async move {
-            let reset =
-                tokio::time::timeout(Duration::from_secs(5), tab.page.goto("about:blank")).await;
+            let clean = !reset
+                || matches!(
+                    tokio::time::timeout(Duration::from_secs(5), tab.page.goto("about:blank"))
+                        .await,
+                    Ok(Ok(_))
+                );
             let mut pool = engine.inner.pool.lock().await;
             let current = pool.instance.as_ref().map(|i| i.generation);
-            if matches!(reset, Ok(Ok(_))) && current == Some(tab.generation) {
+            if clean && current == Some(tab.generation) {
                 tab.take_problems();
                 pool.idle.push(tab);
             } else {
                 drop(pool);
                 discard(tab, &engine.inner.tabs_replaced);
             }
+            drop(slot);
         });
     }
 
@@ -278,6 +284,7 @@ impl Engine {
         &self,
         spec: &RenderSpec,
         deadline: tokio::time::Instant,
+        slot: OwnedSemaphorePermit,
     ) -> Result<(Vec<u8>, Vec<String>), RenderError> {
         let instance = self.instance().await?;
         let fonts_css = self.inner.resources.fonts.stylesheet(&spec.fonts).await?;
@@ -308,29 +315,34 @@ impl Engine {
         let head = head_html(&fonts_css, &page_css, spec.fonts.first().map(|f| f.family()));
         let html = document::build_document(&spec.content, &head);
 
+        let active = document::is_active(&spec.content);
         let lease = Lease::new(self.checkout(&instance).await?, self);
         let tab = lease.tab();
         tab.take_problems();
         tab.page.set_content(html).await.map_err(cdp)?;
-        // Classes that scripts added, or that the attribute scan could not see.
-        let dom: Vec<String> = evaluate(&tab.page, DOM_CLASSES.to_owned()).await?;
-        let before = classes.len();
-        classes.extend(dom);
-        if classes.len() > before {
-            let all = css(classes).await?;
-            let inject = format!(
-                "(async () => {{ document.getElementById('{TAILWIND_STYLE_ID}').textContent = {}; \
-                 void document.body?.offsetHeight; await document.fonts.ready; return 1; }})()",
-                Value::String(all.to_string())
-            );
-            evaluate::<Value>(&tab.page, inject).await?;
+        // Scripts may add classes (the attribute scan cannot see those) and the page may load
+        // fonts of its own: read the classes from the DOM once the fonts are in. A passive
+        // document has nothing to add, and printToPDF lays it out anyway.
+        if active || !spec.fonts.is_empty() || document::may_load_fonts(&spec.content) {
+            let dom: Vec<String> = evaluate(&tab.page, DOM_CLASSES.to_owned()).await?;
+            let before = classes.len();
+            classes.extend(dom);
+            if classes.len() > before {
+                let all = css(classes).await?;
+                let inject = format!(
+                    "(async () => {{ document.getElementById('{TAILWIND_STYLE_ID}').textContent = {}; \
+                     void document.body?.offsetHeight; await document.fonts.ready; return 1; }})()",
+                    Value::String(all.to_string())
+                );
+                evaluate::<Value>(&tab.page, inject).await?;
+            }
         }
         let pdf = print(&tab.page, params).await?;
         let problems = tab.take_problems();
         if !problems.is_empty() {
             tracing::warn!(?problems, "requests of the page were refused or failed");
         }
-        lease.release();
+        lease.release(active, slot);
         Ok((pdf, problems))
     }
 }
@@ -369,9 +381,9 @@ impl<'a> Lease<'a> {
         self.tab.as_ref().unwrap_or_else(|| unreachable!("a lease holds its tab until released"))
     }
 
-    fn release(mut self) {
+    fn release(mut self, reset: bool, slot: OwnedSemaphorePermit) {
         if let Some(tab) = self.tab.take() {
-            self.engine.checkin(tab);
+            self.engine.checkin(tab, reset, slot);
         }
     }
 }

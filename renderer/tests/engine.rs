@@ -1,0 +1,410 @@
+//! The render engine against a real Chromium: page options, fonts, scripts, the network guard,
+//! deadlines, crashes, restarts and process hygiene.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{http::header, response::Redirect, routing::get, Router};
+use common::{engine_config, page_info, pixel, poppler, spec, FontServer};
+use serde_json::json;
+use tailpdf_renderer::{engine::Engine, error::RenderError};
+
+async fn engine_with(
+    f: impl FnOnce(&mut tailpdf_renderer::config::EngineConfig),
+) -> (Engine, tempfile::TempDir) {
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = engine_config("http://127.0.0.1:9/", cache.path());
+    f(&mut cfg);
+    (Engine::start(cfg).await.unwrap(), cache)
+}
+
+const TABLE: &str = "<table class=\"w-full divide-y divide-gray-200\">{rows}</table>";
+
+fn long_document(rows: usize) -> String {
+    let rows: String =
+        (0..rows).map(|i| format!("<tr><td class=\"py-2\">Row {i}</td></tr>")).collect();
+    TABLE.replace("{rows}", &rows)
+}
+
+#[tokio::test]
+async fn paper_sizes_orientation_and_custom_sizes() {
+    let (engine, _cache) = engine_with(|_| {}).await;
+    let cases = [
+        (json!({"format": "A4"}), (595.92, 841.92)),
+        (json!({"format": "Letter", "landscape": true}), (792.0, 612.0)),
+        (json!({"format": "a5"}), (419.52, 595.92)),
+        (json!({"format": "Legal"}), (612.0, 1008.0)),
+        (json!({"width": "4in", "height": "6in"}), (288.0, 432.0)),
+        (json!({"width": "100mm", "height": 480}), (283.44, 360.0)),
+        (json!({}), (612.0, 792.0)),
+    ];
+    for (options, (w, h)) in cases {
+        let r = engine
+            .render(&spec(
+                json!({"content": "<p class=\"p-4\">x</p>", "pdfOptions": options.clone()}),
+            ))
+            .await
+            .unwrap();
+        let (pages, pw, ph) = page_info(&r.pdf);
+        assert_eq!(pages, 1, "{options}");
+        assert!(
+            (pw - w).abs() < 1.0 && (ph - h).abs() < 1.0,
+            "{options}: {pw}x{ph}, expected {w}x{h}"
+        );
+    }
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn page_ranges_margins_scale_and_header_footer() {
+    let (engine, _cache) = engine_with(|_| {}).await;
+    let doc = long_document(150);
+    let all = engine
+        .render(&spec(json!({"content": doc, "pdfOptions": {"format": "A4"}})))
+        .await
+        .unwrap();
+    let (pages, _, _) = page_info(&all.pdf);
+    assert!(pages >= 3, "150 rows should fill several pages, got {pages}");
+
+    let some = engine
+        .render(&spec(json!({"content": doc, "pdfOptions": {"format": "A4", "pageRanges": "1-2"}})))
+        .await
+        .unwrap();
+    assert_eq!(page_info(&some.pdf).0, 2);
+
+    let small = engine
+        .render(&spec(json!({"content": doc, "pdfOptions": {"format": "A4", "scale": 0.5}})))
+        .await
+        .unwrap();
+    assert!(page_info(&small.pdf).0 < pages, "scale 0.5 should need fewer pages");
+
+    let margins = engine
+        .render(&spec(json!({"content": doc, "pdfOptions": {"format": "A4", "margin": {"top": "3in", "bottom": "3in"}}})))
+        .await
+        .unwrap();
+    assert!(page_info(&margins.pdf).0 > pages, "large margins should need more pages");
+
+    let footer = "<div class=\"w-full text-center text-[10px] text-gray-500\">Page <span class=\"pageNumber\"></span> of <span class=\"totalPages\"></span></div>";
+    let with_footer = engine
+        .render(&spec(json!({"content": doc, "pdfOptions": {
+            "format": "A4", "displayHeaderFooter": true, "margin": {"top": "1in", "bottom": "1in"},
+            "headerTemplate": "<div class=\"w-full px-8 text-[10px]\">ACME REPORT</div>",
+            "footerTemplate": footer}})))
+        .await
+        .unwrap();
+    let text = poppler("pdftotext", &with_footer.pdf, &["-layout"]);
+    let n = page_info(&with_footer.pdf).0;
+    for page in 1..=n {
+        assert!(
+            text.contains(&format!("Page {page} of {n}")),
+            "footer of page {page} missing:\n{text}"
+        );
+    }
+    assert_eq!(text.matches("ACME REPORT").count() as u32, n);
+
+    let beyond = engine
+        .render(&spec(json!({"content": "<p>one page</p>", "pdfOptions": {"pageRanges": "5-6"}})))
+        .await
+        .unwrap_err();
+    assert!(matches!(&beyond, RenderError::BadInput(m) if m.contains("pageRanges")), "{beyond}");
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn requested_fonts_are_embedded_and_cached() {
+    let fonts = FontServer::start().await;
+    let cache = tempfile::tempdir().unwrap();
+    let engine = Engine::start(engine_config(&fonts.base, cache.path())).await.unwrap();
+    let content = "<p class=\"text-lg\">Regular</p><p class=\"font-semibold\">Semibold</p>";
+
+    let r = engine
+        .render(&spec(json!({"content": content, "fonts": ["Inter:wght@400;600"]})))
+        .await
+        .unwrap();
+    let listed = poppler("pdffonts", &r.pdf, &[]);
+    assert!(listed.contains("Inter-Regular") && listed.contains("CID TrueType"), "{listed}");
+    assert!(listed.contains("Inter-SemiBold"), "{listed}");
+    assert_eq!(fonts.requests(), 3, "one css2 request and two font files");
+
+    // A family no system font provides: only the web font can have been used.
+    let r = engine.render(&spec(json!({"content": content, "fonts": ["Interim"]}))).await.unwrap();
+    let listed = poppler("pdffonts", &r.pdf, &[]);
+    assert!(listed.contains("Inter-Regular"), "{listed}");
+    let after_alias = fonts.requests();
+
+    // The same fonts again: nothing asked of the font server, in memory or after a restart.
+    engine
+        .render(&spec(json!({"content": content, "fonts": ["Inter:wght@600;400"]})))
+        .await
+        .unwrap();
+    assert_eq!(fonts.requests(), after_alias);
+    engine.shutdown(Duration::from_secs(5)).await;
+    let engine = Engine::start(engine_config(&fonts.base, cache.path())).await.unwrap();
+    let r = engine
+        .render(&spec(json!({"content": content, "fonts": ["Inter:wght@400;600"]})))
+        .await
+        .unwrap();
+    assert!(poppler("pdffonts", &r.pdf, &[]).contains("Inter-SemiBold"));
+    assert_eq!(fonts.requests(), after_alias, "the disk cache serves a new engine");
+
+    let err = engine
+        .render(&spec(json!({"content": content, "fonts": ["Nosuchfont"]})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RenderError::Font(m) if m.contains("Nosuchfont") && m.contains("400 Bad Request")),
+        "{err}"
+    );
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_font_server_that_never_answers_fails_the_render_within_the_deadline() {
+    let fonts = FontServer::hanging().await;
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = engine_config(&fonts.base, cache.path());
+    cfg.font_timeout = Duration::from_secs(2);
+    let engine = Engine::start(cfg).await.unwrap();
+    let started = Instant::now();
+    let err = engine
+        .render(&spec(json!({"content": "<p>x</p>", "fonts": ["Inter:wght@400"]})))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    assert!(
+        matches!(&err, RenderError::Font(m) if m.contains("\"Inter:wght@400\"") && m.contains("did not answer within 2s")),
+        "{err}"
+    );
+    assert!(err.retryable());
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn scripts_run_and_the_classes_they_add_are_styled() {
+    let (engine, _cache) = engine_with(|_| {}).await;
+    let content = "<div id=\"box\"></div><script>document.getElementById('box').className = \
+                   'size-[200px] bg-[#ff0000]';</script>";
+    let r = engine
+        .render(&spec(json!({"content": content, "pdfOptions": {"printBackground": true}})))
+        .await
+        .unwrap();
+    // 200 CSS px = 150 pt; at 72 dpi the pixel (50, 50) is inside the box.
+    assert_eq!(pixel(&r.pdf, 72, 50, 50), [255, 0, 0]);
+    assert_eq!(pixel(&r.pdf, 72, 300, 300), [255, 255, 255]);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_document_never_sees_the_previous_ones_globals() {
+    let (engine, _cache) = engine_with(|c| c.tabs = Some(1)).await;
+    engine
+        .render(&spec(json!({"content": "<script>window.secret = 'tenant-a';</script><p>a</p>"})))
+        .await
+        .unwrap();
+    let r = engine
+        .render(&spec(json!({"content": "<p id=\"out\">none</p><script>if (window.secret) document.getElementById('out').textContent = 'LEAK ' + window.secret;</script>"})))
+        .await
+        .unwrap();
+    let text = poppler("pdftotext", &r.pdf, &[]);
+    assert!(text.contains("none") && !text.contains("LEAK"), "{text}");
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn an_endless_script_hits_the_deadline_and_its_tab_is_replaced() {
+    let (engine, _cache) = engine_with(|c| {
+        c.tabs = Some(1);
+        c.render_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let started = Instant::now();
+    let err =
+        engine.render(&spec(json!({"content": "<script>for (;;) {}</script>"}))).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, RenderError::Timeout(_)), "{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(!err.retryable());
+    // The one tab was busy forever; the next render gets a new one and succeeds.
+    let r = engine.render(&spec(json!({"content": "<p>after</p>"}))).await.unwrap();
+    assert!(poppler("pdftotext", &r.pdf, &[]).contains("after"));
+    assert!(engine.stats().tabs_replaced >= 1);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_crash_fails_only_the_render_in_flight() {
+    let (engine, _cache) = engine_with(|_| {}).await;
+    let busy = spec(
+        json!({"content": "<script>const t = Date.now(); while (Date.now() - t < 8000) {}</script><p>slow</p>"}),
+    );
+    let pid = engine.browser_pid().await.unwrap();
+    let in_flight = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.render(&busy).await }
+    });
+    // Wait until the render holds its tab, then give it time to be inside Chromium.
+    let waiting = Instant::now();
+    while engine.free_tabs() == engine.tabs() && waiting.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let err = in_flight.await.unwrap().unwrap_err();
+    assert!(matches!(err, RenderError::Browser(_)), "{err}");
+    assert!(err.retryable());
+    let r = engine.render(&spec(json!({"content": "<p>recovered</p>"}))).await.unwrap();
+    assert!(poppler("pdftotext", &r.pdf, &[]).contains("recovered"));
+    assert_eq!(engine.stats().browser_starts, 2);
+    assert_ne!(engine.browser_pid().await, Some(pid));
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn chromium_restarts_after_n_renders_without_failing_any() {
+    let (engine, _cache) = engine_with(|c| c.restart_after = 3).await;
+    let renders = (0..8).map(|i| {
+        let engine = engine.clone();
+        async move { engine.render(&spec(json!({"content": format!("<p>doc {i}</p>")}))).await }
+    });
+    for r in futures::future::join_all(renders).await {
+        r.unwrap();
+    }
+    assert!(engine.stats().browser_starts >= 3, "{:?}", engine.stats());
+    assert_eq!(engine.stats().renders, 8);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = rest.split(' ').nth(1).unwrap().parse().unwrap();
+        if ppid == pid {
+            out.push(p);
+            out.extend(children_of(p));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn no_chromium_process_outlives_shutdown() {
+    let (engine, _cache) = engine_with(|_| {}).await;
+    engine.render(&spec(json!({"content": "<p>x</p>"}))).await.unwrap();
+    let pid = engine.browser_pid().await.unwrap();
+    let mut tree = children_of(pid);
+    tree.push(pid);
+    assert!(tree.len() > 2, "chromium runs helper processes: {tree:?}");
+    engine.shutdown(Duration::from_secs(5)).await;
+    // Neither running nor a zombie: /proc has no entry left for any of them.
+    let left: Vec<u32> =
+        tree.into_iter().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// A loopback server for the page's requests; counts every hit.
+async fn resource_server() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let h2 = hits.clone();
+    let app = Router::new()
+        .route(
+            "/style.css",
+            get(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+                async {
+                    (
+                        [(header::CONTENT_TYPE, "text/css")],
+                        "#styled { background: #00ff00; width: 200px; height: 200px; }",
+                    )
+                }
+            }),
+        )
+        .route(
+            "/to-private",
+            get(move || {
+                h2.fetch_add(1, Ordering::SeqCst);
+                async { Redirect::temporary("http://10.255.255.1/secret.css") }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, hits, task)
+}
+
+#[tokio::test]
+async fn the_page_cannot_reach_private_addresses_and_says_so() {
+    let (base, hits, server) = resource_server().await;
+    let content = format!(
+        "<link rel=\"stylesheet\" href=\"{base}/style.css?sig=SECRET\"><div id=\"styled\"></div>\
+         <img src=\"http://169.254.169.254/latest/meta-data/\"><img src=\"file:///etc/passwd\">"
+    );
+    let (engine, _cache) = engine_with(|_| {}).await;
+    let r = engine
+        .render(&spec(json!({"content": content, "pdfOptions": {"printBackground": true}})))
+        .await
+        .unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the loopback server");
+    assert_eq!(pixel(&r.pdf, 72, 50, 50), [255, 255, 255], "the blocked stylesheet did not apply");
+    let problems = r.problems.join("\n");
+    assert!(
+        problems.contains("127.0.0.1") && problems.contains("Internal/private URLs not allowed"),
+        "{problems}"
+    );
+    assert!(problems.contains("169.254.169.254"), "{problems}");
+    assert!(!problems.contains("SECRET"), "queries are never shown: {problems}");
+    engine.shutdown(Duration::from_secs(5)).await;
+
+    // With loopback allowed (development), the stylesheet loads; a redirect to a private
+    // address is still refused.
+    let (engine, _cache) = engine_with(|c| c.allow_loopback = true).await;
+    let content = format!(
+        "<link rel=\"stylesheet\" href=\"{base}/style.css\"><div id=\"styled\"></div>\
+         <link rel=\"stylesheet\" href=\"{base}/to-private\">"
+    );
+    let r = engine
+        .render(&spec(json!({"content": content, "pdfOptions": {"printBackground": true}})))
+        .await
+        .unwrap();
+    assert_eq!(pixel(&r.pdf, 72, 50, 50), [0, 255, 0]);
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    let problems = r.problems.join("\n");
+    assert!(problems.contains("to-private") && problems.contains("blocked"), "{problems}");
+    engine.shutdown(Duration::from_secs(5)).await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn renders_run_in_parallel_on_the_pool() {
+    let (engine, _cache) = engine_with(|c| c.tabs = Some(2)).await;
+    let renders = (0..6).map(|i| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .render(&spec(json!({"content": format!("<h1 class=\"text-4xl\">Doc {i}</h1>")})))
+                .await
+        }
+    });
+    for (i, r) in futures::future::join_all(renders).await.into_iter().enumerate() {
+        let r = r.unwrap();
+        assert!(poppler("pdftotext", &r.pdf, &[]).contains(&format!("Doc {i}")));
+    }
+    assert_eq!(engine.stats().renders, 6);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
