@@ -46,6 +46,20 @@ async fn paper_sizes_orientation_and_custom_sizes() {
         (json!({"width": "100mm", "height": 480}), (283.44, 360.0)),
         (json!({}), (612.0, 792.0)),
     ];
+    let css_page = "<style>@page { size: 5in 7in; }</style><p>x</p>";
+    for (prefer, (w, h)) in [(true, (360.0, 504.0)), (false, (612.0, 792.0))] {
+        let r = engine
+            .render(&spec(
+                json!({"content": css_page, "pdfOptions": {"preferCSSPageSize": prefer}}),
+            ))
+            .await
+            .unwrap();
+        let (_, pw, ph) = page_info(&r.pdf);
+        assert!(
+            (pw - w).abs() < 1.0 && (ph - h).abs() < 1.0,
+            "preferCSSPageSize {prefer}: {pw}x{ph}"
+        );
+    }
     for (options, (w, h)) in cases {
         let r = engine
             .render(&spec(
@@ -368,6 +382,7 @@ async fn the_page_cannot_reach_private_addresses_and_says_so() {
         "{problems}"
     );
     assert!(problems.contains("169.254.169.254"), "{problems}");
+    assert!(problems.contains("file:///etc/passwd (blocked"), "{problems}");
     assert!(!problems.contains("SECRET"), "queries are never shown: {problems}");
     engine.shutdown(Duration::from_secs(5)).await;
 

@@ -11,6 +11,7 @@ use chromiumoxide::{
             ContinueRequestParams, EnableParams, EventRequestPaused, FailRequestParams,
             FulfillRequestParams, HeaderEntry, RequestPattern, RequestStage,
         },
+        log::{EnableParams as LogEnableParams, EventEntryAdded},
         network::ErrorReason,
     },
     Page,
@@ -49,14 +50,29 @@ impl Tab {
         page.execute(EnableParams::builder().pattern(pattern).build())
             .await
             .map_err(browser_err)?;
+        // Chromium refuses file:// on its own, before any request exists; its log says so.
+        let mut log = page.event_listener::<EventEntryAdded>().await.map_err(browser_err)?;
+        page.execute(LogEnableParams::default()).await.map_err(browser_err)?;
         let problems: Arc<Mutex<Vec<String>>> = Arc::default();
         let listener = tokio::spawn({
             let page = page.clone();
             let problems = problems.clone();
             async move {
-                while let Some(event) = paused.next().await {
-                    // Answer each request on its own task: a slow image must not hold up a font.
-                    tokio::spawn(answer(page.clone(), event, resources.clone(), problems.clone()));
+                loop {
+                    tokio::select! {
+                        Some(event) = paused.next() => {
+                            // Each request on its own task: a slow image must not hold up a font.
+                            tokio::spawn(answer(page.clone(), event, resources.clone(), problems.clone()));
+                        }
+                        Some(entry) = log.next() => {
+                            if let Some(url) = entry.entry.text.strip_prefix("Not allowed to load local resource: ") {
+                                if let Ok(mut p) = problems.lock() {
+                                    p.push(format!("{} (blocked: local files are never loaded)", redact_url(url)));
+                                }
+                            }
+                        }
+                        else => break,
+                    }
                 }
             }
         });
