@@ -9,9 +9,9 @@ make dev will run the whole stack on this machine:
   bucket    s3s-fs                 http://127.0.0.1:9000   (bucket "pdfs")
 
 Not built yet, so nothing was started:
-  - the renderer's engine and service (issues #3 and #4),
   - the edge API: POST /pdf, GET /jobs/{id}, webhooks (issue #5),
   - the stack wiring, demo and dev key seeding (issue #6).
-The toolchain for all of them is installed (scripts/setup.sh); `make test` runs what exists.
+The renderer exists: `cargo run -p tailpdf-renderer -- render --help` and `-- serve --help`.
+The toolchain for all of it is installed (scripts/setup.sh); `make test` runs what exists.
 MSG
 exit 1

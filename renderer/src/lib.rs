@@ -5,6 +5,7 @@
 //! - [`fonts`]: Google Fonts css2 specs resolved and cached on disk.
 //! - [`net`]: the SSRF-guarded fetcher that loads everything the page asks for.
 //! - [`document`], [`pdf`]: the HTML that goes in and the print parameters.
+//! - [`service`]: `tailpdf-renderer serve`, the HTTP API, job runs, uploads, pull mode.
 //! - [`config`], [`error`]: settings (flags + `TAILPDF_*` env) and the error type.
 
 pub mod config;
@@ -14,4 +15,5 @@ pub mod error;
 pub mod fonts;
 pub mod net;
 pub mod pdf;
+pub mod service;
 pub mod tailwind;

@@ -33,8 +33,8 @@ enum LogFormat {
 enum Command {
     /// Render one document to a PDF, without a server.
     Render(Box<RenderArgs>),
-    /// Run the render service for the edge (arrives with issue #4).
-    Serve,
+    /// Run the render service for the edge: HTTP API, push and pull job sources.
+    Serve(Box<tailpdf_renderer::service::ServeConfig>),
 }
 
 #[derive(clap::Args)]
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Render(args) => render(*args).await,
-            Command::Serve => anyhow::bail!("`tailpdf-renderer serve` is not built yet (issue #4)"),
+            Command::Serve(cfg) => serve(*cfg).await,
         }
     });
     match result {
@@ -81,6 +81,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn serve(cfg: tailpdf_renderer::service::ServeConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    tailpdf_renderer::service::run(cfg, listener, tailpdf_renderer::service::signal()).await
 }
 
 fn init_logging(format: LogFormat) {

@@ -136,6 +136,34 @@ impl GuardedFetcher {
     }
 }
 
+impl GuardedFetcher {
+    /// PUTs `body` to `url` (a presigned upload URL) if the guard allows it, within `timeout`;
+    /// returns the status code. Nothing is read of the answer beyond its status.
+    pub async fn put(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<reqwest::StatusCode, FetchError> {
+        check_url("upload_url", url, self.policy).map_err(|e| FetchError::Blocked(e.message))?;
+        let request = self
+            .client
+            .put(url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .timeout(timeout)
+            .send();
+        match tokio::time::timeout(timeout, request).await {
+            Ok(Ok(response)) => Ok(response.status()),
+            Ok(Err(e)) if e.is_timeout() => Err(FetchError::Timeout(timeout)),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(FetchError::Timeout(timeout)),
+        }
+    }
+}
+
 /// Finds the guard's refusal in reqwest's error chain; anything else is a plain failure.
 fn classify(e: &reqwest::Error) -> FetchError {
     let mut source = std::error::Error::source(e);

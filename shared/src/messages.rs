@@ -53,6 +53,13 @@ pub struct RenderJobMessage {
     /// `GET /internal/jobs/{id}/spec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<RenderSpec>,
+    /// Which delivery this is, from 1 (push mode; pull mode has Queues' own count).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl RenderJobMessage {
@@ -72,6 +79,7 @@ impl RenderJobMessage {
             account: account.into(),
             upload_url,
             spec: inline.then(|| spec.clone()),
+            attempt: 1,
         }
     }
 }

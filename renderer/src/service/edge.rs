@@ -1,0 +1,118 @@
+//! The renderer's calls to the edge, each signed with `X-TailPDF-Internal`: job events
+//! (retried until the edge acknowledges them) and render specs too large for the queue.
+
+use std::time::{Duration, Instant};
+
+use tailpdf_shared::{
+    messages::EventAck,
+    signing::{sign_internal, INTERNAL_SIGNATURE_HEADER},
+    JobEvent, JobId, RenderSpec, Timestamp,
+};
+use url::Url;
+
+use super::retry::{backoff, jitter};
+
+pub struct EdgeClient {
+    client: reqwest::Client,
+    base: Url,
+    secret: String,
+    retry_budget: Duration,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn now_timestamp() -> Timestamp {
+    Timestamp::from_unix(now()).unwrap_or_else(|_| unreachable!("the clock is within 1..9999"))
+}
+
+impl EdgeClient {
+    pub fn new(base: Url, secret: String, retry_budget: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { client, base, secret, retry_budget }
+    }
+
+    fn signed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let url = self.base.join(path.trim_start_matches('/')).map_err(|e| e.to_string())?;
+        let signed_path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let signature = sign_internal(&self.secret, now(), method.as_str(), &signed_path, &body);
+        Ok(self
+            .client
+            .request(method, url)
+            .header(INTERNAL_SIGNATURE_HEADER, signature)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body))
+    }
+
+    /// Reports `event`, retrying until the edge answers 2xx or the retry budget is spent.
+    pub async fn report(&self, job_id: &JobId, event: &JobEvent) -> Result<EventAck, String> {
+        let path = format!("/internal/jobs/{job_id}/events");
+        let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match self.signed(reqwest::Method::POST, &path, body.clone()) {
+                Ok(request) => request.send().await,
+                Err(e) => return Err(e),
+            };
+            let problem = match result {
+                Ok(r) if r.status().is_success() => {
+                    return r
+                        .json::<EventAck>()
+                        .await
+                        .map_err(|e| format!("the edge's answer: {e}"));
+                }
+                Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                    // The edge refuses this event for good (unknown job, bad signature).
+                    return Err(format!(
+                        "the edge refused the {} event: {}",
+                        event.status(),
+                        r.status()
+                    ));
+                }
+                Ok(r) => format!("the edge answered {}", r.status()),
+                Err(e) => format!(
+                    "the edge did not answer ({})",
+                    std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
+                ),
+            };
+            let delay =
+                backoff(attempt, Duration::from_millis(200), Duration::from_secs(5), jitter());
+            if started.elapsed() + delay >= self.retry_budget {
+                return Err(format!("{problem}; gave up after {attempt} attempts"));
+            }
+            tracing::warn!(%job_id, status = %event.status(), %problem, "event will be sent again");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Fetches a spec that did not fit in the queue message.
+    pub async fn spec(&self, job_id: &JobId) -> Result<RenderSpec, String> {
+        let path = format!("/internal/jobs/{job_id}/spec");
+        let response = self
+            .signed(reqwest::Method::GET, &path, Vec::new())?
+            .send()
+            .await
+            .map_err(|_| String::from("the edge did not answer the spec request"))?;
+        if !response.status().is_success() {
+            return Err(format!("the edge answered {} for the spec", response.status()));
+        }
+        response.json().await.map_err(|e| format!("the spec from the edge: {e}"))
+    }
+}

@@ -1,0 +1,152 @@
+//! The renderer's HTTP API. Every endpoint but the probes requires `X-TailPDF-Internal`.
+//! Handlers are thin: they parse, admit or refuse, and hand over to the engine or the runner.
+
+use std::sync::Arc;
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Request, State},
+    http::{header, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use tailpdf_shared::{
+    messages::RenderJobMessage,
+    signing::{verify_internal, INTERNAL_SIGNATURE_HEADER},
+    ApiError, RenderSpec,
+};
+
+use super::{runner::JobEnd, AppState};
+
+/// Internal bodies carry at most a 1 MiB document, JSON-escaped.
+const MAX_INTERNAL_BODY: usize = 4 * 1024 * 1024;
+
+/// The one place an error becomes a response: status, `Retry-After`, `{"error","message"}`.
+pub struct ErrorResponse(pub ApiError);
+
+impl IntoResponse for ErrorResponse {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], self.0.to_json())
+            .into_response();
+        if let Some(secs) = self.0.retry_after_secs {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let internal = Router::new()
+        .route("/render", post(render))
+        .route("/jobs", post(jobs))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_signature));
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(internal)
+        .with_state(state)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+async fn require_signature(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_INTERNAL_BODY).await else {
+        return ErrorResponse(ApiError::new(
+            tailpdf_shared::ErrorCode::PayloadTooLarge,
+            "The body is too large.",
+        ))
+        .into_response();
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let header = parts.headers.get(INTERNAL_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    if let Err(e) =
+        verify_internal(&state.secret, header, parts.method.as_str(), path, &bytes, now())
+    {
+        tracing::warn!(path, reason = %e, "internal call refused");
+        return ErrorResponse(ApiError::unauthorized(format!(
+            "{INTERNAL_SIGNATURE_HEADER} is required and must be valid: {e}."
+        )))
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ErrorResponse> {
+    serde_json::from_slice(body)
+        .map_err(|e| ErrorResponse(ApiError::validation(format!("The body is not valid: {e}."))))
+}
+
+fn full(state: &AppState) -> ErrorResponse {
+    state.metrics.rejected_full.inc();
+    ErrorResponse(ApiError::unavailable("Every tab and queue place is taken; retry shortly.", 1))
+}
+
+async fn render(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Response, ErrorResponse> {
+    let spec: RenderSpec = parse(&body)?;
+    let _admitted = state.admit().ok_or_else(|| full(&state))?;
+    let rendered = state.runner.engine.render(&spec).await.map_err(|e| {
+        state.metrics.renders_failed.inc();
+        ErrorResponse(e.to_api_error())
+    })?;
+    state.metrics.renders_ok.inc();
+    state.metrics.render_seconds.observe(rendered.duration);
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
+            (
+                header::HeaderName::from_static("x-render-duration-ms"),
+                HeaderValue::from(rendered.duration.as_millis() as u64),
+            ),
+        ],
+        rendered.pdf,
+    )
+        .into_response())
+}
+
+async fn jobs(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ErrorResponse> {
+    let message: RenderJobMessage = parse(&body)?;
+    let _admitted = state.admit().ok_or_else(|| full(&state))?;
+    let attempt = message.attempt.max(1);
+    match state.runner.run(message, attempt).await {
+        JobEnd::Reported(outcome) => Ok(axum::Json(outcome).into_response()),
+        JobEnd::Retry { reason, delay } => Err(ErrorResponse(ApiError::unavailable(
+            format!("The job did not end here ({reason}); deliver it again."),
+            u32::try_from(delay.as_secs().max(1)).unwrap_or(60),
+        ))),
+    }
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.runner.engine.is_ready().await && !state.is_closing() {
+        axum::Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        ErrorResponse(ApiError::unavailable("Chromium is not ready.", 1)).into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let engine = &state.runner.engine;
+    let backlog = state.in_use().saturating_sub(engine.tabs() - engine.free_tabs());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(engine.stats(), backlog),
+    )
+        .into_response()
+}

@@ -1,0 +1,192 @@
+//! Prometheus metrics, in the text exposition format, without a registry crate: a few
+//! counters, gauges and two histograms.
+
+use std::{
+    fmt::Write,
+    sync::atomic::{AtomicI64, AtomicU64, Ordering},
+    time::Duration,
+};
+
+use crate::engine::EngineStats;
+
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+const BUCKETS: [f64; 12] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+
+pub struct Histogram {
+    buckets: [AtomicU64; 12],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            let _ =
+                writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub renders_ok: Counter,
+    pub renders_failed: Counter,
+    pub jobs_completed: Counter,
+    pub jobs_failed: Counter,
+    pub jobs_retried: Counter,
+    pub jobs_in_flight: Gauge,
+    pub rejected_full: Counter,
+    pub pulls: Counter,
+    pub messages_pulled: Counter,
+    pub acks: Counter,
+    pub retries: Counter,
+    pub render_seconds: Histogram,
+    pub upload_seconds: Histogram,
+}
+
+impl Metrics {
+    /// The text exposition; `backlog` is the number of requests waiting for a tab.
+    pub fn render(&self, engine: EngineStats, backlog: usize) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, series: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, v) in series {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        counter(
+            "tailpdf_renders_total",
+            "Renders by outcome.",
+            &[
+                ("{outcome=\"ok\"}", self.renders_ok.get()),
+                ("{outcome=\"failed\"}", self.renders_failed.get()),
+            ],
+        );
+        counter(
+            "tailpdf_jobs_total",
+            "Jobs by how they ended here.",
+            &[
+                ("{outcome=\"completed\"}", self.jobs_completed.get()),
+                ("{outcome=\"failed\"}", self.jobs_failed.get()),
+                ("{outcome=\"retry\"}", self.jobs_retried.get()),
+            ],
+        );
+        counter(
+            "tailpdf_rejected_total",
+            "Requests answered 503 because every tab and queue place was taken.",
+            &[("", self.rejected_full.get())],
+        );
+        counter(
+            "tailpdf_browser_restarts_total",
+            "Chromium starts after the first (restarts and crash recoveries).",
+            &[("", engine.browser_starts.saturating_sub(1))],
+        );
+        counter(
+            "tailpdf_tabs_replaced_total",
+            "Tabs closed and replaced (deadline, error).",
+            &[("", engine.tabs_replaced)],
+        );
+        counter(
+            "tailpdf_queue_pulls_total",
+            "Pull requests to the queue.",
+            &[("", self.pulls.get())],
+        );
+        counter(
+            "tailpdf_queue_messages_total",
+            "Messages pulled from the queue.",
+            &[("", self.messages_pulled.get())],
+        );
+        counter("tailpdf_queue_acks_total", "Messages acknowledged.", &[("", self.acks.get())]);
+        counter(
+            "tailpdf_queue_retries_total",
+            "Messages handed back for redelivery.",
+            &[("", self.retries.get())],
+        );
+        let _ = writeln!(out, "# HELP tailpdf_jobs_in_flight Jobs being run now.\n# TYPE tailpdf_jobs_in_flight gauge\ntailpdf_jobs_in_flight {}", self.jobs_in_flight.get());
+        let _ = writeln!(out, "# HELP tailpdf_backlog Requests waiting for a tab.\n# TYPE tailpdf_backlog gauge\ntailpdf_backlog {backlog}");
+        self.render_seconds.write(
+            &mut out,
+            "tailpdf_render_duration_seconds",
+            "Time to render a PDF.",
+        );
+        self.upload_seconds.write(
+            &mut out,
+            "tailpdf_upload_duration_seconds",
+            "Time to upload a PDF, retries included.",
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_counters_gauges_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.renders_ok.inc();
+        m.renders_ok.inc();
+        m.render_seconds.observe(Duration::from_millis(40));
+        m.render_seconds.observe(Duration::from_millis(700));
+        let text = m.render(EngineStats { browser_starts: 3, ..EngineStats::default() }, 2);
+        assert!(text.contains("tailpdf_renders_total{outcome=\"ok\"} 2"));
+        assert!(text.contains("tailpdf_browser_restarts_total 2"));
+        assert!(text.contains("tailpdf_backlog 2"));
+        assert!(text.contains("tailpdf_render_duration_seconds_bucket{le=\"0.05\"} 1"));
+        assert!(text.contains("tailpdf_render_duration_seconds_bucket{le=\"1\"} 2"));
+        assert!(text.contains("tailpdf_render_duration_seconds_count 2"));
+    }
+}

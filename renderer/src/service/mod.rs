@@ -1,0 +1,250 @@
+//! `tailpdf-renderer serve`: the engine as the edge's render backend.
+//!
+//! - [`http`]: `POST /render`, `POST /jobs` (push mode), `/healthz`, `/readyz`, `/metrics`;
+//! - [`runner`]: one job to its end, reporting each state to the edge ([`edge`]) and uploading
+//!   the PDF ([`upload`]);
+//! - [`pull`]: pull mode, Cloudflare Queues' HTTP pull consumer;
+//! - [`metrics`], [`retry`]: Prometheus text and backoff schedules.
+//!
+//! Capacity is the tab pool plus a small bounded wait queue; past it, requests are answered
+//! 503 with `Retry-After` at once, never queued without bound.
+
+pub mod edge;
+pub mod http;
+pub mod metrics;
+pub mod pull;
+pub mod retry;
+pub mod runner;
+pub mod upload;
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use clap::Args;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use crate::{
+    config::{parse_duration, EngineConfig},
+    engine::Engine,
+    net::GuardedFetcher,
+};
+
+#[derive(Args, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "TAILPDF_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// The edge's base URL (events and large specs go there).
+    #[arg(long, env = "TAILPDF_EDGE_URL", default_value = "http://127.0.0.1:8787")]
+    pub edge_url: Url,
+
+    /// Secret shared with the edge for X-TailPDF-Internal signatures.
+    #[arg(long, env = "TAILPDF_INTERNAL_SECRET", hide_env_values = true)]
+    pub internal_secret: String,
+
+    /// Requests that may wait for a tab beyond those rendering; more are answered 503.
+    #[arg(long, env = "TAILPDF_QUEUE_SIZE", default_value_t = 4)]
+    pub queue_size: usize,
+
+    /// On SIGTERM/SIGINT, how long jobs in flight may take to finish.
+    #[arg(long, env = "TAILPDF_GRACE_PERIOD", default_value = "30s", value_parser = parse_duration)]
+    pub grace_period: Duration,
+
+    /// Deadline of one upload attempt.
+    #[arg(long, env = "TAILPDF_UPLOAD_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub upload_timeout: Duration,
+
+    /// Time within which failed uploads (5xx, connection errors) are retried.
+    #[arg(long, env = "TAILPDF_UPLOAD_RETRY_BUDGET", default_value = "60s", value_parser = parse_duration)]
+    pub upload_retry_budget: Duration,
+
+    /// Time within which unacknowledged events to the edge are sent again.
+    #[arg(long, env = "TAILPDF_EVENT_RETRY_BUDGET", default_value = "60s", value_parser = parse_duration)]
+    pub event_retry_budget: Duration,
+
+    /// Deliveries of a job before a retryable render failure becomes final.
+    #[arg(long, env = "TAILPDF_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+
+    /// Pull jobs from Cloudflare Queues instead of waiting for the edge to push them.
+    #[arg(long, env = "TAILPDF_PULL")]
+    pub pull: bool,
+
+    /// Cloudflare API base (pull mode).
+    #[arg(
+        long,
+        env = "TAILPDF_CF_API_BASE",
+        default_value = "https://api.cloudflare.com/client/v4"
+    )]
+    pub cf_api_base: Url,
+
+    /// Cloudflare account id (pull mode).
+    #[arg(long, env = "TAILPDF_CF_ACCOUNT_ID", required_if_eq("pull", "true"))]
+    pub cf_account_id: Option<String>,
+
+    /// The render-jobs queue's id (pull mode).
+    #[arg(long, env = "TAILPDF_CF_QUEUE_ID", required_if_eq("pull", "true"))]
+    pub cf_queue_id: Option<String>,
+
+    /// API token with Queues Edit permission (pull mode).
+    #[arg(
+        long,
+        env = "TAILPDF_CF_API_TOKEN",
+        hide_env_values = true,
+        required_if_eq("pull", "true")
+    )]
+    pub cf_api_token: Option<String>,
+
+    /// Pause between pulls when the queue is empty.
+    #[arg(long, env = "TAILPDF_PULL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub pull_interval: Duration,
+
+    #[command(flatten)]
+    pub engine: EngineConfig,
+}
+
+impl ServeConfig {
+    fn pull_settings(&self) -> Option<pull::PullSettings> {
+        if !self.pull {
+            return None;
+        }
+        Some(pull::PullSettings {
+            api_base: self.cf_api_base.clone(),
+            account_id: self.cf_account_id.clone()?,
+            queue_id: self.cf_queue_id.clone()?,
+            api_token: self.cf_api_token.clone()?,
+            interval: self.pull_interval,
+            // Longer than any job can take here, so a live job's lease never expires.
+            visibility_timeout: self.engine.render_timeout
+                + self.upload_retry_budget
+                + self.upload_timeout
+                + 2 * self.event_retry_budget
+                + Duration::from_secs(60),
+        })
+    }
+}
+
+pub struct AppState {
+    pub(crate) runner: runner::Runner,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    pub(crate) secret: String,
+    capacity: Arc<Semaphore>,
+    capacity_total: usize,
+    closing: AtomicBool,
+}
+
+impl AppState {
+    /// A place for one request or job, if there is one.
+    pub(crate) fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        if self.is_closing() {
+            return None;
+        }
+        self.capacity.clone().try_acquire_owned().ok()
+    }
+
+    pub(crate) fn free_capacity(&self) -> usize {
+        self.capacity.available_permits()
+    }
+
+    pub(crate) fn in_use(&self) -> usize {
+        self.capacity_total - self.capacity.available_permits()
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs the service on `listener` until `shutdown` resolves, then stops taking work, lets jobs
+/// in flight finish within the grace period, hands back what remains and closes Chromium.
+pub async fn run(
+    cfg: ServeConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let engine = Engine::start(cfg.engine.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let capacity_total = engine.tabs() + cfg.queue_size;
+    let runner = runner::Runner {
+        uploads: GuardedFetcher::new(cfg.engine.url_policy(), cfg.upload_timeout, u64::MAX),
+        upload_policy: upload::UploadPolicy {
+            attempt_timeout: cfg.upload_timeout,
+            budget: cfg.upload_retry_budget,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        },
+        edge: edge::EdgeClient::new(
+            cfg.edge_url.clone(),
+            cfg.internal_secret.clone(),
+            cfg.event_retry_budget,
+        ),
+        max_attempts: cfg.max_attempts.max(1),
+        metrics: metrics.clone(),
+        engine: engine.clone(),
+    };
+    let state = Arc::new(AppState {
+        runner,
+        metrics,
+        secret: cfg.internal_secret.clone(),
+        capacity: Arc::new(Semaphore::new(capacity_total)),
+        capacity_total,
+        closing: AtomicBool::new(false),
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let puller = cfg.pull_settings().map(|settings| {
+        tokio::spawn(pull::run(state.clone(), settings, stop_rx.clone(), cfg.grace_period))
+    });
+
+    let mut server_stop = stop_rx.clone();
+    let server =
+        axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        });
+    let server = tokio::spawn(async move { server.await });
+    tracing::info!(listen = %cfg.listen, pull = cfg.pull, tabs = engine.tabs(), "renderer ready");
+
+    shutdown.await;
+    tracing::info!(grace = ?cfg.grace_period, "shutting down: no new work, finishing jobs in flight");
+    state.closing.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    // Requests in flight (push jobs, sync renders) finish within the grace period.
+    let all = u32::try_from(capacity_total).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(cfg.grace_period, state.capacity.acquire_many(all)).await;
+    if let Some(puller) = puller {
+        let _ = tokio::time::timeout(cfg.grace_period + Duration::from_secs(15), puller).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    engine.shutdown(Duration::from_secs(5)).await;
+    tracing::info!("renderer stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

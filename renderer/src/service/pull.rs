@@ -1,0 +1,289 @@
+//! Pull mode: the renderer takes jobs from the `render-jobs` queue through Cloudflare Queues'
+//! HTTP pull consumer API, as many as it has free capacity for, and acknowledges a message
+//! only once the job's terminal event was accepted by the edge. A job that did not end is
+//! handed back with a delay; on shutdown, leases still held are handed back at once.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tailpdf_shared::messages::RenderJobMessage;
+use tokio::sync::watch;
+use url::Url;
+
+use super::{runner::JobEnd, AppState};
+
+#[derive(Clone)]
+pub struct PullSettings {
+    pub api_base: Url,
+    pub account_id: String,
+    pub queue_id: String,
+    pub api_token: String,
+    pub interval: Duration,
+    pub visibility_timeout: Duration,
+}
+
+/// One pulled message, as the API returns it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PulledMessage {
+    pub id: String,
+    pub body: Value,
+    #[serde(default)]
+    pub attempts: u32,
+    pub lease_id: String,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub timestamp_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    success: bool,
+    #[serde(default)]
+    errors: Vec<Value>,
+    #[serde(default)]
+    result: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct PullRequest {
+    batch_size: usize,
+    visibility_timeout_ms: u64,
+}
+
+#[derive(Serialize, Default)]
+struct AckRequest {
+    acks: Vec<Lease>,
+    retries: Vec<RetryLease>,
+}
+
+#[derive(Serialize)]
+struct Lease {
+    lease_id: String,
+}
+
+#[derive(Serialize)]
+struct RetryLease {
+    lease_id: String,
+    delay_seconds: u64,
+}
+
+/// The message's job: JSON bodies arrive base64-encoded; text bodies are the JSON itself.
+pub fn decode_body(message: &PulledMessage) -> Result<RenderJobMessage, String> {
+    match &message.body {
+        Value::String(s) => {
+            if let Ok(bytes) = BASE64.decode(s.trim()) {
+                if let Ok(job) = serde_json::from_slice(&bytes) {
+                    return Ok(job);
+                }
+            }
+            serde_json::from_str(s)
+                .map_err(|e| format!("message {} is not a render job: {e}", message.id))
+        }
+        other => serde_json::from_value(other.clone())
+            .map_err(|e| format!("message {} is not a render job: {e}", message.id)),
+    }
+}
+
+pub struct QueueClient {
+    client: reqwest::Client,
+    settings: PullSettings,
+}
+
+impl QueueClient {
+    pub fn new(settings: PullSettings) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { client, settings }
+    }
+
+    fn url(&self, action: &str) -> Result<Url, String> {
+        let s = &self.settings;
+        let mut url = s.api_base.clone();
+        url.path_segments_mut()
+            .map_err(|()| String::from("the queue API base cannot take a path"))?
+            .pop_if_empty()
+            .extend(["accounts", &s.account_id, "queues", &s.queue_id, "messages", action]);
+        Ok(url)
+    }
+
+    async fn call<B: Serialize>(&self, action: &str, body: &B) -> Result<Option<Value>, String> {
+        let response = self
+            .client
+            .post(self.url(action)?)
+            .bearer_auth(&self.settings.api_token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "the queue API did not answer ({})",
+                    std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
+                )
+            })?;
+        let status = response.status();
+        let envelope: Envelope =
+            response.json().await.map_err(|e| format!("the queue API answered {status}: {e}"))?;
+        if !status.is_success() || !envelope.success {
+            return Err(format!("the queue API answered {status}: {:?}", envelope.errors));
+        }
+        Ok(envelope.result)
+    }
+
+    pub async fn pull(&self, batch_size: usize) -> Result<Vec<PulledMessage>, String> {
+        let request = PullRequest {
+            batch_size,
+            visibility_timeout_ms: self.settings.visibility_timeout.as_millis() as u64,
+        };
+        let result = self.call("pull", &request).await?.unwrap_or(Value::Null);
+        // `result.messages`, or (newer API versions) `result` as the list itself.
+        let list = match result {
+            Value::Object(mut o) => o.remove("messages").unwrap_or(Value::Array(Vec::new())),
+            Value::Array(a) => Value::Array(a),
+            _ => Value::Array(Vec::new()),
+        };
+        serde_json::from_value(list).map_err(|e| format!("the queue API's messages: {e}"))
+    }
+
+    pub async fn ack(&self, lease_id: &str) -> Result<(), String> {
+        let body =
+            AckRequest { acks: vec![Lease { lease_id: lease_id.to_owned() }], retries: Vec::new() };
+        self.call("ack", &body).await.map(|_| ())
+    }
+
+    pub async fn retry(&self, lease_ids: Vec<String>, delay: Duration) -> Result<(), String> {
+        let retries = lease_ids
+            .into_iter()
+            .map(|lease_id| RetryLease { lease_id, delay_seconds: delay.as_secs() })
+            .collect();
+        self.call("ack", &AckRequest { acks: Vec::new(), retries }).await.map(|_| ())
+    }
+}
+
+/// Pulls until `stop` turns true, then hands back the leases still held after `grace`.
+pub async fn run(
+    state: Arc<AppState>,
+    settings: PullSettings,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let queue = Arc::new(QueueClient::new(settings.clone()));
+    let held: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    while !*stop.borrow() {
+        let free = state.free_capacity();
+        let pulled = if free == 0 {
+            Vec::new()
+        } else {
+            state.metrics.pulls.inc();
+            match queue.pull(free.min(100)).await {
+                Ok(messages) => messages,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pull failed");
+                    Vec::new()
+                }
+            }
+        };
+        let idle = pulled.is_empty();
+        for message in pulled {
+            state.metrics.messages_pulled.inc();
+            let Some(permit) = state.admit() else {
+                // More than we asked for: hand it straight back.
+                let _ = queue.retry(vec![message.lease_id.clone()], Duration::ZERO).await;
+                continue;
+            };
+            if let Ok(mut h) = held.lock() {
+                h.insert(message.lease_id.clone());
+            }
+            let (state, queue, held) = (state.clone(), queue.clone(), held.clone());
+            tasks.spawn(async move {
+                let _permit = permit;
+                let lease = message.lease_id.clone();
+                match decode_body(&message) {
+                    Err(e) => {
+                        // A message that is not a job never becomes one: drop it, loudly.
+                        tracing::error!(error = %e, "acknowledging an unreadable message");
+                        let _ = queue.ack(&lease).await;
+                    }
+                    Ok(job) => match state.runner.run(job, message.attempts.max(1)).await {
+                        JobEnd::Reported(_) => match queue.ack(&lease).await {
+                            Ok(()) => state.metrics.acks.inc(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "ack failed; the message will come back")
+                            }
+                        },
+                        JobEnd::Retry { delay, .. } => {
+                            state.metrics.retries.inc();
+                            if let Err(e) = queue.retry(vec![lease.clone()], delay).await {
+                                tracing::warn!(error = %e, "retry failed; the lease will expire");
+                            }
+                        }
+                    },
+                }
+                if let Ok(mut h) = held.lock() {
+                    h.remove(&lease);
+                }
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+        if idle {
+            tokio::select! {
+                _ = tokio::time::sleep(settings.interval) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+    // Stopping: no more pulls. Let running jobs end within the grace period, then hand back
+    // what is still held so that another renderer takes it at once.
+    let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    let leftover: Vec<String> =
+        held.lock().map(|h| h.iter().cloned().collect()).unwrap_or_default();
+    if !leftover.is_empty() {
+        tracing::info!(count = leftover.len(), "handing back unfinished jobs");
+        if let Err(e) = queue.retry(leftover, Duration::ZERO).await {
+            tracing::warn!(error = %e, "could not hand back; the leases will expire");
+        }
+    }
+    tasks.abort_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tailpdf_shared::{messages::SecretUrl, JobId};
+
+    fn message(body: Value, content_type: &str) -> PulledMessage {
+        serde_json::from_value(serde_json::json!({
+            "id": "m1", "body": body, "attempts": 2, "lease_id": "l1",
+            "timestamp_ms": 1, "metadata": {"CF-Content-Type": content_type}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn json_bodies_are_base64_and_text_bodies_are_json() {
+        let job = RenderJobMessage {
+            v: 1,
+            job_id: JobId::generate(),
+            account: "a".into(),
+            upload_url: SecretUrl::new("https://b.example/x.pdf?s=1"),
+            spec: None,
+            attempt: 1,
+        };
+        let json = serde_json::to_vec(&job).unwrap();
+        let b64 = Value::String(BASE64.encode(&json));
+        assert_eq!(decode_body(&message(b64, "json")).unwrap(), job);
+        let text = Value::String(String::from_utf8(json).unwrap());
+        assert_eq!(decode_body(&message(text, "text")).unwrap(), job);
+        assert!(decode_body(&message(Value::String("garbage".into()), "text")).is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! Running one job to its end: spec, `processing`, render, `uploading`, upload, then
+//! `completed` or `failed`, each state reported to the edge before the next step.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use tailpdf_shared::{
+    job::RenderResult,
+    messages::{JobOutcome, RenderJobMessage},
+    JobEvent,
+};
+use tracing::Instrument;
+
+use super::{
+    edge::{now_timestamp, EdgeClient},
+    metrics::Metrics,
+    retry::{backoff, jitter},
+    upload::{upload, UploadPolicy},
+};
+use crate::{engine::Engine, net::GuardedFetcher};
+
+/// How a job run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    /// The job ended and the edge accepted its terminal event: acknowledge the message.
+    Reported(JobOutcome),
+    /// Not ended (the renderer is stopping, Chromium crashed, the edge is unreachable):
+    /// deliver the message again after `delay`.
+    Retry { reason: String, delay: Duration },
+}
+
+pub struct Runner {
+    pub(crate) engine: Engine,
+    pub(crate) uploads: GuardedFetcher,
+    pub(crate) upload_policy: UploadPolicy,
+    pub(crate) edge: EdgeClient,
+    pub(crate) max_attempts: u32,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl Runner {
+    /// Runs `message`, delivery number `attempt` (from 1).
+    pub async fn run(&self, message: RenderJobMessage, attempt: u32) -> JobEnd {
+        let span = tracing::info_span!("job", job_id = %message.job_id, account = %message.account, attempt);
+        async move {
+            self.metrics.jobs_in_flight.inc();
+            let end = self.run_inner(&message, attempt).await;
+            self.metrics.jobs_in_flight.dec();
+            match &end {
+                JobEnd::Reported(JobOutcome::Completed { result, .. }) => {
+                    self.metrics.jobs_completed.inc();
+                    tracing::info!(
+                        outcome = "completed",
+                        bytes = result.file_size_bytes,
+                        render_ms = result.render_duration_ms,
+                        upload_ms = result.upload_duration_ms,
+                        "job ended"
+                    );
+                }
+                JobEnd::Reported(JobOutcome::Failed { error_message, .. }) => {
+                    self.metrics.jobs_failed.inc();
+                    tracing::info!(outcome = "failed", error = %error_message, "job ended");
+                }
+                JobEnd::Retry { reason, delay } => {
+                    self.metrics.jobs_retried.inc();
+                    tracing::warn!(outcome = "retry", %reason, ?delay, "job handed back");
+                }
+            }
+            end
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run_inner(&self, message: &RenderJobMessage, attempt: u32) -> JobEnd {
+        let retry = |reason: String| JobEnd::Retry {
+            reason,
+            delay: backoff(
+                attempt,
+                Duration::from_secs(2),
+                Duration::from_secs(60),
+                0.5 + jitter() / 2.0,
+            ),
+        };
+        let spec = match &message.spec {
+            Some(spec) => spec.clone(),
+            None => match self.edge.spec(&message.job_id).await {
+                Ok(spec) => spec,
+                Err(e) => return retry(e),
+            },
+        };
+        if let Err(e) =
+            self.edge.report(&message.job_id, &JobEvent::Processing { at: now_timestamp() }).await
+        {
+            return retry(e);
+        }
+        let rendered = match self.engine.render(&spec).await {
+            Ok(r) => {
+                self.metrics.render_seconds.observe(r.duration);
+                self.metrics.renders_ok.inc();
+                r
+            }
+            Err(e) => {
+                self.metrics.renders_failed.inc();
+                if e.retryable() && attempt < self.max_attempts {
+                    return retry(e.to_string());
+                }
+                return self.fail(message, format!("Render failed: {e}")).await;
+            }
+        };
+        if let Err(e) =
+            self.edge.report(&message.job_id, &JobEvent::Uploading { at: now_timestamp() }).await
+        {
+            return retry(e);
+        }
+        let size = rendered.pdf.len() as u64;
+        let started = std::time::Instant::now();
+        let uploaded = upload(
+            &self.uploads,
+            &message.upload_url,
+            Bytes::from(rendered.pdf),
+            self.upload_policy,
+        )
+        .await;
+        let upload_time = started.elapsed();
+        self.metrics.upload_seconds.observe(upload_time);
+        if let Err(message_text) = uploaded {
+            return self.fail(message, message_text).await;
+        }
+        let result = RenderResult {
+            file_size_bytes: size,
+            render_duration_ms: rendered.duration.as_millis() as u64,
+            upload_duration_ms: upload_time.as_millis() as u64,
+        };
+        let event = JobEvent::Completed { at: now_timestamp(), result };
+        match self.edge.report(&message.job_id, &event).await {
+            Ok(_) => {
+                JobEnd::Reported(JobOutcome::Completed { job_id: message.job_id.clone(), result })
+            }
+            Err(e) => retry(e),
+        }
+    }
+
+    async fn fail(&self, message: &RenderJobMessage, error_message: String) -> JobEnd {
+        let event = JobEvent::Failed { at: now_timestamp(), error_message: error_message.clone() };
+        match self.edge.report(&message.job_id, &event).await {
+            Ok(_) => JobEnd::Reported(JobOutcome::Failed {
+                job_id: message.job_id.clone(),
+                error_message,
+            }),
+            Err(e) => JobEnd::Retry { reason: e, delay: Duration::from_secs(10) },
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The `tailpdf-renderer serve` binary as an operator runs it: configured by environment
+//! variables, JSON logs that name the job and never a secret or a presigned signature, and a
+//! clean exit 0 on SIGTERM.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod common;
+
+use std::{
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Bytes, extract::State, http::StatusCode, routing::post, routing::put, Json, Router,
+};
+use serde_json::{json, Value};
+use tailpdf_shared::{
+    messages::{EventAck, RenderJobMessage, SecretUrl},
+    signing::{sign_internal, INTERNAL_SIGNATURE_HEADER},
+    JobEvent, JobId, JobStatus,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tailpdf-renderer");
+const SECRET: &str = "never-log-this-secret";
+const SIGNATURE: &str = "5ec1e7519a7u2e0f";
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_jobs_without_secrets_and_exits_cleanly_on_sigterm() {
+    // An edge that accepts every event, and an upload target that fails with 500 twice.
+    let uploads = Arc::new(Mutex::new(0));
+    let edge = Router::new()
+        .route(
+            "/internal/jobs/{id}/events",
+            post(|Json(e): Json<JobEvent>| async move {
+                Json(EventAck { applied: true, status: e.status() })
+            }),
+        )
+        .route(
+            "/bucket/a.pdf",
+            put(|State(n): State<Arc<Mutex<u32>>>, _body: Bytes| async move {
+                let mut n = n.lock().unwrap();
+                *n += 1;
+                if *n <= 2 {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                }
+            }),
+        )
+        .with_state(uploads.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let edge_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, edge).await.unwrap() });
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("TAILPDF_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TAILPDF_EDGE_URL", &edge_base)
+        .env("TAILPDF_INTERNAL_SECRET", SECRET)
+        .env("TAILPDF_ALLOW_LOOPBACK", "true")
+        .env("TAILPDF_TABS", "1")
+        .env("TAILPDF_FONT_CACHE_DIR", cache.path())
+        .env("TAILPDF_LOG_FORMAT", "json")
+        .env("TAILPDF_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "serve did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let job_id = JobId::generate();
+    let spec = common::spec(json!({"content": "<p>logged</p>"}));
+    let upload =
+        format!("{edge_base}/bucket/a.pdf?X-Amz-Credential=AK&X-Amz-Signature={SIGNATURE}");
+    let message = RenderJobMessage::new(job_id.clone(), "acct-42", SecretUrl::new(upload), &spec);
+    let body = serde_json::to_vec(&message).unwrap();
+    let r = client
+        .post(format!("{base}/jobs"))
+        .header(INTERNAL_SIGNATURE_HEADER, sign_internal(SECRET, now(), "POST", "/jobs", &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let outcome: Value = r.json().await.unwrap();
+    assert_eq!(outcome["status"], JobStatus::Completed.as_str(), "{outcome}");
+    assert_eq!(*uploads.lock().unwrap(), 3);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "serve exits 0 on SIGTERM");
+    let log = log.join().unwrap();
+
+    let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty(), "JSON logs expected:\n{log}");
+    let ended = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "job ended")
+        .unwrap_or_else(|| panic!("no 'job ended' line:\n{log}"));
+    assert_eq!(ended["fields"]["outcome"], "completed");
+    assert_eq!(ended["span"]["job_id"], job_id.as_str());
+    assert_eq!(ended["span"]["account"], "acct-42");
+    let retried =
+        lines.iter().filter(|l| l["fields"]["message"] == "upload will be retried").count();
+    assert_eq!(retried, 2, "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(!log.contains(SIGNATURE), "a presigned signature reached the log:\n{log}");
+    assert!(!log.contains(SECRET), "the internal secret reached the log:\n{log}");
+}

@@ -1,0 +1,750 @@
+//! `tailpdf-renderer serve` with real parts: Chromium, a real S3-compatible server (s3s-fs)
+//! checking real SigV4 presigned URLs, a stand-in edge that verifies every signed event and
+//! applies the shared state machine, and a stand-in of Cloudflare's Queues pull API.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod common;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    path::PathBuf,
+    process::{Child, Command},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Bytes,
+    extract::{Path as UrlPath, State},
+    http::{HeaderMap, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::{get, post, put},
+    Json, Router,
+};
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use serde_json::{json, Value};
+use tailpdf_renderer::service::{self, ServeConfig};
+use tailpdf_shared::{
+    messages::{EventAck, JobOutcome, RenderJobMessage, SecretUrl},
+    signing::{sign_internal, verify_internal, INTERNAL_SIGNATURE_HEADER},
+    JobEvent, JobId, JobRecord, JobStatus, Timestamp,
+};
+
+const SECRET: &str = "test-internal-secret";
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+async fn serve(app: Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    (base, tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }))
+}
+
+// ---------------------------------------------------------------- s3s-fs ----
+
+/// A real S3-compatible server with credentials (so it checks signatures), bucket `pdfs`.
+struct S3 {
+    endpoint: String,
+    root: tempfile::TempDir,
+    child: Child,
+}
+
+impl S3 {
+    fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("pdfs")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let bin = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+            .unwrap()
+            .join("bin/s3s-fs");
+        let child = Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", "dev-access-key", "--secret-key", "dev-secret-key"])
+            .arg(root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{} must be installed by scripts/setup.sh: {e}", bin.display())
+            });
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { endpoint: format!("http://127.0.0.1:{port}"), root, child }
+    }
+
+    fn bucket(&self) -> Bucket {
+        Bucket::new(self.endpoint.parse().unwrap(), UrlStyle::Path, "pdfs", "us-east-1").unwrap()
+    }
+
+    fn presign(&self, key: &str, content_type: Option<&str>, signed_at: Option<i64>) -> String {
+        let credentials = Credentials::new("dev-access-key", "dev-secret-key");
+        let bucket = self.bucket();
+        let mut action = bucket.put_object(Some(&credentials), key);
+        if let Some(ct) = content_type {
+            action.headers_mut().insert("content-type", ct.to_owned());
+        }
+        let url = match signed_at {
+            Some(t) => action
+                .sign_with_time(Duration::from_secs(60), &jiff::Timestamp::from_second(t).unwrap()),
+            None => action.sign(Duration::from_secs(3600)),
+        };
+        url.to_string()
+    }
+
+    fn object(&self, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.root.path().join("pdfs").join(key)).ok()
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------------- stand-in edge ----
+
+/// Verifies each event's signature, applies the shared state machine, records what arrived.
+#[derive(Clone, Default)]
+struct Edge {
+    jobs: Arc<Mutex<HashMap<String, JobRecord>>>,
+    events: Arc<Mutex<Vec<(String, JobStatus, bool)>>>,
+    specs: Arc<Mutex<HashMap<String, Value>>>,
+    /// Answer 500 to this many event calls first.
+    fail_first: Arc<Mutex<usize>>,
+}
+
+impl Edge {
+    fn register(&self, id: &JobId) {
+        let record = JobRecord::new(id.clone(), "acct", Timestamp::from_unix(now()).unwrap());
+        self.jobs.lock().unwrap().insert(id.to_string(), record);
+    }
+
+    fn statuses(&self, id: &JobId) -> Vec<JobStatus> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(j, _, _)| j == id.as_str())
+            .map(|(_, s, _)| *s)
+            .collect()
+    }
+
+    fn record(&self, id: &JobId) -> JobRecord {
+        self.jobs.lock().unwrap()[id.as_str()].clone()
+    }
+}
+
+async fn edge_event(
+    State(edge): State<Edge>,
+    UrlPath(id): UrlPath<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let signature = headers.get(INTERNAL_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let signed = verify_internal(SECRET, signature, "POST", uri.path(), &body, now()).is_ok();
+    let event: JobEvent = serde_json::from_slice(&body).unwrap();
+    edge.events.lock().unwrap().push((id.clone(), event.status(), signed));
+    if !signed {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    {
+        let mut fail = edge.fail_first.lock().unwrap();
+        if *fail > 0 {
+            *fail -= 1;
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
+    let mut jobs = edge.jobs.lock().unwrap();
+    let Some(job) = jobs.get_mut(&id) else { return StatusCode::NOT_FOUND.into_response() };
+    let t = job.apply(&event);
+    Json(EventAck { applied: t.is_applied(), status: job.status }).into_response()
+}
+
+async fn edge_spec(
+    State(edge): State<Edge>,
+    UrlPath(id): UrlPath<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let signature = headers.get(INTERNAL_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    if verify_internal(SECRET, signature, "GET", uri.path(), b"", now()).is_err() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match edge.specs.lock().unwrap().get(&id) {
+        Some(spec) => Json(spec.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn start_edge() -> (Edge, String, tokio::task::JoinHandle<()>) {
+    let edge = Edge::default();
+    let app = Router::new()
+        .route("/internal/jobs/{id}/events", post(edge_event))
+        .route("/internal/jobs/{id}/spec", get(edge_spec))
+        .with_state(edge.clone());
+    let (base, task) = serve(app).await;
+    (edge, base, task)
+}
+
+// ------------------------------------------------------------ the service ----
+
+struct Renderer {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _cache: tempfile::TempDir,
+}
+
+fn serve_config(edge: &str, f: impl FnOnce(&mut ServeConfig)) -> (ServeConfig, tempfile::TempDir) {
+    let cache = tempfile::tempdir().unwrap();
+    let mut engine = common::engine_config("http://127.0.0.1:9/", cache.path());
+    engine.allow_loopback = true; // the bucket and the receivers are on loopback
+    let mut cfg = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        edge_url: edge.parse().unwrap(),
+        internal_secret: SECRET.into(),
+        queue_size: 2,
+        grace_period: Duration::from_secs(30),
+        upload_timeout: Duration::from_secs(10),
+        upload_retry_budget: Duration::from_secs(20),
+        event_retry_budget: Duration::from_secs(10),
+        max_attempts: 3,
+        pull: false,
+        cf_api_base: "http://127.0.0.1:9/client/v4".parse().unwrap(),
+        cf_account_id: None,
+        cf_queue_id: None,
+        cf_api_token: None,
+        pull_interval: Duration::from_millis(100),
+        engine,
+    };
+    f(&mut cfg);
+    (cfg, cache)
+}
+
+async fn start_renderer(cfg: (ServeConfig, tempfile::TempDir)) -> Renderer {
+    let (cfg, cache) = cfg;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(service::run(cfg, listener, async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "the renderer did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Renderer { base, stop: Some(tx), task, _cache: cache }
+}
+
+impl Renderer {
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.task).await.unwrap().unwrap().unwrap();
+    }
+}
+
+async fn signed_post(base: &str, path: &str, body: &Value) -> reqwest::Response {
+    let bytes = serde_json::to_vec(body).unwrap();
+    reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header(INTERNAL_SIGNATURE_HEADER, sign_internal(SECRET, now(), "POST", path, &bytes))
+        .header("content-type", "application/json")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The same URL with one hex digit of its signature changed.
+fn tamper(url: &str) -> String {
+    let at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let first = &url[at..=at];
+    let flipped = if first == "a" { "b" } else { "a" };
+    format!("{}{flipped}{}", &url[..at], &url[at + 1..])
+}
+
+fn job(edge: &Edge, upload_url: &str, content: &str) -> RenderJobMessage {
+    let id = JobId::generate();
+    edge.register(&id);
+    let spec = common::spec(json!({"content": content, "pdfOptions": {"format": "A4"}}));
+    RenderJobMessage::new(id, "acct", SecretUrl::new(upload_url), &spec)
+}
+
+async fn push(renderer: &Renderer, message: &RenderJobMessage) -> (StatusCode, Value) {
+    let r = signed_post(&renderer.base, "/jobs", &serde_json::to_value(message).unwrap()).await;
+    let status = r.status();
+    (status, r.json().await.unwrap())
+}
+
+// ------------------------------------------------------------------ tests ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_endpoints_require_a_valid_fresh_signature() {
+    let (_edge, edge_base, _t) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;
+    let client = reqwest::Client::new();
+    let body = serde_json::to_vec(&json!({"content": "<p>x</p>"})).unwrap();
+    let cases: [(&str, Option<String>); 4] = [
+        ("unsigned", None),
+        ("wrong secret", Some(sign_internal("other", now(), "POST", "/render", &body))),
+        ("stale", Some(sign_internal(SECRET, now() - 400, "POST", "/render", &body))),
+        ("other path", Some(sign_internal(SECRET, now(), "POST", "/jobs", &body))),
+    ];
+    for (name, signature) in cases {
+        let mut request = client.post(format!("{}/render", renderer.base)).body(body.clone());
+        if let Some(s) = signature {
+            request = request.header(INTERNAL_SIGNATURE_HEADER, s);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{name}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "unauthorized", "{name}");
+        assert!(v["message"].as_str().unwrap().contains("X-TailPDF-Internal"), "{name}");
+    }
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(
+            client.get(format!("{}{probe}", renderer.base)).send().await.unwrap().status(),
+            200
+        );
+    }
+    renderer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_render_returns_the_pdf_or_a_clear_error() {
+    let (_edge, edge_base, _t) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;
+    let r = signed_post(
+        &renderer.base,
+        "/render",
+        &json!({"content": "<h1 class=\"text-3xl\">Sync</h1>", "pdfOptions": {"format": "A5"}}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let ms: u64 = r.headers()["x-render-duration-ms"].to_str().unwrap().parse().unwrap();
+    assert!(ms > 0 && ms < 20_000);
+    let pdf = r.bytes().await.unwrap();
+    assert!(common::poppler("pdftotext", &pdf, &[]).contains("Sync"));
+
+    for (body, status, needle) in [
+        (json!({"content": "x", "bogus": 1}), 400, "unknown field"),
+        (json!({"content": "x", "pdfOptions": {"format": "Z1"}}), 400, "pdfOptions.format"),
+        (json!({"content": "<script>for(;;){}</script>"}), 500, "did not finish within"),
+    ] {
+        let r = signed_post(&renderer.base, "/render", &body).await;
+        assert_eq!(r.status().as_u16(), status, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["message"].as_str().unwrap().contains(needle), "{v}");
+    }
+    let metrics =
+        reqwest::get(format!("{}/metrics", renderer.base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tailpdf_renders_total{outcome=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("tailpdf_render_duration_seconds_count 1"), "{metrics}");
+    renderer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_jobs_upload_to_s3_and_report_every_state_signed_and_in_order() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;
+
+    // A plain presigned URL, and one that signs the content type.
+    for (key, content_type) in [("plain.pdf", None), ("typed.pdf", Some("application/pdf"))] {
+        let url = s3.presign(key, content_type, None);
+        if content_type.is_some() {
+            assert!(url.contains("content-type"), "the URL should sign the content type: {url}");
+        }
+        let message = job(&edge, &url, "<h1 class=\"text-2xl\">Stored</h1>");
+        let (status, outcome) = push(&renderer, &message).await;
+        assert_eq!(status, 200, "{outcome}");
+        let outcome: JobOutcome = serde_json::from_value(outcome).unwrap();
+        let JobOutcome::Completed { result, .. } = outcome else { panic!("{outcome:?}") };
+        let stored = s3.object(key).expect("the object is in the bucket");
+        assert_eq!(stored.len() as u64, result.file_size_bytes);
+        assert!(common::poppler("pdftotext", &stored, &[]).contains("Stored"));
+        assert_eq!(
+            edge.statuses(&message.job_id),
+            [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed]
+        );
+        assert!(edge.events.lock().unwrap().iter().all(|(_, _, signed)| *signed));
+        let record = edge.record(&message.job_id);
+        assert_eq!(record.status, JobStatus::Completed);
+        assert_eq!(record.result, Some(result));
+    }
+
+    // A tampered signature and an expired URL: final failures, in the seed's words.
+    let tampered = tamper(&s3.presign("tampered.pdf", None, None));
+    let expired = s3.presign("expired.pdf", None, Some(now() - 3600));
+    for (name, url) in [("tampered", tampered), ("expired", expired)] {
+        let message = job(&edge, &url, "<p>x</p>");
+        let (status, outcome) = push(&renderer, &message).await;
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(outcome["status"], "failed", "{name}: {outcome}");
+        assert_eq!(outcome["error_message"], "Upload failed: 403 Forbidden", "{name}");
+        assert_eq!(
+            edge.statuses(&message.job_id),
+            [JobStatus::Processing, JobStatus::Uploading, JobStatus::Failed]
+        );
+        assert_eq!(
+            edge.record(&message.job_id).error_message.as_deref(),
+            Some("Upload failed: 403 Forbidden")
+        );
+    }
+    assert!(s3.object("tampered.pdf").is_none() && s3.object("expired.pdf").is_none());
+    renderer.stop().await;
+}
+
+#[derive(Clone, Default)]
+struct Flaky {
+    attempts: Arc<Mutex<Vec<(String, usize)>>>,
+    stored: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_retried_after_server_errors() {
+    let flaky = Flaky::default();
+    let app = Router::new()
+        .route(
+            "/bucket/{key}",
+            put(|State(f): State<Flaky>, headers: HeaderMap, body: Bytes| async move {
+                let ct = headers
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                let n = {
+                    let mut a = f.attempts.lock().unwrap();
+                    a.push((ct, body.len()));
+                    a.len()
+                };
+                if n <= 2 {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                *f.stored.lock().unwrap() = Some(body.to_vec());
+                StatusCode::OK
+            }),
+        )
+        .with_state(flaky.clone());
+    let (target, _t) = serve(app).await;
+    let (edge, edge_base, _e) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;
+    let message = job(&edge, &format!("{target}/bucket/a.pdf?sig=1"), "<p>retry me</p>");
+    let (status, outcome) = push(&renderer, &message).await;
+    assert_eq!(status, 200);
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+    let attempts = flaky.attempts.lock().unwrap().clone();
+    assert_eq!(attempts.len(), 3);
+    let size = outcome["result"]["file_size_bytes"].as_u64().unwrap() as usize;
+    assert!(
+        attempts.iter().all(|(ct, len)| ct == "application/pdf" && *len == size),
+        "{attempts:?}"
+    );
+    let stored = flaky.stored.lock().unwrap().clone().unwrap();
+    assert!(stored.starts_with(b"%PDF-") && stored.len() == size);
+    renderer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_renderer_answers_503_at_once() {
+    let (_edge, edge_base, _t) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |c| {
+        c.engine.tabs = Some(1);
+        c.queue_size = 0;
+    }))
+    .await;
+    let slow = json!({"content": "<script>const t = Date.now(); while (Date.now() - t < 3000) {}</script>"});
+    let base = renderer.base.clone();
+    let busy = tokio::spawn(async move { signed_post(&base, "/render", &slow).await.status() });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let r = signed_post(&renderer.base, "/render", &json!({"content": "<p>x</p>"})).await;
+    assert!(started.elapsed() < Duration::from_secs(1), "answered at once");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "service_unavailable");
+    assert_eq!(busy.await.unwrap(), 200);
+    renderer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_specs_are_fetched_from_the_edge_and_events_retried_until_acknowledged() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;
+    let mut message = job(&edge, &s3.presign("big.pdf", None, None), "unused");
+    let big = format!("<p>{}</p><p>the end</p>", "word ".repeat(20_000));
+    edge.specs.lock().unwrap().insert(message.job_id.to_string(), json!({"content": big}));
+    message.spec = None;
+    *edge.fail_first.lock().unwrap() = 2;
+    let (status, outcome) = push(&renderer, &message).await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+    assert!(common::poppler("pdftotext", &s3.object("big.pdf").unwrap(), &[]).contains("the end"));
+    // Two refused deliveries of `processing`, then each state once.
+    assert_eq!(
+        edge.statuses(&message.job_id),
+        [
+            JobStatus::Processing,
+            JobStatus::Processing,
+            JobStatus::Processing,
+            JobStatus::Uploading,
+            JobStatus::Completed
+        ]
+    );
+    renderer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_push_job_lets_it_finish() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;
+    let message = job(
+        &edge,
+        &s3.presign("graceful.pdf", None, None),
+        "<script>const t = Date.now(); while (Date.now() - t < 2000) {}</script><p>finished</p>",
+    );
+    let base = renderer.base.clone();
+    let m = message.clone();
+    let in_flight = tokio::spawn(async move {
+        let r = signed_post(&base, "/jobs", &serde_json::to_value(&m).unwrap()).await;
+        (r.status(), r.json::<Value>().await.unwrap())
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    renderer.stop().await; // what SIGTERM triggers
+    let (status, outcome) = in_flight.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+    assert!(s3.object("graceful.pdf").is_some());
+    assert_eq!(edge.record(&message.job_id).status, JobStatus::Completed);
+}
+
+// ------------------------------------------- stand-in of the Queues pull API ----
+
+#[derive(Clone)]
+struct QueueMessage {
+    id: String,
+    body: Vec<u8>,
+    attempts: u32,
+    lease: Option<(String, Instant)>,
+    visible_at: Instant,
+}
+
+/// Cloudflare's pull consumer API as documented: pull leases messages for
+/// `visibility_timeout_ms`; an expired lease makes the message visible again with one more
+/// attempt; ack removes, retry makes it visible after `delay_seconds`.
+#[derive(Clone, Default)]
+struct Queue {
+    messages: Arc<Mutex<VecDeque<QueueMessage>>>,
+    acked: Arc<Mutex<Vec<String>>>,
+    retried: Arc<Mutex<Vec<(String, u64)>>>,
+    deliveries: Arc<Mutex<Vec<(String, u32)>>>,
+    next: Arc<Mutex<u64>>,
+}
+
+impl Queue {
+    fn send(&self, job: &RenderJobMessage) -> String {
+        let mut n = self.next.lock().unwrap();
+        *n += 1;
+        let id = format!("msg-{n}");
+        self.messages.lock().unwrap().push_back(QueueMessage {
+            id: id.clone(),
+            body: serde_json::to_vec(job).unwrap(),
+            attempts: 0,
+            lease: None,
+            visible_at: Instant::now(),
+        });
+        id
+    }
+
+    fn pull(&self, batch_size: usize, visibility: Duration, who: &str) -> Vec<Value> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut messages = self.messages.lock().unwrap();
+        for m in messages.iter_mut() {
+            if out.len() >= batch_size {
+                break;
+            }
+            let leased = m.lease.as_ref().is_some_and(|(_, until)| *until > now);
+            if leased || m.visible_at > now {
+                continue;
+            }
+            m.attempts += 1;
+            let lease = format!("lease-{}-{}-{who}", m.id, m.attempts);
+            m.lease = Some((lease.clone(), now + visibility));
+            self.deliveries.lock().unwrap().push((m.id.clone(), m.attempts));
+            out.push(json!({
+                "id": m.id, "body": BASE64.encode(&m.body), "timestamp_ms": 1_700_000_000_000u64,
+                "attempts": m.attempts, "lease_id": lease, "metadata": {"CF-Content-Type": "json"}
+            }));
+        }
+        out
+    }
+}
+
+async fn queue_pull(
+    State(q): State<Queue>,
+    headers: HeaderMap,
+    UrlPath((acct, queue)): UrlPath<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer cf-token")
+        || acct != "acct1"
+        || queue != "q1"
+    {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"success": false, "errors": [{"code": 10000, "message": "Authentication error"}], "messages": [], "result": null}))).into_response();
+    }
+    let batch = body["batch_size"].as_u64().unwrap_or(10) as usize;
+    let visibility =
+        Duration::from_millis(body["visibility_timeout_ms"].as_u64().unwrap_or(30_000));
+    let messages = q.pull(batch, visibility, "renderer");
+    Json(json!({"success": true, "errors": [], "messages": [], "result": {"messages": messages}}))
+        .into_response()
+}
+
+async fn queue_ack(State(q): State<Queue>, Json(body): Json<Value>) -> Response {
+    let mut messages = q.messages.lock().unwrap();
+    let lease_of = |m: &QueueMessage| m.lease.as_ref().map(|(l, _)| l.clone());
+    let (mut acks, mut retries) = (0, 0);
+    for ack in body["acks"].as_array().into_iter().flatten() {
+        let lease = ack["lease_id"].as_str().unwrap();
+        if let Some(i) = messages.iter().position(|m| lease_of(m).as_deref() == Some(lease)) {
+            let m = messages.remove(i).unwrap();
+            q.acked.lock().unwrap().push(m.id);
+            acks += 1;
+        }
+    }
+    for retry in body["retries"].as_array().into_iter().flatten() {
+        let lease = retry["lease_id"].as_str().unwrap();
+        let delay = retry["delay_seconds"].as_u64().unwrap_or(0);
+        if let Some(m) = messages.iter_mut().find(|m| lease_of(m).as_deref() == Some(lease)) {
+            m.lease = None;
+            m.visible_at = Instant::now() + Duration::from_secs(delay);
+            q.retried.lock().unwrap().push((m.id.clone(), delay));
+            retries += 1;
+        }
+    }
+    Json(json!({"success": true, "errors": [], "messages": [], "result": {"ackCount": acks, "retryCount": retries, "warnings": []}})).into_response()
+}
+
+async fn start_queue() -> (Queue, String, tokio::task::JoinHandle<()>) {
+    let q = Queue::default();
+    let app = Router::new()
+        .route("/client/v4/accounts/{acct}/queues/{queue}/messages/pull", post(queue_pull))
+        .route("/client/v4/accounts/{acct}/queues/{queue}/messages/ack", post(queue_ack))
+        .with_state(q.clone());
+    let (base, task) = serve(app).await;
+    (q, format!("{base}/client/v4"), task)
+}
+
+fn pull_mode(api: &str) -> impl FnOnce(&mut ServeConfig) + '_ {
+    move |c: &mut ServeConfig| {
+        c.pull = true;
+        c.cf_api_base = api.parse().unwrap();
+        c.cf_account_id = Some("acct1".into());
+        c.cf_queue_id = Some("q1".into());
+        c.cf_api_token = Some("cf-token".into());
+    }
+}
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_mode_takes_jobs_and_acks_them_after_the_edge_accepted_the_end() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let (queue, api, _q) = start_queue().await;
+
+    // A renderer that died with a lease: the message comes back after the lease expires,
+    // with a higher attempt count.
+    let orphan = job(&edge, &s3.presign("orphan.pdf", None, None), "<p>orphan</p>");
+    let orphan_id = queue.send(&orphan);
+    assert_eq!(queue.pull(1, Duration::from_millis(1500), "dead").len(), 1);
+    let fresh = job(&edge, &s3.presign("fresh.pdf", None, None), "<p>fresh</p>");
+    let fresh_id = queue.send(&fresh);
+    let failing = job(&edge, &tamper(&s3.presign("x.pdf", None, None)), "<p>x</p>");
+    let failing_id = queue.send(&failing);
+
+    let renderer = start_renderer(serve_config(&edge_base, pull_mode(&api))).await;
+    wait_for("three acks", Duration::from_secs(30), || queue.acked.lock().unwrap().len() == 3)
+        .await;
+    assert!(s3.object("orphan.pdf").is_some() && s3.object("fresh.pdf").is_some());
+    assert_eq!(edge.record(&orphan.job_id).status, JobStatus::Completed);
+    assert_eq!(edge.record(&fresh.job_id).status, JobStatus::Completed);
+    assert_eq!(
+        edge.record(&failing.job_id).error_message.as_deref(),
+        Some("Upload failed: 403 Forbidden")
+    );
+    let deliveries = queue.deliveries.lock().unwrap().clone();
+    assert!(
+        deliveries.contains(&(orphan_id.clone(), 2)),
+        "redelivered with attempts 2: {deliveries:?}"
+    );
+    assert!(deliveries.contains(&(fresh_id, 1)) && deliveries.contains(&(failing_id, 1)));
+    assert!(queue.messages.lock().unwrap().is_empty());
+
+    let metrics =
+        reqwest::get(format!("{}/metrics", renderer.base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tailpdf_queue_acks_total 3"), "{metrics}");
+    renderer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_mode_hands_back_unfinished_jobs_on_shutdown() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let (queue, api, _q) = start_queue().await;
+    let slow = job(
+        &edge,
+        &s3.presign("slow.pdf", None, None),
+        "<script>const t = Date.now(); while (Date.now() - t < 15000) {}</script><p>slow</p>",
+    );
+    let slow_id = queue.send(&slow);
+    let renderer = start_renderer(serve_config(&edge_base, |c| {
+        pull_mode(&api)(c);
+        c.grace_period = Duration::from_secs(1);
+        c.engine.render_timeout = Duration::from_secs(30);
+    }))
+    .await;
+    wait_for("the job to start", Duration::from_secs(10), || {
+        edge.statuses(&slow.job_id).contains(&JobStatus::Processing)
+    })
+    .await;
+    let stopping = Instant::now();
+    renderer.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(20), "shutdown took {:?}", stopping.elapsed());
+    // Not lost: handed back for immediate redelivery, never acknowledged.
+    assert_eq!(queue.retried.lock().unwrap().clone(), [(slow_id.clone(), 0)]);
+    assert!(queue.acked.lock().unwrap().is_empty());
+    let pending = queue.messages.lock().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].lease.is_none());
+}
