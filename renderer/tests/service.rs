@@ -748,3 +748,52 @@ async fn pull_mode_hands_back_unfinished_jobs_on_shutdown() {
     assert_eq!(pending.len(), 1);
     assert!(pending[0].lease.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_url_to_a_metadata_address_is_refused() {
+    let (edge, edge_base, _t) = start_edge().await;
+    let renderer =
+        start_renderer(serve_config(&edge_base, |c| c.engine.allow_loopback = false)).await;
+    let message = job(&edge, "https://169.254.169.254/latest/meta-data/x.pdf", "<p>x</p>");
+    let (status, outcome) = push(&renderer, &message).await;
+    assert_eq!(status, 200);
+    assert_eq!(outcome["status"], "failed");
+    let text = outcome["error_message"].as_str().unwrap();
+    assert!(text.starts_with("Upload failed: Internal/private URLs not allowed"), "{text}");
+    renderer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_mode_hands_back_with_a_delay_a_job_whose_end_the_edge_did_not_accept() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let (queue, api, _q) = start_queue().await;
+    *edge.fail_first.lock().unwrap() = usize::MAX; // the edge refuses every event for now
+    let message = job(&edge, &s3.presign("later.pdf", None, None), "<p>later</p>");
+    let id = queue.send(&message);
+    let renderer = start_renderer(serve_config(&edge_base, |c| {
+        pull_mode(&api)(c);
+        c.event_retry_budget = Duration::from_secs(1);
+    }))
+    .await;
+    wait_for("a retry", Duration::from_secs(20), || !queue.retried.lock().unwrap().is_empty())
+        .await;
+    let (retried, delay) = queue.retried.lock().unwrap()[0].clone();
+    assert_eq!(retried, id);
+    assert!(delay >= 1, "handed back with a delay, got {delay}");
+    assert!(
+        queue.acked.lock().unwrap().is_empty(),
+        "never acknowledged before the edge accepted the end"
+    );
+    // Once the edge answers again, the redelivered job ends and is acknowledged.
+    *edge.fail_first.lock().unwrap() = 0;
+    wait_for("the ack", Duration::from_secs(40), || queue.acked.lock().unwrap().len() == 1).await;
+    assert_eq!(edge.record(&message.job_id).status, JobStatus::Completed);
+    assert!(queue
+        .deliveries
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(m, attempts)| *m == id && *attempts >= 2));
+    renderer.stop().await;
+}
