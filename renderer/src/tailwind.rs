@@ -10,7 +10,10 @@ use std::{
     time::Duration,
 };
 
-use chromiumoxide::{cdp::js_protocol::runtime::EvaluateParams, Page};
+use chromiumoxide::{
+    cdp::js_protocol::runtime::{EvaluateParams, EvaluateReturns},
+    Page,
+};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -90,23 +93,37 @@ pub fn config_json(config: Option<&Map<String, Value>>) -> String {
     config.map(|c| Value::Object(c.clone()).to_string()).unwrap_or_default()
 }
 
-/// Loads the compiler into `page` (once per browser).
-pub async fn install(page: &Page, timeout: Duration) -> Result<(), RenderError> {
+/// Evaluates `expression` in `page` within `timeout`, awaiting a promise it returns.
+async fn evaluate(
+    page: &Page,
+    expression: String,
+    timeout: Duration,
+    what: &str,
+) -> Result<EvaluateReturns, RenderError> {
     let params = EvaluateParams::builder()
-        .expression(COMPILER_BUNDLE)
+        .expression(expression)
+        .await_promise(true)
+        .return_by_value(true)
         .build()
         .map_err(RenderError::Browser)?;
     let response = tokio::time::timeout(timeout, page.execute(params))
         .await
-        .map_err(|_| RenderError::Browser(String::from("loading the Tailwind compiler timed out")))?
-        .map_err(|e| RenderError::Browser(format!("loading the Tailwind compiler: {e}")))?;
-    if let Some(ex) = &response.result.exception_details {
-        return Err(RenderError::Browser(format!(
-            "the Tailwind compiler did not load: {}",
-            ex.text
-        )));
+        .map_err(|_| RenderError::Browser(format!("{what} did not answer in time")))?
+        .map_err(|e| RenderError::Browser(format!("{what}: {e}")))?;
+    Ok(response.result)
+}
+
+/// Loads the compiler into `page` (once per browser).
+pub async fn install(page: &Page, timeout: Duration) -> Result<(), RenderError> {
+    let loaded =
+        evaluate(page, COMPILER_BUNDLE.to_owned(), timeout, "loading the Tailwind compiler")
+            .await?;
+    match loaded.exception_details {
+        Some(ex) => {
+            Err(RenderError::Browser(format!("the Tailwind compiler did not load: {}", ex.text)))
+        }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// CSS for `classes` under `config_json`, memoized.
@@ -123,17 +140,9 @@ pub async fn css(
     }
     let classes_json = serde_json::to_string(classes).unwrap_or_else(|_| String::from("[]"));
     let config_literal = Value::String(config_json.to_owned()).to_string();
-    let params = EvaluateParams::builder()
-        .expression(format!("__tailpdfTailwind.css({classes_json}, {config_literal})"))
-        .await_promise(true)
-        .return_by_value(true)
-        .build()
-        .map_err(RenderError::Browser)?;
-    let response = tokio::time::timeout(timeout, page.execute(params))
-        .await
-        .map_err(|_| RenderError::Browser(String::from("the Tailwind compiler did not answer")))?
-        .map_err(|e| RenderError::Browser(format!("the Tailwind compiler: {e}")))?;
-    if let Some(ex) = &response.result.exception_details {
+    let expression = format!("__tailpdfTailwind.css({classes_json}, {config_literal})");
+    let answer = evaluate(page, expression, timeout, "the Tailwind compiler").await?;
+    if let Some(ex) = &answer.exception_details {
         // The compiler only throws on what the request gave it: the config.
         let detail = ex
             .exception
@@ -145,7 +154,7 @@ pub async fn css(
             "`config` was refused by Tailwind CSS {TAILWIND_VERSION}: {first_line}"
         )));
     }
-    let css: Arc<str> = match response.result.result.value {
+    let css: Arc<str> = match answer.result.value {
         Some(Value::String(s)) => s.into(),
         _ => {
             return Err(RenderError::Browser(String::from("the Tailwind compiler returned no CSS")))

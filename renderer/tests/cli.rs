@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{page_info, poppler, FontServer};
+use common::{alive, live_descendants, page_info, poppler, FontServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tailpdf-renderer");
 
@@ -99,29 +99,6 @@ fn help_documents_every_setting_with_its_environment_variable() {
     ] {
         assert!(help.contains(flag) && help.contains(env), "{flag} / {env} missing:\n{help}");
     }
-}
-
-fn live_descendants(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let mut fields = rest.split(' ');
-        let state = fields.next().unwrap();
-        let ppid: u32 = fields.next().unwrap().parse().unwrap();
-        if ppid == pid && state != "Z" {
-            out.push(p);
-            out.extend(live_descendants(p));
-        }
-    }
-    out
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
-        .unwrap_or(false)
 }
 
 #[test]

@@ -301,27 +301,12 @@ async fn chromium_restarts_after_n_renders_without_failing_any() {
     engine.shutdown(Duration::from_secs(5)).await;
 }
 
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let ppid: u32 = rest.split(' ').nth(1).unwrap().parse().unwrap();
-        if ppid == pid {
-            out.push(p);
-            out.extend(children_of(p));
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn no_chromium_process_outlives_shutdown() {
     let (engine, _cache) = engine_with(|_| {}).await;
     engine.render(&spec(json!({"content": "<p>x</p>"}))).await.unwrap();
     let pid = engine.browser_pid().await.unwrap();
-    let mut tree = children_of(pid);
+    let mut tree = common::live_descendants(pid);
     tree.push(pid);
     assert!(tree.len() > 2, "chromium runs helper processes: {tree:?}");
     engine.shutdown(Duration::from_secs(5)).await;

@@ -17,17 +17,12 @@ use axum::{
 use serde_json::{json, Value};
 use tailpdf_shared::{
     messages::{EventAck, RenderJobMessage, SecretUrl},
-    signing::{sign_internal, INTERNAL_SIGNATURE_HEADER},
     JobEvent, JobId, JobStatus,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tailpdf-renderer");
 const SECRET: &str = "never-log-this-secret";
 const SIGNATURE: &str = "5ec1e7519a7u2e0f";
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_logs_jobs_without_secrets_and_exits_cleanly_on_sigterm() {
@@ -95,14 +90,8 @@ async fn serve_logs_jobs_without_secrets_and_exits_cleanly_on_sigterm() {
     let upload =
         format!("{edge_base}/bucket/a.pdf?X-Amz-Credential=AK&X-Amz-Signature={SIGNATURE}");
     let message = RenderJobMessage::new(job_id.clone(), "acct-42", SecretUrl::new(upload), &spec);
-    let body = serde_json::to_vec(&message).unwrap();
-    let r = client
-        .post(format!("{base}/jobs"))
-        .header(INTERNAL_SIGNATURE_HEADER, sign_internal(SECRET, now(), "POST", "/jobs", &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r =
+        common::signed_post(&base, "/jobs", SECRET, &serde_json::to_vec(&message).unwrap()).await;
     assert_eq!(r.status(), 200);
     let outcome: Value = r.json().await.unwrap();
     assert_eq!(outcome["status"], JobStatus::Completed.as_str(), "{outcome}");

@@ -265,15 +265,7 @@ impl Renderer {
 }
 
 async fn signed_post(base: &str, path: &str, body: &Value) -> reqwest::Response {
-    let bytes = serde_json::to_vec(body).unwrap();
-    reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .header(INTERNAL_SIGNATURE_HEADER, sign_internal(SECRET, now(), "POST", path, &bytes))
-        .header("content-type", "application/json")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap()
+    common::signed_post(base, path, SECRET, &serde_json::to_vec(body).unwrap()).await
 }
 
 /// The same URL with one hex digit of its signature changed.

@@ -10,10 +10,12 @@ use std::{
     time::Duration,
 };
 
-use chromiumoxide::{cdp::js_protocol::runtime::EvaluateParams, Browser, BrowserConfig, Page};
-use futures::StreamExt;
+use chromiumoxide::{cdp::js_protocol::runtime::EvaluateParams, Page};
 use serde_json::{json, Value};
-use tailpdf_renderer::{document, engine::Engine};
+use tailpdf_renderer::{
+    document,
+    engine::{BareBrowser, Engine},
+};
 
 const CORPUS: &str = include_str!("fixtures/tailwind-corpus.html");
 
@@ -48,30 +50,6 @@ fn cli_css(html: &str, config: Option<&Value>) -> String {
         .expect("the Tailwind CLI is installed by scripts/setup.sh (npm ci)");
     assert!(out.status.success(), "tailwindcss failed: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::read_to_string(dir.path().join("out.css")).unwrap()
-}
-
-async fn browser() -> (Browser, tokio::task::JoinHandle<()>, tempfile::TempDir) {
-    let profile = tempfile::tempdir().unwrap();
-    let config = BrowserConfig::builder()
-        .chrome_executable("/usr/bin/chromium")
-        .new_headless_mode()
-        .no_sandbox()
-        .user_data_dir(profile.path())
-        .viewport(None)
-        .window_size(1280, 1024)
-        .args([
-            "disable-gpu",
-            "disable-background-networking",
-            "disable-component-update",
-            "disable-sync",
-            "no-first-run",
-            "host-resolver-rules=MAP * ~NOTFOUND",
-        ])
-        .build()
-        .unwrap();
-    let (browser, mut handler) = Browser::launch(config).await.unwrap();
-    let task = tokio::spawn(async move { while handler.next().await.is_some() {} });
-    (browser, task, profile)
 }
 
 async fn eval(page: &Page, expression: &str) -> Value {
@@ -161,8 +139,8 @@ async fn computed_styles_match_the_tailwind_cli() {
     let cache = tempfile::tempdir().unwrap();
     let engine =
         Engine::start(common::engine_config("http://127.0.0.1:9/", cache.path())).await.unwrap();
-    let (browser, handler, _profile) = browser().await;
-    let page = browser.new_page("about:blank").await.unwrap();
+    let bare = BareBrowser::launch(std::path::Path::new("/usr/bin/chromium")).await.unwrap();
+    let page = bare.browser.new_page("about:blank").await.unwrap();
 
     let classes = compare(&engine, &page, CORPUS, None).await;
     assert!(classes >= 150, "the corpus should use at least 150 utilities, has {classes}");
@@ -187,7 +165,6 @@ async fn computed_styles_match_the_tailwind_cli() {
     .await;
 
     drop(page);
-    drop(browser);
-    let _ = tokio::time::timeout(Duration::from_secs(5), handler).await;
+    bare.close().await;
     engine.shutdown(Duration::from_secs(5)).await;
 }

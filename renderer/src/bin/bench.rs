@@ -16,10 +16,14 @@ use std::{
 };
 
 use anyhow::Context;
-use chromiumoxide::{cdp::browser_protocol::page::PrintToPdfParams, Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams;
 use clap::Parser;
 use futures::StreamExt;
-use tailpdf_renderer::{config::EngineConfig, document, engine::Engine};
+use tailpdf_renderer::{
+    config::EngineConfig,
+    document,
+    engine::{BareBrowser, Engine},
+};
 use tailpdf_shared::{request::PdfRequest, RenderSpec, UrlPolicy};
 
 #[derive(Parser)]
@@ -145,26 +149,8 @@ async fn main() -> anyhow::Result<()> {
     engine.shutdown(Duration::from_secs(5)).await;
 
     // The floor: ready-made CSS, a reused tab, bare printToPDF.
-    let profile = tempfile::tempdir()?;
-    let browser_config = BrowserConfig::builder()
-        .chrome_executable(&args.chromium)
-        .new_headless_mode()
-        .no_sandbox()
-        .user_data_dir(profile.path())
-        .viewport(None)
-        .args([
-            "disable-gpu",
-            "disable-background-networking",
-            "disable-component-update",
-            "disable-sync",
-            "no-first-run",
-            "host-resolver-rules=MAP * ~NOTFOUND",
-        ])
-        .build()
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let (mut browser, mut handler) = Browser::launch(browser_config).await?;
-    let handler_task = tokio::spawn(async move { while handler.next().await.is_some() {} });
-    let page = browser.new_page("about:blank").await?;
+    let bare = BareBrowser::launch(&args.chromium).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let page = bare.browser.new_page("about:blank").await?;
     let html = document::build_document(&content, &format!("<style>{css}</style>"));
     let mut floor = Vec::new();
     for i in 0..(warmup + args.renders) {
@@ -177,9 +163,7 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(pdf.starts_with(b"%PDF"), "the floor printed no PDF");
     }
     let floor_stats = stats(floor);
-    browser.close().await?;
-    browser.wait().await?;
-    handler_task.abort();
+    bare.close().await;
 
     // Throughput through the engine with 1, 2 and 4 tabs.
     let mut throughput = Vec::new();

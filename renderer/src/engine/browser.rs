@@ -158,6 +158,41 @@ impl Instance {
     }
 }
 
+/// A Chromium with the engine's flags and nothing else: the floor of the benchmark, and the
+/// browser of tests that look at pages directly.
+pub struct BareBrowser {
+    pub browser: Browser,
+    handler: JoinHandle<()>,
+    _profile: tempfile::TempDir,
+}
+
+impl BareBrowser {
+    pub async fn launch(chromium: &Path) -> Result<Self, RenderError> {
+        let profile = tempfile::tempdir().map_err(|e| RenderError::Browser(e.to_string()))?;
+        let mut builder = BrowserConfig::builder()
+            .chrome_executable(chromium)
+            .new_headless_mode()
+            .user_data_dir(profile.path())
+            .viewport(None)
+            .window_size(1280, 1024)
+            .args(FLAGS.iter().copied());
+        if nix::unistd::geteuid().is_root() {
+            builder = builder.no_sandbox();
+        }
+        let config = builder.build().map_err(RenderError::Browser)?;
+        let (browser, mut handler) =
+            Browser::launch(config).await.map_err(|e| RenderError::Browser(e.to_string()))?;
+        let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
+        Ok(Self { browser, handler, _profile: profile })
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.browser.close().await;
+        let _ = self.browser.wait().await;
+        self.handler.abort();
+    }
+}
+
 /// A script that starts Chromium with `PR_SET_PDEATHSIG`: if this process dies, even by
 /// SIGKILL, the kernel kills the browser too, so no orphaned Chromium is left running. (The
 /// signal follows the launching thread; launches happen on the runtime's long-lived workers.)

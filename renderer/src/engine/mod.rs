@@ -11,6 +11,8 @@
 mod browser;
 mod tab;
 
+pub use browser::BareBrowser;
+
 use std::{
     collections::BTreeSet,
     sync::{

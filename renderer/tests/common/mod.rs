@@ -262,3 +262,69 @@ pub(crate) fn pixel(pdf: &[u8], dpi: u32, x: usize, y: usize) -> [u8; 3] {
     let at = i + (y * width + x) * 3;
     [data[at], data[at + 1], data[at + 2]]
 }
+
+/// (ppid, state) of a process, if it exists.
+fn stat(pid: u32) -> Option<(u32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = fields.next()?.chars().next()?;
+    Some((fields.next()?.parse().ok()?, state))
+}
+
+/// Whether `pid` runs (exists and is not a zombie).
+pub(crate) fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|(_, state)| state != 'Z')
+}
+
+/// Every running (non-zombie) process below `pid`.
+pub(crate) fn live_descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Some((ppid, state)) = stat(p) {
+            if ppid == pid && state != 'Z' {
+                out.push(p);
+                out.extend(live_descendants(p));
+            }
+        }
+    }
+    out
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// POSTs `body` to `base` + `path`, signed with X-TailPDF-Internal.
+pub(crate) async fn signed_post(
+    base: &str,
+    path: &str,
+    secret: &str,
+    body: &[u8],
+) -> reqwest::Response {
+    use tailpdf_shared::signing::{sign_internal, INTERNAL_SIGNATURE_HEADER};
+    reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header(INTERNAL_SIGNATURE_HEADER, sign_internal(secret, now(), "POST", path, body))
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Waits until `GET {base}/readyz` answers 200.
+pub(crate) async fn wait_ready(base: &str) {
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "{base} did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
