@@ -8,6 +8,7 @@
 //! - [`service`]: `tailpdf-renderer serve`, the HTTP API, job runs, uploads, pull mode.
 //! - [`config`], [`error`]: settings (flags + `TAILPDF_*` env) and the error type.
 
+mod cdp;
 pub mod config;
 pub mod document;
 pub mod engine;

@@ -10,14 +10,11 @@ use std::{
     time::Duration,
 };
 
-use chromiumoxide::{
-    cdp::js_protocol::runtime::{EvaluateParams, EvaluateReturns},
-    Page,
-};
+use chromiumoxide::Page;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::RenderError;
+use crate::{cdp::evaluate, error::RenderError};
 
 /// The compiler bundle: defines `globalThis.__tailpdfTailwind`.
 pub const COMPILER_BUNDLE: &str = include_str!(concat!(env!("OUT_DIR"), "/tailwind-compiler.js"));
@@ -91,26 +88,6 @@ pub fn memo_key(classes: &BTreeSet<String>, config_json: &str) -> [u8; 32] {
 /// The config as the compiler takes it: JSON text, empty for none.
 pub fn config_json(config: Option<&Map<String, Value>>) -> String {
     config.map(|c| Value::Object(c.clone()).to_string()).unwrap_or_default()
-}
-
-/// Evaluates `expression` in `page` within `timeout`, awaiting a promise it returns.
-async fn evaluate(
-    page: &Page,
-    expression: String,
-    timeout: Duration,
-    what: &str,
-) -> Result<EvaluateReturns, RenderError> {
-    let params = EvaluateParams::builder()
-        .expression(expression)
-        .await_promise(true)
-        .return_by_value(true)
-        .build()
-        .map_err(RenderError::Browser)?;
-    let response = tokio::time::timeout(timeout, page.execute(params))
-        .await
-        .map_err(|_| RenderError::Browser(format!("{what} did not answer in time")))?
-        .map_err(|e| RenderError::Browser(format!("{what}: {e}")))?;
-    Ok(response.result)
 }
 
 /// Loads the compiler into `page` (once per browser).

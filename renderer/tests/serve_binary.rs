@@ -8,7 +8,6 @@ mod common;
 use std::{
     process::{Command, Stdio},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
 };
 
 use axum::{
@@ -72,18 +71,7 @@ async fn serve_logs_jobs_without_secrets_and_exits_cleanly_on_sigterm() {
     let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
 
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(started.elapsed() < Duration::from_secs(20), "serve did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_ready(&base).await;
 
     let job_id = JobId::generate();
     let spec = common::spec(json!({"content": "<p>logged</p>"}));

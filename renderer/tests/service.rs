@@ -240,18 +240,7 @@ async fn start_renderer(cfg: (ServeConfig, tempfile::TempDir)) -> Renderer {
     let task = tokio::spawn(service::run(cfg, listener, async move {
         let _ = rx.await;
     }));
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(started.elapsed() < Duration::from_secs(20), "the renderer did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_ready(&base).await;
     Renderer { base, stop: Some(tx), task, _cache: cache }
 }
 

@@ -42,6 +42,27 @@ const FLAGS: &[&str] = &[
     "host-resolver-rules=MAP * ~NOTFOUND",
 ];
 
+fn browser_config(
+    executable: &Path,
+    profile: &Path,
+    request_timeout: Duration,
+) -> Result<BrowserConfig, RenderError> {
+    let mut builder = BrowserConfig::builder()
+        .chrome_executable(executable)
+        .new_headless_mode()
+        .user_data_dir(profile)
+        .request_timeout(request_timeout)
+        .launch_timeout(Duration::from_secs(20))
+        .viewport(None)
+        .window_size(1280, 1024)
+        .args(FLAGS.iter().copied());
+    // Chromium's sandbox needs user namespaces, which root in a container rarely has.
+    if nix::unistd::geteuid().is_root() {
+        builder = builder.no_sandbox();
+    }
+    builder.build().map_err(RenderError::Browser)
+}
+
 /// A running Chromium with its Tailwind compiler page.
 pub(crate) struct Instance {
     pub(crate) generation: u64,
@@ -65,20 +86,7 @@ impl Instance {
             .map_err(|e| RenderError::Browser(format!("no user-data-dir: {e}")))?;
         let executable = launcher(home.path(), &cfg.chromium)
             .map_err(|e| RenderError::Browser(format!("no launcher script: {e}")))?;
-        let mut builder = BrowserConfig::builder()
-            .chrome_executable(executable)
-            .new_headless_mode()
-            .user_data_dir(home.path().join("profile"))
-            .request_timeout(cfg.render_timeout)
-            .launch_timeout(Duration::from_secs(20))
-            .viewport(None)
-            .window_size(1280, 1024)
-            .args(FLAGS.iter().copied());
-        // Chromium's sandbox needs user namespaces, which root in a container rarely has.
-        if nix::unistd::geteuid().is_root() {
-            builder = builder.no_sandbox();
-        }
-        let config = builder.build().map_err(RenderError::Browser)?;
+        let config = browser_config(&executable, &home.path().join("profile"), cfg.render_timeout)?;
         let (mut browser, mut handler) = Browser::launch(config).await.map_err(|e| {
             RenderError::Browser(format!("could not start {}: {e}", cfg.chromium.display()))
         })?;
@@ -169,17 +177,7 @@ pub struct BareBrowser {
 impl BareBrowser {
     pub async fn launch(chromium: &Path) -> Result<Self, RenderError> {
         let profile = tempfile::tempdir().map_err(|e| RenderError::Browser(e.to_string()))?;
-        let mut builder = BrowserConfig::builder()
-            .chrome_executable(chromium)
-            .new_headless_mode()
-            .user_data_dir(profile.path())
-            .viewport(None)
-            .window_size(1280, 1024)
-            .args(FLAGS.iter().copied());
-        if nix::unistd::geteuid().is_root() {
-            builder = builder.no_sandbox();
-        }
-        let config = builder.build().map_err(RenderError::Browser)?;
+        let config = browser_config(chromium, profile.path(), Duration::from_secs(30))?;
         let (browser, mut handler) =
             Browser::launch(config).await.map_err(|e| RenderError::Browser(e.to_string()))?;
         let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });

@@ -23,12 +23,9 @@ use std::{
 };
 
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
-use chromiumoxide::cdp::{
-    browser_protocol::{
-        io::{CloseParams as IoCloseParams, ReadParams},
-        page::PrintToPdfTransferMode,
-    },
-    js_protocol::runtime::EvaluateParams,
+use chromiumoxide::cdp::browser_protocol::{
+    io::{CloseParams as IoCloseParams, ReadParams},
+    page::PrintToPdfTransferMode,
 };
 use serde_json::Value;
 use tailpdf_shared::RenderSpec;
@@ -423,21 +420,17 @@ fn cdp(e: chromiumoxide::error::CdpError) -> RenderError {
     RenderError::Browser(e.to_string())
 }
 
+/// Evaluates a script of ours in the document; the render's deadline bounds it.
 async fn evaluate<T: serde::de::DeserializeOwned>(
     page: &chromiumoxide::Page,
     expression: String,
 ) -> Result<T, RenderError> {
-    let params = EvaluateParams::builder()
-        .expression(expression)
-        .await_promise(true)
-        .return_by_value(true)
-        .build()
-        .map_err(RenderError::Browser)?;
-    let response = page.execute(params).await.map_err(cdp)?;
-    if let Some(ex) = &response.result.exception_details {
+    let answer =
+        crate::cdp::evaluate(page, expression, Duration::from_secs(3600), "the page").await?;
+    if let Some(ex) = &answer.exception_details {
         return Err(RenderError::Browser(format!("page script failed: {}", ex.text)));
     }
-    let value = response.result.result.value.unwrap_or(Value::Null);
+    let value = answer.result.value.unwrap_or(Value::Null);
     serde_json::from_value(value)
         .map_err(|e| RenderError::Browser(format!("unexpected answer: {e}")))
 }
