@@ -33,7 +33,7 @@ setup:
 dev: setup
 	@scripts/dev.sh
 
-test: setup lint wasm unit check-edge
+test: setup lint wasm build-edge unit check-edge
 	@echo "make test: all checks passed"
 
 fmt:
@@ -48,6 +48,7 @@ lint:
 wasm:
 	cargo build -p tailpdf-shared --target $(WASM) --locked
 
+# Needs the built Worker: edge/tests/e2e.rs runs it under wrangler dev.
 unit:
 	cargo test --workspace --locked
 

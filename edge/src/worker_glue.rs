@@ -1,13 +1,406 @@
-//! `#[event]` entry points: translate between workers-rs and the plain-Rust edge.
+//! The Worker's entry points: HTTP (`fetch`) and the queue consumers (`queue`). They turn
+//! workers-rs types into the plain calls of [`crate::api`] and [`crate::delivery`] and back;
+//! no rule lives here.
 
-use worker::{event, Context, Env, Request, Response, Result};
+use std::time::Duration;
 
-#[event(fetch)]
-async fn fetch(_req: Request, _env: Env, _ctx: Context) -> Result<Response> {
-    let error = crate::not_built_yet();
-    let mut response = Response::from_json(&error.body())?.with_status(error.status());
-    if let Some(secs) = error.retry_after_secs {
+use futures::future::{select, Either};
+use serde::Serialize;
+use serde_json::Value;
+use tailpdf_shared::{
+    messages::{RenderJobMessage, WebhookMessage},
+    ApiError, Timestamp,
+};
+use worker::{
+    event, AbortController, Context, Delay, Env, Fetch, Headers, KvStore, MessageBatch, MessageExt,
+    Method, QueueRetryOptionsBuilder, Request, RequestInit, Response, Result,
+};
+
+use crate::{
+    api::{self, Submission},
+    config::EdgeConfig,
+    delivery,
+    store::{self, Kv, Queue, StoreError},
+};
+
+const RENDER_JOBS: &str = "render-jobs";
+const WEBHOOKS: &str = "webhooks";
+
+struct WorkerKv(KvStore);
+
+impl Kv for WorkerKv {
+    async fn get(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
+        self.0.get(key).text().await.map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_secs: u64,
+    ) -> std::result::Result<(), StoreError> {
+        self.0
+            .put(key, value)
+            .map_err(|e| StoreError(e.to_string()))?
+            .expiration_ttl(ttl_secs)
+            .execute()
+            .await
+            .map_err(|e| StoreError(e.to_string()))
+    }
+}
+
+struct WorkerQueue(worker::Queue);
+
+impl<M: Serialize + Clone> Queue<M> for WorkerQueue {
+    async fn send(&self, message: &M) -> std::result::Result<(), StoreError> {
+        self.0.send(message.clone()).await.map_err(|e| StoreError(e.to_string()))
+    }
+}
+
+fn config(env: &Env) -> std::result::Result<EdgeConfig, ApiError> {
+    EdgeConfig::from_vars(|name| {
+        env.secret(name)
+            .ok()
+            .map(|s| s.to_string())
+            .or_else(|| env.var(name).ok().map(|v| v.to_string()))
+    })
+    .map_err(|e| {
+        worker::console_error!("configuration: {e}");
+        ApiError::unavailable("The service is not configured; retry later.", 60)
+    })
+}
+
+fn now_secs() -> i64 {
+    (worker::Date::now().as_millis() / 1000) as i64
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_unix(now_secs()).unwrap_or_else(|_| unreachable!("the clock is within 1..9999"))
+}
+
+fn kv(env: &Env, binding: &str) -> std::result::Result<WorkerKv, ApiError> {
+    env.kv(binding).map(WorkerKv).map_err(|e| {
+        worker::console_error!("KV binding {binding}: {e}");
+        ApiError::unavailable("Job storage is unavailable; retry shortly.", 5)
+    })
+}
+
+fn queue(env: &Env, binding: &str) -> std::result::Result<WorkerQueue, ApiError> {
+    env.queue(binding).map(WorkerQueue).map_err(|e| {
+        worker::console_error!("queue binding {binding}: {e}");
+        ApiError::unavailable("The job queue is unavailable; retry shortly.", 5)
+    })
+}
+
+/// The one place an error becomes a response.
+fn error_response(e: &ApiError) -> Result<Response> {
+    let mut response = Response::from_json(&e.body())?.with_status(e.status());
+    if let Some(secs) = e.retry_after_secs {
         response.headers_mut().set("Retry-After", &secs.to_string())?;
     }
     Ok(response)
+}
+
+fn json<T: Serialize>(value: &T, status: u16) -> Result<Response> {
+    Ok(Response::from_json(value)?.with_status(status))
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let method = req.method();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let result = match (method.clone(), segments.as_slice()) {
+        (Method::Post, ["pdf"]) => post_pdf(&mut req, &env).await,
+        (Method::Get, ["jobs", id]) => get_job(&req, &env, id).await,
+        (Method::Post, ["internal", "jobs", id, "events"]) => {
+            post_event(&mut req, &env, id, &path).await
+        }
+        (Method::Get, ["internal", "jobs", id, "spec"]) => {
+            get_spec(&mut req, &env, id, &path).await
+        }
+        (_, ["pdf"] | ["jobs", _] | ["internal", "jobs", _, "events" | "spec"]) => {
+            Err(ApiError::new(
+                tailpdf_shared::ErrorCode::NotFound,
+                format!("{method:?} is not allowed on {path}."),
+            ))
+        }
+        _ => Err(ApiError::not_found(format!(
+            "No such endpoint: {path}. Use POST /pdf or GET /jobs/{{id}}."
+        ))),
+    };
+    match result {
+        Ok(response) => Ok(response),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+    let declared =
+        req.headers().get("Content-Length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > tailpdf_shared::limits::MAX_BODY_BYTES) {
+        return Err(ApiError::new(
+            tailpdf_shared::ErrorCode::PayloadTooLarge,
+            "The request body is over 1 MiB.",
+        ));
+    }
+    req.bytes().await.map_err(|_| ApiError::validation("The request body could not be read."))
+}
+
+async fn post_pdf(req: &mut Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let cfg = config(env)?;
+    let api_key = req.headers().get("X-API-Key").ok().flatten();
+    let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
+    let idempotency = req.headers().get("Idempotency-Key").ok().flatten();
+    let body = body(req).await?;
+    let jobs = kv(env, "JOBS")?;
+    let render_jobs = queue(env, "RENDER_JOBS")?;
+    match api::submit(&jobs, &render_jobs, &cfg, &account, idempotency.as_deref(), &body, now())
+        .await?
+    {
+        Submission::Sync(spec) => render_sync(&cfg, &spec).await,
+        Submission::Accepted(accepted) | Submission::Replayed(accepted) => {
+            let location = api::location(&accepted);
+            let mut response = json(&accepted, 202).map_err(internal)?;
+            response.headers_mut().set("Location", &location).map_err(internal)?;
+            Ok(response)
+        }
+    }
+}
+
+fn internal(e: worker::Error) -> ApiError {
+    worker::console_error!("{e}");
+    ApiError::new(
+        tailpdf_shared::ErrorCode::InternalError,
+        "Something failed on our side; retry shortly.",
+    )
+}
+
+/// A signed POST to the renderer within `timeout`.
+async fn call_renderer(
+    cfg: &EdgeConfig,
+    path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> std::result::Result<Response, String> {
+    let (url, signature) = api::renderer_call(cfg, "POST", path, &body, now_secs());
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json").map_err(|e| e.to_string())?;
+    headers
+        .set(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER, &signature)
+        .map_err(|e| e.to_string())?;
+    post_with_timeout(&url, headers, body, timeout).await
+}
+
+async fn post_with_timeout(
+    url: &str,
+    headers: Headers,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> std::result::Result<Response, String> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let sending = fetch.send_with_signal(&signal);
+    let deadline = Delay::from(timeout);
+    futures::pin_mut!(sending, deadline);
+    match select(sending, deadline).await {
+        Either::Left((result, _)) => result.map_err(|e| e.to_string()),
+        Either::Right(_) => {
+            controller.abort();
+            Err(format!("no answer within {timeout:?}"))
+        }
+    }
+}
+
+async fn render_sync(
+    cfg: &EdgeConfig,
+    spec: &tailpdf_shared::RenderSpec,
+) -> std::result::Result<Response, ApiError> {
+    let body = serde_json::to_vec(spec).map_err(|e| ApiError::validation(e.to_string()))?;
+    let mut answer = call_renderer(cfg, "/render", body, cfg.sync_timeout).await.map_err(|e| {
+        worker::console_warn!("renderer: {e}");
+        ApiError::unavailable("The renderer is unavailable or busy; retry shortly.", 5)
+    })?;
+    let status = answer.status_code();
+    if status == 200 {
+        let pdf = answer.bytes().await.map_err(internal)?;
+        let duration = answer.headers().get("X-Render-Duration-Ms").ok().flatten();
+        let mut response = Response::from_bytes(pdf).map_err(internal)?;
+        response.headers_mut().set("Content-Type", "application/pdf").map_err(internal)?;
+        if let Some(d) = duration {
+            response.headers_mut().set("X-Render-Duration-Ms", &d).map_err(internal)?;
+        }
+        return Ok(response);
+    }
+    // The renderer answers in the API's own error shape; pass it on.
+    let text = answer.text().await.unwrap_or_default();
+    match serde_json::from_str::<tailpdf_shared::ErrorBody>(&text) {
+        Ok(body) if status == 400 => Err(ApiError::validation(body.message)),
+        Ok(body) if status == 503 => Err(ApiError::unavailable(body.message, 2)),
+        Ok(body) => Err(ApiError::new(tailpdf_shared::ErrorCode::RenderFailed, body.message)),
+        Err(_) => Err(ApiError::unavailable("The renderer is unavailable; retry shortly.", 5)),
+    }
+}
+
+async fn get_job(req: &Request, env: &Env, id: &str) -> std::result::Result<Response, ApiError> {
+    let cfg = config(env)?;
+    let api_key = req.headers().get("X-API-Key").ok().flatten();
+    let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
+    let view = api::job_status(&kv(env, "JOBS")?, &cfg, &account, id, now()).await?;
+    json(&view, 200).map_err(internal)
+}
+
+async fn post_event(
+    req: &mut Request,
+    env: &Env,
+    id: &str,
+    path: &str,
+) -> std::result::Result<Response, ApiError> {
+    let cfg = config(env)?;
+    let body = body(req).await?;
+    let signature =
+        req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten();
+    api::verify_internal_call(&cfg, signature.as_deref(), "POST", path, &body, now_secs())?;
+    let ack =
+        api::apply_event(&kv(env, "JOBS")?, &queue(env, "WEBHOOKS")?, &cfg, id, &body).await?;
+    json(&ack, 200).map_err(internal)
+}
+
+async fn get_spec(
+    req: &mut Request,
+    env: &Env,
+    id: &str,
+    path: &str,
+) -> std::result::Result<Response, ApiError> {
+    let cfg = config(env)?;
+    let signature =
+        req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten();
+    api::verify_internal_call(&cfg, signature.as_deref(), "GET", path, b"", now_secs())?;
+    let spec = api::job_spec(&kv(env, "JOBS")?, id).await?;
+    json(&spec, 200).map_err(internal)
+}
+
+#[event(queue)]
+async fn queue_consumer(batch: MessageBatch<Value>, env: Env, _ctx: Context) -> Result<()> {
+    let Ok(cfg) = config(&env) else {
+        batch.retry_all();
+        return Ok(());
+    };
+    let name = batch.queue();
+    for message in batch.messages()? {
+        if name.starts_with(RENDER_JOBS) {
+            push_render_job(&cfg, &message).await;
+        } else if name.starts_with(WEBHOOKS) && !name.ends_with("dlq") {
+            deliver_webhook(&cfg, &env, &message).await;
+        } else {
+            message.ack();
+        }
+    }
+    Ok(())
+}
+
+fn retry(message: &impl MessageExt, delay_secs: u32) {
+    message.retry_with_options(
+        &QueueRetryOptionsBuilder::new().with_delay_seconds(delay_secs).build(),
+    );
+}
+
+/// Push mode: hold the message until the renderer answers with the job's end.
+async fn push_render_job(cfg: &EdgeConfig, message: &worker::Message<Value>) {
+    let Ok(job) = serde_json::from_value::<RenderJobMessage>(message.body().clone()) else {
+        worker::console_error!("render-jobs: dropping a message that is not a job");
+        message.ack();
+        return;
+    };
+    let body = serde_json::to_vec(&job).unwrap_or_default();
+    match call_renderer(cfg, "/jobs", body, Duration::from_secs(600)).await {
+        Ok(answer) if answer.status_code() == 200 => message.ack(),
+        Ok(answer) => {
+            let wait = answer
+                .headers()
+                .get("Retry-After")
+                .ok()
+                .flatten()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(cfg.render_retry_delay_secs);
+            worker::console_log!(
+                "render-jobs: {} answered {}; again in {wait}s",
+                job.job_id,
+                answer.status_code()
+            );
+            retry(message, wait.max(1));
+        }
+        Err(e) => {
+            worker::console_log!(
+                "render-jobs: {} not delivered ({e}); again in {}s",
+                job.job_id,
+                cfg.render_retry_delay_secs
+            );
+            retry(message, cfg.render_retry_delay_secs);
+        }
+    }
+}
+
+async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
+    let Ok(hook) = serde_json::from_value::<WebhookMessage>(message.body().clone()) else {
+        worker::console_error!("webhooks: dropping a message that is not a webhook");
+        message.ack();
+        return;
+    };
+    let (Ok(jobs), Ok(keys)) = (kv(env, "JOBS"), kv(env, "API_KEYS")) else {
+        retry(message, 30);
+        return;
+    };
+    let job_id = &hook.payload.job_id;
+    let previous = store::get_json(&jobs, &store::webhook_key(job_id)).await.ok().flatten();
+    let attempt = previous.map_or(0, |p: tailpdf_shared::job::WebhookDelivery| p.attempts) + 1;
+    let secret =
+        api::account(&keys, &hook.account).await.ok().flatten().and_then(|a| a.webhook_secret);
+    let request = delivery::request(&hook, secret.as_deref(), now_secs());
+    let headers = Headers::new();
+    for (name, value) in &request.headers {
+        let _ = headers.set(name, value);
+    }
+    let status = match post_with_timeout(
+        &request.url,
+        headers,
+        request.body.into_bytes(),
+        cfg.webhook_timeout,
+    )
+    .await
+    {
+        Ok(answer) => Some(answer.status_code()),
+        Err(e) => {
+            worker::console_log!("webhooks: {job_id} attempt {attempt}: {e}");
+            None
+        }
+    };
+    let state = delivery::record(previous, status, now());
+    let _ =
+        store::put_json(&jobs, &store::webhook_key(job_id), &state, cfg.job_ttl_done_secs).await;
+    match delivery::next(status, attempt, &cfg.webhook_retry_delays) {
+        delivery::Next::Done => message.ack(),
+        delivery::Next::Retry { delay_secs } => retry(message, delay_secs),
+        delivery::Next::DeadLetter => {
+            worker::console_warn!(
+                "webhooks: {job_id} undeliverable after {attempt} attempts; dead-lettered"
+            );
+            match env.queue("WEBHOOKS_DLQ") {
+                Ok(dlq) => {
+                    if dlq.send(hook.clone()).await.is_ok() {
+                        message.ack();
+                    } else {
+                        message.retry();
+                    }
+                }
+                Err(_) => message.retry(),
+            }
+        }
+    }
 }

@@ -21,6 +21,15 @@ impl JobId {
         Self(ulid::Ulid::generate().to_string())
     }
 
+    /// A new id for an instant given by the caller's clock (the Worker's `Date.now()`), with
+    /// 80 random bits from the platform's generator.
+    pub fn generate_at(unix_ms: u64) -> Self {
+        let mut random = [0u8; 16];
+        // Without randomness the ids would collide; every supported platform has it.
+        getrandom::fill(&mut random).unwrap_or_else(|e| panic!("no random numbers: {e}"));
+        Self::from_parts(unix_ms, u128::from_le_bytes(random))
+    }
+
     /// An id from its parts (tests, and callers that bring their own clock and randomness).
     pub fn from_parts(unix_ms: u64, random: u128) -> Self {
         Self(ulid::Ulid::from_parts(unix_ms, random).to_string())
@@ -80,6 +89,15 @@ mod tests {
         assert_eq!(id.as_str().len(), 26);
         assert_eq!(JobId::parse(id.as_str()), Ok(id.clone()));
         assert!(ulid::Ulid::from_string(id.as_str()).is_ok());
+    }
+
+    #[test]
+    fn ids_for_a_given_instant_carry_it() {
+        let a = JobId::generate_at(1_764_230_000_000);
+        let b = JobId::generate_at(1_764_230_000_000);
+        assert_ne!(a, b);
+        let u = ulid::Ulid::from_string(a.as_str()).unwrap();
+        assert_eq!(u.timestamp_ms(), 1_764_230_000_000);
     }
 
     #[test]

@@ -1,0 +1,491 @@
+//! The edge's request handling as plain functions over [`Kv`] and [`Queue`]: what `POST /pdf`,
+//! `GET /jobs/{id}` and the internal endpoints do, independent of the Worker runtime.
+
+use sha2::{Digest, Sha256};
+use tailpdf_shared::{
+    job::{status_path, JobAccepted},
+    limits::{JOB_TTL_OPEN_SECS, MAX_BODY_BYTES},
+    messages::{EventAck, RenderJobMessage, SecretUrl, WebhookMessage},
+    request::validate_idempotency_key,
+    signing::{hash_api_key, sign_internal, verify_internal, INTERNAL_SIGNATURE_HEADER},
+    webhook::WebhookPayload,
+    ApiError, Delivery, ErrorCode, JobEvent, JobId, JobView, RenderSpec, Timestamp,
+};
+
+use crate::{
+    config::EdgeConfig,
+    store::{
+        get_json, idempotency_key, job_key, load_job, put_json, spec_key, stage_key, Account,
+        IdempotencyRecord, JobBase, Kv, Queue, StoreError,
+    },
+};
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::unavailable(format!("Job storage is unavailable ({}); retry shortly.", e.0), 5)
+    }
+}
+
+/// What a `POST /pdf` comes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submission {
+    /// Render now and answer with the PDF.
+    Sync(Box<RenderSpec>),
+    /// A new background job (202).
+    Accepted(JobAccepted),
+    /// The same `Idempotency-Key` and body as before: the job made then (202).
+    Replayed(JobAccepted),
+}
+
+/// `X-API-Key` → the account; 401 when missing or unknown. Keys are looked up by their
+/// SHA-256, so no key is ever compared or stored in clear.
+pub async fn authenticate(keys: &impl Kv, api_key: Option<&str>) -> Result<Account, ApiError> {
+    let key = api_key.map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| {
+        ApiError::unauthorized("X-API-Key is required: send your API key in the X-API-Key header.")
+    })?;
+    get_json::<Account>(keys, &format!("key:{}", hash_api_key(key)))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("X-API-Key is not valid: check the key you sent."))
+}
+
+/// The account's webhook secret, for delivery (the queue never carries secrets).
+pub async fn account(keys: &impl Kv, name: &str) -> Result<Option<Account>, StoreError> {
+    get_json(keys, &format!("account:{name}")).await
+}
+
+/// `POST /pdf`.
+pub async fn submit(
+    jobs: &impl Kv,
+    render_jobs: &impl Queue<RenderJobMessage>,
+    cfg: &EdgeConfig,
+    account: &Account,
+    idempotency: Option<&str>,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<Submission, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("The request body is over {MAX_BODY_BYTES} bytes (1 MiB)."),
+        ));
+    }
+    let request = tailpdf_shared::parse_pdf_request(body, cfg.url_policy)?;
+    let Delivery::Async { upload_url, webhook_url } = request.delivery else {
+        return Ok(Submission::Sync(Box::new(request.spec)));
+    };
+    let idempotency = match idempotency {
+        Some(key) => {
+            validate_idempotency_key(key)?;
+            let record_key = idempotency_key(&account.account, key);
+            let body_sha256 = hex::encode(Sha256::digest(body));
+            if let Some(seen) = get_json::<IdempotencyRecord>(jobs, &record_key).await? {
+                if seen.body_sha256 == body_sha256 {
+                    return Ok(Submission::Replayed(JobAccepted::new(seen.job_id)));
+                }
+                return Err(ApiError::new(
+                    ErrorCode::IdempotencyConflict,
+                    "This Idempotency-Key was used with a different request body: use a new key \
+                     for a new request.",
+                ));
+            }
+            Some((record_key, body_sha256))
+        }
+        None => None,
+    };
+    let job_id = JobId::generate_at(u64::try_from(now.unix()).unwrap_or(0) * 1000);
+    let base = JobBase {
+        job_id: job_id.clone(),
+        account: account.account.clone(),
+        created_at: now,
+        webhook_url: webhook_url.map(|u| SecretUrl::new(u.as_str())),
+    };
+    put_json(jobs, &job_key(&job_id), &base, JOB_TTL_OPEN_SECS).await?;
+    put_json(jobs, &spec_key(&job_id), &request.spec, JOB_TTL_OPEN_SECS).await?;
+    let message = RenderJobMessage::new(
+        job_id.clone(),
+        &account.account,
+        SecretUrl::new(upload_url.as_str()),
+        &request.spec,
+    );
+    render_jobs.send(&message).await?;
+    if let Some((record_key, body_sha256)) = idempotency {
+        let record = IdempotencyRecord { job_id: job_id.clone(), body_sha256 };
+        put_json(jobs, &record_key, &record, JOB_TTL_OPEN_SECS).await?;
+    }
+    Ok(Submission::Accepted(JobAccepted::new(job_id)))
+}
+
+/// `GET /jobs/{id}`: only the owning account sees the job; an ended job for the configured
+/// time after it ended.
+pub async fn job_status(
+    jobs: &impl Kv,
+    cfg: &EdgeConfig,
+    account: &Account,
+    id: &str,
+    now: Timestamp,
+) -> Result<JobView, ApiError> {
+    let not_found = || {
+        ApiError::not_found(format!(
+            "No job {id} for this API key (jobs are kept for an hour after they end)."
+        ))
+    };
+    let id = JobId::parse(id).map_err(|_| not_found())?;
+    let job = load_job(jobs, &id).await?.ok_or_else(not_found)?;
+    if job.base.account != account.account {
+        return Err(not_found());
+    }
+    if let Some(ended) = job.record.completed_at {
+        let ttl = i64::try_from(cfg.job_ttl_done_secs).unwrap_or(i64::MAX);
+        if ended.seconds_until(now) > ttl {
+            return Err(not_found());
+        }
+    }
+    Ok(job.record.view())
+}
+
+/// `GET /internal/jobs/{id}/spec`.
+pub async fn job_spec(jobs: &impl Kv, id: &str) -> Result<RenderSpec, ApiError> {
+    let id = JobId::parse(id).map_err(|_| ApiError::not_found("No such job."))?;
+    get_json(jobs, &spec_key(&id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("No spec for this job."))
+}
+
+/// `POST /internal/jobs/{id}/events`: moves the job forward through the shared state machine.
+/// A repeated or late event is acknowledged and changes nothing; the event that ends the job
+/// queues its one webhook.
+pub async fn apply_event(
+    jobs: &impl Kv,
+    webhooks: &impl Queue<WebhookMessage>,
+    cfg: &EdgeConfig,
+    id: &str,
+    body: &[u8],
+) -> Result<EventAck, ApiError> {
+    let id = JobId::parse(id).map_err(|_| ApiError::not_found("No such job."))?;
+    let event: JobEvent = serde_json::from_slice(body)
+        .map_err(|e| ApiError::validation(format!("The event is not valid: {e}.")))?;
+    let mut job =
+        load_job(jobs, &id).await?.ok_or_else(|| ApiError::not_found("No such job (expired?)."))?;
+    let transition = job.record.apply(&event);
+    if transition.is_applied() {
+        let ends = transition.ends_job();
+        let ttl = if ends { cfg.job_ttl_done_secs } else { JOB_TTL_OPEN_SECS };
+        put_json(jobs, &stage_key(&id, event.status()), &event, ttl).await?;
+        if ends {
+            // The job is readable for the ended-job TTL from now on.
+            put_json(jobs, &job_key(&id), &job.base, cfg.job_ttl_done_secs).await?;
+            if let (Some(url), Some(payload)) =
+                (&job.base.webhook_url, WebhookPayload::for_job(&job.record))
+            {
+                let message = WebhookMessage {
+                    account: job.base.account.clone(),
+                    url: url.clone(),
+                    payload,
+                    attempt: 0,
+                };
+                webhooks.send(&message).await?;
+            }
+        }
+    }
+    Ok(EventAck { applied: transition.is_applied(), status: job.record.status })
+}
+
+/// Checks an internal call's `X-TailPDF-Internal`; 401 otherwise.
+pub fn verify_internal_call(
+    cfg: &EdgeConfig,
+    header: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), ApiError> {
+    verify_internal(&cfg.internal_secret, header, method, path, body, now).map_err(|e| {
+        ApiError::unauthorized(format!(
+            "{INTERNAL_SIGNATURE_HEADER} is required and must be valid: {e}."
+        ))
+    })
+}
+
+/// A signed call to the renderer: its URL and the signature header's value.
+pub fn renderer_call(
+    cfg: &EdgeConfig,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    now: i64,
+) -> (String, String) {
+    let url = format!("{}{path}", cfg.renderer_url.trim_end_matches('/'));
+    (url, sign_internal(&cfg.internal_secret, now, method, path, body))
+}
+
+/// The `Location` of an accepted job.
+pub fn location(accepted: &JobAccepted) -> String {
+    status_path(&accepted.job_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::{MemoryKv, MemoryQueue};
+    use tailpdf_shared::{job::RenderResult, JobStatus};
+
+    fn cfg() -> EdgeConfig {
+        EdgeConfig::from_vars(|k| (k == "INTERNAL_SECRET").then(|| String::from("s"))).unwrap()
+    }
+
+    fn acct(name: &str) -> Account {
+        Account { account: name.into(), webhook_secret: Some("whs".into()) }
+    }
+
+    fn ts(s: i64) -> Timestamp {
+        Timestamp::from_unix(1_734_258_600 + s).unwrap()
+    }
+
+    const ASYNC: &str = r#"{"content":"<p>x</p>","async":true,"upload_url":"https://b.s3.amazonaws.com/a.pdf?X-Amz-Signature=abc","webhook_url":"https://api.example.com/hook"}"#;
+
+    /// The futures here wait on nothing but memory: poll them to completion.
+    pub(crate) fn run<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    #[test]
+    fn keys_are_found_by_their_hash_and_anything_else_is_401() {
+        run(async {
+            let keys = MemoryKv::default();
+            put_json(&keys, &format!("key:{}", hash_api_key("dev-api-key")), &acct("dev"), 3600)
+                .await
+                .unwrap();
+            assert_eq!(authenticate(&keys, Some("dev-api-key")).await.unwrap().account, "dev");
+            for key in [None, Some(""), Some("wrong")] {
+                let e = authenticate(&keys, key).await.unwrap_err();
+                assert_eq!(e.status(), 401, "{key:?}");
+                assert!(e.message.contains("X-API-Key"));
+            }
+        });
+    }
+
+    #[test]
+    fn async_submit_stores_write_once_keys_and_queues_the_job() {
+        run(async {
+            let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
+            let s = submit(&jobs, &queue, &cfg(), &acct("a"), None, ASYNC.as_bytes(), ts(0))
+                .await
+                .unwrap();
+            let Submission::Accepted(accepted) = s else { panic!("{s:?}") };
+            assert_eq!(accepted.status, JobStatus::Pending);
+            assert_eq!(location(&accepted), format!("/jobs/{}", accepted.job_id));
+            let id = &accepted.job_id;
+            assert_eq!(*jobs.writes.borrow(), [job_key(id), spec_key(id)]);
+            assert_eq!(jobs.ttl(&job_key(id)), Some(JOB_TTL_OPEN_SECS));
+            // The stored base never holds the presigned upload URL.
+            assert!(!jobs.get(&job_key(id)).await.unwrap().unwrap().contains("X-Amz-Signature"));
+            let sent = queue.0.borrow();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(&sent[0].job_id, id);
+            assert!(sent[0].spec.is_some());
+        });
+    }
+
+    #[test]
+    fn sync_requests_and_invalid_bodies() {
+        run(async {
+            let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
+            let s = submit(
+                &jobs,
+                &queue,
+                &cfg(),
+                &acct("a"),
+                None,
+                br#"{"content":"<p>x</p>"}"#,
+                ts(0),
+            )
+            .await
+            .unwrap();
+            assert!(matches!(s, Submission::Sync(_)));
+            let e = submit(&jobs, &queue, &cfg(), &acct("a"), None, b"{", ts(0)).await.unwrap_err();
+            assert_eq!((e.status(), e.code), (400, ErrorCode::InvalidJson));
+            let big = vec![b' '; MAX_BODY_BYTES + 1];
+            assert_eq!(
+                submit(&jobs, &queue, &cfg(), &acct("a"), None, &big, ts(0))
+                    .await
+                    .unwrap_err()
+                    .status(),
+                413
+            );
+            assert!(jobs.writes.borrow().is_empty() && queue.0.borrow().is_empty());
+        });
+    }
+
+    #[test]
+    fn idempotency_keys_replay_or_conflict() {
+        run(async {
+            let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
+            let first =
+                submit(&jobs, &queue, &cfg(), &acct("a"), Some("k-1"), ASYNC.as_bytes(), ts(0))
+                    .await
+                    .unwrap();
+            let Submission::Accepted(first) = first else { panic!() };
+            let again =
+                submit(&jobs, &queue, &cfg(), &acct("a"), Some("k-1"), ASYNC.as_bytes(), ts(1))
+                    .await
+                    .unwrap();
+            assert_eq!(again, Submission::Replayed(first.clone()));
+            assert_eq!(queue.0.borrow().len(), 1, "no second job");
+            let other = ASYNC.replace("<p>x</p>", "<p>y</p>");
+            let e = submit(&jobs, &queue, &cfg(), &acct("a"), Some("k-1"), other.as_bytes(), ts(2))
+                .await
+                .unwrap_err();
+            assert_eq!((e.status(), e.code), (409, ErrorCode::IdempotencyConflict));
+            // Another account's key space is its own.
+            let b = submit(&jobs, &queue, &cfg(), &acct("b"), Some("k-1"), other.as_bytes(), ts(3))
+                .await
+                .unwrap();
+            assert!(matches!(b, Submission::Accepted(_)));
+            let e = submit(
+                &jobs,
+                &queue,
+                &cfg(),
+                &acct("a"),
+                Some("has space"),
+                ASYNC.as_bytes(),
+                ts(4),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.status(), 400);
+        });
+    }
+
+    async fn submitted(jobs: &MemoryKv) -> JobId {
+        let queue = MemoryQueue::default();
+        match submit(jobs, &queue, &cfg(), &acct("a"), None, ASYNC.as_bytes(), ts(0)).await.unwrap()
+        {
+            Submission::Accepted(a) => a.job_id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn event(e: &JobEvent) -> Vec<u8> {
+        serde_json::to_vec(e).unwrap()
+    }
+
+    const RESULT: RenderResult =
+        RenderResult { file_size_bytes: 10, render_duration_ms: 20, upload_duration_ms: 30 };
+
+    #[test]
+    fn events_move_the_job_forward_once_and_end_it_with_one_webhook() {
+        run(async {
+            let jobs = MemoryKv::default();
+            let webhooks = MemoryQueue::default();
+            let id = submitted(&jobs).await;
+            let c = cfg();
+            let steps = [
+                (JobEvent::Processing { at: ts(1) }, true, JobStatus::Processing),
+                (JobEvent::Processing { at: ts(1) }, false, JobStatus::Processing),
+                (JobEvent::Uploading { at: ts(2) }, true, JobStatus::Uploading),
+                (JobEvent::Completed { at: ts(3), result: RESULT }, true, JobStatus::Completed),
+                (JobEvent::Completed { at: ts(3), result: RESULT }, false, JobStatus::Completed),
+                (
+                    JobEvent::Failed { at: ts(4), error_message: "late".into() },
+                    false,
+                    JobStatus::Completed,
+                ),
+                (JobEvent::Uploading { at: ts(5) }, false, JobStatus::Completed),
+            ];
+            for (e, applied, status) in steps {
+                let ack = apply_event(&jobs, &webhooks, &c, id.as_str(), &event(&e)).await.unwrap();
+                assert_eq!((ack.applied, ack.status), (applied, status), "{e:?}");
+            }
+            let sent = webhooks.0.borrow();
+            assert_eq!(sent.len(), 1, "one webhook for the one end");
+            assert_eq!(sent[0].payload.webhook_id(), format!("msg_{id}_completed"));
+            assert_eq!(jobs.ttl(&job_key(&id)), Some(c.job_ttl_done_secs));
+            assert_eq!(jobs.ttl(&stage_key(&id, JobStatus::Completed)), Some(c.job_ttl_done_secs));
+            // Every stage key was written exactly once, the base twice (submit, end).
+            let writes = jobs.writes.borrow();
+            for status in [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed] {
+                assert_eq!(writes.iter().filter(|k| **k == stage_key(&id, status)).count(), 1);
+            }
+            assert_eq!(writes.iter().filter(|k| **k == job_key(&id)).count(), 2);
+        });
+    }
+
+    #[test]
+    fn job_status_for_the_owner_only_and_until_its_ttl() {
+        run(async {
+            let jobs = MemoryKv::default();
+            let webhooks = MemoryQueue::default();
+            let id = submitted(&jobs).await;
+            let c = cfg();
+            let v = job_status(&jobs, &c, &acct("a"), id.as_str(), ts(1)).await.unwrap();
+            assert_eq!(v.status, JobStatus::Pending);
+            assert_eq!(
+                job_status(&jobs, &c, &acct("b"), id.as_str(), ts(1)).await.unwrap_err().status(),
+                404
+            );
+            assert_eq!(
+                job_status(&jobs, &c, &acct("a"), "nope", ts(1)).await.unwrap_err().status(),
+                404
+            );
+            let failed = JobEvent::Failed {
+                at: ts(10),
+                error_message: "Upload failed: 403 Forbidden".into(),
+            };
+            apply_event(&jobs, &webhooks, &c, id.as_str(), &event(&failed)).await.unwrap();
+            let v = job_status(&jobs, &c, &acct("a"), id.as_str(), ts(11)).await.unwrap();
+            assert_eq!(v.error_message.as_deref(), Some("Upload failed: 403 Forbidden"));
+            assert!(job_status(&jobs, &c, &acct("a"), id.as_str(), ts(10 + 3600)).await.is_ok());
+            assert_eq!(
+                job_status(&jobs, &c, &acct("a"), id.as_str(), ts(10 + 3601))
+                    .await
+                    .unwrap_err()
+                    .status(),
+                404
+            );
+            // And once KV expires the keys, it is simply gone.
+            jobs.remove(&job_key(&id));
+            assert_eq!(
+                job_status(&jobs, &c, &acct("a"), id.as_str(), ts(12)).await.unwrap_err().status(),
+                404
+            );
+        });
+    }
+
+    #[test]
+    fn internal_calls_are_signed() {
+        let c = cfg();
+        let (url, sig) = renderer_call(&c, "POST", "/jobs", b"{}", 1000);
+        assert_eq!(url, "http://127.0.0.1:3000/jobs");
+        assert!(verify_internal_call(&c, Some(&sig), "POST", "/jobs", b"{}", 1000).is_ok());
+        assert_eq!(
+            verify_internal_call(&c, None, "POST", "/jobs", b"{}", 1000).unwrap_err().status(),
+            401
+        );
+        assert_eq!(
+            verify_internal_call(&c, Some(&sig), "POST", "/jobs", b"{}", 2000)
+                .unwrap_err()
+                .status(),
+            401
+        );
+    }
+
+    #[test]
+    fn specs_are_served_to_the_renderer() {
+        run(async {
+            let jobs = MemoryKv::default();
+            let id = submitted(&jobs).await;
+            assert_eq!(job_spec(&jobs, id.as_str()).await.unwrap().content, "<p>x</p>");
+            assert_eq!(
+                job_spec(&jobs, "01JFXYZ123456789ABCDEFGH").await.unwrap_err().status(),
+                404
+            );
+        });
+    }
+}

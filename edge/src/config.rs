@@ -1,0 +1,108 @@
+//! The Worker's settings, from wrangler vars and secrets (read by the glue into a map first,
+//! so that parsing them is plain Rust).
+
+use std::time::Duration;
+
+use tailpdf_shared::{limits::JOB_TTL_DONE_SECS, limits::KV_MIN_TTL_SECS, UrlPolicy};
+
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// `INTERNAL_SECRET`: signs every edge ↔ renderer call.
+    pub internal_secret: String,
+    /// `RENDERER_URL`: the renderer for sync renders and push mode.
+    pub renderer_url: String,
+    /// `ALLOW_LOOPBACK` = "true": local development only.
+    pub url_policy: UrlPolicy,
+    /// `JOB_TTL_DONE_SECS`: how long an ended job stays readable (at least 60, KV's minimum).
+    pub job_ttl_done_secs: u64,
+    /// `SYNC_TIMEOUT_SECS`: how long a sync render may take before 503.
+    pub sync_timeout: Duration,
+    /// `WEBHOOK_TIMEOUT_SECS`: deadline of one webhook delivery.
+    pub webhook_timeout: Duration,
+    /// `WEBHOOK_RETRY_DELAYS`: seconds before each retry, comma-separated; after the last,
+    /// the message goes to the dead-letter queue.
+    pub webhook_retry_delays: Vec<u32>,
+    /// `RENDER_RETRY_DELAY_SECS`: push mode's wait before delivering a job again.
+    pub render_retry_delay_secs: u32,
+}
+
+/// Svix-like growing delays: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h.
+pub const DEFAULT_WEBHOOK_RETRY_DELAYS: [u32; 7] = [5, 30, 120, 600, 1800, 3600, 7200];
+
+impl EdgeConfig {
+    /// From the Worker's variables; `get` returns a variable or secret by name.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let internal_secret = get("INTERNAL_SECRET")
+            .filter(|s| !s.is_empty())
+            .ok_or("INTERNAL_SECRET is not set: `wrangler secret put INTERNAL_SECRET`")?;
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            match get(name) {
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{name} must be a whole number, got {v:?}")),
+                None => Ok(default),
+            }
+        };
+        let webhook_retry_delays = match get("WEBHOOK_RETRY_DELAYS") {
+            Some(v) => v
+                .split(',')
+                .map(|d| d.trim().parse::<u32>().map(|d| d.min(43_200)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    format!("WEBHOOK_RETRY_DELAYS must be seconds separated by commas, got {v:?}")
+                })?,
+            None => DEFAULT_WEBHOOK_RETRY_DELAYS.to_vec(),
+        };
+        Ok(Self {
+            internal_secret,
+            renderer_url: get("RENDERER_URL")
+                .unwrap_or_else(|| String::from("http://127.0.0.1:3000")),
+            url_policy: UrlPolicy {
+                allow_loopback: get("ALLOW_LOOPBACK").as_deref() == Some("true"),
+            },
+            job_ttl_done_secs: number("JOB_TTL_DONE_SECS", JOB_TTL_DONE_SECS)?.max(KV_MIN_TTL_SECS),
+            sync_timeout: Duration::from_secs(number("SYNC_TIMEOUT_SECS", 60)?),
+            webhook_timeout: Duration::from_secs(number("WEBHOOK_TIMEOUT_SECS", 10)?),
+            webhook_retry_delays,
+            render_retry_delay_secs: u32::try_from(number("RENDER_RETRY_DELAY_SECS", 10)?)
+                .unwrap_or(10),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = EdgeConfig::from_vars(vars(&[("INTERNAL_SECRET", "s")])).unwrap();
+        assert_eq!(c.job_ttl_done_secs, 3600);
+        assert_eq!(c.webhook_retry_delays, DEFAULT_WEBHOOK_RETRY_DELAYS);
+        assert!(!c.url_policy.allow_loopback);
+        let c = EdgeConfig::from_vars(vars(&[
+            ("INTERNAL_SECRET", "s"),
+            ("JOB_TTL_DONE_SECS", "5"),
+            ("WEBHOOK_RETRY_DELAYS", "1, 2,3"),
+            ("ALLOW_LOOPBACK", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(c.job_ttl_done_secs, 60, "KV refuses less than 60 s");
+        assert_eq!(c.webhook_retry_delays, [1, 2, 3]);
+        assert!(c.url_policy.allow_loopback);
+    }
+
+    #[test]
+    fn a_missing_secret_or_bad_number_is_an_error() {
+        assert!(EdgeConfig::from_vars(vars(&[])).unwrap_err().contains("INTERNAL_SECRET"));
+        let e =
+            EdgeConfig::from_vars(vars(&[("INTERNAL_SECRET", "s"), ("SYNC_TIMEOUT_SECS", "soon")]))
+                .unwrap_err();
+        assert!(e.contains("SYNC_TIMEOUT_SECS"));
+    }
+}

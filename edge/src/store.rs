@@ -1,0 +1,182 @@
+//! Where the edge keeps things, behind two small traits so that the logic runs natively in
+//! tests: [`Kv`] (Workers KV) and [`Queue`] (Cloudflare Queues).
+//!
+//! KV allows one write per second to a key and is eventually consistent, so a job is kept as
+//! write-once keys per stage, read together:
+//!
+//! | key | value | written |
+//! |---|---|---|
+//! | `job:{id}` | [`JobBase`] | at submit (24 h TTL); again when the job ends, with the 1 h TTL |
+//! | `job:{id}:spec` | the render spec | at submit (24 h) |
+//! | `job:{id}:processing`, `job:{id}:uploading` | the event | once each |
+//! | `job:{id}:end` | the terminal event | once, 1 h TTL |
+//! | `job:{id}:webhook` | delivery status | after each delivery attempt (minutes apart) |
+//! | `idem:{account}:{sha256(key)}` | [`IdempotencyRecord`] | once, 24 h |
+//!
+//! API keys live in their own namespace: `sha256(key)` → [`Account`].
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tailpdf_shared::{
+    job::WebhookDelivery, messages::SecretUrl, signing::hash_api_key, JobEvent, JobId, JobRecord,
+    JobStatus, Timestamp,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StoreError(pub String);
+
+/// Workers KV, as the edge uses it.
+#[allow(async_fn_in_trait)] // the Worker is single-threaded: no Send bound wanted
+pub trait Kv {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError>;
+}
+
+/// A Cloudflare queue producer.
+#[allow(async_fn_in_trait)]
+pub trait Queue<M> {
+    async fn send(&self, message: &M) -> Result<(), StoreError>;
+}
+
+/// An account, found by its API key's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub account: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+}
+
+/// What is known of a job from its submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobBase {
+    pub job_id: JobId,
+    pub account: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<SecretUrl>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub job_id: JobId,
+    /// sha256 of the request body: the same key with another body is a conflict.
+    pub body_sha256: String,
+}
+
+pub fn job_key(id: &JobId) -> String {
+    format!("job:{id}")
+}
+
+pub fn spec_key(id: &JobId) -> String {
+    format!("job:{id}:spec")
+}
+
+/// The key of the stage an event records.
+pub fn stage_key(id: &JobId, status: JobStatus) -> String {
+    match status {
+        JobStatus::Pending => job_key(id),
+        JobStatus::Processing => format!("job:{id}:processing"),
+        JobStatus::Uploading => format!("job:{id}:uploading"),
+        JobStatus::Completed | JobStatus::Failed => format!("job:{id}:end"),
+    }
+}
+
+pub fn webhook_key(id: &JobId) -> String {
+    format!("job:{id}:webhook")
+}
+
+pub fn idempotency_key(account: &str, key: &str) -> String {
+    format!("idem:{account}:{}", hash_api_key(key))
+}
+
+pub async fn get_json<T: DeserializeOwned>(
+    kv: &impl Kv,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match kv.get(key).await? {
+        Some(text) => {
+            serde_json::from_str(&text).map(Some).map_err(|e| StoreError(format!("{key}: {e}")))
+        }
+        None => Ok(None),
+    }
+}
+
+pub async fn put_json<T: Serialize>(
+    kv: &impl Kv,
+    key: &str,
+    value: &T,
+    ttl: u64,
+) -> Result<(), StoreError> {
+    let text = serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))?;
+    kv.put(key, &text, ttl).await
+}
+
+/// A job and what its keys hold, assembled through the shared state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredJob {
+    pub base: JobBase,
+    pub record: JobRecord,
+}
+
+/// Reads every key of a job; `None` when the job is unknown or expired.
+pub async fn load_job(kv: &impl Kv, id: &JobId) -> Result<Option<StoredJob>, StoreError> {
+    let Some(base) = get_json::<JobBase>(kv, &job_key(id)).await? else { return Ok(None) };
+    let mut record = JobRecord::new(base.job_id.clone(), base.account.clone(), base.created_at);
+    for status in [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed] {
+        if let Some(event) = get_json::<JobEvent>(kv, &stage_key(id, status)).await? {
+            record.apply(&event);
+        }
+    }
+    record.webhook = get_json::<WebhookDelivery>(kv, &webhook_key(id)).await?;
+    Ok(Some(StoredJob { base, record }))
+}
+
+#[cfg(test)]
+pub(crate) mod memory {
+    //! In-memory stand-ins of KV and Queues for the native tests.
+    use std::{cell::RefCell, collections::HashMap};
+
+    use super::*;
+
+    #[derive(Default)]
+    pub(crate) struct MemoryKv {
+        pub(crate) entries: RefCell<HashMap<String, (String, u64)>>,
+        pub(crate) writes: RefCell<Vec<String>>,
+    }
+
+    impl Kv for MemoryKv {
+        async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            Ok(self.entries.borrow().get(key).map(|(v, _)| v.clone()))
+        }
+        async fn put(&self, key: &str, value: &str, ttl: u64) -> Result<(), StoreError> {
+            assert!(ttl >= 60, "KV refuses a TTL under 60 s ({key}: {ttl})");
+            self.writes.borrow_mut().push(key.to_owned());
+            self.entries.borrow_mut().insert(key.to_owned(), (value.to_owned(), ttl));
+            Ok(())
+        }
+    }
+
+    impl MemoryKv {
+        pub(crate) fn ttl(&self, key: &str) -> Option<u64> {
+            self.entries.borrow().get(key).map(|(_, t)| *t)
+        }
+        pub(crate) fn remove(&self, key: &str) {
+            self.entries.borrow_mut().remove(key);
+        }
+    }
+
+    pub(crate) struct MemoryQueue<M>(pub(crate) RefCell<Vec<M>>);
+
+    impl<M> Default for MemoryQueue<M> {
+        fn default() -> Self {
+            Self(RefCell::new(Vec::new()))
+        }
+    }
+
+    impl<M: Clone> Queue<M> for MemoryQueue<M> {
+        async fn send(&self, message: &M) -> Result<(), StoreError> {
+            self.0.borrow_mut().push(message.clone());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! The built Worker under `wrangler dev --local` (workerd with Miniflare's KV and Queues), with
+//! a stand-in renderer that follows the internal protocol and a real webhook receiver.
+//! Needs `make build-edge` first (make test does it).
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::post,
+    Json, Router,
+};
+use serde_json::{json, Value};
+use tailpdf_shared::{
+    job::RenderResult,
+    messages::{JobOutcome, RenderJobMessage},
+    signing::{
+        hash_api_key, sign_internal, verify_internal, verify_tailpdf_signature, StandardWebhookKey,
+        INTERNAL_SIGNATURE_HEADER,
+    },
+    JobEvent, Timestamp,
+};
+
+const SECRET: &str = "e2e-internal-secret";
+const KEY_A: &str = "dev-api-key";
+const KEY_B: &str = "account-b-key";
+const WEBHOOK_SECRET: &str = "dev-webhook-secret";
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[derive(Clone, Default)]
+struct Hooks {
+    received: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    fail_first: Arc<Mutex<usize>>,
+}
+
+async fn hook(State(h): State<Hooks>, headers: HeaderMap, body: String) -> StatusCode {
+    h.received.lock().unwrap().push((headers, body));
+    let mut fail = h.fail_first.lock().unwrap();
+    if *fail > 0 {
+        *fail -= 1;
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    StatusCode::OK
+}
+
+/// The renderer's side of the internal protocol, without Chromium.
+#[derive(Clone)]
+struct StandIn {
+    edge: Arc<Mutex<String>>,
+    jobs: Arc<Mutex<Vec<String>>>,
+}
+
+fn signed(headers: &HeaderMap, method: &str, uri: &Uri, body: &[u8]) -> bool {
+    let header = headers.get(INTERNAL_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    verify_internal(SECRET, header, method, uri.path(), body, now()).is_ok()
+}
+
+async fn report(edge: &str, job: &str, event: &JobEvent) -> Value {
+    let path = format!("/internal/jobs/{job}/events");
+    let body = serde_json::to_vec(event).unwrap();
+    client()
+        .post(format!("{edge}{path}"))
+        .header(INTERNAL_SIGNATURE_HEADER, sign_internal(SECRET, now(), "POST", &path, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn stand_in_render(headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+    if !signed(&headers, "POST", &uri, &body) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    ([("content-type", "application/pdf"), ("x-render-duration-ms", "7")], "%PDF-1.4 stand-in")
+        .into_response()
+}
+
+async fn stand_in_jobs(
+    State(s): State<StandIn>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if !signed(&headers, "POST", &uri, &body) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let job: RenderJobMessage = serde_json::from_slice(&body).unwrap();
+    s.jobs.lock().unwrap().push(job.job_id.to_string());
+    let edge = s.edge.lock().unwrap().clone();
+    let at = || Timestamp::from_unix(now()).unwrap();
+    let result =
+        RenderResult { file_size_bytes: 45678, render_duration_ms: 850, upload_duration_ms: 120 };
+    for event in [
+        JobEvent::Processing { at: at() },
+        JobEvent::Uploading { at: at() },
+        JobEvent::Completed { at: at(), result },
+    ] {
+        report(&edge, job.job_id.as_str(), &event).await;
+    }
+    Json(JobOutcome::Completed { job_id: job.job_id, result }).into_response()
+}
+
+struct Stack {
+    edge: String,
+    hooks: Hooks,
+    hook_url: String,
+    stand_in: StandIn,
+    wrangler: Child,
+    _state: tempfile::TempDir,
+}
+
+impl Drop for Stack {
+    /// Stops wrangler and the workerd below it: the whole process group.
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.wrangler.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+        let started = Instant::now();
+        while self.wrangler.try_wait().ok().flatten().is_none()
+            && started.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.wrangler.wait();
+    }
+}
+
+fn wrangler() -> Command {
+    let bin = root().join("node_modules/.bin");
+    let mut cmd = Command::new(bin.join("wrangler"));
+    cmd.current_dir(root())
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_HIDE_BANNER", "true")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false");
+    cmd
+}
+
+async fn start(fail_first: usize) -> Stack {
+    assert!(
+        root().join("edge/build/worker/shim.mjs").exists(),
+        "the Worker is not built: run `make build-edge` (make test does)"
+    );
+    let hooks = Hooks::default();
+    *hooks.fail_first.lock().unwrap() = fail_first;
+    let hook_base = serve(Router::new().route("/hook", post(hook)).with_state(hooks.clone())).await;
+    let stand_in = StandIn { edge: Arc::default(), jobs: Arc::default() };
+    let renderer = serve(
+        Router::new()
+            .route("/render", post(stand_in_render))
+            .route("/jobs", post(stand_in_jobs))
+            .with_state(stand_in.clone()),
+    )
+    .await;
+
+    let state = tempfile::tempdir().unwrap();
+    let account =
+        |name: &str| json!({"account": name, "webhook_secret": WEBHOOK_SECRET}).to_string();
+    let seed = json!([
+        {"key": format!("key:{}", hash_api_key(KEY_A)), "value": account("a")},
+        {"key": "account:a", "value": account("a")},
+        {"key": format!("key:{}", hash_api_key(KEY_B)), "value": json!({"account": "b"}).to_string()},
+    ]);
+    let seed_file = state.path().join("keys.json");
+    std::fs::write(&seed_file, seed.to_string()).unwrap();
+    let status = wrangler()
+        .args(["kv", "bulk", "put", "--local", "--binding", "API_KEYS", "--persist-to"])
+        .arg(state.path())
+        .arg(&seed_file)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "seeding API keys failed");
+
+    let port = free_port();
+    use std::os::unix::process::CommandExt;
+    let child = wrangler()
+        .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--inspector-port", &free_port().to_string()])
+        .args(["--show-interactive-dev-session=false", "--persist-to"])
+        .arg(state.path())
+        .args(["--var", &format!("INTERNAL_SECRET:{SECRET}"), "--var", "ALLOW_LOOPBACK:true"])
+        .args(["--var", &format!("RENDERER_URL:{renderer}"), "--var", "WEBHOOK_RETRY_DELAYS:1,1,1"])
+        .args(["--var", "RENDER_RETRY_DELAY_SECS:1", "--var", "JOB_TTL_DONE_SECS:60"])
+        .stdout(std::fs::File::create(state.path().join("wrangler.log")).unwrap())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let edge = format!("http://127.0.0.1:{port}");
+    *stand_in.edge.lock().unwrap() = edge.clone();
+    let started = Instant::now();
+    while client().get(format!("{edge}/healthz")).send().await.is_err() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let log =
+                std::fs::read_to_string(state.path().join("wrangler.log")).unwrap_or_default();
+            panic!("wrangler dev did not start:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Stack {
+        edge,
+        hooks,
+        hook_url: format!("{hook_base}/hook"),
+        stand_in,
+        wrangler: child,
+        _state: state,
+    }
+}
+
+async fn post_pdf(
+    stack: &Stack,
+    key: Option<&str>,
+    body: &str,
+    idempotency: Option<&str>,
+) -> (u16, HeaderMap, Value) {
+    let mut request = client()
+        .post(format!("{}/pdf", stack.edge))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(k) = key {
+        request = request.header("X-API-Key", k);
+    }
+    if let Some(i) = idempotency {
+        request = request.header("Idempotency-Key", i);
+    }
+    let r = request.send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    let bytes = r.bytes().await.unwrap();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let headers = headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    (status, headers, value)
+}
+
+async fn get_job(stack: &Stack, key: &str, id: &str) -> (u16, Value) {
+    let r = client()
+        .get(format!("{}/jobs/{id}", stack.edge))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn async_body(stack: &Stack, content: &str) -> String {
+    json!({
+        "content": content, "fonts": ["Inter:wght@400;600"], "async": true,
+        "upload_url": "http://127.0.0.1:9/pdfs/a.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=abc",
+        "webhook_url": stack.hook_url,
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_api_under_wrangler_dev() {
+    let stack = start(0).await;
+
+    // Every auth failure.
+    for key in [None, Some("wrong-key")] {
+        let (status, _, body) = post_pdf(&stack, key, r#"{"content":"x"}"#, None).await;
+        assert_eq!(status, 401, "{key:?}");
+        assert_eq!(body["error"], "unauthorized");
+        assert!(body["message"].as_str().unwrap().contains("X-API-Key"));
+    }
+    let r =
+        client().get(format!("{}/jobs/01JFXYZ123456789ABCDEFGH", stack.edge)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Every kind of validation error, as {error, message}.
+    let cases = [
+        ("{", 400, "invalid_json"),
+        ("[]", 400, "validation_error"),
+        ("{}", 400, "validation_error"),
+        (r#"{"content":"x","asyn":true}"#, 400, "validation_error"),
+        (r#"{"content":"x","fonts":["Inter:wght@9999"]}"#, 400, "validation_error"),
+        (r#"{"content":"x","pdfOptions":{"format":"B9"}}"#, 400, "validation_error"),
+        (r#"{"content":"x","async":true}"#, 400, "validation_error"),
+        (
+            r#"{"content":"x","async":true,"upload_url":"https://10.0.0.1/a.pdf"}"#,
+            400,
+            "url_not_allowed",
+        ),
+        (
+            r#"{"content":"x","async":true,"upload_url":"http://example.com/a.pdf"}"#,
+            400,
+            "validation_error",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (s, _, v) = post_pdf(&stack, Some(KEY_A), body, None).await;
+        assert_eq!((s, v["error"].as_str().unwrap()), (status, code), "{body}: {v}");
+        assert!(!v["message"].as_str().unwrap().is_empty());
+    }
+    let big = format!(r#"{{"content":"{}"}}"#, "x".repeat(1_100_000));
+    let (s, _, v) = post_pdf(&stack, Some(KEY_A), &big, None).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (413, "payload_too_large"));
+
+    // A sync render through the stand-in renderer.
+    let (s, headers, body) =
+        post_pdf(&stack, Some(KEY_A), r#"{"content":"<p>sync</p>"}"#, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(headers["content-type"], "application/pdf");
+    assert_eq!(headers["x-render-duration-ms"], "7");
+    assert_eq!(body, Value::String("%PDF-1.4 stand-in".into()));
+
+    // Async: 202 exactly as the seed, Location, pending → ... → completed, one webhook.
+    let (s, headers, accepted) =
+        post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>async</p>"), Some("idem-1")).await;
+    assert_eq!(s, 202, "{accepted}");
+    let id = accepted["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        accepted,
+        json!({"job_id": id, "status": "pending", "status_url": format!("/jobs/{id}")})
+    );
+    assert_eq!(headers["location"], format!("/jobs/{id}"));
+    let (s, view) = get_job(&stack, KEY_A, &id).await;
+    assert_eq!(s, 200);
+    assert!(view["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // The same Idempotency-Key: the same job; with another body: 409.
+    let (s, _, again) =
+        post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>async</p>"), Some("idem-1")).await;
+    assert_eq!((s, again["job_id"].as_str()), (202, Some(id.as_str())));
+    let (s, _, conflict) =
+        post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>other</p>"), Some("idem-1")).await;
+    assert_eq!((s, conflict["error"].as_str().unwrap()), (409, "idempotency_conflict"));
+
+    wait_until("the job to complete", Duration::from_secs(30), async || {
+        get_job(&stack, KEY_A, &id).await.1["status"] == "completed"
+    })
+    .await;
+    let (_, view) = get_job(&stack, KEY_A, &id).await;
+    assert_eq!(
+        view["result"],
+        json!({"file_size_bytes": 45678, "render_duration_ms": 850, "upload_duration_ms": 120})
+    );
+    for field in ["created_at", "started_at", "completed_at"] {
+        assert!(view[field].as_str().unwrap().ends_with('Z'), "{field}");
+    }
+    assert!(view["created_at"].as_str() <= view["started_at"].as_str());
+    assert!(view["started_at"].as_str() <= view["completed_at"].as_str());
+    assert_eq!(
+        stack.stand_in.jobs.lock().unwrap().as_slice(),
+        std::slice::from_ref(&id),
+        "pushed once"
+    );
+
+    wait_until("the webhook", Duration::from_secs(20), async || {
+        !stack.hooks.received.lock().unwrap().is_empty()
+    })
+    .await;
+    let (headers, body) = stack.hooks.received.lock().unwrap()[0].clone();
+    assert_eq!(headers["user-agent"], "TailPDF-Webhook/1.0");
+    assert_eq!(headers["x-tailpdf-event"], "render.completed");
+    assert_eq!(headers["content-type"], "application/json");
+    let signature = headers["x-tailpdf-signature"].to_str().unwrap();
+    assert!(verify_tailpdf_signature(WEBHOOK_SECRET, body.as_bytes(), signature).is_ok());
+    let key = StandardWebhookKey::from_secret(WEBHOOK_SECRET);
+    let (wid, wts, wsig) = (
+        headers["webhook-id"].to_str().unwrap(),
+        headers["webhook-timestamp"].to_str().unwrap(),
+        headers["webhook-signature"].to_str().unwrap(),
+    );
+    assert!(key.verify(wid, wts, wsig, body.as_bytes(), now()).is_ok());
+    assert_eq!(wid, format!("msg_{id}_completed"));
+    let payload: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(payload["event"], "render.completed");
+    assert_eq!(payload["data"]["status"], "completed");
+
+    // The same terminal event again: acknowledged, ignored, no second webhook.
+    let result =
+        RenderResult { file_size_bytes: 45678, render_duration_ms: 850, upload_duration_ms: 120 };
+    let ack = report(
+        &stack.edge,
+        &id,
+        &JobEvent::Completed { at: Timestamp::from_unix(now()).unwrap(), result },
+    )
+    .await;
+    assert_eq!(ack, json!({"applied": false, "status": "completed"}));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.hooks.received.lock().unwrap().len(), 1);
+
+    // Unsigned internal calls are refused.
+    let r = client()
+        .post(format!("{}/internal/jobs/{id}/events", stack.edge))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Account B cannot see A's job.
+    let (s, v) = get_job(&stack, KEY_B, &id).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (404, "not_found"));
+    let (s, _) = get_job(&stack, KEY_A, &id).await;
+    assert_eq!(s, 200);
+    let (s, v) = get_job(&stack, KEY_A, "not-an-id").await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (404, "not_found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_gets_the_same_webhook_again_until_it_accepts() {
+    let stack = start(2).await;
+    let (s, _, accepted) =
+        post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>retry</p>"), None).await;
+    assert_eq!(s, 202);
+    let id = accepted["job_id"].as_str().unwrap().to_owned();
+    wait_until("three deliveries", Duration::from_secs(40), async || {
+        stack.hooks.received.lock().unwrap().len() >= 3
+    })
+    .await;
+    let received = stack.hooks.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 3);
+    let ids: Vec<&str> = received.iter().map(|(h, _)| h["webhook-id"].to_str().unwrap()).collect();
+    assert!(ids.iter().all(|i| *i == format!("msg_{id}_completed")), "{ids:?}");
+    assert!(received.iter().all(|(_, b)| *b == received[0].1), "the same body every time");
+    wait_until("the delivery to be recorded", Duration::from_secs(10), async || {
+        get_job(&stack, KEY_A, &id).await.1["webhook"]["attempts"] == 3
+    })
+    .await;
+    let (_, view) = get_job(&stack, KEY_A, &id).await;
+    assert_eq!(view["webhook"]["last_status"], 200);
+    assert!(view["webhook"]["delivered_at"].as_str().unwrap().ends_with('Z'));
+}
