@@ -1,17 +1,96 @@
 #!/usr/bin/env bash
-# `make dev`: the whole stack on this machine, at the addresses of the README's table.
-# Until the parts exist it says which are missing and starts nothing.
+# `make dev`: the whole stack on this machine, at the addresses of the README's table:
+#   edge      wrangler dev --local   http://127.0.0.1:8787   (Miniflare KV and Queues, push mode)
+#   renderer  tailpdf-renderer serve http://127.0.0.1:3000   (Debian Chromium)
+#   bucket    s3s-fs                 http://127.0.0.1:9000   (bucket "pdfs")
+# with the dev API key seeded. Ctrl-C stops everything it started.
 set -euo pipefail
-cat <<'MSG'
-make dev will run the whole stack on this machine:
-  edge      wrangler dev --local   http://127.0.0.1:8787   (Miniflare KV and Queues, push mode)
-  renderer  tailpdf-renderer serve http://127.0.0.1:3000   (Debian Chromium)
-  bucket    s3s-fs                 http://127.0.0.1:9000   (bucket "pdfs")
 
-Not built yet, so nothing was started:
-  - the edge API: POST /pdf, GET /jobs/{id}, webhooks (issue #5),
-  - the stack wiring, demo and dev key seeding (issue #6).
-The renderer exists: `cargo run -p tailpdf-renderer -- render --help` and `-- serve --help`.
-The toolchain for all of it is installed (scripts/setup.sh); `make test` runs what exists.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+# shellcheck source=env.sh
+. scripts/env.sh
+state="$root/.dev"
+mkdir -p "$state/s3/pdfs" "$state/fonts" "$state/wrangler"
+
+EDGE_PORT=8787
+RENDERER_PORT=3000
+S3_PORT=9000
+API_KEY=dev-api-key
+ACCOUNT=dev
+WEBHOOK_SECRET=dev-webhook-secret
+INTERNAL_SECRET=dev-internal-secret
+
+say() { printf '\033[1mdev:\033[0m %s\n' "$*"; }
+
+for port in $EDGE_PORT $RENDERER_PORT $S3_PORT; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    say "port $port is already in use: stop what listens there first"; exit 1
+  fi
+done
+
+say "building the renderer and the Worker"
+cargo build --locked -p tailpdf-renderer --bin tailpdf-renderer
+(cd edge && worker-build --release >/dev/null 2>&1) || { say "worker-build failed: run it in edge/ to see why"; exit 1; }
+
+say "seeding the dev API key ($API_KEY → account $ACCOUNT)"
+hash=$(printf '%s' "$API_KEY" | sha256sum | cut -d' ' -f1)
+# KV values are JSON text, so inside this JSON file they are strings with escaped quotes.
+account="\"{\\\"account\\\":\\\"$ACCOUNT\\\",\\\"webhook_secret\\\":\\\"$WEBHOOK_SECRET\\\"}\""
+printf '[{"key":"key:%s","value":%s},{"key":"account:%s","value":%s}]' "$hash" "$account" "$ACCOUNT" "$account" \
+  >"$state/keys.json"
+wrangler kv bulk put --local --binding API_KEYS --persist-to "$state/wrangler" "$state/keys.json" >/dev/null
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  say "stopping"
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+# Each part in its own process group, so that stopping it stops its children too.
+setsid s3s-fs --host 127.0.0.1 --port $S3_PORT --access-key dev-access-key --secret-key dev-secret-key \
+  "$state/s3" >"$state/s3s-fs.log" 2>&1 &
+pids+=($!)
+TAILPDF_INTERNAL_SECRET=$INTERNAL_SECRET setsid target/debug/tailpdf-renderer serve \
+  --listen 127.0.0.1:$RENDERER_PORT --edge-url http://127.0.0.1:$EDGE_PORT --allow-loopback \
+  --font-cache-dir "$state/fonts" >"$state/renderer.log" 2>&1 &
+pids+=($!)
+setsid wrangler dev --local --ip 127.0.0.1 --port $EDGE_PORT --show-interactive-dev-session=false \
+  --persist-to "$state/wrangler" --var "INTERNAL_SECRET:$INTERNAL_SECRET" --var ALLOW_LOOPBACK:true \
+  --var "RENDERER_URL:http://127.0.0.1:$RENDERER_PORT" >"$state/edge.log" 2>&1 &
+pids+=($!)
+
+wait_for() {
+  local name=$1 url=$2 i
+  for i in $(seq 1 120); do
+    if curl -s -o /dev/null -m 2 "$url"; then return 0; fi
+    sleep 0.5
+  done
+  say "$name did not start; its log: $state/${3}.log"; exit 1
+}
+wait_for "the bucket" "http://127.0.0.1:$S3_PORT/" s3s-fs
+wait_for "the renderer" "http://127.0.0.1:$RENDERER_PORT/readyz" renderer
+wait_for "the edge" "http://127.0.0.1:$EDGE_PORT/" edge
+
+cat <<MSG
+
+tailpdf is running (logs in .dev/*.log):
+  edge      http://127.0.0.1:$EDGE_PORT     API key: $API_KEY
+  renderer  http://127.0.0.1:$RENDERER_PORT
+  bucket    http://127.0.0.1:$S3_PORT     s3s-fs, bucket "pdfs", dev-access-key / dev-secret-key
+
+Render a PDF now:
+
+  curl -s http://127.0.0.1:$EDGE_PORT/pdf -H 'X-API-Key: $API_KEY' -H 'Content-Type: application/json' \\
+    -d '{"content":"<div class=\\"p-8\\"><h1 class=\\"text-3xl font-bold text-teal-700\\">Hello</h1></div>","pdfOptions":{"format":"A4","printBackground":true}}' \\
+    -o hello.pdf
+
+Background jobs take "async": true with an upload_url presigned for the bucket (SigV4, region
+us-east-1, path style) and an optional webhook_url; follow them with GET /jobs/{id}.
+
+Ctrl-C stops everything.
 MSG
-exit 1
+wait
