@@ -256,6 +256,19 @@ async fn get_job(req: &Request, env: &Env, id: &str) -> std::result::Result<Resp
     json(&view, 200).map_err(internal)
 }
 
+/// Internal calls carry `X-TailPDF-Internal`; 401 otherwise.
+fn require_signature(
+    req: &Request,
+    cfg: &EdgeConfig,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::result::Result<(), ApiError> {
+    let signature =
+        req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten();
+    api::verify_internal_call(cfg, signature.as_deref(), method, path, body, now_secs())
+}
+
 async fn post_event(
     req: &mut Request,
     env: &Env,
@@ -264,9 +277,7 @@ async fn post_event(
 ) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
     let body = body(req).await?;
-    let signature =
-        req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten();
-    api::verify_internal_call(&cfg, signature.as_deref(), "POST", path, &body, now_secs())?;
+    require_signature(req, &cfg, "POST", path, &body)?;
     let ack =
         api::apply_event(&kv(env, "JOBS")?, &queue(env, "WEBHOOKS")?, &cfg, id, &body).await?;
     json(&ack, 200).map_err(internal)
@@ -279,9 +290,7 @@ async fn get_spec(
     path: &str,
 ) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
-    let signature =
-        req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten();
-    api::verify_internal_call(&cfg, signature.as_deref(), "GET", path, b"", now_secs())?;
+    require_signature(req, &cfg, "GET", path, b"")?;
     let spec = api::job_spec(&kv(env, "JOBS")?, id).await?;
     json(&spec, 200).map_err(internal)
 }
