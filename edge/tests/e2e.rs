@@ -105,6 +105,9 @@ async fn stand_in_render(headers: HeaderMap, uri: Uri, body: Bytes) -> Response 
     if !signed(&headers, "POST", &uri, &body) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
+    if String::from_utf8_lossy(&body).contains("slow-render") {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
     ([("content-type", "application/pdf"), ("x-render-duration-ms", "7")], "%PDF-1.4 stand-in")
         .into_response()
 }
@@ -216,6 +219,7 @@ async fn start(fail_first: usize) -> Stack {
         .args(["--var", &format!("INTERNAL_SECRET:{SECRET}"), "--var", "ALLOW_LOOPBACK:true"])
         .args(["--var", &format!("RENDERER_URL:{renderer}"), "--var", "WEBHOOK_RETRY_DELAYS:1,1,1"])
         .args(["--var", "RENDER_RETRY_DELAY_SECS:1", "--var", "JOB_TTL_DONE_SECS:60"])
+        .args(["--var", "SYNC_TIMEOUT_SECS:2", "--var", "WEBHOOK_TIMEOUT_SECS:2"])
         .stdout(std::fs::File::create(state.path().join("wrangler.log")).unwrap())
         .stderr(Stdio::null())
         .process_group(0)
@@ -346,6 +350,14 @@ async fn the_public_api_under_wrangler_dev() {
     assert_eq!(headers["x-render-duration-ms"], "7");
     assert_eq!(body, Value::String("%PDF-1.4 stand-in".into()));
 
+    // A renderer that does not answer in time: 503 with Retry-After, after the sync deadline.
+    let started = Instant::now();
+    let (s, headers, body) =
+        post_pdf(&stack, Some(KEY_A), r#"{"content":"<p>slow-render</p>"}"#, None).await;
+    assert_eq!((s, body["error"].as_str().unwrap()), (503, "service_unavailable"), "{body}");
+    assert!(headers.contains_key("retry-after"));
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+
     // Async: 202 exactly as the seed, Location, pending → ... → completed, one webhook.
     let (s, headers, accepted) =
         post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>async</p>"), Some("idem-1")).await;
@@ -464,4 +476,25 @@ async fn a_failing_receiver_gets_the_same_webhook_again_until_it_accepts() {
     let (_, view) = get_job(&stack, KEY_A, &id).await;
     assert_eq!(view["webhook"]["last_status"], 200);
     assert!(view["webhook"]["delivered_at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_accepts_is_given_up_on_after_the_last_retry() {
+    let stack = start(usize::MAX).await;
+    let (s, _, accepted) =
+        post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>never</p>"), None).await;
+    assert_eq!(s, 202);
+    let id = accepted["job_id"].as_str().unwrap().to_owned();
+    // One delivery and three retries (WEBHOOK_RETRY_DELAYS=1,1,1), then the dead-letter queue.
+    wait_until("four deliveries", Duration::from_secs(40), async || {
+        stack.hooks.received.lock().unwrap().len() >= 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(stack.hooks.received.lock().unwrap().len(), 4, "no delivery after the last retry");
+    let (_, view) = get_job(&stack, KEY_A, &id).await;
+    assert_eq!(view["webhook"]["attempts"], 4);
+    assert_eq!(view["webhook"]["last_status"], 500);
+    assert!(view["webhook"].get("delivered_at").is_none());
+    assert_eq!(view["status"], "completed", "the job itself is unaffected");
 }
