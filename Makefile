@@ -21,7 +21,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 
 WASM := wasm32-unknown-unknown
 
-.PHONY: help setup dev test lint fmt unit wasm build-edge check-edge bench clean
+.PHONY: help setup dev demo test lint fmt unit wasm build-edge check-edge bench clean
 
 help:
 	@echo "make dev    run the whole stack locally"
@@ -32,6 +32,10 @@ setup:
 
 dev: setup
 	@scripts/dev.sh
+
+# With `make dev` running: an async job with a presigned URL and a verified webhook.
+demo: setup
+	@scripts/demo.sh
 
 test: setup lint wasm build-edge unit check-edge
 	@echo "make test: all checks passed"
