@@ -116,9 +116,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (Method::Post, ["internal", "jobs", id, "events"]) => {
             post_event(&mut req, &env, id, &path).await
         }
-        (Method::Get, ["internal", "jobs", id, "spec"]) => {
-            get_spec(&mut req, &env, id, &path).await
-        }
+        (Method::Get, ["internal", "jobs", id, "spec"]) => get_spec(&req, &env, id, &path).await,
         (_, ["pdf"] | ["jobs", _] | ["internal", "jobs", _, "events" | "spec"]) => {
             Err(ApiError::new(
                 tailpdf_shared::ErrorCode::NotFound,
@@ -284,7 +282,7 @@ async fn post_event(
 }
 
 async fn get_spec(
-    req: &mut Request,
+    req: &Request,
     env: &Env,
     id: &str,
     path: &str,

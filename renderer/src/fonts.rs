@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tailpdf_shared::fonts::FontSpec;
@@ -22,11 +23,11 @@ use crate::error::RenderError;
 /// css2 answers with woff2 to browsers it knows; this is the Chromium we run.
 const BROWSER_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
 
-/// One font file, ready to hand to Chromium.
+/// One font file, ready to hand to Chromium (base64-encoded once, as CDP takes bodies).
 #[derive(Debug, Clone)]
 pub struct FontFile {
     pub mime: &'static str,
-    pub bytes: Bytes,
+    pub base64: Arc<str>,
 }
 
 pub struct FontLibrary {
@@ -90,8 +91,8 @@ impl FontLibrary {
             return Ok(sheet);
         }
         let disk_name = format!("css2-{}.css", hex_sha256(key.as_bytes()));
-        let sheet = match tokio::fs::read_to_string(self.dir.join(&disk_name)).await {
-            Ok(cached) => cached,
+        let (sheet, fetched) = match tokio::fs::read_to_string(self.dir.join(&disk_name)).await {
+            Ok(cached) => (cached, false),
             Err(_) => {
                 let mut url = self.api_base.join("css2").map_err(|e| e.to_string())?;
                 url.query_pairs_mut().append_pair("family", &key).append_pair("display", "block");
@@ -101,14 +102,16 @@ impl FontLibrary {
                 if !text.contains("@font-face") {
                     return Err(String::from("the fonts API answered without any @font-face"));
                 }
-                text
+                (text, true)
             }
         };
         for file_url in font_urls(&sheet) {
             self.ensure_file(&file_url).await?;
         }
         // Only a stylesheet whose files are all here is remembered.
-        write_atomically(&self.dir, &disk_name, sheet.as_bytes()).await;
+        if fetched {
+            write_atomically(&self.dir, &disk_name, sheet.as_bytes()).await;
+        }
         let sheet: Arc<str> = sheet.into();
         if let Ok(mut m) = self.stylesheets.write() {
             m.insert(key, sheet.clone());
@@ -130,7 +133,7 @@ impl FontLibrary {
                 bytes
             }
         };
-        let file = FontFile { mime: mime_for(url, &bytes), bytes };
+        let file = FontFile { mime: mime_for(url, &bytes), base64: BASE64.encode(&bytes).into() };
         if let Ok(mut m) = self.files.write() {
             m.insert(url.to_owned(), file);
         }

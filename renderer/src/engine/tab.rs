@@ -108,7 +108,7 @@ async fn answer(
         return;
     }
     if let Some(font) = resources.fonts.file(url) {
-        let _ = page.execute(fulfill(id, 200, Some(font.mime), &font.bytes)).await;
+        let _ = page.execute(fulfill(id, 200, Some(font.mime), font.base64.to_string())).await;
         return;
     }
     if !matches!(event.request.method.as_str(), "GET" | "HEAD") {
@@ -121,8 +121,8 @@ async fn answer(
             if fetched.status >= 400 {
                 note(format!("answered {}", fetched.status));
             }
-            let params =
-                fulfill(id, fetched.status, fetched.content_type.as_deref(), &fetched.body);
+            let body = BASE64.encode(&fetched.body);
+            let params = fulfill(id, fetched.status, fetched.content_type.as_deref(), body);
             let _ = page.execute(params).await;
         }
         Err(e) => {
@@ -141,7 +141,7 @@ fn fulfill(
     id: chromiumoxide::cdp::browser_protocol::fetch::RequestId,
     status: u16,
     content_type: Option<&str>,
-    body: &[u8],
+    body_base64: String,
 ) -> FulfillRequestParams {
     let mut headers = vec![HeaderEntry::new("Access-Control-Allow-Origin", "*")];
     if let Some(ct) = content_type {
@@ -149,6 +149,6 @@ fn fulfill(
     }
     let mut params = FulfillRequestParams::new(id, i64::from(status));
     params.response_headers = Some(headers);
-    params.body = Some(BASE64.encode(body).into());
+    params.body = Some(body_base64.into());
     params
 }

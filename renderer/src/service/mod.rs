@@ -205,13 +205,14 @@ pub async fn run(
         tokio::spawn(pull::run(state.clone(), settings, stop_rx.clone(), cfg.grace_period))
     });
 
+    let local = listener.local_addr().ok();
     let mut server_stop = stop_rx.clone();
     let server =
         axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
         });
     let server = tokio::spawn(async move { server.await });
-    tracing::info!(listen = %cfg.listen, pull = cfg.pull, tabs = engine.tabs(), "renderer ready");
+    tracing::info!(listen = ?local, pull = cfg.pull, tabs = engine.tabs(), "renderer ready");
 
     shutdown.await;
     tracing::info!(grace = ?cfg.grace_period, "shutting down: no new work, finishing jobs in flight");
