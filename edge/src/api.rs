@@ -164,16 +164,44 @@ pub async fn apply_event(
     let id = JobId::parse(id).map_err(|_| ApiError::not_found("No such job."))?;
     let event: JobEvent = serde_json::from_slice(body)
         .map_err(|e| ApiError::validation(format!("The event is not valid: {e}.")))?;
+    apply(jobs, webhooks, cfg, &id, &event).await
+}
+
+/// Why a job the render-jobs queue dead-lettered failed: every delivery to a renderer failed.
+pub const GAVE_UP_MESSAGE: &str =
+    "Render failed: no renderer could complete the job after repeated attempts; submit it again.";
+
+/// A render-jobs message that reached the dead-letter queue: its job fails (with its
+/// render.failed webhook) instead of staying pending or processing until it expires. A job
+/// that already ended is left as it is.
+pub async fn give_up(
+    jobs: &impl Kv,
+    webhooks: &impl Queue<WebhookMessage>,
+    cfg: &EdgeConfig,
+    id: &JobId,
+    now: Timestamp,
+) -> Result<EventAck, ApiError> {
+    let event = JobEvent::Failed { at: now, error_message: GAVE_UP_MESSAGE.to_owned() };
+    apply(jobs, webhooks, cfg, id, &event).await
+}
+
+async fn apply(
+    jobs: &impl Kv,
+    webhooks: &impl Queue<WebhookMessage>,
+    cfg: &EdgeConfig,
+    id: &JobId,
+    event: &JobEvent,
+) -> Result<EventAck, ApiError> {
     let mut job =
-        load_job(jobs, &id).await?.ok_or_else(|| ApiError::not_found("No such job (expired?)."))?;
-    let transition = job.record.apply(&event);
+        load_job(jobs, id).await?.ok_or_else(|| ApiError::not_found("No such job (expired?)."))?;
+    let transition = job.record.apply(event);
     if transition.is_applied() {
         let ends = transition.ends_job();
         let ttl = if ends { cfg.job_ttl_done_secs } else { JOB_TTL_OPEN_SECS };
-        put_json(jobs, &stage_key(&id, event.status()), &event, ttl).await?;
+        put_json(jobs, &stage_key(id, event.status()), event, ttl).await?;
         if ends {
             // The job is readable for the ended-job TTL from now on.
-            put_json(jobs, &job_key(&id), &job.base, cfg.job_ttl_done_secs).await?;
+            put_json(jobs, &job_key(id), &job.base, cfg.job_ttl_done_secs).await?;
             if let (Some(url), Some(payload)) =
                 (&job.base.webhook_url, WebhookPayload::for_job(&job.record))
             {
@@ -418,6 +446,37 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_lettered_job_fails_once_with_its_webhook_unless_it_already_ended() {
+        run(async {
+            let jobs = MemoryKv::default();
+            let webhooks = MemoryQueue::default();
+            let c = cfg();
+            let stuck = submitted(&jobs).await;
+            let processing = JobEvent::Processing { at: ts(1) };
+            apply_event(&jobs, &webhooks, &c, stuck.as_str(), &event(&processing)).await.unwrap();
+            let ack = give_up(&jobs, &webhooks, &c, &stuck, ts(600)).await.unwrap();
+            assert!(ack.applied);
+            let view = job_status(&jobs, &c, &acct("a"), stuck.as_str(), ts(601)).await.unwrap();
+            assert_eq!(view.status, JobStatus::Failed);
+            assert_eq!(view.error_message.as_deref(), Some(GAVE_UP_MESSAGE));
+            assert_eq!(view.completed_at, Some(ts(600)));
+            assert_eq!(webhooks.0.borrow().len(), 1, "render.failed is sent");
+            assert_eq!(webhooks.0.borrow()[0].payload.webhook_id(), format!("msg_{stuck}_failed"));
+            // The same message again (at-least-once): nothing more.
+            let again = give_up(&jobs, &webhooks, &c, &stuck, ts(700)).await.unwrap();
+            assert!(!again.applied);
+            assert_eq!(webhooks.0.borrow().len(), 1);
+
+            // A job that completed but whose message was dead-lettered anyway stays completed.
+            let done = submitted(&jobs).await;
+            let completed = JobEvent::Completed { at: ts(2), result: RESULT };
+            apply_event(&jobs, &webhooks, &c, done.as_str(), &event(&completed)).await.unwrap();
+            let ack = give_up(&jobs, &webhooks, &c, &done, ts(600)).await.unwrap();
+            assert_eq!((ack.applied, ack.status), (false, JobStatus::Completed));
+        });
+    }
+
+    #[test]
     fn job_status_for_the_owner_only_and_until_its_ttl() {
         run(async {
             let jobs = MemoryKv::default();
@@ -444,6 +503,16 @@ mod tests {
             assert!(job_status(&jobs, &c, &acct("a"), id.as_str(), ts(10 + 3600)).await.is_ok());
             assert_eq!(
                 job_status(&jobs, &c, &acct("a"), id.as_str(), ts(10 + 3601))
+                    .await
+                    .unwrap_err()
+                    .status(),
+                404
+            );
+            // A TTL under KV's 60 s minimum: KV keeps the keys longer, reads stop on time.
+            let short = EdgeConfig { job_ttl_done_secs: 5, ..c.clone() };
+            assert!(job_status(&jobs, &short, &acct("a"), id.as_str(), ts(15)).await.is_ok());
+            assert_eq!(
+                job_status(&jobs, &short, &acct("a"), id.as_str(), ts(16))
                     .await
                     .unwrap_err()
                     .status(),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tailpdf_shared::{limits::JOB_TTL_DONE_SECS, limits::KV_MIN_TTL_SECS, UrlPolicy};
+use tailpdf_shared::{limits::JOB_TTL_DONE_SECS, UrlPolicy};
 
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
@@ -13,7 +13,8 @@ pub struct EdgeConfig {
     pub renderer_url: String,
     /// `ALLOW_LOOPBACK` = "true": local development only.
     pub url_policy: UrlPolicy,
-    /// `JOB_TTL_DONE_SECS`: how long an ended job stays readable (at least 60, KV's minimum).
+    /// `JOB_TTL_DONE_SECS`: how long an ended job stays readable (KV keeps its keys at least
+    /// 60 s, its minimum; reads past this TTL are 404 all the same).
     pub job_ttl_done_secs: u64,
     /// `SYNC_TIMEOUT_SECS`: how long a sync render may take before 503.
     pub sync_timeout: Duration,
@@ -61,7 +62,7 @@ impl EdgeConfig {
             url_policy: UrlPolicy {
                 allow_loopback: get("ALLOW_LOOPBACK").as_deref() == Some("true"),
             },
-            job_ttl_done_secs: number("JOB_TTL_DONE_SECS", JOB_TTL_DONE_SECS)?.max(KV_MIN_TTL_SECS),
+            job_ttl_done_secs: number("JOB_TTL_DONE_SECS", JOB_TTL_DONE_SECS)?.max(1),
             sync_timeout: Duration::from_secs(number("SYNC_TIMEOUT_SECS", 60)?),
             webhook_timeout: Duration::from_secs(number("WEBHOOK_TIMEOUT_SECS", 10)?),
             webhook_retry_delays,
@@ -92,7 +93,7 @@ mod tests {
             ("ALLOW_LOOPBACK", "true"),
         ]))
         .unwrap();
-        assert_eq!(c.job_ttl_done_secs, 60, "KV refuses less than 60 s");
+        assert_eq!(c.job_ttl_done_secs, 5, "shorter than KV's minimum: enforced on read");
         assert_eq!(c.webhook_retry_delays, [1, 2, 3]);
         assert!(c.url_policy.allow_loopback);
     }

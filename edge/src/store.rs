@@ -17,8 +17,8 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tailpdf_shared::{
-    job::WebhookDelivery, messages::SecretUrl, signing::hash_api_key, JobEvent, JobId, JobRecord,
-    JobStatus, Timestamp,
+    job::WebhookDelivery, limits::KV_MIN_TTL_SECS, messages::SecretUrl, signing::hash_api_key,
+    JobEvent, JobId, JobRecord, JobStatus, Timestamp,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +108,8 @@ pub async fn put_json<T: Serialize>(
     ttl: u64,
 ) -> Result<(), StoreError> {
     let text = serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))?;
-    kv.put(key, &text, ttl).await
+    // KV refuses shorter TTLs; a shorter ended-job TTL is enforced on read (api::job_status).
+    kv.put(key, &text, ttl.max(KV_MIN_TTL_SECS)).await
 }
 
 /// A job and what its keys hold, assembled through the shared state machine.

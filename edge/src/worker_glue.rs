@@ -300,16 +300,48 @@ async fn queue_consumer(batch: MessageBatch<Value>, env: Env, _ctx: Context) -> 
         return Ok(());
     };
     let name = batch.queue();
+    let dead_letters = name.ends_with("dlq");
     for message in batch.messages()? {
-        if name.starts_with(RENDER_JOBS) {
-            push_render_job(&cfg, &message).await;
-        } else if name.starts_with(WEBHOOKS) && !name.ends_with("dlq") {
-            deliver_webhook(&cfg, &env, &message).await;
-        } else {
-            message.ack();
+        match (name.starts_with(RENDER_JOBS), name.starts_with(WEBHOOKS), dead_letters) {
+            (true, _, false) => push_render_job(&cfg, &message).await,
+            (true, _, true) => fail_dead_lettered_job(&cfg, &env, &message).await,
+            (_, true, false) => deliver_webhook(&cfg, &env, &message).await,
+            // webhooks-dlq is kept for inspection (`wrangler queues` or a pull consumer).
+            _ => message.ack(),
         }
     }
     Ok(())
+}
+
+/// render-jobs-dlq: every delivery of this job failed (push or pull mode). The job fails
+/// with its render.failed webhook rather than staying pending until its keys expire.
+async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
+    let Ok(job) = serde_json::from_value::<RenderJobMessage>(message.body().clone()) else {
+        worker::console_error!("render-jobs-dlq: dropping a message that is not a job");
+        message.ack();
+        return;
+    };
+    let (Ok(jobs), Ok(webhooks)) = (kv(env, "JOBS"), queue(env, "WEBHOOKS")) else {
+        retry(message, 30);
+        return;
+    };
+    match api::give_up(&jobs, &webhooks, cfg, &job.job_id, now()).await {
+        Ok(ack) => {
+            worker::console_warn!(
+                "render-jobs-dlq: {} dead-lettered; job now {:?} (changed: {})",
+                job.job_id,
+                ack.status,
+                ack.applied
+            );
+            message.ack();
+        }
+        // Expired meanwhile: nothing left to fail.
+        Err(e) if e.status() == 404 => message.ack(),
+        Err(e) => {
+            worker::console_error!("render-jobs-dlq: {}: {e}", job.job_id);
+            retry(message, 30);
+        }
+    }
 }
 
 fn retry(message: &impl MessageExt, delay_secs: u32) {
