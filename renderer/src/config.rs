@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use url::Url;
 
 #[derive(Args, Debug, Clone)]
@@ -47,6 +47,23 @@ pub struct EngineConfig {
     /// Development only: let pages, uploads and webhooks reach loopback addresses.
     #[arg(long, env = "TAILPDF_ALLOW_LOOPBACK")]
     pub allow_loopback: bool,
+
+    /// Chromium's sandbox: `auto` uses it unless running as root or where user namespaces are
+    /// unavailable (e.g. Docker's default seccomp profile), and says so in the log.
+    #[arg(long, env = "TAILPDF_SANDBOX", value_enum, default_value_t = SandboxMode::Auto)]
+    pub sandbox: SandboxMode,
+}
+
+/// Whether Chromium runs with its sandbox (see `engine::sandbox`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum SandboxMode {
+    /// On where it can work: not root, and unprivileged user namespaces available.
+    #[default]
+    Auto,
+    /// Always on; Chromium fails to start where the sandbox cannot work.
+    On,
+    /// Always off.
+    Off,
 }
 
 impl EngineConfig {

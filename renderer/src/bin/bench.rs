@@ -75,6 +75,7 @@ fn config(chromium: &std::path::Path, tabs: usize, cache: &std::path::Path) -> E
         fetch_timeout: Duration::from_secs(5),
         max_resource_bytes: 20 << 20,
         allow_loopback: false,
+        sandbox: tailpdf_renderer::config::SandboxMode::Auto,
     }
 }
 

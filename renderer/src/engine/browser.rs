@@ -46,6 +46,7 @@ fn browser_config(
     executable: &Path,
     profile: &Path,
     request_timeout: Duration,
+    sandbox: bool,
 ) -> Result<BrowserConfig, RenderError> {
     let mut builder = BrowserConfig::builder()
         .chrome_executable(executable)
@@ -56,8 +57,8 @@ fn browser_config(
         .viewport(None)
         .window_size(1280, 1024)
         .args(FLAGS.iter().copied());
-    // Chromium's sandbox needs user namespaces, which root in a container rarely has.
-    if nix::unistd::geteuid().is_root() {
+    // Decided by `sandbox::resolve` (`--sandbox`).
+    if !sandbox {
         builder = builder.no_sandbox();
     }
     builder.build().map_err(RenderError::Browser)
@@ -79,6 +80,7 @@ impl Instance {
     pub(crate) async fn launch(
         cfg: &EngineConfig,
         generation: u64,
+        sandbox: bool,
     ) -> Result<Arc<Self>, RenderError> {
         let home = tempfile::Builder::new()
             .prefix("tailpdf-chromium-")
@@ -86,9 +88,16 @@ impl Instance {
             .map_err(|e| RenderError::Browser(format!("no user-data-dir: {e}")))?;
         let executable = launcher(home.path(), &cfg.chromium)
             .map_err(|e| RenderError::Browser(format!("no launcher script: {e}")))?;
-        let config = browser_config(&executable, &home.path().join("profile"), cfg.render_timeout)?;
+        let profile = home.path().join("profile");
+        let config = browser_config(&executable, &profile, cfg.render_timeout, sandbox)?;
         let (mut browser, mut handler) = Browser::launch(config).await.map_err(|e| {
-            RenderError::Browser(format!("could not start {}: {e}", cfg.chromium.display()))
+            let hint = if sandbox {
+                " (with its sandbox, which needs a non-root user and user namespaces: \
+                 try --sandbox auto or off)"
+            } else {
+                ""
+            };
+            RenderError::Browser(format!("could not start {}{hint}: {e}", cfg.chromium.display()))
         })?;
         let pid = browser.get_mut_child().and_then(|c| c.as_mut_inner().id());
 
@@ -175,9 +184,11 @@ pub struct BareBrowser {
 }
 
 impl BareBrowser {
+    /// Starts Chromium with the sandbox where `--sandbox auto` would use it.
     pub async fn launch(chromium: &Path) -> Result<Self, RenderError> {
         let profile = tempfile::tempdir().map_err(|e| RenderError::Browser(e.to_string()))?;
-        let config = browser_config(chromium, profile.path(), Duration::from_secs(30))?;
+        let sandbox = super::sandbox::resolve(crate::config::SandboxMode::Auto).await;
+        let config = browser_config(chromium, profile.path(), Duration::from_secs(30), sandbox)?;
         let (browser, mut handler) =
             Browser::launch(config).await.map_err(|e| RenderError::Browser(e.to_string()))?;
         let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });

@@ -9,6 +9,7 @@
 //! fails then, with a retryable error.
 
 mod browser;
+mod sandbox;
 mod tab;
 
 pub use browser::BareBrowser;
@@ -65,6 +66,8 @@ pub struct Engine {
 
 struct Inner {
     cfg: EngineConfig,
+    /// Decided once at start (`--sandbox`), kept for every restart.
+    sandbox: bool,
     resources: Arc<Resources>,
     memo: tailwind::CssMemo,
     slots: Arc<Semaphore>,
@@ -103,6 +106,7 @@ impl Engine {
         let fetcher =
             GuardedFetcher::new(cfg.url_policy(), cfg.fetch_timeout, cfg.max_resource_bytes);
         let tabs = cfg.tabs();
+        let sandbox = sandbox::resolve(cfg.sandbox).await;
         let engine = Self {
             inner: Arc::new(Inner {
                 resources: Arc::new(Resources { fonts, fetcher }),
@@ -115,6 +119,7 @@ impl Engine {
                 failures: AtomicU64::new(0),
                 browser_starts: AtomicU64::new(0),
                 tabs_replaced: AtomicU64::new(0),
+                sandbox,
                 cfg,
             }),
         };
@@ -234,7 +239,7 @@ impl Engine {
             retire(old);
         }
         let generation = self.inner.browser_starts.fetch_add(1, Ordering::Relaxed) + 1;
-        let instance = Instance::launch(&self.inner.cfg, generation).await?;
+        let instance = Instance::launch(&self.inner.cfg, generation, self.inner.sandbox).await?;
         pool.instance = Some(instance.clone());
         pool.renders_on_instance = 0;
         Ok(instance)

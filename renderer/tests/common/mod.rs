@@ -76,6 +76,7 @@ pub(crate) fn engine_config(fonts_api: &str, cache: &Path) -> EngineConfig {
         fetch_timeout: Duration::from_secs(5),
         max_resource_bytes: 20 * 1024 * 1024,
         allow_loopback: false,
+        sandbox: tailpdf_renderer::config::SandboxMode::Auto,
     }
 }
 
