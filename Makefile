@@ -52,7 +52,7 @@ lint:
 wasm:
 	cargo build -p tailpdf-shared --target $(WASM) --locked
 
-# Needs the built Worker: edge/tests/e2e.rs runs it under wrangler dev.
+# e2e/ runs the built Worker under wrangler dev and the renderer binary this builds alongside.
 unit:
 	cargo test --workspace --locked
 

@@ -1,12 +1,10 @@
-//! The built Worker under `wrangler dev --local` (workerd with Miniflare's KV and Queues), with
-//! a stand-in renderer that follows the internal protocol and a real webhook receiver.
-//! Needs `make build-edge` first (make test does it).
-#![cfg(not(target_arch = "wasm32"))]
+//! The built Worker alone under `wrangler dev --local` (workerd with Miniflare's KV and
+//! Queues), with a stand-in renderer that follows the internal protocol and a real webhook
+//! receiver: the edge's own behaviour, including failures a real renderer cannot be made to
+//! produce on demand. stack.rs runs it with the real renderer.
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -20,35 +18,26 @@ use axum::{
     Json, Router,
 };
 use serde_json::{json, Value};
+use tailpdf_e2e::{
+    free_port, now,
+    stack::{
+        Edge, EdgeOptions, Receiver, API_KEY as KEY_A, INTERNAL_SECRET as SECRET, WEBHOOK_SECRET,
+    },
+};
 use tailpdf_shared::{
     job::RenderResult,
     messages::{JobOutcome, RenderJobMessage},
     signing::{
-        hash_api_key, sign_internal, verify_internal, verify_tailpdf_signature, StandardWebhookKey,
+        sign_internal, verify_internal, verify_tailpdf_signature, StandardWebhookKey,
         INTERNAL_SIGNATURE_HEADER,
     },
     JobEvent, Timestamp,
 };
 
-const SECRET: &str = "e2e-internal-secret";
-const KEY_A: &str = "dev-api-key";
 const KEY_B: &str = "account-b-key";
-const WEBHOOK_SECRET: &str = "dev-webhook-secret";
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn serve(app: Router) -> String {
@@ -56,22 +45,6 @@ async fn serve(app: Router) -> String {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     base
-}
-
-#[derive(Clone, Default)]
-struct Hooks {
-    received: Arc<Mutex<Vec<(HeaderMap, String)>>>,
-    fail_first: Arc<Mutex<usize>>,
-}
-
-async fn hook(State(h): State<Hooks>, headers: HeaderMap, body: String) -> StatusCode {
-    h.received.lock().unwrap().push((headers, body));
-    let mut fail = h.fail_first.lock().unwrap();
-    if *fail > 0 {
-        *fail -= 1;
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    StatusCode::OK
 }
 
 /// The renderer's side of the internal protocol, without Chromium.
@@ -123,6 +96,9 @@ async fn stand_in_jobs(
     }
     let job: RenderJobMessage = serde_json::from_slice(&body).unwrap();
     s.jobs.lock().unwrap().push(job.job_id.to_string());
+    if job.spec.as_ref().is_some_and(|spec| spec.content.contains("never-renders")) {
+        return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")]).into_response();
+    }
     let edge = s.edge.lock().unwrap().clone();
     let at = || Timestamp::from_unix(now()).unwrap();
     let result =
@@ -139,48 +115,19 @@ async fn stand_in_jobs(
 
 struct Stack {
     edge: String,
-    hooks: Hooks,
+    hooks: Receiver,
     hook_url: String,
     stand_in: StandIn,
-    wrangler: Child,
+    _wrangler: Edge,
     _state: tempfile::TempDir,
 }
 
-impl Drop for Stack {
-    /// Stops wrangler and the workerd below it: the whole process group.
-    fn drop(&mut self) {
-        let group = nix::unistd::Pid::from_raw(self.wrangler.id() as i32);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
-        let started = Instant::now();
-        while self.wrangler.try_wait().ok().flatten().is_none()
-            && started.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.wrangler.wait();
-    }
-}
-
-fn wrangler() -> Command {
-    let bin = root().join("node_modules/.bin");
-    let mut cmd = Command::new(bin.join("wrangler"));
-    cmd.current_dir(root())
-        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("WRANGLER_HIDE_BANNER", "true")
-        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false");
-    cmd
-}
-
 async fn start(fail_first: usize) -> Stack {
-    assert!(
-        root().join("edge/build/worker/shim.mjs").exists(),
-        "the Worker is not built: run `make build-edge` (make test does)"
-    );
-    let hooks = Hooks::default();
-    *hooks.fail_first.lock().unwrap() = fail_first;
-    let hook_base = serve(Router::new().route("/hook", post(hook)).with_state(hooks.clone())).await;
+    start_with(fail_first, |options| options).await
+}
+
+async fn start_with(fail_first: usize, edit: impl FnOnce(EdgeOptions) -> EdgeOptions) -> Stack {
+    let hooks = Receiver::start(fail_first).await;
     let stand_in = StandIn { edge: Arc::default(), jobs: Arc::default() };
     let renderer = serve(
         Router::new()
@@ -189,59 +136,21 @@ async fn start(fail_first: usize) -> Stack {
             .with_state(stand_in.clone()),
     )
     .await;
-
     let state = tempfile::tempdir().unwrap();
-    let account =
-        |name: &str| json!({"account": name, "webhook_secret": WEBHOOK_SECRET}).to_string();
-    let seed = json!([
-        {"key": format!("key:{}", hash_api_key(KEY_A)), "value": account("a")},
-        {"key": "account:a", "value": account("a")},
-        {"key": format!("key:{}", hash_api_key(KEY_B)), "value": json!({"account": "b"}).to_string()},
-    ]);
-    let seed_file = state.path().join("keys.json");
-    std::fs::write(&seed_file, seed.to_string()).unwrap();
-    let status = wrangler()
-        .args(["kv", "bulk", "put", "--local", "--binding", "API_KEYS", "--persist-to"])
-        .arg(state.path())
-        .arg(&seed_file)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "seeding API keys failed");
-
-    let port = free_port();
-    use std::os::unix::process::CommandExt;
-    let child = wrangler()
-        .args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--inspector-port", &free_port().to_string()])
-        .args(["--show-interactive-dev-session=false", "--persist-to"])
-        .arg(state.path())
-        .args(["--var", &format!("INTERNAL_SECRET:{SECRET}"), "--var", "ALLOW_LOOPBACK:true"])
-        .args(["--var", &format!("RENDERER_URL:{renderer}"), "--var", "WEBHOOK_RETRY_DELAYS:1,1,1"])
-        .args(["--var", "RENDER_RETRY_DELAY_SECS:1", "--var", "JOB_TTL_DONE_SECS:60"])
-        .args(["--var", "SYNC_TIMEOUT_SECS:2", "--var", "WEBHOOK_TIMEOUT_SECS:2"])
-        .stdout(std::fs::File::create(state.path().join("wrangler.log")).unwrap())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let edge = format!("http://127.0.0.1:{port}");
-    *stand_in.edge.lock().unwrap() = edge.clone();
-    let started = Instant::now();
-    while client().get(format!("{edge}/healthz")).send().await.is_err() {
-        if started.elapsed() > Duration::from_secs(60) {
-            let log =
-                std::fs::read_to_string(state.path().join("wrangler.log")).unwrap_or_default();
-            panic!("wrangler dev did not start:\n{log}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let options = EdgeOptions::new(&renderer)
+        .account(KEY_B, "b", None)
+        .var("JOB_TTL_DONE_SECS", "60")
+        .var("SYNC_TIMEOUT_SECS", "2")
+        .var("WEBHOOK_TIMEOUT_SECS", "2");
+    let mut edge = Edge::spawn(state.path(), free_port(), &edit(options));
+    edge.wait_ready().await;
+    *stand_in.edge.lock().unwrap() = edge.url.clone();
     Stack {
-        edge,
+        edge: edge.url.clone(),
+        hook_url: hooks.url.clone(),
         hooks,
-        hook_url: format!("{hook_base}/hook"),
         stand_in,
-        wrangler: child,
+        _wrangler: edge,
         _state: state,
     }
 }
@@ -400,11 +309,10 @@ async fn the_public_api_under_wrangler_dev() {
         "pushed once"
     );
 
-    wait_until("the webhook", Duration::from_secs(20), async || {
-        !stack.hooks.received.lock().unwrap().is_empty()
-    })
-    .await;
-    let (headers, body) = stack.hooks.received.lock().unwrap()[0].clone();
+    wait_until("the webhook", Duration::from_secs(20), async || !stack.hooks.all().is_empty())
+        .await;
+    let first = stack.hooks.all().remove(0);
+    let (headers, body) = (first.headers, String::from_utf8(first.body).unwrap());
     assert_eq!(headers["user-agent"], "TailPDF-Webhook/1.0");
     assert_eq!(headers["x-tailpdf-event"], "render.completed");
     assert_eq!(headers["content-type"], "application/json");
@@ -433,7 +341,7 @@ async fn the_public_api_under_wrangler_dev() {
     .await;
     assert_eq!(ack, json!({"applied": false, "status": "completed"}));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(stack.hooks.received.lock().unwrap().len(), 1);
+    assert_eq!(stack.hooks.all().len(), 1);
 
     // Unsigned internal calls are refused.
     let r = client()
@@ -460,15 +368,13 @@ async fn a_failing_receiver_gets_the_same_webhook_again_until_it_accepts() {
         post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>retry</p>"), None).await;
     assert_eq!(s, 202);
     let id = accepted["job_id"].as_str().unwrap().to_owned();
-    wait_until("three deliveries", Duration::from_secs(40), async || {
-        stack.hooks.received.lock().unwrap().len() >= 3
-    })
-    .await;
-    let received = stack.hooks.received.lock().unwrap().clone();
+    wait_until("three deliveries", Duration::from_secs(40), async || stack.hooks.all().len() >= 3)
+        .await;
+    let received = stack.hooks.all();
     assert_eq!(received.len(), 3);
-    let ids: Vec<&str> = received.iter().map(|(h, _)| h["webhook-id"].to_str().unwrap()).collect();
+    let ids: Vec<&str> = received.iter().map(|d| d.header("webhook-id")).collect();
     assert!(ids.iter().all(|i| *i == format!("msg_{id}_completed")), "{ids:?}");
-    assert!(received.iter().all(|(_, b)| *b == received[0].1), "the same body every time");
+    assert!(received.iter().all(|d| d.body == received[0].body), "the same body every time");
     wait_until("the delivery to be recorded", Duration::from_secs(10), async || {
         get_job(&stack, KEY_A, &id).await.1["webhook"]["attempts"] == 3
     })
@@ -486,15 +392,39 @@ async fn a_receiver_that_never_accepts_is_given_up_on_after_the_last_retry() {
     assert_eq!(s, 202);
     let id = accepted["job_id"].as_str().unwrap().to_owned();
     // One delivery and three retries (WEBHOOK_RETRY_DELAYS=1,1,1), then the dead-letter queue.
-    wait_until("four deliveries", Duration::from_secs(40), async || {
-        stack.hooks.received.lock().unwrap().len() >= 4
-    })
-    .await;
+    wait_until("four deliveries", Duration::from_secs(40), async || stack.hooks.all().len() >= 4)
+        .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(stack.hooks.received.lock().unwrap().len(), 4, "no delivery after the last retry");
+    assert_eq!(stack.hooks.all().len(), 4, "no delivery after the last retry");
     let (_, view) = get_job(&stack, KEY_A, &id).await;
     assert_eq!(view["webhook"]["attempts"], 4);
     assert_eq!(view["webhook"]["last_status"], 500);
     assert!(view["webhook"].get("delivered_at").is_none());
     assert_eq!(view["status"], "completed", "the job itself is unaffected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_no_renderer_completes_fails_after_the_last_retry_with_its_webhook() {
+    // render-jobs dead-letters after 2 retries here (wrangler.toml: 100).
+    let stack = start_with(0, |options| options.render_retries(2)).await;
+    let (s, _, accepted) =
+        post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>never-renders</p>"), None).await;
+    assert_eq!(s, 202);
+    let id = accepted["job_id"].as_str().unwrap().to_owned();
+    wait_until("the job to fail", Duration::from_secs(60), async || {
+        get_job(&stack, KEY_A, &id).await.1["status"] == "failed"
+    })
+    .await;
+    let (_, view) = get_job(&stack, KEY_A, &id).await;
+    assert_eq!(view["error_message"], tailpdf_edge::api::GAVE_UP_MESSAGE, "{view}");
+    let pushes = stack.stand_in.jobs.lock().unwrap().iter().filter(|j| **j == id).count();
+    assert_eq!(pushes, 3, "one delivery and two retries");
+    wait_until("the render.failed webhook", Duration::from_secs(20), async || {
+        !stack.hooks.for_job(&id).is_empty()
+    })
+    .await;
+    let hook = stack.hooks.for_job(&id).remove(0);
+    assert_eq!(hook.header("x-tailpdf-event"), "render.failed");
+    assert_eq!(hook.header("webhook-id"), format!("msg_{id}_failed"));
+    assert_eq!(hook.json()["data"]["error_message"], view["error_message"]);
 }

@@ -1,0 +1,31 @@
+//! Test support for the whole stack, used by `tests/`:
+//!
+//! - [`process`]: a server started as a child process in its own process group, stopped
+//!   (group and all) when dropped;
+//! - [`stack`]: the real parts — s3s-fs, the renderer binary, the built Worker under
+//!   `wrangler dev --local` — and an in-process webhook receiver;
+//! - [`contract`]: `openapi.yaml`, against which real responses and webhooks are checked.
+//!
+//! A panic is how a test fails, so this crate unwraps freely.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+pub mod contract;
+pub mod process;
+pub mod stack;
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}

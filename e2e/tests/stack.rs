@@ -1,0 +1,356 @@
+//! The whole stack for real — the built Worker under `wrangler dev --local` (workerd, Miniflare
+//! KV and Queues), the renderer binary with Debian's Chromium, s3s-fs checking SigV4 presigned
+//! URLs, a webhook receiver — driven through the public API as the seed's flows are written.
+//! Every response and webhook is also checked against openapi.yaml.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    process::Command,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use axum::{extract::State, routing::get, Router};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use tailpdf_e2e::{
+    contract::Contract,
+    now,
+    process::{alive, descendants},
+    root,
+    stack::{wait_until, Settings, Stack, API_KEY, WEBHOOK_SECRET},
+};
+use tailpdf_shared::signing::StandardWebhookKey;
+
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// `POST /pdf`, its request and response checked against the document.
+async fn post_pdf(stack: &Stack, contract: &Contract, key: Option<&str>, body: &Value) -> Reply {
+    let mut request = client().post(format!("{}/pdf", stack.edge.url)).json(body);
+    if let Some(key) = key {
+        request = request.header("X-API-Key", key);
+    }
+    let reply = send(request).await;
+    if reply.status < 300 {
+        contract.check_request("/pdf", "post", body);
+    }
+    contract.check_response("/pdf", "post", reply.status, &reply.headers, &reply.body);
+    reply
+}
+
+/// `GET /jobs/{id}`, checked against the document.
+async fn get_job(stack: &Stack, contract: &Contract, id: &str) -> Reply {
+    let request =
+        client().get(format!("{}/jobs/{id}", stack.edge.url)).header("X-API-Key", API_KEY);
+    let reply = send(request).await;
+    contract.check_response("/jobs/{job_id}", "get", reply.status, &reply.headers, &reply.body);
+    reply
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap().to_vec();
+    Reply { status, headers, body }
+}
+
+fn async_job(stack: &Stack, content: &str, upload_url: String) -> Value {
+    json!({
+        "content": content,
+        "async": true,
+        "upload_url": upload_url,
+        "webhook_url": stack.receiver.url,
+        "pdfOptions": {"format": "A4", "printBackground": true},
+    })
+}
+
+/// Submits and returns the job id, after checking the 202 as the seed writes it.
+async fn submit(stack: &Stack, contract: &Contract, body: &Value) -> String {
+    let reply = post_pdf(stack, contract, Some(API_KEY), body).await;
+    assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
+    let accepted = reply.json();
+    let id = accepted["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        accepted,
+        json!({"job_id": id, "status": "pending", "status_url": format!("/jobs/{id}")})
+    );
+    assert_eq!(reply.headers["location"], format!("/jobs/{id}"));
+    id
+}
+
+/// Polls the job until it has ended; returns its JSON.
+async fn ended(stack: &Stack, contract: &Contract, id: &str, limit: Duration) -> Value {
+    let mut last = Value::Null;
+    wait_until(&format!("job {id} to end"), limit, async || {
+        let reply = get_job(stack, contract, id).await;
+        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+        last = reply.json();
+        matches!(last["status"].as_str(), Some("completed" | "failed"))
+    })
+    .await;
+    last
+}
+
+fn poppler(tool: &str, pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("doc.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let mut cmd = Command::new(tool);
+    cmd.arg(&path);
+    if tool == "pdftotext" {
+        cmd.arg("-");
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("{tool}: {e} (`make setup` installs it)"));
+    assert!(
+        out.status.success(),
+        "{tool}: not a valid PDF: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A valid A4 PDF with `text` in it.
+fn assert_pdf(pdf: &[u8], text: &str) {
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    let info = poppler("pdfinfo", pdf);
+    assert!(info.contains("pts (A4)"), "{info}");
+    assert!(poppler("pdftotext", pdf).contains(text));
+}
+
+/// The seed's own verification code (Node, `crypto.createHmac`), run on what arrived.
+fn seed_verifies(body: &[u8], signature: &str, secret: &str) -> bool {
+    let seed =
+        std::fs::read_to_string(root().join("shared/tests/fixtures/seed-async-jobs.txt")).unwrap();
+    let start = seed.find("const crypto = require('crypto');").unwrap();
+    let end = seed.find("// In your webhook handler:").unwrap();
+    let script = format!(
+        "{}\nconst payload = require('fs').readFileSync(0);\n\
+         process.stdout.write(String(verifyWebhook(payload, process.argv[1], process.argv[2])));",
+        &seed[start..end]
+    );
+    let mut child = Command::new(root().join("node_modules/.bin/node"))
+        .args(["-e", &script, signature, secret])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    out.stdout == b"true"
+}
+
+/// One webhook per job, checked against the document and both signature schemes.
+async fn webhook_for(stack: &Stack, contract: &Contract, id: &str, event: &str) -> Value {
+    wait_until(&format!("the {event} webhook of {id}"), Duration::from_secs(30), async || {
+        !stack.receiver.for_job(id).is_empty()
+    })
+    .await;
+    let delivery = stack.receiver.for_job(id).remove(0);
+    let name = if event == "render.completed" { "renderCompleted" } else { "renderFailed" };
+    contract.check_webhook(name, &delivery.headers, &delivery.body);
+    assert_eq!(delivery.header("x-tailpdf-event"), event);
+    assert_eq!(delivery.header("user-agent"), "TailPDF-Webhook/1.0");
+    let signature = delivery.header("x-tailpdf-signature");
+    assert!(seed_verifies(&delivery.body, signature, WEBHOOK_SECRET), "X-TailPDF-Signature");
+    assert!(!seed_verifies(&delivery.body, signature, "another-secret"));
+    let key = StandardWebhookKey::from_secret(WEBHOOK_SECRET);
+    let (wid, wts) = (delivery.header("webhook-id"), delivery.header("webhook-timestamp"));
+    assert!(key
+        .verify(wid, wts, delivery.header("webhook-signature"), &delivery.body, now())
+        .is_ok());
+    delivery.json()
+}
+
+fn timestamps_in_order(job: &Value) {
+    let at = |f: &str| job[f].as_str().unwrap_or_else(|| panic!("no {f}: {job}")).to_owned();
+    // RFC 3339 UTC with whole seconds: text order is time order.
+    assert!(at("created_at") <= at("started_at"), "{job}");
+    assert!(at("started_at") <= at("completed_at"), "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_flows_over_the_whole_stack() {
+    const TTL: u64 = 15;
+    let stack = Stack::start(Settings { job_ttl_done_secs: TTL }).await;
+    let contract = Contract::load();
+
+    // Errors, as the document describes them.
+    let reply = post_pdf(&stack, &contract, None, &json!({"content": "x"})).await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (401, Some("unauthorized")));
+    let reply =
+        post_pdf(&stack, &contract, Some(API_KEY), &json!({"content": "x", "async": true})).await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (400, Some("validation_error")));
+    let reply = get_job(&stack, &contract, "01JFXYZ123456789ABCDEFGH").await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (404, Some("not_found")));
+
+    // A sync render: the PDF in the response.
+    let sync = json!({
+        "content": "<div class=\"p-8 bg-teal-50\"><h1 class=\"text-3xl font-bold text-teal-700\">Sync hello</h1></div>",
+        "pdfOptions": {"format": "A4", "printBackground": true},
+    });
+    let reply = post_pdf(&stack, &contract, Some(API_KEY), &sync).await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.headers["content-type"], "application/pdf");
+    assert_pdf(&reply.body, "Sync hello");
+
+    // Three async jobs at once: one that completes, two whose presigned URL the bucket refuses.
+    let invoice = std::fs::read_to_string(root().join("examples/invoice.html")).unwrap();
+    let ok = submit(
+        &stack,
+        &contract,
+        &async_job(&stack, &invoice, stack.bucket.upload_url("invoices/1234.pdf")),
+    )
+    .await;
+    let forbidden = submit(
+        &stack,
+        &contract,
+        &async_job(&stack, "<p>forbidden</p>", stack.bucket.forbidden_url("forbidden.pdf")),
+    )
+    .await;
+    let expired = submit(
+        &stack,
+        &contract,
+        &async_job(&stack, "<p>expired</p>", stack.bucket.expired_url("expired.pdf")),
+    )
+    .await;
+
+    // Completed: the object is a valid PDF of exactly result.file_size_bytes.
+    let job = ended(&stack, &contract, &ok, Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "completed", "{job}\n{}", stack.renderer.log());
+    timestamps_in_order(&job);
+    let pdf = stack.bucket.object("invoices/1234.pdf").expect("the PDF is in the bucket");
+    assert_eq!(job["result"]["file_size_bytes"], pdf.len(), "{job}");
+    assert_pdf(&pdf, "Invoice");
+    let hook = webhook_for(&stack, &contract, &ok, "render.completed").await;
+    assert_eq!(hook["job_id"], ok.as_str());
+    let mut expected = job["result"].clone();
+    expected["status"] = json!("completed");
+    assert_eq!(hook["data"], expected, "the webhook carries the job's result");
+    let completed_at = job["completed_at"].as_str().unwrap().to_owned();
+
+    // Failed: "Upload failed: 403 Forbidden" in the status and in the render.failed webhook.
+    for id in [&forbidden, &expired] {
+        let job = ended(&stack, &contract, id, Duration::from_secs(60)).await;
+        assert_eq!(job["status"], "failed", "{job}");
+        assert_eq!(job["error_message"], "Upload failed: 403 Forbidden", "{job}");
+        timestamps_in_order(&job);
+        let hook = webhook_for(&stack, &contract, id, "render.failed").await;
+        assert_eq!(
+            hook["data"],
+            json!({"status": "failed", "error_message": "Upload failed: 403 Forbidden"})
+        );
+    }
+    assert_eq!(stack.bucket.objects(), ["invoices/1234.pdf"], "no object for the refused URLs");
+
+    // Past its TTL the job is gone: 404, as for a job that never was.
+    let ended_at = time_of(&completed_at);
+    let wait = (ended_at + TTL as i64 + 2 - now()).max(0);
+    tokio::time::sleep(Duration::from_secs(wait as u64)).await;
+    let reply = get_job(&stack, &contract, &ok).await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (404, Some("not_found")));
+    // Exactly one webhook per job, however long we wait.
+    for id in [&ok, &forbidden, &expired] {
+        assert_eq!(stack.receiver.for_job(id).len(), 1, "{id}");
+    }
+}
+
+/// Unix seconds of an RFC 3339 timestamp.
+fn time_of(rfc3339: &str) -> i64 {
+    rfc3339.parse::<jiff::Timestamp>().unwrap().as_second()
+}
+
+/// Holds the first request for an image until the test is over, answers later ones at once:
+/// a render that is reliably still running when the renderer is killed.
+#[derive(Clone, Default)]
+struct SlowImage {
+    hits: Arc<AtomicUsize>,
+}
+
+async fn slow_image(
+    State(s): State<SlowImage>,
+) -> ([(&'static str, &'static str); 1], &'static str) {
+    if s.hits.fetch_add(1, Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+    (
+        [("content-type", "image/svg+xml")],
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><rect width="40" height="40" fill="teal"/></svg>"#,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_killed_mid_job_loses_nothing() {
+    let mut stack = Stack::start(Settings::default()).await;
+    let contract = Contract::load();
+    let image = SlowImage::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let image_url = format!("http://{}/logo.svg", listener.local_addr().unwrap());
+    let app = Router::new().route("/logo.svg", get(slow_image)).with_state(image.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let content =
+        format!(r#"<img src="{image_url}" class="w-10 h-10"><p class="text-xl">Survived</p>"#);
+    let id = submit(
+        &stack,
+        &contract,
+        &async_job(&stack, &content, stack.bucket.upload_url("crash/1.pdf")),
+    )
+    .await;
+
+    // The render has started (Chromium asked for the image): kill the renderer outright.
+    wait_until("the render to start", Duration::from_secs(60), async || {
+        image.hits.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    let renderer_pid = stack.renderer.pid();
+    let chromium = descendants(renderer_pid);
+    assert!(!chromium.is_empty(), "the renderer runs Chromium");
+    stack.renderer.kill_hard();
+    wait_until("the killed renderer's Chromium to exit", Duration::from_secs(10), async || {
+        chromium.iter().all(|&pid| !alive(pid))
+    })
+    .await;
+    let job = get_job(&stack, &contract, &id).await.json();
+    assert_eq!(job["status"], "processing", "the job is not lost, not failed: {job}");
+
+    // Started again, the renderer gets the job again from the queue and finishes it.
+    stack.renderer.restart().await;
+    let job = ended(&stack, &contract, &id, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "completed", "{job}\n{}\n{}", stack.renderer.log(), stack.edge.log());
+    timestamps_in_order(&job);
+    assert!(image.hits.load(Ordering::SeqCst) >= 2, "rendered again after the restart");
+    assert_eq!(stack.bucket.objects(), ["crash/1.pdf"], "one object");
+    let pdf = stack.bucket.object("crash/1.pdf").unwrap();
+    assert_eq!(job["result"]["file_size_bytes"], pdf.len());
+    assert_pdf(&pdf, "Survived");
+
+    webhook_for(&stack, &contract, &id, "render.completed").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deliveries = stack.receiver.for_job(&id);
+    let ids: Vec<&str> = deliveries.iter().map(|d| d.header("webhook-id")).collect();
+    assert!(
+        ids.iter().all(|w| *w == format!("msg_{id}_completed")),
+        "every delivery carries the same webhook-id: {ids:?}"
+    );
+    server.abort();
+}
