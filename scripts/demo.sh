@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: with `make dev` running, submits examples/invoice.html as a background job with
-# a presigned URL to the local bucket and a webhook to a local receiver, then shows the job,
+# a presigned URL to the local bucket and a webhook to make dev's receiver, then shows the job,
 # where the PDF landed and whether the webhook's signatures verified.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,21 +9,16 @@ cd "$root"
 . scripts/env.sh
 
 EDGE=http://127.0.0.1:8787
-RECEIVER_PORT=8790
+HOOK=http://127.0.0.1:8790/hook
 say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
 
 curl -s -o /dev/null -m 2 "$EDGE/" || { say "the stack is not running: start \`make dev\` in another terminal first"; exit 1; }
-cargo build --locked -q -p tailpdf-renderer --example presign --example webhook_receiver
 key="demo/invoice-$(date +%s).pdf"
 upload_url=$(target/debug/examples/presign "$key")
-hooks=$(mktemp)
-target/debug/examples/webhook_receiver $RECEIVER_PORT dev-webhook-secret --once >"$hooks" &
-receiver=$!
-trap 'kill $receiver 2>/dev/null || true; rm -f "$hooks"' EXIT
-sleep 0.5
+hooks=.dev/webhooks.log
 
 body=$(jq -n --rawfile content examples/invoice.html --arg upload "$upload_url" \
-  --arg hook "http://127.0.0.1:$RECEIVER_PORT/hook" \
+  --arg hook "$HOOK" \
   '{content: $content, pdfOptions: {format: "A4", printBackground: true}, async: true, upload_url: $upload, webhook_url: $hook}')
 say "POST /pdf (async)"
 accepted=$(curl -s "$EDGE/pdf" -H 'X-API-Key: dev-api-key' -H 'Content-Type: application/json' -d "$body")
@@ -42,10 +37,15 @@ file=".dev/s3/pdfs/$key"
 if [ -f "$file" ]; then
   say "the PDF landed in the bucket: s3://pdfs/$key ($file, $(stat -c %s "$file") bytes)"
 fi
-for _ in $(seq 1 40); do [ -s "$hooks" ] && break; sleep 0.5; done
-if [ -s "$hooks" ]; then
-  say "webhook received:"
-  jq '{event, webhook_id, x_tailpdf_signature_valid, standard_webhooks_signature_valid}' "$hooks"
+delivery=""
+for _ in $(seq 1 40); do
+  delivery=$(grep -F "\"$id\"" "$hooks" 2>/dev/null | tail -n 1 || true)
+  [ -n "$delivery" ] && break
+  sleep 0.5
+done
+if [ -n "$delivery" ]; then
+  say "webhook received by make dev's receiver:"
+  echo "$delivery" | jq '{event, webhook_id, x_tailpdf_signature_valid, standard_webhooks_signature_valid}'
 else
   say "no webhook arrived within 20 s (see .dev/edge.log)"
 fi

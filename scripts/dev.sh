@@ -3,6 +3,7 @@
 #   edge      wrangler dev --local   http://127.0.0.1:8787   (Miniflare KV and Queues, push mode)
 #   renderer  tailpdf-renderer serve http://127.0.0.1:3000   (Debian Chromium)
 #   bucket    s3s-fs                 http://127.0.0.1:9000   (bucket "pdfs")
+#   webhooks  a verifying receiver   http://127.0.0.1:8790/hook (prints each delivery here)
 # with the dev API key seeded. Ctrl-C stops everything it started.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ mkdir -p "$state/s3/pdfs" "$state/fonts" "$state/wrangler"
 EDGE_PORT=8787
 RENDERER_PORT=3000
 S3_PORT=9000
+HOOK_PORT=8790
 API_KEY=dev-api-key
 ACCOUNT=dev
 WEBHOOK_SECRET=dev-webhook-secret
@@ -23,14 +25,14 @@ INTERNAL_SECRET=dev-internal-secret
 
 say() { printf '\033[1mdev:\033[0m %s\n' "$*"; }
 
-for port in $EDGE_PORT $RENDERER_PORT $S3_PORT; do
+for port in $EDGE_PORT $RENDERER_PORT $S3_PORT $HOOK_PORT; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     say "port $port is already in use: stop what listens there first"; exit 1
   fi
 done
 
 say "building the renderer and the Worker"
-cargo build --locked -p tailpdf-renderer --bin tailpdf-renderer
+cargo build --locked -p tailpdf-renderer --bin tailpdf-renderer --example presign --example webhook_receiver
 (cd edge && worker-build --release >/dev/null 2>&1) || { say "worker-build failed: run it in edge/ to see why"; exit 1; }
 
 say "seeding the dev API key ($API_KEY → account $ACCOUNT)"
@@ -62,6 +64,9 @@ setsid wrangler dev --local --ip 127.0.0.1 --port $EDGE_PORT --show-interactive-
   --persist-to "$state/wrangler" --var "INTERNAL_SECRET:$INTERNAL_SECRET" --var ALLOW_LOOPBACK:true \
   --var "RENDERER_URL:http://127.0.0.1:$RENDERER_PORT" >"$state/edge.log" 2>&1 &
 pids+=($!)
+# The receiver's lines (one per delivery, with both signatures checked) go to this terminal.
+setsid target/debug/examples/webhook_receiver $HOOK_PORT "$WEBHOOK_SECRET" > >(tee -a "$state/webhooks.log") 2>&1 &
+pids+=($!)
 
 wait_for() {
   local name=$1 url=$2 i
@@ -74,6 +79,7 @@ wait_for() {
 wait_for "the bucket" "http://127.0.0.1:$S3_PORT/" s3s-fs
 wait_for "the renderer" "http://127.0.0.1:$RENDERER_PORT/readyz" renderer
 wait_for "the edge" "http://127.0.0.1:$EDGE_PORT/" edge
+wait_for "the webhook receiver" "http://127.0.0.1:$HOOK_PORT/" webhooks
 
 cat <<MSG
 
@@ -81,15 +87,21 @@ tailpdf is running (logs in .dev/*.log):
   edge      http://127.0.0.1:$EDGE_PORT     API key: $API_KEY
   renderer  http://127.0.0.1:$RENDERER_PORT
   bucket    http://127.0.0.1:$S3_PORT     s3s-fs, bucket "pdfs", dev-access-key / dev-secret-key
+  webhooks  http://127.0.0.1:$HOOK_PORT/hook  verifies both signatures with $WEBHOOK_SECRET
 
-Render a PDF now:
+A PDF in the response (sync):
 
   curl -s http://127.0.0.1:$EDGE_PORT/pdf -H 'X-API-Key: $API_KEY' -H 'Content-Type: application/json' \\
     -d '{"content":"<div class=\\"p-8\\"><h1 class=\\"text-3xl font-bold text-teal-700\\">Hello</h1></div>","pdfOptions":{"format":"A4","printBackground":true}}' \\
     -o hello.pdf
 
-Background jobs take "async": true with an upload_url presigned for the bucket (SigV4, region
-us-east-1, path style) and an optional webhook_url; follow them with GET /jobs/{id}.
+A background job into the local bucket, with a signed webhook (printed here when it arrives):
+
+  url=\$(target/debug/examples/presign quickstart/hello.pdf)
+  curl -s http://127.0.0.1:$EDGE_PORT/pdf -H 'X-API-Key: $API_KEY' -H 'Content-Type: application/json' \\
+    -d '{"content":"<h1 class=\\"p-8 text-3xl font-bold\\">Hello</h1>","async":true,"upload_url":"'"\$url"'","webhook_url":"http://127.0.0.1:$HOOK_PORT/hook"}'
+
+The PDF lands in .dev/s3/pdfs/quickstart/hello.pdf; follow the job with GET /jobs/{job_id}.
 
 Ctrl-C stops everything.
 MSG
