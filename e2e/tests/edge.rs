@@ -1,7 +1,8 @@
 //! The built Worker alone under `wrangler dev --local` (workerd with Miniflare's KV and
 //! Queues), with a stand-in renderer that follows the internal protocol and a real webhook
 //! receiver: the edge's own behaviour, including failures a real renderer cannot be made to
-//! produce on demand. stack.rs runs it with the real renderer.
+//! produce on demand. stack.rs runs it with the real renderer. Every public response is
+//! checked against openapi.yaml too.
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use std::{
@@ -19,9 +20,11 @@ use axum::{
 };
 use serde_json::{json, Value};
 use tailpdf_e2e::{
+    contract::Contract,
     free_port, now,
     stack::{
-        Edge, EdgeOptions, Receiver, API_KEY as KEY_A, INTERNAL_SECRET as SECRET, WEBHOOK_SECRET,
+        wait_until, Edge, EdgeOptions, Receiver, API_KEY as KEY_A, INTERNAL_SECRET as SECRET,
+        WEBHOOK_SECRET,
     },
 };
 use tailpdf_shared::{
@@ -174,6 +177,7 @@ async fn post_pdf(
     let r = request.send().await.unwrap();
     let (status, headers) = (r.status().as_u16(), r.headers().clone());
     let bytes = r.bytes().await.unwrap();
+    Contract::load().check_response("/pdf", "post", status, &headers, &bytes);
     let value = serde_json::from_slice(&bytes)
         .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     let headers = headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -187,15 +191,10 @@ async fn get_job(stack: &Stack, key: &str, id: &str) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
-async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    let bytes = r.bytes().await.unwrap();
+    Contract::load().check_response("/jobs/{job_id}", "get", status, &headers, &bytes);
+    (status, serde_json::from_slice(&bytes).unwrap())
 }
 
 fn async_body(stack: &Stack, content: &str) -> String {
