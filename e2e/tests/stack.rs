@@ -21,7 +21,7 @@ use tailpdf_e2e::{
     now,
     process::{alive, descendants},
     root,
-    stack::{wait_until, Settings, Stack, API_KEY, WEBHOOK_SECRET},
+    stack::{wait_until, Settings, Stack, API_KEY, INTERNAL_SECRET, WEBHOOK_SECRET},
 };
 use tailpdf_shared::signing::StandardWebhookKey;
 
@@ -215,24 +215,16 @@ async fn the_seeds_flows_over_the_whole_stack() {
 
     // Three async jobs at once: one that completes, two whose presigned URL the bucket refuses.
     let invoice = std::fs::read_to_string(root().join("examples/invoice.html")).unwrap();
-    let ok = submit(
-        &stack,
-        &contract,
-        &async_job(&stack, &invoice, stack.bucket.upload_url("invoices/1234.pdf")),
-    )
-    .await;
-    let forbidden = submit(
-        &stack,
-        &contract,
-        &async_job(&stack, "<p>forbidden</p>", stack.bucket.forbidden_url("forbidden.pdf")),
-    )
-    .await;
-    let expired = submit(
-        &stack,
-        &contract,
-        &async_job(&stack, "<p>expired</p>", stack.bucket.expired_url("expired.pdf")),
-    )
-    .await;
+    let urls = [
+        stack.bucket.upload_url("invoices/1234.pdf"),
+        stack.bucket.forbidden_url("forbidden.pdf"),
+        stack.bucket.expired_url("expired.pdf"),
+    ];
+    let ok = submit(&stack, &contract, &async_job(&stack, &invoice, urls[0].clone())).await;
+    let forbidden =
+        submit(&stack, &contract, &async_job(&stack, "<p>forbidden</p>", urls[1].clone())).await;
+    let expired =
+        submit(&stack, &contract, &async_job(&stack, "<p>expired</p>", urls[2].clone())).await;
 
     // Completed: the object is a valid PDF of exactly result.file_size_bytes.
     let job = ended(&stack, &contract, &ok, Duration::from_secs(60)).await;
@@ -272,6 +264,15 @@ async fn the_seeds_flows_over_the_whole_stack() {
     for id in [&ok, &forbidden, &expired] {
         assert_eq!(stack.receiver.for_job(id).len(), 1, "{id}");
     }
+
+    // The logs of the whole run name the jobs but hold no secret and no URL signature.
+    let logs = format!("{}\n{}", stack.renderer.log(), stack.edge.log());
+    assert!(logs.contains(&ok), "the logs name the jobs");
+    let signatures = urls.iter().map(|url| url.split("X-Amz-Signature=").nth(1).unwrap());
+    for secret in signatures.chain([INTERNAL_SECRET, WEBHOOK_SECRET, API_KEY]) {
+        assert!(!logs.contains(secret), "a log holds {secret}");
+    }
+    assert!(!logs.contains("X-Amz-Signature="), "a log holds a presigned URL's signature");
 }
 
 /// Unix seconds of an RFC 3339 timestamp.
