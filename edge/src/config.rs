@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tailpdf_shared::{limits::JOB_TTL_DONE_SECS, UrlPolicy};
+use tailpdf_shared::{limits::JOB_TTL_DONE_SECS, origin::parse_origin, UrlPolicy};
 
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
@@ -57,8 +57,14 @@ impl EdgeConfig {
         };
         Ok(Self {
             internal_secret,
-            renderer_url: get("RENDERER_URL")
-                .unwrap_or_else(|| String::from("http://127.0.0.1:3000")),
+            renderer_url: match get("RENDERER_URL") {
+                Some(v) => parse_origin(&v)
+                    .map_err(|e| format!("RENDERER_URL: {e}"))?
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_owned(),
+                None => String::from("http://127.0.0.1:3000"),
+            },
             url_policy: UrlPolicy {
                 allow_loopback: get("ALLOW_LOOPBACK").as_deref() == Some("true"),
             },
@@ -105,5 +111,17 @@ mod tests {
             EdgeConfig::from_vars(vars(&[("INTERNAL_SECRET", "s"), ("SYNC_TIMEOUT_SECS", "soon")]))
                 .unwrap_err();
         assert!(e.contains("SYNC_TIMEOUT_SECS"));
+        let e = EdgeConfig::from_vars(vars(&[
+            ("INTERNAL_SECRET", "s"),
+            ("RENDERER_URL", "https://r.example.com/tailpdf"),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("RENDERER_URL") && e.contains("origin only"), "{e}");
+        let c = EdgeConfig::from_vars(vars(&[
+            ("INTERNAL_SECRET", "s"),
+            ("RENDERER_URL", "https://r.example.com/"),
+        ]))
+        .unwrap();
+        assert_eq!(c.renderer_url, "https://r.example.com");
     }
 }

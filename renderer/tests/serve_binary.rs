@@ -110,3 +110,18 @@ async fn serve_logs_jobs_without_secrets_and_exits_cleanly_on_sigterm() {
     assert!(!log.contains(SIGNATURE), "a presigned signature reached the log:\n{log}");
     assert!(!log.contains(SECRET), "the internal secret reached the log:\n{log}");
 }
+
+#[test]
+fn an_edge_url_with_a_path_is_refused_at_start() {
+    // Internal calls are signed over their path: a base path would fail every event later.
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("TAILPDF_INTERNAL_SECRET", SECRET)
+        .env("TAILPDF_EDGE_URL", "https://edge.example.com/tailpdf")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TAILPDF_EDGE_URL") || stderr.contains("--edge-url"), "{stderr}");
+    assert!(stderr.contains("origin only"), "{stderr}");
+}

@@ -10,6 +10,7 @@
 //! - [`webhook`]: `render.completed` / `render.failed` payloads and their headers.
 //! - [`signing`]: `X-TailPDF-Signature`, Standard Webhooks v1 and the internal scheme.
 //! - [`messages`]: queue messages and the internal edge ↔ renderer bodies.
+//! - [`origin`]: the base URLs the edge and the renderer call each other at.
 //! - [`error`]: the API's error type and its `{"error","message"}` body.
 
 pub mod error;
@@ -18,6 +19,7 @@ pub mod id;
 pub mod job;
 pub mod limits;
 pub mod messages;
+pub mod origin;
 pub mod pdf_options;
 pub mod request;
 pub mod signing;

@@ -43,8 +43,13 @@ pub struct ServeConfig {
     #[arg(long, env = "TAILPDF_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
 
-    /// The edge's base URL (events and large specs go there).
-    #[arg(long, env = "TAILPDF_EDGE_URL", default_value = "http://127.0.0.1:8787")]
+    /// The edge's origin (events and large specs go there), without a path.
+    #[arg(
+        long,
+        env = "TAILPDF_EDGE_URL",
+        default_value = "http://127.0.0.1:8787",
+        value_parser = tailpdf_shared::origin::parse_origin
+    )]
     pub edge_url: Url,
 
     /// Secret shared with the edge for X-TailPDF-Internal signatures.
