@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::future::{select, Either};
-use serde::Serialize;
+use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use tailpdf_shared::{
     messages::{RenderJobMessage, WebhookMessage},
@@ -316,9 +316,7 @@ async fn queue_consumer(batch: MessageBatch<Value>, env: Env, _ctx: Context) -> 
 /// render-jobs-dlq: every delivery of this job failed (push or pull mode). The job fails
 /// with its render.failed webhook rather than staying pending until its keys expire.
 async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
-    let Ok(job) = serde_json::from_value::<RenderJobMessage>(message.body().clone()) else {
-        worker::console_error!("render-jobs-dlq: dropping a message that is not a job");
-        message.ack();
+    let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs-dlq") else {
         return;
     };
     let (Ok(jobs), Ok(webhooks)) = (kv(env, "JOBS"), queue(env, "WEBHOOKS")) else {
@@ -344,6 +342,19 @@ async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::M
     }
 }
 
+/// The message's body as `T`; one that is not (it could never be handled) is logged and
+/// acknowledged, so that it does not come back.
+fn body_or_drop<T: DeserializeOwned>(message: &worker::Message<Value>, queue: &str) -> Option<T> {
+    match serde_json::from_value(message.body().clone()) {
+        Ok(body) => Some(body),
+        Err(e) => {
+            worker::console_error!("{queue}: dropping a message it cannot read: {e}");
+            message.ack();
+            None
+        }
+    }
+}
+
 fn retry(message: &impl MessageExt, delay_secs: u32) {
     message.retry_with_options(
         &QueueRetryOptionsBuilder::new().with_delay_seconds(delay_secs).build(),
@@ -352,9 +363,7 @@ fn retry(message: &impl MessageExt, delay_secs: u32) {
 
 /// Push mode: hold the message until the renderer answers with the job's end.
 async fn push_render_job(cfg: &EdgeConfig, message: &worker::Message<Value>) {
-    let Ok(job) = serde_json::from_value::<RenderJobMessage>(message.body().clone()) else {
-        worker::console_error!("render-jobs: dropping a message that is not a job");
-        message.ack();
+    let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs") else {
         return;
     };
     let body = serde_json::to_vec(&job).unwrap_or_default();
@@ -387,9 +396,7 @@ async fn push_render_job(cfg: &EdgeConfig, message: &worker::Message<Value>) {
 }
 
 async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
-    let Ok(hook) = serde_json::from_value::<WebhookMessage>(message.body().clone()) else {
-        worker::console_error!("webhooks: dropping a message that is not a webhook");
-        message.ack();
+    let Some(hook) = body_or_drop::<WebhookMessage>(message, "webhooks") else {
         return;
     };
     let (Ok(jobs), Ok(keys)) = (kv(env, "JOBS"), kv(env, "API_KEYS")) else {
