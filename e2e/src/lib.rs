@@ -4,12 +4,16 @@
 //!   (group and all) when dropped;
 //! - [`stack`]: the real parts — s3s-fs, the renderer binary, the built Worker under
 //!   `wrangler dev --local` — and an in-process webhook receiver;
-//! - [`contract`]: `openapi.yaml`, against which real responses and webhooks are checked.
+//! - [`contract`]: `openapi.yaml`, against which real responses and webhooks are checked;
+//! - [`pdf`]: poppler's tools on PDF bytes.
+//!
+//! The renderer's own tests use [`process`] and [`pdf`] too.
 //!
 //! A panic is how a test fails, so this crate unwraps freely.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod contract;
+pub mod pdf;
 pub mod process;
 pub mod stack;
 

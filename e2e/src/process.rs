@@ -87,42 +87,31 @@ impl Drop for Process {
     }
 }
 
-/// Live processes whose parent chain leads to `pid`.
+/// (ppid, state) of a process, if it exists.
+fn stat(pid: u32) -> Option<(u32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after its ')' do not.
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = fields.next()?.chars().next()?;
+    Some((fields.next()?.parse().ok()?, state))
+}
+
+/// Whether `pid` runs (exists and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|(_, state)| state != 'Z')
+}
+
+/// Every running (non-zombie) process below `pid`.
 pub fn descendants(pid: u32) -> Vec<u32> {
-    let parent = |p: u32| -> Option<u32> {
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-        // The command name may hold spaces; the fields after its ')' do not.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let mut fields = rest.split_whitespace();
-        let state = fields.next()?;
-        if state == "Z" {
-            return None;
-        }
-        fields.next()?.parse().ok()
-    };
-    let all: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    let mut found = vec![pid];
-    let mut grew = true;
-    while grew {
-        grew = false;
-        for &p in &all {
-            if !found.contains(&p) && parent(p).is_some_and(|pp| found.contains(&pp)) {
-                found.push(p);
-                grew = true;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Some((ppid, state)) = stat(p) {
+            if ppid == pid && state != 'Z' {
+                out.push(p);
+                out.extend(descendants(p));
             }
         }
     }
-    found.retain(|&p| p != pid);
-    found
-}
-
-/// Whether `pid` is a live (not zombie) process.
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with(|c| c != 'Z')))
-        .unwrap_or(false)
+    out
 }

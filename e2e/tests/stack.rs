@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use tailpdf_e2e::{
     contract::Contract,
     now,
+    pdf::poppler,
     process::{alive, descendants},
     root,
     stack::{wait_until, Settings, Stack, API_KEY, INTERNAL_SECRET, WEBHOOK_SECRET},
@@ -110,30 +111,12 @@ async fn ended(stack: &Stack, contract: &Contract, id: &str, limit: Duration) ->
     last
 }
 
-fn poppler(tool: &str, pdf: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("doc.pdf");
-    std::fs::write(&path, pdf).unwrap();
-    let mut cmd = Command::new(tool);
-    cmd.arg(&path);
-    if tool == "pdftotext" {
-        cmd.arg("-");
-    }
-    let out = cmd.output().unwrap_or_else(|e| panic!("{tool}: {e} (`make setup` installs it)"));
-    assert!(
-        out.status.success(),
-        "{tool}: not a valid PDF: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A valid A4 PDF with `text` in it.
 fn assert_pdf(pdf: &[u8], text: &str) {
     assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
-    let info = poppler("pdfinfo", pdf);
+    let info = poppler("pdfinfo", pdf, &[]);
     assert!(info.contains("pts (A4)"), "{info}");
-    assert!(poppler("pdftotext", pdf).contains(text));
+    assert!(poppler("pdftotext", pdf, &[]).contains(text));
 }
 
 /// The seed's own verification code (Node, `crypto.createHmac`), run on what arrived.

@@ -9,7 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{alive, live_descendants, page_info, poppler, FontServer};
+use common::{page_info, FontServer};
+use tailpdf_e2e::{
+    pdf::poppler,
+    process::{alive, descendants},
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tailpdf-renderer");
 
@@ -120,7 +124,7 @@ fn a_killed_renderer_leaves_no_chromium_behind() {
     let started = Instant::now();
     let mut tree = Vec::new();
     while started.elapsed() < Duration::from_secs(10) {
-        tree = live_descendants(child.id());
+        tree = descendants(child.id());
         if tree.len() >= 4 {
             break;
         }

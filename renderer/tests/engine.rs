@@ -13,8 +13,9 @@ use std::{
 };
 
 use axum::{http::header, response::Redirect, routing::get, Router};
-use common::{engine_config, page_info, pixel, poppler, spec, FontServer};
+use common::{engine_config, page_info, pixel, spec, FontServer};
 use serde_json::json;
+use tailpdf_e2e::pdf::poppler;
 use tailpdf_renderer::{engine::Engine, error::RenderError};
 
 async fn engine_with(
@@ -306,7 +307,7 @@ async fn no_chromium_process_outlives_shutdown() {
     let (engine, _cache) = engine_with(|_| {}).await;
     engine.render(&spec(json!({"content": "<p>x</p>"}))).await.unwrap();
     let pid = engine.browser_pid().await.unwrap();
-    let mut tree = common::live_descendants(pid);
+    let mut tree = tailpdf_e2e::process::descendants(pid);
     tree.push(pid);
     assert!(tree.len() > 2, "chromium runs helper processes: {tree:?}");
     engine.shutdown(Duration::from_secs(5)).await;

@@ -327,7 +327,7 @@ async fn sync_render_returns_the_pdf_or_a_clear_error() {
     let ms: u64 = r.headers()["x-render-duration-ms"].to_str().unwrap().parse().unwrap();
     assert!(ms > 0 && ms < 20_000);
     let pdf = r.bytes().await.unwrap();
-    assert!(common::poppler("pdftotext", &pdf, &[]).contains("Sync"));
+    assert!(tailpdf_e2e::pdf::poppler("pdftotext", &pdf, &[]).contains("Sync"));
 
     for (body, status, needle) in [
         (json!({"content": "x", "bogus": 1}), 400, "unknown field"),
@@ -365,7 +365,7 @@ async fn push_jobs_upload_to_s3_and_report_every_state_signed_and_in_order() {
         let JobOutcome::Completed { result, .. } = outcome else { panic!("{outcome:?}") };
         let stored = s3.object(key).expect("the object is in the bucket");
         assert_eq!(stored.len() as u64, result.file_size_bytes);
-        assert!(common::poppler("pdftotext", &stored, &[]).contains("Stored"));
+        assert!(tailpdf_e2e::pdf::poppler("pdftotext", &stored, &[]).contains("Stored"));
         assert_eq!(
             edge.statuses(&message.job_id),
             [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed]
@@ -482,7 +482,8 @@ async fn large_specs_are_fetched_from_the_edge_and_events_retried_until_acknowle
     let (status, outcome) = push(&renderer, &message).await;
     assert_eq!(status, 200, "{outcome}");
     assert_eq!(outcome["status"], "completed", "{outcome}");
-    assert!(common::poppler("pdftotext", &s3.object("big.pdf").unwrap(), &[]).contains("the end"));
+    assert!(tailpdf_e2e::pdf::poppler("pdftotext", &s3.object("big.pdf").unwrap(), &[])
+        .contains("the end"));
     // Two refused deliveries of `processing`, then each state once.
     assert_eq!(
         edge.statuses(&message.job_id),

@@ -21,6 +21,7 @@ use axum::{
     routing::get,
     Router,
 };
+use tailpdf_e2e::pdf::poppler;
 use tailpdf_renderer::config::EngineConfig;
 use tailpdf_shared::fonts::{AxisValue, FontSpec};
 
@@ -199,21 +200,6 @@ async fn font_file(State(state): State<FontState>, UrlPath(file): UrlPath<String
     }
 }
 
-/// Runs a poppler tool on PDF bytes and returns its stdout.
-pub(crate) fn poppler(tool: &str, pdf: &[u8], extra: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("doc.pdf");
-    std::fs::write(&path, pdf).unwrap();
-    let mut cmd = Command::new(tool);
-    cmd.args(extra).arg(&path);
-    if tool == "pdftotext" {
-        cmd.arg("-");
-    }
-    let out = cmd.output().unwrap_or_else(|e| panic!("{tool} must be installed: {e}"));
-    assert!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// (pages, width pt, height pt) from pdfinfo.
 pub(crate) fn page_info(pdf: &[u8]) -> (u32, f64, f64) {
     let info = poppler("pdfinfo", pdf, &[]);
@@ -262,34 +248,6 @@ pub(crate) fn pixel(pdf: &[u8], dpi: u32, x: usize, y: usize) -> [u8; 3] {
     let width: usize = fields[1].parse().unwrap();
     let at = i + (y * width + x) * 3;
     [data[at], data[at + 1], data[at + 2]]
-}
-
-/// (ppid, state) of a process, if it exists.
-fn stat(pid: u32) -> Option<(u32, char)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
-    let state = fields.next()?.chars().next()?;
-    Some((fields.next()?.parse().ok()?, state))
-}
-
-/// Whether `pid` runs (exists and is not a zombie).
-pub(crate) fn alive(pid: u32) -> bool {
-    stat(pid).is_some_and(|(_, state)| state != 'Z')
-}
-
-/// Every running (non-zombie) process below `pid`.
-pub(crate) fn live_descendants(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        if let Some((ppid, state)) = stat(p) {
-            if ppid == pid && state != 'Z' {
-                out.push(p);
-                out.extend(live_descendants(p));
-            }
-        }
-    }
-    out
 }
 
 fn now() -> i64 {
