@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{Arc, LazyLock, Mutex},
     time::{Duration, Instant},
 };
 
@@ -38,6 +38,8 @@ use tailpdf_shared::{
 };
 
 const KEY_B: &str = "account-b-key";
+/// Read once: every public response of these tests is checked against it.
+static CONTRACT: LazyLock<Contract> = LazyLock::new(Contract::load);
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
@@ -177,7 +179,7 @@ async fn post_pdf(
     let r = request.send().await.unwrap();
     let (status, headers) = (r.status().as_u16(), r.headers().clone());
     let bytes = r.bytes().await.unwrap();
-    Contract::load().check_response("/pdf", "post", status, &headers, &bytes);
+    CONTRACT.check_response("/pdf", "post", status, &headers, &bytes);
     let value = serde_json::from_slice(&bytes)
         .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     let headers = headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -193,7 +195,7 @@ async fn get_job(stack: &Stack, key: &str, id: &str) -> (u16, Value) {
         .unwrap();
     let (status, headers) = (r.status().as_u16(), r.headers().clone());
     let bytes = r.bytes().await.unwrap();
-    Contract::load().check_response("/jobs/{job_id}", "get", status, &headers, &bytes);
+    CONTRACT.check_response("/jobs/{job_id}", "get", status, &headers, &bytes);
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
