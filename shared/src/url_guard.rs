@@ -92,7 +92,10 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
         AddressClass::LinkLocal
     } else if seg[0] & 0xff00 == 0xff00 // multicast
         || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-        || (seg[0] == 0x2001 && seg[1] == 0) // Teredo tunnels to arbitrary IPv4
+        || (seg[0] == 0x2001 && seg[1] < 0x0200) // IETF assignments 2001::/23, Teredo among them
+        || seg[0] & 0xfff0 == 0x3ff0 // documentation 3fff::/20
+        || seg[0] == 0x5f00 // SRv6 SIDs
+        || (seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 1) // local-use NAT64 64:ff9b:1::/48
         || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]) // discard 100::/64
         || seg[0] & 0xffc0 == 0xfec0
     // deprecated site-local
@@ -103,13 +106,14 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     }
 }
 
-/// The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d),
-/// NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address.
+/// The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d), IPv4-translated
+/// (::ffff:0:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) or 6to4 (2002::/16)
+/// address.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = ip.segments();
     let tail = Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
     match seg {
-        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(tail),
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => Some(tail),
         [0, 0, 0, 0, 0, 0, _, _] if !ip.is_loopback() && !ip.is_unspecified() => Some(tail),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail),
         [0x2002, hi, lo, ..] => {
@@ -295,6 +299,31 @@ mod tests {
             assert_eq!(err.code, ErrorCode::UrlNotAllowed, "{url}");
             assert!(err.message.starts_with("Internal/private URLs not allowed"), "{url}");
         }
+    }
+
+    #[test]
+    fn translated_local_nat64_and_reserved_v6_ranges_are_refused() {
+        for (ip, class) in [
+            // IPv4-translated (::ffff:0:a.b.c.d, RFC 2765), judged by the IPv4 inside.
+            ("::ffff:0:7f00:1", AddressClass::Loopback),
+            ("::ffff:0:a00:1", AddressClass::Private),
+            ("::ffff:0:a9fe:a9fe", AddressClass::Metadata),
+            // Local-use NAT64 (64:ff9b:1::/48, RFC 8215): any IPv4 may hide anywhere in it.
+            ("64:ff9b:1::a00:1", AddressClass::Reserved),
+            ("64:ff9b:1:ffff::7f00:1", AddressClass::Reserved),
+            // IETF protocol assignments (2001::/23), documentation (3fff::/20), SRv6 (5f00::/16).
+            ("2001:2::1", AddressClass::Reserved),
+            ("3fff::1", AddressClass::Reserved),
+            ("5f00::1", AddressClass::Reserved),
+        ] {
+            let addr: IpAddr = ip.parse().unwrap();
+            assert_eq!(check_ip(addr, UrlPolicy::PRODUCTION), Err(class), "{ip}");
+            let err = prod(&format!("https://[{ip}]/")).unwrap_err();
+            assert_eq!(err.code, ErrorCode::UrlNotAllowed, "{ip}");
+        }
+        // Public IPv4 behind them stays public; the global NAT64 prefix is unchanged.
+        assert!(check_ip("::ffff:0:5db8:d822".parse().unwrap(), UrlPolicy::PRODUCTION).is_ok());
+        assert!(check_ip("64:ff9b::5db8:d822".parse().unwrap(), UrlPolicy::PRODUCTION).is_ok());
     }
 
     #[test]
