@@ -232,7 +232,31 @@ fn validate_config(config: &Map<String, Value>) -> Result<(), ApiError> {
             "`config` is nested more than {MAX_CONFIG_DEPTH} levels deep."
         )));
     }
+    for (key, value) in config {
+        prototype_free(value, &format!("config.{key}"), key)?;
+    }
     Ok(())
+}
+
+/// Refuses keys that name a JavaScript object's prototype (`__proto__`, `constructor`,
+/// `prototype`) anywhere in `value`: the Tailwind compiler that reads the config is shared by
+/// every account's renders, and data must not be able to change its objects.
+fn prototype_free(value: &Value, path: &str, key: &str) -> Result<(), ApiError> {
+    if matches!(key, "__proto__" | "constructor" | "prototype") {
+        return Err(ApiError::validation(format!(
+            "`{path}`: `{key}` is not allowed as a key in `config`."
+        )));
+    }
+    match value {
+        Value::Object(m) => {
+            m.iter().try_for_each(|(k, v)| prototype_free(v, &format!("{path}.{k}"), k))
+        }
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| prototype_free(v, &format!("{path}[{i}]"), "")),
+        _ => Ok(()),
+    }
 }
 
 fn depth(v: &Value) -> usize {
@@ -392,6 +416,30 @@ mod tests {
         assert!(refused(&format!(r#"{{"content":"x","config":{deep}}}"#))
             .message
             .contains("nested"));
+    }
+
+    #[test]
+    fn config_keys_that_reach_javascript_prototypes_are_refused() {
+        // The compiler that reads `config` is shared by every account's renders: no key of
+        // it may name an object's prototype.
+        for (body, at) in [
+            (r#"{"__proto__":{"x":1}}"#, "config.__proto__"),
+            (
+                r#"{"theme":{"extend":{"colors":{"constructor":{"prototype":{}}}}}}"#,
+                "config.theme.extend.colors.constructor",
+            ),
+            (
+                r#"{"theme":{"extend":{"spacing":[{"prototype":1}]}}}"#,
+                "config.theme.extend.spacing[0].prototype",
+            ),
+        ] {
+            let err = refused(&format!(r#"{{"content":"x","config":{body}}}"#));
+            assert!(err.message.contains(at), "{}", err.message);
+        }
+        assert!(parse(
+            r##"{"content":"x","config":{"theme":{"extend":{"colors":{"proto":"#000"}}}}}"##
+        )
+        .is_ok());
     }
 
     #[test]
