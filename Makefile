@@ -21,7 +21,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 
 WASM := wasm32-unknown-unknown
 
-.PHONY: help setup dev demo test lint fmt unit wasm build-edge check-edge bench clean
+.PHONY: help setup dev demo test lint fmt unit wasm build-edge check-edge bench bench-compare clean
 
 help:
 	@echo "make dev    run the whole stack locally"
@@ -69,4 +69,8 @@ clean:
 
 # The renderer's benchmark (figures go into BENCHMARKS.md).
 bench: setup
-	cargo run --release --locked -p tailpdf-renderer --bin tailpdf-bench
+	cargo run --release --locked -p tailpdf-renderer --features testing --bin tailpdf-bench
+
+# Another commit's engine against this tree's, run alternately: make bench-compare BASE=<commit>
+bench-compare: setup
+	@scripts/bench-compare.sh $(BASE) $(or $(ROUNDS),3)

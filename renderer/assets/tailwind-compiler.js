@@ -6,13 +6,17 @@
 // globalThis.__tailpdfTailwind.css(candidates: string[], configJson: string) -> Promise<string>
 //   CSS for exactly `candidates`, identical to the Tailwind CLI's. `configJson` is a
 //   Tailwind v3-style config object as JSON text, or "" for none.
+//
+// The bundle runs in the workers of the compiler page's pool (assets/compiler-pool.js), one
+// request at a time per worker: {id, candidates, config, maxChars} in, {id, css} or
+// {id, error: "config" | "too_large", message} out.
 import { compile } from "tailwindcss";
 import indexCss from "tailwindcss/index.css";
 
 const CONFIG_ID = "./tailwind.config.js";
 const STYLESHEETS = new Set(["tailwindcss", "tailwindcss/index.css", "tailwindcss/index"]);
-// How many configs keep a ready compiler; more configs than this compile on demand.
-const READY_CONFIGS = 8;
+// How many configs keep a ready compiler (in each worker); more configs compile on demand.
+const READY_CONFIGS = 4;
 
 function fresh(configJson) {
   const config = configJson ? JSON.parse(configJson) : null;
@@ -57,3 +61,18 @@ async function css(candidates, configJson) {
 }
 
 globalThis.__tailpdfTailwind = { css, prepare };
+
+if (typeof WorkerGlobalScope !== "undefined" && globalThis instanceof WorkerGlobalScope) {
+  prepare("");
+  self.onmessage = async ({ data: { id, candidates, config, maxChars } }) => {
+    let answer;
+    try {
+      const out = await css(candidates, config);
+      answer = out.length > maxChars ? { id, error: "too_large", message: String(out.length) } : { id, css: out };
+    } catch (e) {
+      // The compiler only throws on what the request gave it: the config.
+      answer = { id, error: "config", message: String((e && e.message) || e) };
+    }
+    self.postMessage(answer);
+  };
+}

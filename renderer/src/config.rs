@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 use url::Url;
 
 #[derive(Args, Debug, Clone)]
@@ -32,6 +32,10 @@ pub struct EngineConfig {
     #[arg(long, env = "TAILPDF_FONT_CACHE_DIR", default_value_os_t = default_font_cache_dir())]
     pub font_cache_dir: PathBuf,
 
+    /// Bytes of fonts kept, on disk and in memory each; the least recently used go first.
+    #[arg(long, env = "TAILPDF_FONT_CACHE_MAX_BYTES", default_value = "256MiB", value_parser = parse_bytes)]
+    pub font_cache_max_bytes: u64,
+
     /// Deadline for fetching the fonts of one render from the fonts API.
     #[arg(long, env = "TAILPDF_FONT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub font_timeout: Duration,
@@ -40,24 +44,74 @@ pub struct EngineConfig {
     #[arg(long, env = "TAILPDF_FETCH_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub fetch_timeout: Duration,
 
-    /// Largest resource the page may load, in bytes.
-    #[arg(long, env = "TAILPDF_MAX_RESOURCE_BYTES", default_value_t = 20 * 1024 * 1024)]
-    pub max_resource_bytes: u64,
+    /// Deadline of one Tailwind CSS generation; past it the compiler worker is replaced and
+    /// the render fails.
+    #[arg(long, env = "TAILPDF_COMPILER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub compiler_timeout: Duration,
+
+    #[command(flatten)]
+    pub limits: RenderLimits,
 
     /// Development only: let pages, uploads and webhooks reach loopback addresses.
     #[arg(long, env = "TAILPDF_ALLOW_LOOPBACK")]
     pub allow_loopback: bool,
 
-    /// Chromium's sandbox: `auto` uses it unless running as root or where user namespaces are
-    /// unavailable (e.g. Docker's default seccomp profile), and says so in the log.
+    /// Chromium's sandbox: `auto` uses it wherever user namespaces work (as root, by running
+    /// Chromium as `--chromium-user`), and says in the log when it cannot.
     #[arg(long, env = "TAILPDF_SANDBOX", value_enum, default_value_t = SandboxMode::Auto)]
     pub sandbox: SandboxMode,
+
+    /// When the renderer runs as root: the unprivileged user Chromium runs as (Chromium
+    /// refuses its sandbox as root). A name or a numeric uid.
+    #[arg(long, env = "TAILPDF_CHROMIUM_USER", default_value = "nobody")]
+    pub chromium_user: String,
+}
+
+/// What one render may use. Past a limit the render fails with an error that names the flag.
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderLimits {
+    /// Largest resource (image, stylesheet, font, frame) the page may load.
+    #[arg(long = "max-resource-bytes", env = "TAILPDF_MAX_RESOURCE_BYTES", default_value = "20MiB", value_parser = parse_bytes)]
+    pub resource_bytes: u64,
+
+    /// Bytes the page may load in all, per render.
+    #[arg(long = "max-render-bytes", env = "TAILPDF_MAX_RENDER_BYTES", default_value = "100MiB", value_parser = parse_bytes)]
+    pub render_bytes: u64,
+
+    /// Requests the page may make (images, stylesheets, fonts, frames), per render.
+    #[arg(long = "max-requests", env = "TAILPDF_MAX_REQUESTS", default_value_t = 500)]
+    pub requests: u32,
+
+    /// Requests of one render fetched at the same time.
+    #[arg(
+        long = "max-concurrent-requests",
+        env = "TAILPDF_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 8
+    )]
+    pub concurrent_requests: u32,
+
+    /// Pages of one PDF.
+    #[arg(long = "max-pages", env = "TAILPDF_MAX_PAGES", default_value_t = 2000)]
+    pub pages: u32,
+
+    /// Bytes of one PDF.
+    #[arg(long = "max-pdf-bytes", env = "TAILPDF_MAX_PDF_BYTES", default_value = "200MiB", value_parser = parse_bytes)]
+    pub pdf_bytes: u64,
+
+    /// Distinct class names of one render (its document, templates and scripts together).
+    #[arg(long = "max-classes", env = "TAILPDF_MAX_CLASSES", default_value_t = 20_000)]
+    pub classes: usize,
+
+    /// Bytes of Tailwind CSS generated for one render.
+    #[arg(long = "max-css-bytes", env = "TAILPDF_MAX_CSS_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
+    pub css_bytes: u64,
 }
 
 /// Whether Chromium runs with its sandbox (see `engine::sandbox`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum SandboxMode {
-    /// On where it can work: not root, and unprivileged user namespaces available.
+    /// On where it can work: unprivileged user namespaces available (as root, Chromium runs
+    /// as `--chromium-user`).
     #[default]
     Auto,
     /// Always on; Chromium fails to start where the sandbox cannot work.
@@ -67,6 +121,17 @@ pub enum SandboxMode {
 }
 
 impl EngineConfig {
+    /// The settings as `--help` shows their defaults (`TAILPDF_*` variables apply, as they
+    /// would on the command line): a base for tests and benchmarks to change.
+    pub fn defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            engine: EngineConfig,
+        }
+        Only::parse_from(["tailpdf-renderer"]).engine
+    }
+
     pub fn tabs(&self) -> usize {
         self.tabs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
@@ -104,6 +169,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// `1048576`, `512KiB`, `20MiB`, `1GiB` (or KB, MB, GB in powers of ten).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a size like 20MiB"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1000 * 1000,
+        "gb" => 1000 * 1000 * 1000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(format!("{s:?} has an unknown unit (use KiB, MiB, GiB or KB, MB, GB)")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +201,25 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("20971520"), Ok(20 << 20));
+        assert_eq!(parse_bytes("20MiB"), Ok(20 << 20));
+        assert_eq!(parse_bytes("1 GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("64kb"), Ok(64_000));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5TB").is_err());
+        assert!(parse_bytes("99999999999GiB").is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_flags_defaults() {
+        let d = EngineConfig::defaults();
+        assert_eq!(d.limits.resource_bytes, 20 << 20);
+        assert_eq!(d.limits.requests, 500);
+        assert_eq!(d.compiler_timeout, Duration::from_secs(10));
+        assert_eq!(d.sandbox, SandboxMode::Auto);
     }
 }

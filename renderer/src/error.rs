@@ -25,6 +25,47 @@ pub enum RenderError {
     /// Every tab is busy and the wait for one ran out.
     #[error("all {0} tabs are busy")]
     Busy(usize),
+    /// The document needs more than a render may use; not retried.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
+}
+
+/// A limit of one render that was crossed; the message names the flag that sets it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    #[error(
+        "the document made more than {0} requests (images, stylesheets, fonts, frames); the \
+         limit is --max-requests"
+    )]
+    Requests(u32),
+    #[error("the document loaded more than {} of resources; the limit is --max-render-bytes", mib(*.0))]
+    RenderBytes(u64),
+    #[error("a resource of the document is larger than {}; the limit is --max-resource-bytes", mib(*.0))]
+    ResourceBytes(u64),
+    #[error("the PDF has more than {0} pages; the limit is --max-pages")]
+    Pages(u32),
+    #[error("the PDF is larger than {}; the limit is --max-pdf-bytes", mib(*.0))]
+    PdfBytes(u64),
+    #[error(
+        "the document uses {used} distinct class names, more than {limit}; the limit is \
+         --max-classes"
+    )]
+    Classes { used: usize, limit: usize },
+    #[error("the Tailwind CSS for the document is larger than {}; the limit is --max-css-bytes", mib(*.0))]
+    CssBytes(u64),
+    #[error(
+        "generating the Tailwind CSS for the document took longer than {0:?}; the limit is \
+         --compiler-timeout"
+    )]
+    CompilerTime(Duration),
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 impl RenderError {
@@ -58,6 +99,7 @@ mod tests {
             (RenderError::Browser("crashed".into()), true, 500),
             (RenderError::ShuttingDown, true, 503),
             (RenderError::Busy(2), true, 503),
+            (RenderError::Limit(LimitExceeded::Pages(3)), false, 500),
         ];
         for (e, retryable, status) in cases {
             assert_eq!(e.retryable(), retryable, "{e}");
@@ -67,5 +109,18 @@ mod tests {
             .to_api_error()
             .message
             .starts_with("Render failed: the render did not finish within 30s"));
+    }
+
+    #[test]
+    fn limits_name_their_flag() {
+        assert!(LimitExceeded::RenderBytes(100 << 20).to_string().contains("100 MiB"));
+        assert!(LimitExceeded::Pages(5).to_string().ends_with("--max-pages"));
+        let classes = LimitExceeded::Classes { used: 30_000, limit: 20_000 }.to_string();
+        assert!(classes.contains("30000") && classes.contains("--max-classes"), "{classes}");
+        let message = RenderError::from(LimitExceeded::PdfBytes(1 << 20)).to_api_error().message;
+        assert_eq!(
+            message,
+            "Render failed: the PDF is larger than 1 MiB; the limit is --max-pdf-bytes"
+        );
     }
 }

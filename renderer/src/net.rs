@@ -28,6 +28,9 @@ pub enum FetchError {
     Timeout(Duration),
     #[error("larger than {0} bytes")]
     TooLarge(u64),
+    /// The caller's budget for the bytes received ran out.
+    #[error("over the render's budget")]
+    OverBudget,
     #[error("{0}")]
     Failed(String),
 }
@@ -82,8 +85,20 @@ pub struct GuardedFetcher {
     max_bytes: u64,
 }
 
+/// The guarded client could not be built: the service must not start without its guard.
+#[derive(Debug, thiserror::Error)]
+#[error("the SSRF-guarded HTTP client could not be built: {0}")]
+pub struct GuardBuildError(#[source] reqwest::Error);
+
 impl GuardedFetcher {
-    pub fn new(policy: UrlPolicy, timeout: Duration, max_bytes: u64) -> Self {
+    /// A client that connects only where `policy` allows, directly: proxies from the
+    /// environment are ignored, since a proxy would resolve names itself and the guard would
+    /// never see the address connected to.
+    pub fn new(
+        policy: UrlPolicy,
+        timeout: Duration,
+        max_bytes: u64,
+    ) -> Result<Self, GuardBuildError> {
         let redirects = redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
                 attempt.error(GuardRefusal(format!("more than {MAX_REDIRECTS} redirects")))
@@ -99,14 +114,27 @@ impl GuardedFetcher {
             .connect_timeout(timeout)
             .timeout(timeout)
             .user_agent(concat!("tailpdf/", env!("CARGO_PKG_VERSION")))
+            .no_proxy()
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self { client, policy, timeout, max_bytes }
+            .map_err(GuardBuildError)?;
+        Ok(Self { client, policy, timeout, max_bytes })
     }
 
     /// GETs `url` if the guard allows it. The guard's refusal, a redirect to a forbidden place
     /// or a name that resolves to one all come back as [`FetchError::Blocked`].
     pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
+        self.get_counted(url, self.max_bytes, |_| true).await
+    }
+
+    /// [`get`](Self::get) with at most `max_bytes`, calling `take(n)` for every `n` bytes
+    /// received: when it answers false the fetch stops with [`FetchError::OverBudget`].
+    pub async fn get_counted(
+        &self,
+        url: &str,
+        max_bytes: u64,
+        mut take: impl FnMut(u64) -> bool,
+    ) -> Result<Fetched, FetchError> {
+        let max_bytes = max_bytes.min(self.max_bytes);
         check_url("resource", url, self.policy).map_err(|e| FetchError::Blocked(e.message))?;
         let work = async {
             let response = self.client.get(url).send().await.map_err(|e| classify(&e))?;
@@ -116,15 +144,18 @@ impl GuardedFetcher {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            if response.content_length().is_some_and(|n| n > self.max_bytes) {
-                return Err(FetchError::TooLarge(self.max_bytes));
+            if response.content_length().is_some_and(|n| n > max_bytes) {
+                return Err(FetchError::TooLarge(max_bytes));
             }
             let mut body = Vec::new();
             let mut stream = response.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| classify(&e))?;
-                if (body.len() + chunk.len()) as u64 > self.max_bytes {
-                    return Err(FetchError::TooLarge(self.max_bytes));
+                if (body.len() + chunk.len()) as u64 > max_bytes {
+                    return Err(FetchError::TooLarge(max_bytes));
+                }
+                if !take(chunk.len() as u64) {
+                    return Err(FetchError::OverBudget);
                 }
                 body.extend_from_slice(&chunk);
             }

@@ -141,3 +141,42 @@ fn a_killed_renderer_leaves_no_chromium_behind() {
     let left: Vec<u32> = tree.into_iter().filter(|p| alive(*p)).collect();
     assert!(left.is_empty(), "chromium processes outlived the renderer: {left:?}");
 }
+
+/// A proxy in the environment would resolve names itself and hide the real destination from
+/// the guard: the page's requests ignore `HTTP(S)_PROXY` and `ALL_PROXY`.
+#[tokio::test]
+async fn proxies_from_the_environment_are_ignored() {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+    async fn counting_server() -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let app = axum::Router::new().fallback(axum::routing::any(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+            async { ([(axum::http::header::CONTENT_TYPE, "text/css")], "p { color: red }") }
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (base, hits)
+    }
+    let (proxy, proxy_hits) = counting_server().await;
+    let (target, target_hits) = counting_server().await;
+    let out = tempfile::tempdir().unwrap();
+    let input = out.path().join("doc.html");
+    std::fs::write(&input, format!("<link rel=\"stylesheet\" href=\"{target}/s.css\"><p>x</p>"))
+        .unwrap();
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["render", "--allow-loopback", "--input"]).arg(&input);
+    cmd.arg("--output").arg(out.path().join("doc.pdf"));
+    for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+    {
+        cmd.env(var, &proxy);
+    }
+    let status = cmd.env_remove("NO_PROXY").env_remove("no_proxy").status().await.unwrap();
+    assert!(status.success());
+    assert_eq!(target_hits.load(Ordering::SeqCst), 1, "the stylesheet came from its server");
+    assert_eq!(proxy_hits.load(Ordering::SeqCst), 0, "the proxy saw a request");
+}

@@ -181,6 +181,38 @@ async fn requested_fonts_are_embedded_and_cached() {
     engine.shutdown(Duration::from_secs(5)).await;
 }
 
+/// The font cache is bounded in bytes, on disk and in memory, the least recently used font
+/// going first; a render still gets every font it asked for.
+#[tokio::test]
+async fn the_font_cache_is_bounded_in_bytes() {
+    let fonts = FontServer::start().await;
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = engine_config(&fonts.base, cache.path());
+    const CAP: u64 = 1 << 20;
+    cfg.font_cache_max_bytes = CAP;
+    let engine = Engine::start(cfg).await.unwrap();
+    let content = "<p>Regular</p><p class=\"font-medium\">Medium</p><p class=\"font-semibold\">Semibold</p><p class=\"font-bold\">Bold</p>";
+    let disk_bytes = || -> u64 {
+        std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    };
+    for round in 0..2 {
+        let r = engine
+            .render(&spec(json!({"content": content, "fonts": ["Inter:wght@400;500;600;700"]})))
+            .await
+            .unwrap();
+        let listed = poppler("pdffonts", &r.pdf, &[]);
+        for weight in ["Inter-Regular", "Inter-Medium", "Inter-SemiBold", "Inter-Bold"] {
+            assert!(listed.contains(weight), "round {round}: {weight} missing:\n{listed}");
+        }
+        let (memory, disk) = engine.font_cache_bytes();
+        assert!(memory <= CAP && disk <= CAP, "round {round}: {memory} / {disk} bytes held");
+        assert!(disk_bytes() <= CAP, "round {round}: {} bytes on disk", disk_bytes());
+    }
+    // The four files do not fit: some were fetched again in the second round.
+    assert!(fonts.requests() > 5, "{} requests", fonts.requests());
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn a_font_server_that_never_answers_fails_the_render_within_the_deadline() {
     let fonts = FontServer::hanging().await;

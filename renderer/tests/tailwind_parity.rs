@@ -12,10 +12,7 @@ use std::{
 
 use chromiumoxide::{cdp::js_protocol::runtime::EvaluateParams, Page};
 use serde_json::{json, Value};
-use tailpdf_renderer::{
-    document,
-    engine::{BareBrowser, Engine},
-};
+use tailpdf_renderer::engine::{document, BareBrowser, Engine};
 
 const CORPUS: &str = include_str!("fixtures/tailwind-corpus.html");
 
@@ -140,7 +137,7 @@ async fn computed_styles_match_the_tailwind_cli() {
     let engine =
         Engine::start(common::engine_config("http://127.0.0.1:9/", cache.path())).await.unwrap();
     let bare = BareBrowser::launch(std::path::Path::new("/usr/bin/chromium")).await.unwrap();
-    let page = bare.browser.new_page("about:blank").await.unwrap();
+    let page = bare.new_page().await.unwrap();
 
     let classes = compare(&engine, &page, CORPUS, None).await;
     assert!(classes >= 150, "the corpus should use at least 150 utilities, has {classes}");

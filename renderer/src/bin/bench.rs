@@ -1,17 +1,21 @@
-//! `tailpdf-bench`: the render engine measured against its floor.
+//! `tailpdf-bench`: the render engine measured against its floor and against a Puppeteer peer,
+//! all in the same run (these machines' speed varies by 2× from hour to hour: read ratios).
 //!
-//!   cargo run --release -p tailpdf-renderer --bin tailpdf-bench [-- --renders 200]
+//!   make bench   (cargo run --release --features testing --bin tailpdf-bench [-- --renders 200])
 //!
 //! - floor: the same HTML with its Tailwind CSS ready-made, set into a reused tab and printed
 //!   with bare CDP printToPDF (what no engine can beat);
-//! - engine: the invoice through the whole engine (class scan, CSS, guard, DOM check, print);
-//! - throughput with 1, 2 and 4 tabs; Tailwind CSS generation cached and uncached.
+//! - engine: the invoice through the whole engine (class scan, CSS, a shared tab with scripts
+//!   off, the DOM inspection, the guard, print), and the same invoice with a script (a browser
+//!   context of its own per render);
+//! - throughput with 1, 2 and 4 tabs; Tailwind CSS generation cached and uncached;
+//! - the peer: Puppeteer with a fresh browser context per render (renderer/bench).
 //!
 //! Prints a Markdown report (BENCHMARKS.md keeps the figures).
 
 use std::{
     collections::BTreeSet,
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -21,13 +25,12 @@ use clap::Parser;
 use futures::StreamExt;
 use tailpdf_renderer::{
     config::EngineConfig,
-    document,
-    engine::{BareBrowser, Engine},
+    engine::{document, BareBrowser, Engine},
 };
 use tailpdf_shared::{request::PdfRequest, RenderSpec, UrlPolicy};
 
 #[derive(Parser)]
-#[command(about = "Benchmarks the render engine against bare CDP printToPDF")]
+#[command(about = "Benchmarks the render engine against bare CDP printToPDF and Puppeteer")]
 struct Args {
     /// Renders per latency measurement (after a warm-up of a tenth of that).
     #[arg(long, default_value_t = 200)]
@@ -40,6 +43,9 @@ struct Args {
     input: PathBuf,
     #[arg(long, default_value = "/usr/bin/chromium")]
     chromium: PathBuf,
+    /// Skip the Puppeteer peer (it needs the npm tools of `make setup`).
+    #[arg(long)]
+    no_peer: bool,
 }
 
 struct Stats {
@@ -63,25 +69,133 @@ fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
-fn config(chromium: &std::path::Path, tabs: usize, cache: &std::path::Path) -> EngineConfig {
-    EngineConfig {
-        chromium: chromium.to_path_buf(),
-        tabs: Some(tabs),
-        render_timeout: Duration::from_secs(30),
-        restart_after: 0,
-        fonts_api_base: "http://127.0.0.1:9/".parse().expect("a URL"),
-        font_cache_dir: cache.to_path_buf(),
-        font_timeout: Duration::from_secs(5),
-        fetch_timeout: Duration::from_secs(5),
-        max_resource_bytes: 20 << 20,
-        allow_loopback: false,
-        sandbox: tailpdf_renderer::config::SandboxMode::Auto,
-    }
+fn row(what: &str, s: &Stats, fmt: fn(Duration) -> String) {
+    println!("| {what} | {} | {} | {} |", fmt(s.p50), fmt(s.p95), fmt(s.mean));
+}
+
+fn config(chromium: &Path, tabs: usize, cache: &Path) -> EngineConfig {
+    let mut cfg = EngineConfig::defaults();
+    cfg.chromium = chromium.to_path_buf();
+    cfg.tabs = Some(tabs);
+    cfg.restart_after = 0;
+    cfg.fonts_api_base = "http://127.0.0.1:9/".parse().expect("a URL");
+    cfg.font_cache_dir = cache.to_path_buf();
+    cfg
+}
+
+fn spec_of(content: &str) -> anyhow::Result<RenderSpec> {
+    let request = PdfRequest {
+        content: Some(content.to_owned()),
+        pdf_options: Some(serde_json::from_str(r#"{"format":"A4","printBackground":true}"#)?),
+        ..PdfRequest::default()
+    };
+    Ok(request.validate(UrlPolicy::PRODUCTION).map_err(|e| anyhow::anyhow!(e.message))?.spec)
 }
 
 fn print_params() -> PrintToPdfParams {
     let options = serde_json::from_str(r#"{"format":"A4","printBackground":true}"#).expect("valid");
-    tailpdf_renderer::pdf::print_params(&options, "").expect("valid options")
+    tailpdf_renderer::engine::pdf::print_params(&options, "").expect("valid options")
+}
+
+fn e(err: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{err}")
+}
+
+/// Render times of `spec`, one at a time, after a warm-up.
+async fn latency(
+    engine: &Engine,
+    spec: &RenderSpec,
+    n: usize,
+    warmup: usize,
+) -> anyhow::Result<Stats> {
+    let mut samples = Vec::new();
+    for i in 0..(warmup + n) {
+        let t = Instant::now();
+        engine.render(spec).await.map_err(e)?;
+        if i >= warmup {
+            samples.push(t.elapsed());
+        }
+    }
+    Ok(stats(samples))
+}
+
+/// PDF/s of `spec` through an engine of `tabs` tabs, twice as many renders in flight.
+async fn throughput(
+    args: &Args,
+    cache: &Path,
+    tabs: usize,
+    spec: &RenderSpec,
+    warmup: usize,
+) -> anyhow::Result<f64> {
+    let engine = Engine::start(config(&args.chromium, tabs, cache)).await.map_err(e)?;
+    let run = |n: usize| {
+        let engine = engine.clone();
+        let spec = spec.clone();
+        async move {
+            let jobs = (0..n).map(|_| {
+                let engine = engine.clone();
+                let spec = spec.clone();
+                async move { engine.render(&spec).await }
+            });
+            futures::stream::iter(jobs).buffer_unordered(tabs * 2).collect::<Vec<_>>().await
+        }
+    };
+    run(warmup * tabs).await;
+    let t = Instant::now();
+    let results = run(args.throughput_renders).await;
+    let took = t.elapsed();
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    anyhow::ensure!(failed == 0, "{failed} renders failed");
+    engine.shutdown(Duration::from_secs(5)).await;
+    Ok(args.throughput_renders as f64 / took.as_secs_f64())
+}
+
+#[derive(serde::Deserialize)]
+struct Peer {
+    p50_ms: f64,
+    pdf_per_s: std::collections::BTreeMap<String, f64>,
+}
+
+/// The Puppeteer peer on `html` (ready-made CSS), a fresh browser context per render.
+fn peer(args: &Args, html: &str) -> anyhow::Result<Peer> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let node = root.join("node_modules/.bin/node");
+    let script = root.join("renderer/bench/puppeteer-peer.mjs");
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("doc.html");
+    std::fs::write(&file, html)?;
+    let out = std::process::Command::new(&node)
+        .arg(&script)
+        .arg(&args.chromium)
+        .arg(&file)
+        .arg((args.throughput_renders / 2).max(20).to_string())
+        .arg("1,2,4")
+        .output()
+        .with_context(|| format!("{} (run `make setup`)", node.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The commit measured, and whether the tree had changes on top of it.
+fn revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit =
+        git(&["log", "-1", "--format=%h %cs"]).unwrap_or_else(|| "unknown revision".into());
+    match git(&["status", "--porcelain", "--untracked-files=no"]) {
+        Some(changes) if !changes.is_empty() => format!("{commit} with uncommitted changes"),
+        _ => commit,
+    }
 }
 
 #[tokio::main]
@@ -89,70 +203,49 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let content = std::fs::read_to_string(&args.input)
         .with_context(|| format!("{}", args.input.display()))?;
-    let request = PdfRequest {
-        content: Some(content.clone()),
-        pdf_options: Some(serde_json::from_str(r#"{"format":"A4","printBackground":true}"#)?),
-        ..PdfRequest::default()
-    };
-    let spec: RenderSpec =
-        request.validate(UrlPolicy::PRODUCTION).map_err(|e| anyhow::anyhow!(e.message))?.spec;
+    // The same invoice with a script: it gets a browser context of its own.
+    let scripted = format!("{content}<script>document.title = 'Invoice';</script>");
+    let spec = spec_of(&content)?;
+    let scripted_spec = spec_of(&scripted)?;
     let cache = tempfile::tempdir()?;
     let warmup = (args.renders / 10).max(5);
 
-    // Engine latency, one tab.
-    let engine = Engine::start(config(&args.chromium, 1, cache.path()))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Engine latency, one tab: a static document, then one with a script.
+    let engine = Engine::start(config(&args.chromium, 1, cache.path())).await.map_err(e)?;
     let classes: BTreeSet<String> = document::class_candidates(&content);
-    let css = engine.tailwind_css(&classes, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut samples = Vec::new();
-    let mut pdf_size = 0;
-    for i in 0..(warmup + args.renders) {
-        let t = Instant::now();
-        let r = engine.render(&spec).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        if i >= warmup {
-            samples.push(t.elapsed());
-        }
-        pdf_size = r.pdf.len();
-    }
-    let engine_stats = stats(samples);
+    let css = engine.tailwind_css(&classes, None).await.map_err(e)?;
+    let pdf_size = engine.render(&spec).await.map_err(e)?.pdf.len();
+    let engine_stats = latency(&engine, &spec, args.renders, warmup).await?;
+    let scripted_stats = latency(&engine, &scripted_spec, args.renders / 2, warmup).await?;
+    anyhow::ensure!(engine.render(&scripted_spec).await.map_err(e)?.isolated);
 
     // Tailwind CSS: memo hits, then fresh generation (memo cleared before each call).
     let mut cached = Vec::new();
     for _ in 0..2000 {
         let t = Instant::now();
-        engine.tailwind_css(&classes, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        engine.tailwind_css(&classes, None).await.map_err(e)?;
         cached.push(t.elapsed());
-    }
-    let mut uncached = Vec::new();
-    for i in 0..(warmup + args.renders) {
-        engine.clear_css_memo();
-        let t = Instant::now();
-        engine.tailwind_css(&classes, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        if i >= warmup {
-            uncached.push(t.elapsed());
-        }
     }
     let config_json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(r##"{"theme":{"extend":{"colors":{"brand":"#0f766e"}}}}"##)?;
+    let mut uncached = Vec::new();
     let mut uncached_config = Vec::new();
-    for i in 0..(warmup + args.renders) {
-        engine.clear_css_memo();
-        let t = Instant::now();
-        engine
-            .tailwind_css(&classes, Some(&config_json))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if i >= warmup {
-            uncached_config.push(t.elapsed());
+    for (config, samples) in [(None, &mut uncached), (Some(&config_json), &mut uncached_config)] {
+        for i in 0..(warmup + args.renders) {
+            engine.clear_css_memo();
+            let t = Instant::now();
+            engine.tailwind_css(&classes, config).await.map_err(e)?;
+            if i >= warmup {
+                samples.push(t.elapsed());
+            }
         }
     }
     engine.shutdown(Duration::from_secs(5)).await;
 
     // The floor: ready-made CSS, a reused tab, bare printToPDF.
-    let bare = BareBrowser::launch(&args.chromium).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let page = bare.browser.new_page("about:blank").await?;
-    let html = document::build_document(&content, &format!("<style>{css}</style>"));
+    let bare = BareBrowser::launch(&args.chromium).await.map_err(e)?;
+    let page = bare.new_page().await.map_err(e)?;
+    let html = document::build_document(&content, &document::style_element(&css, None));
     let mut floor = Vec::new();
     for i in 0..(warmup + args.renders) {
         let t = Instant::now();
@@ -164,82 +257,58 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(pdf.starts_with(b"%PDF"), "the floor printed no PDF");
     }
     let floor_stats = stats(floor);
+    drop(page);
     bare.close().await;
 
-    // Throughput through the engine with 1, 2 and 4 tabs.
-    let mut throughput = Vec::new();
+    let mut rates = Vec::new();
     for tabs in [1, 2, 4] {
-        let engine = Engine::start(config(&args.chromium, tabs, cache.path()))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let run = |n: usize| {
-            let engine = engine.clone();
-            let spec = spec.clone();
-            async move {
-                let jobs = (0..n).map(|_| {
-                    let engine = engine.clone();
-                    let spec = spec.clone();
-                    async move { engine.render(&spec).await }
-                });
-                futures::stream::iter(jobs).buffer_unordered(tabs * 2).collect::<Vec<_>>().await
-            }
-        };
-        run(warmup * tabs).await;
-        let t = Instant::now();
-        let results = run(args.throughput_renders).await;
-        let took = t.elapsed();
-        let failed = results.iter().filter(|r| r.is_err()).count();
-        anyhow::ensure!(failed == 0, "{failed} renders failed");
-        throughput.push((tabs, args.throughput_renders as f64 / took.as_secs_f64()));
-        engine.shutdown(Duration::from_secs(5)).await;
+        rates.push((tabs, throughput(&args, cache.path(), tabs, &spec, warmup).await?));
     }
+    let scripted_rate = throughput(&args, cache.path(), 2, &scripted_spec, warmup).await?;
+    let peer = if args.no_peer { None } else { Some(peer(&args, &html)?) };
 
-    let ratio = engine_stats.p50.as_secs_f64() / floor_stats.p50.as_secs_f64();
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!(
-        "## {} ({} bytes of PDF), {} renders after {} warm-up",
+        "## {} ({} bytes of PDF), {} renders after {} warm-up; {}",
         args.input.display(),
         pdf_size,
         args.renders,
-        warmup
+        warmup,
+        revision()
     );
     println!();
     println!("| what | p50 | p95 | mean |");
     println!("|---|---|---|---|");
+    row("floor: ready-made CSS, reused tab, bare printToPDF", &floor_stats, ms);
+    row("engine: whole pipeline, 1 tab", &engine_stats, ms);
+    println!("| engine p50 / floor p50 | {:.2}× | | |", ratio(engine_stats.p50, floor_stats.p50));
+    row("engine, the invoice with a script (a context of its own), 1 tab", &scripted_stats, ms);
     println!(
-        "| floor: ready-made CSS, reused tab, bare printToPDF | {} | {} | {} |",
-        ms(floor_stats.p50),
-        ms(floor_stats.p95),
-        ms(floor_stats.mean)
+        "| scripted p50 / floor p50 | {:.2}× | | |",
+        ratio(scripted_stats.p50, floor_stats.p50)
     );
-    println!(
-        "| engine: whole pipeline, 1 tab | {} | {} | {} |",
-        ms(engine_stats.p50),
-        ms(engine_stats.p95),
-        ms(engine_stats.mean)
-    );
-    println!("| engine p50 / floor p50 | {ratio:.2}× | | |");
-    let c = stats(cached);
-    println!(
-        "| Tailwind CSS, cached ({} classes) | {} | {} | {} |",
-        classes.len(),
-        us(c.p50),
-        us(c.p95),
-        us(c.mean)
-    );
-    let u = stats(uncached);
-    println!("| Tailwind CSS, not cached | {} | {} | {} |", ms(u.p50), ms(u.p95), ms(u.mean));
-    let uc = stats(uncached_config);
-    println!(
-        "| Tailwind CSS, not cached, with a config | {} | {} | {} |",
-        ms(uc.p50),
-        ms(uc.p95),
-        ms(uc.mean)
-    );
-    println!();
-    println!("| tabs | throughput |");
-    println!("|---|---|");
-    for (tabs, rate) in throughput {
-        println!("| {tabs} | {rate:.1} PDF/s |");
+    if let Some(peer) = &peer {
+        println!(
+            "| Puppeteer, a fresh context per render, p50 / floor p50 | {:.2}× ({:.2} ms) | | |",
+            peer.p50_ms / (floor_stats.p50.as_secs_f64() * 1e3),
+            peer.p50_ms
+        );
     }
+    row(&format!("Tailwind CSS, cached ({} classes)", classes.len()), &stats(cached), us);
+    row("Tailwind CSS, not cached", &stats(uncached), ms);
+    row("Tailwind CSS, not cached, with a config", &stats(uncached_config), ms);
+    println!();
+    println!("| tabs | engine | Puppeteer, a fresh context per render | engine / Puppeteer |");
+    println!("|---|---|---|---|");
+    for (tabs, rate) in &rates {
+        let theirs = peer.as_ref().and_then(|p| p.pdf_per_s.get(&tabs.to_string()).copied());
+        match theirs {
+            Some(theirs) => {
+                println!("| {tabs} | {rate:.1} PDF/s | {theirs:.1} PDF/s | {:.1}× |", rate / theirs)
+            }
+            None => println!("| {tabs} | {rate:.1} PDF/s | | |"),
+        }
+    }
+    println!("| 2, the invoice with a script | {scripted_rate:.1} PDF/s | | |");
     Ok(())
 }

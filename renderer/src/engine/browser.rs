@@ -1,8 +1,9 @@
-//! One Chromium process: launching it, noticing when it dies, and closing it so that nothing of
-//! it is left behind (no orphan, no zombie).
+//! One Chromium process: launching it (never as root, in its sandbox where it can be), its
+//! Tailwind compiler page and its shared browser context, fresh browser contexts, health
+//! checks, and closing it so that nothing of it is left behind (no orphan, no zombie).
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -10,7 +11,13 @@ use std::{
     time::Duration,
 };
 
-use chromiumoxide::{Browser, BrowserConfig, Page};
+use chromiumoxide::{
+    cdp::browser_protocol::{
+        browser::{BrowserContextId, GetVersionParams},
+        target::{CreateBrowserContextParams, CreateTargetParams},
+    },
+    Browser, BrowserConfig, Page,
+};
 use futures::StreamExt;
 use nix::{
     sys::{
@@ -19,27 +26,49 @@ use nix::{
     },
     unistd::Pid,
 };
-use tokio::{sync::Mutex, task::JoinHandle};
+use tokio::{sync::RwLock, task::JoinHandle};
 
-use crate::{config::EngineConfig, error::RenderError, tailwind};
+use super::{sandbox::Plan, tailwind};
+use crate::{config::EngineConfig, error::RenderError};
 
-/// Chromium flags (chromiumoxide adds the `--`). Every name resolves to nothing: the page's
-/// requests are answered by the engine's interceptor, so Chromium itself never needs DNS.
+/// Chromium's flags (chromiumoxide adds the `--`), in full: chromiumoxide's own defaults are
+/// off, since they include `--disable-popup-blocking`.
 const FLAGS: &[&str] = &[
-    "disable-gpu",
     "disable-background-networking",
-    "disable-component-update",
-    "disable-sync",
-    "disable-default-apps",
-    "disable-extensions",
-    "no-first-run",
-    "disable-quic",
-    "disable-breakpad",
-    "disable-dev-shm-usage",
     "disable-background-timer-throttling",
-    "disable-renderer-backgrounding",
     "disable-backgrounding-occluded-windows",
+    "disable-renderer-backgrounding",
+    "disable-breakpad",
+    "disable-client-side-phishing-detection",
+    "disable-component-extensions-with-background-pages",
+    "disable-component-update",
+    "disable-default-apps",
+    "disable-dev-shm-usage",
+    "disable-extensions",
+    // Each browser context (a window, in this headless mode) would start a page process of
+    // its own for the WebUI omnibox popups and a spare one: two more per fresh context.
+    "disable-features=TranslateUI,Translate,MediaRouter,OptimizationHints,AcceptCHFrame,\
+     WebUIOmniboxPopup,WebUIOmniboxAimPopup,SpareRendererForSitePerProcess",
+    "disable-gpu",
+    "disable-hang-monitor",
+    "disable-ipc-flooding-protection",
+    "disable-prompt-on-repost",
+    "disable-quic",
+    "disable-sync",
+    "enable-features=NetworkService,NetworkServiceInProcess",
+    "force-color-profile=srgb",
+    "metrics-recording-only",
+    "no-first-run",
+    "password-store=basic",
+    "use-mock-keychain",
+    "lang=en_US",
+    // Every name and address (IP literals too) resolves to nothing: the page's requests are
+    // answered by the engine's interceptor, so Chromium itself never connects anywhere, which
+    // also stops WebSockets, preconnects and TURN over TCP.
     "host-resolver-rules=MAP * ~NOTFOUND",
+    // WebRTC's UDP (STUN, TURN over UDP) does not use the resolver: no UDP unless proxied,
+    // and there is no proxy.
+    "webrtc-ip-handling-policy=disable_non_proxied_udp",
 ];
 
 fn browser_config(
@@ -56,19 +85,17 @@ fn browser_config(
         .launch_timeout(Duration::from_secs(20))
         .viewport(None)
         .window_size(1280, 1024)
+        .disable_default_args()
         .args(FLAGS.iter().copied());
-    // Decided by `sandbox::resolve` (`--sandbox`).
     if !sandbox {
         builder = builder.no_sandbox();
     }
     builder.build().map_err(RenderError::Browser)
 }
 
-/// A running Chromium with its Tailwind compiler page.
-pub(crate) struct Instance {
-    pub(crate) generation: u64,
-    browser: Mutex<Browser>,
-    pub(crate) compiler: Page,
+/// A Chromium process of ours: its home (profile, launcher), the process and its CDP handler.
+struct Process {
+    browser: RwLock<Browser>,
     dead: Arc<AtomicBool>,
     pid: Option<u32>,
     handler: JoinHandle<()>,
@@ -76,31 +103,29 @@ pub(crate) struct Instance {
     home: tempfile::TempDir,
 }
 
-impl Instance {
-    pub(crate) async fn launch(
-        cfg: &EngineConfig,
-        generation: u64,
-        sandbox: bool,
-    ) -> Result<Arc<Self>, RenderError> {
+impl Process {
+    async fn launch(
+        chromium: &Path,
+        plan: Plan,
+        request_timeout: Duration,
+    ) -> Result<Self, RenderError> {
         let home = tempfile::Builder::new()
             .prefix("tailpdf-chromium-")
             .tempdir()
             .map_err(|e| RenderError::Browser(format!("no user-data-dir: {e}")))?;
-        let executable = launcher(home.path(), &cfg.chromium)
+        let executable = launcher(home.path(), chromium, plan.run_as)
             .map_err(|e| RenderError::Browser(format!("no launcher script: {e}")))?;
         let profile = home.path().join("profile");
-        let config = browser_config(&executable, &profile, cfg.render_timeout, sandbox)?;
+        let config = browser_config(&executable, &profile, request_timeout, plan.sandbox)?;
         let (mut browser, mut handler) = Browser::launch(config).await.map_err(|e| {
-            let hint = if sandbox {
-                " (with its sandbox, which needs a non-root user and user namespaces: \
-                 try --sandbox auto or off)"
+            let hint = if plan.sandbox {
+                " (with its sandbox, which needs user namespaces: try --sandbox auto or off)"
             } else {
                 ""
             };
-            RenderError::Browser(format!("could not start {}{hint}: {e}", cfg.chromium.display()))
+            RenderError::Browser(format!("could not start {}{hint}: {e}", chromium.display()))
         })?;
         let pid = browser.get_mut_child().and_then(|c| c.as_mut_inner().id());
-
         // The handler must be polled for the browser's whole life. Its first error means the
         // connection is gone: stop, so that every pending call fails at once.
         let dead = Arc::new(AtomicBool::new(false));
@@ -116,48 +141,13 @@ impl Instance {
                 dead.store(true, Ordering::SeqCst);
             }
         });
-
-        let compiler = browser
-            .new_page("about:blank")
-            .await
-            .map_err(|e| RenderError::Browser(format!("no compiler page: {e}")))?;
-        let instance = Arc::new(Self {
-            generation,
-            browser: Mutex::new(browser),
-            compiler,
-            dead,
-            pid,
-            handler,
-            home,
-        });
-        if let Err(e) = tailwind::install(&instance.compiler, Duration::from_secs(20)).await {
-            instance.close().await;
-            return Err(e);
-        }
-        tracing::info!(generation, pid, "chromium started");
-        Ok(instance)
+        Ok(Self { browser: RwLock::new(browser), dead, pid, handler, home })
     }
 
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.pid
-    }
-
-    pub(crate) fn is_alive(&self) -> bool {
-        !self.dead.load(Ordering::SeqCst)
-    }
-
-    pub(crate) async fn new_page(&self) -> Result<Page, RenderError> {
-        let browser = self.browser.lock().await;
-        browser
-            .new_page("about:blank")
-            .await
-            .map_err(|e| RenderError::Browser(format!("no new tab: {e}")))
-    }
-
-    /// Closes Chromium and everything it started. Safe to call on a dead instance.
-    pub(crate) async fn close(&self) {
-        let mut browser = self.browser.lock().await;
-        if self.is_alive() {
+    /// Closes Chromium and everything it started. Safe to call on a dead or hung one.
+    async fn close(&self) {
+        let mut browser = self.browser.write().await;
+        if !self.dead.load(Ordering::SeqCst) {
             let _ = tokio::time::timeout(Duration::from_secs(5), browser.close()).await;
         }
         if tokio::time::timeout(Duration::from_secs(5), browser.wait()).await.is_err() {
@@ -171,48 +161,207 @@ impl Instance {
             reap_orphans(pid);
         })
         .await;
+    }
+}
+
+/// A running Chromium with its Tailwind compiler page and the browser context its shared tabs
+/// live in (apart from the compiler's, so a page that crashes its process cannot take the
+/// compiler with it).
+pub(crate) struct Instance {
+    pub(crate) generation: u64,
+    process: Process,
+    pub(crate) compiler: Page,
+    shared_context: BrowserContextId,
+    /// Set when Chromium stopped answering (a health check or a close timed out): the next
+    /// render replaces it.
+    unhealthy: AtomicBool,
+}
+
+impl Instance {
+    pub(crate) async fn launch(
+        cfg: &EngineConfig,
+        generation: u64,
+        plan: Plan,
+    ) -> Result<Arc<Self>, RenderError> {
+        let process = Process::launch(&cfg.chromium, plan, cfg.render_timeout).await?;
+        let setup = async {
+            let browser = process.browser.read().await;
+            let compiler = browser
+                .new_page("about:blank")
+                .await
+                .map_err(|e| RenderError::Browser(format!("no compiler page: {e}")))?;
+            let shared_context = browser
+                .create_browser_context(CreateBrowserContextParams::default())
+                .await
+                .map_err(|e| RenderError::Browser(format!("no shared browser context: {e}")))?;
+            drop(browser);
+            tailwind::install(&compiler, cfg.tabs(), Duration::from_secs(20)).await?;
+            Ok::<_, RenderError>((compiler, shared_context))
+        };
+        let (compiler, shared_context) = match setup.await {
+            Ok(parts) => parts,
+            Err(e) => {
+                process.close().await;
+                return Err(e);
+            }
+        };
+        tracing::info!(generation, pid = process.pid, sandbox = plan.sandbox, "chromium started");
+        Ok(Arc::new(Self {
+            generation,
+            process,
+            compiler,
+            shared_context,
+            unhealthy: AtomicBool::new(false),
+        }))
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.process.pid
+    }
+
+    /// Alive and answering, as far as we know.
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.process.dead.load(Ordering::SeqCst) && !self.unhealthy.load(Ordering::SeqCst)
+    }
+
+    /// Chromium stopped answering: have it replaced.
+    pub(crate) fn mark_unhealthy(&self, why: &str) {
+        if !self.unhealthy.swap(true, Ordering::SeqCst) {
+            tracing::warn!(generation = self.generation, why, "chromium will be replaced");
+        }
+    }
+
+    /// Whether the browser and its compiler page both answer within `timeout`.
+    pub(crate) async fn ping(&self, timeout: Duration) -> bool {
+        let check = async {
+            let browser = self.process.browser.read().await;
+            browser.execute(GetVersionParams::default()).await.ok()?;
+            drop(browser);
+            super::cdp::evaluate(&self.compiler, String::from("1"), timeout, "the compiler page")
+                .await
+                .ok()
+        };
+        matches!(tokio::time::timeout(timeout, check).await, Ok(Some(_)))
+    }
+
+    /// A new tab in the shared browser context.
+    pub(crate) async fn new_shared_page(&self) -> Result<Page, RenderError> {
+        self.new_page(self.shared_context.clone()).await
+    }
+
+    /// A new browser context with one tab.
+    pub(crate) async fn new_fresh_page(&self) -> Result<(BrowserContextId, Page), RenderError> {
+        let context = self
+            .process
+            .browser
+            .read()
+            .await
+            .create_browser_context(CreateBrowserContextParams::default())
+            .await
+            .map_err(|e| RenderError::Browser(format!("no browser context: {e}")))?;
+        match self.new_page(context.clone()).await {
+            Ok(page) => Ok((context, page)),
+            Err(e) => {
+                let _ = self.dispose(context).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn new_page(&self, context: BrowserContextId) -> Result<Page, RenderError> {
+        let params = CreateTargetParams::builder()
+            .url("about:blank")
+            .browser_context_id(context)
+            .build()
+            .map_err(RenderError::Browser)?;
+        self.process
+            .browser
+            .read()
+            .await
+            .new_page(params)
+            .await
+            .map_err(|e| RenderError::Browser(format!("no new tab: {e}")))
+    }
+
+    /// Disposes of a browser context and everything in it (its pages, popups, storage,
+    /// service workers, processes).
+    pub(crate) async fn dispose(&self, context: BrowserContextId) -> Result<(), RenderError> {
+        let browser = self.process.browser.read().await;
+        browser.dispose_browser_context(context).await.map_err(|e| {
+            RenderError::Browser(format!("a browser context was not disposed of: {e}"))
+        })
+    }
+
+    /// Closes Chromium and everything it started.
+    pub(crate) async fn close(&self) {
+        self.process.close().await;
         tracing::info!(generation = self.generation, "chromium closed");
     }
 }
 
-/// A Chromium with the engine's flags and nothing else: the floor of the benchmark, and the
-/// browser of tests that look at pages directly.
+/// A Chromium with the engine's flags, sandbox and user, and nothing else: the floor of the
+/// benchmark, and the browser of tests that look at pages directly.
+#[cfg(feature = "testing")]
 pub struct BareBrowser {
-    pub browser: Browser,
-    handler: JoinHandle<()>,
-    _profile: tempfile::TempDir,
+    process: Process,
 }
 
+#[cfg(feature = "testing")]
 impl BareBrowser {
-    /// Starts Chromium with the sandbox where `--sandbox auto` would use it.
     pub async fn launch(chromium: &Path) -> Result<Self, RenderError> {
-        let profile = tempfile::tempdir().map_err(|e| RenderError::Browser(e.to_string()))?;
-        let sandbox = super::sandbox::resolve(crate::config::SandboxMode::Auto).await;
-        let config = browser_config(chromium, profile.path(), Duration::from_secs(30), sandbox)?;
-        let (browser, mut handler) =
-            Browser::launch(config).await.map_err(|e| RenderError::Browser(e.to_string()))?;
-        let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
-        Ok(Self { browser, handler, _profile: profile })
+        let plan = super::sandbox::resolve(crate::config::SandboxMode::Auto, "nobody").await?;
+        Ok(Self { process: Process::launch(chromium, plan, Duration::from_secs(30)).await? })
     }
 
-    pub async fn close(mut self) {
-        let _ = self.browser.close().await;
-        let _ = self.browser.wait().await;
-        self.handler.abort();
+    /// A new tab.
+    pub async fn new_page(&self) -> Result<Page, RenderError> {
+        self.process
+            .browser
+            .read()
+            .await
+            .new_page("about:blank")
+            .await
+            .map_err(|e| RenderError::Browser(e.to_string()))
+    }
+
+    pub async fn close(self) {
+        self.process.close().await;
     }
 }
 
-/// A script that starts Chromium with `PR_SET_PDEATHSIG`: if this process dies, even by
-/// SIGKILL, the kernel kills the browser too, so no orphaned Chromium is left running. (The
-/// signal follows the launching thread; launches happen on the runtime's long-lived workers.)
-fn launcher(dir: &Path, chromium: &Path) -> std::io::Result<std::path::PathBuf> {
+/// A script that starts Chromium with `PR_SET_PDEATHSIG` (if this process dies, even by
+/// SIGKILL, the kernel kills the browser too, so no orphaned Chromium is left running) and, as
+/// root, as the unprivileged `run_as`, which then owns `dir` (its home and profile). The
+/// signal follows the launching thread; launches happen on the runtime's long-lived workers.
+fn launcher(dir: &Path, chromium: &Path, run_as: Option<(u32, u32)>) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    const SETPRIV: &str = "/usr/bin/setpriv";
-    if !Path::new(SETPRIV).exists() {
+    let setpriv = super::sandbox::SETPRIV;
+    if !Path::new(setpriv).exists() {
+        if run_as.is_some() {
+            return Err(std::io::Error::other(format!(
+                "{setpriv} is missing: it is needed to start Chromium as an unprivileged user"
+            )));
+        }
         return Ok(chromium.to_path_buf());
     }
-    let quoted = chromium.to_string_lossy().replace('\'', "'\\''");
-    let script = format!("#!/bin/sh\nexec {SETPRIV} --pdeathsig KILL '{quoted}' \"$@\"\n");
+    let quote = |p: &Path| p.to_string_lossy().replace('\'', "'\\''");
+    let user = match run_as {
+        Some((uid, gid)) => {
+            nix::unistd::chown(
+                dir,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )?;
+            format!("--reuid={uid} --regid={gid} --clear-groups ")
+        }
+        None => String::new(),
+    };
+    let home = quote(dir);
+    let script = format!(
+        "#!/bin/sh\nexport HOME='{home}' XDG_CONFIG_HOME='{home}/.config' XDG_CACHE_HOME='{home}/.cache'\n\
+         exec {setpriv} {user}--pdeathsig KILL '{}' \"$@\"\n",
+        quote(chromium)
+    );
     let path = dir.join("launch-chromium");
     std::fs::write(&path, script)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;

@@ -1,18 +1,34 @@
 //! The render pipeline: a [`RenderSpec`] in, PDF bytes out.
 //!
-//! One Chromium ([`browser::Instance`]) with a pool of tabs ([`tab::Tab`]). Each render, under
-//! one hard deadline: fonts from the font cache, Tailwind CSS for the classes used, the document
-//! into a tab, classes added by scripts caught from the DOM, `document.fonts.ready`, then
-//! printToPDF. A tab that overruns is closed and replaced; a tab that finished is reset to a
-//! blank page (off the latency path) so nothing of one document reaches the next. Chromium is
-//! restarted after `--restart-after` renders and whenever it dies; only the render in flight
-//! fails then, with a retryable error.
+//! One Chromium ([`browser::Instance`]) and, under one hard deadline per render: fonts from the
+//! font cache ([`fonts`]), Tailwind CSS for the classes used ([`tailwind`]), the document
+//! ([`document`]) set into a target ([`target`]) chosen by [`isolation`]: a reused tab with
+//! scripts off, or a browser context of its own for a document that runs code. Then the
+//! classes the DOM really has, `document.fonts.ready`, and printToPDF within the page and byte
+//! limits ([`pdf`]). Every request of the page goes through the interceptor, within the
+//! render's budget ([`budget`]).
+//!
+//! Tabs and contexts come and go in [`pool`]: a target that overruns is closed and replaced;
+//! Chromium is restarted after `--restart-after` renders, whenever it dies, and when it stops
+//! answering (a health check, a tab that cannot be closed, a compiler page that does not
+//! answer); only the render in flight fails then, with a retryable error.
 
 mod browser;
+mod budget;
+mod cdp;
+pub mod document;
+mod fonts;
+pub mod isolation;
+mod lru;
+pub mod pdf;
+mod pool;
 mod sandbox;
-mod tab;
+pub mod tailwind;
+mod target;
 
+#[cfg(feature = "testing")]
 pub use browser::BareBrowser;
+pub use fonts::{FontFile, FontLibrary, FontSet};
 
 use std::{
     collections::BTreeSet,
@@ -23,22 +39,23 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
-use chromiumoxide::cdp::browser_protocol::{
-    io::{CloseParams as IoCloseParams, ReadParams},
-    page::PrintToPdfTransferMode,
-};
+use chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams;
 use serde_json::Value;
 use tailpdf_shared::RenderSpec;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::{
     browser::Instance,
-    tab::{Resources, Tab},
+    cdp::evaluate_as,
+    isolation::Inspection,
+    pool::{Lease, Pool},
+    sandbox::Plan,
+    target::Scope,
 };
 use crate::{
-    config::EngineConfig, document, error::RenderError, fonts::FontLibrary, net::GuardedFetcher,
-    pdf, tailwind,
+    config::EngineConfig,
+    error::{LimitExceeded, RenderError},
+    net::GuardedFetcher,
 };
 
 /// A finished render.
@@ -48,6 +65,8 @@ pub struct Rendered {
     pub duration: Duration,
     /// Requests of the page that were refused or failed (URLs without their query).
     pub problems: Vec<String>,
+    /// Whether the document had a browser context of its own (it runs scripts).
+    pub isolated: bool,
 }
 
 /// Counters for metrics and tests.
@@ -57,6 +76,13 @@ pub struct EngineStats {
     pub failures: u64,
     pub browser_starts: u64,
     pub tabs_replaced: u64,
+    /// Renders in a browser context of their own.
+    pub isolated_renders: u64,
+    /// Documents sent from a shared tab to a fresh context once their DOM showed they need
+    /// scripts (a miss of the lexical look: speed lost, never isolation).
+    pub escalations: u64,
+    /// Renders that crossed one of their limits.
+    pub limit_failures: u64,
 }
 
 #[derive(Clone)]
@@ -66,64 +92,82 @@ pub struct Engine {
 
 struct Inner {
     cfg: EngineConfig,
-    /// Decided once at start (`--sandbox`), kept for every restart.
-    sandbox: bool,
-    resources: Arc<Resources>,
+    /// Decided once at start (`--sandbox`, `--chromium-user`), kept for every restart.
+    plan: Plan,
+    fetcher: GuardedFetcher,
+    fonts: FontLibrary,
     memo: tailwind::CssMemo,
     slots: Arc<Semaphore>,
     tabs: usize,
-    pool: Mutex<Pool>,
+    pool: Pool,
     closing: AtomicBool,
     renders: AtomicU64,
     failures: AtomicU64,
     browser_starts: AtomicU64,
     tabs_replaced: AtomicU64,
+    isolated_renders: AtomicU64,
+    escalations: AtomicU64,
+    limit_failures: AtomicU64,
 }
 
-#[derive(Default)]
-struct Pool {
-    instance: Option<Arc<Instance>>,
-    idle: Vec<Tab>,
-    renders_on_instance: u64,
+/// Our part of a document: built once per render, whichever target renders it.
+struct Prepared {
+    html: String,
+    params: PrintToPdfParams,
+    classes: BTreeSet<String>,
+    config: String,
+    /// Whether the document can have fonts to wait for (its own, or the request's).
+    fonts: bool,
 }
 
-/// Reads every class of the loaded document (including ones scripts added) after its fonts.
-const DOM_CLASSES: &str = "(async () => { void document.body?.offsetHeight; await document.fonts.ready; \
-    const s = new Set(); for (const e of document.querySelectorAll('[class]')) for (const c of e.classList) s.add(c); \
-    return [...s]; })()";
+/// How a render on a shared tab ended.
+enum Shared {
+    Done(Vec<u8>, Vec<String>),
+    /// The document needs scripts after all: render it again in a fresh context.
+    NeedsScripts(String),
+}
 
 const TAILWIND_STYLE_ID: &str = "__tailpdf_tailwind";
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Engine {
-    /// Starts Chromium and loads the Tailwind compiler.
+    /// Starts Chromium and loads the Tailwind compiler. Fails, and the service with it, if a
+    /// guard cannot be built.
     pub async fn start(cfg: EngineConfig) -> Result<Self, RenderError> {
         browser::become_subreaper();
-        let fonts = Arc::new(FontLibrary::new(
+        let fonts = FontLibrary::new(
             cfg.fonts_api_base.clone(),
             cfg.font_cache_dir.clone(),
             cfg.font_timeout,
-        ));
+            cfg.font_cache_max_bytes,
+        )?;
         let fetcher =
-            GuardedFetcher::new(cfg.url_policy(), cfg.fetch_timeout, cfg.max_resource_bytes);
+            GuardedFetcher::new(cfg.url_policy(), cfg.fetch_timeout, cfg.limits.resource_bytes)
+                .map_err(|e| RenderError::Browser(e.to_string()))?;
         let tabs = cfg.tabs();
-        let sandbox = sandbox::resolve(cfg.sandbox).await;
+        let plan = sandbox::resolve(cfg.sandbox, &cfg.chromium_user).await?;
         let engine = Self {
             inner: Arc::new(Inner {
-                resources: Arc::new(Resources { fonts, fetcher }),
+                plan,
+                fetcher,
+                fonts,
                 memo: tailwind::CssMemo::default(),
                 slots: Arc::new(Semaphore::new(tabs)),
                 tabs,
-                pool: Mutex::default(),
+                pool: Pool::default(),
                 closing: AtomicBool::new(false),
                 renders: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 browser_starts: AtomicU64::new(0),
                 tabs_replaced: AtomicU64::new(0),
-                sandbox,
+                isolated_renders: AtomicU64::new(0),
+                escalations: AtomicU64::new(0),
+                limit_failures: AtomicU64::new(0),
                 cfg,
             }),
         };
-        engine.instance().await?;
+        let instance = engine.instance().await?;
+        engine.refill_spares(&instance);
         Ok(engine)
     }
 
@@ -138,23 +182,43 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         let i = &self.inner;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         EngineStats {
-            renders: i.renders.load(Ordering::Relaxed),
-            failures: i.failures.load(Ordering::Relaxed),
-            browser_starts: i.browser_starts.load(Ordering::Relaxed),
-            tabs_replaced: i.tabs_replaced.load(Ordering::Relaxed),
+            renders: get(&i.renders),
+            failures: get(&i.failures),
+            browser_starts: get(&i.browser_starts),
+            tabs_replaced: get(&i.tabs_replaced),
+            isolated_renders: get(&i.isolated_renders),
+            escalations: get(&i.escalations),
+            limit_failures: get(&i.limit_failures),
         }
     }
 
-    /// Whether Chromium answers (for readiness checks).
+    /// Whether a render could start now: Chromium and its compiler page answer within 2 s. One
+    /// that does not is replaced (in the background); until then the engine is not ready.
     pub async fn is_ready(&self) -> bool {
-        let pool = self.inner.pool.lock().await;
-        pool.instance.as_ref().is_some_and(|i| i.is_alive())
-    }
-
-    /// The PID of the current Chromium (tests kill it to check recovery).
-    pub async fn browser_pid(&self) -> Option<u32> {
-        self.inner.pool.lock().await.instance.as_ref().and_then(|i| i.pid())
+        if self.inner.closing.load(Ordering::SeqCst) {
+            return false;
+        }
+        let healthy = match self.current_instance().await {
+            Some(instance) if instance.is_alive() => {
+                let answers = instance.ping(HEALTH_TIMEOUT).await;
+                if !answers {
+                    instance.mark_unhealthy("no answer to a health check within 2s");
+                }
+                answers
+            }
+            _ => false,
+        };
+        if !healthy {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                if let Ok(instance) = engine.instance().await {
+                    engine.refill_spares(&instance);
+                }
+            });
+        }
+        healthy
     }
 
     /// Renders `spec` to PDF within the render deadline, waiting for a free tab first.
@@ -171,35 +235,25 @@ impl Engine {
             .map_err(|_| RenderError::ShuttingDown)?;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.inner.cfg.render_timeout;
-        let result = tokio::time::timeout_at(deadline, self.render_in_tab(spec, deadline, slot))
+        let result = tokio::time::timeout_at(deadline, self.render_in(spec, slot))
             .await
             .unwrap_or(Err(RenderError::Timeout(self.inner.cfg.render_timeout)));
-        let counter = if result.is_ok() { &self.inner.renders } else { &self.inner.failures };
-        counter.fetch_add(1, Ordering::Relaxed);
-        result.map(|(pdf, problems)| Rendered { pdf, duration: started.elapsed(), problems })
-    }
-
-    /// CSS for a class set and config, as the engine would generate it (benchmarks, tests).
-    pub async fn tailwind_css(
-        &self,
-        classes: &BTreeSet<String>,
-        config: Option<&serde_json::Map<String, Value>>,
-    ) -> Result<Arc<str>, RenderError> {
-        let instance = self.instance().await?;
-        let timeout = self.inner.cfg.render_timeout;
-        tailwind::css(
-            &instance.compiler,
-            &self.inner.memo,
-            classes,
-            &tailwind::config_json(config),
-            timeout,
-        )
-        .await
-    }
-
-    /// Forgets memoized CSS (benchmarks measure the uncached path with it).
-    pub fn clear_css_memo(&self) {
-        self.inner.memo.clear();
+        let i = &self.inner;
+        match &result {
+            Ok(_) => i.renders.fetch_add(1, Ordering::Relaxed),
+            Err(e) => {
+                if matches!(e, RenderError::Limit(_)) {
+                    i.limit_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                i.failures.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        result.map(|(pdf, problems, isolated)| Rendered {
+            pdf,
+            duration: started.elapsed(),
+            problems,
+            isolated,
+        })
     }
 
     /// Stops taking renders, waits up to `grace` for those in flight, closes Chromium.
@@ -209,101 +263,56 @@ impl Engine {
         let drained = tokio::time::timeout(grace, self.inner.slots.acquire_many(all)).await;
         self.inner.slots.close();
         drop(drained);
-        let mut pool = self.inner.pool.lock().await;
-        pool.idle.clear();
-        if let Some(instance) = pool.instance.take() {
+        if let Some(instance) = self.take_instance().await {
             instance.close().await;
         }
     }
 
-    /// The live Chromium, started (again) when there is none, it died, or it is due a restart.
-    async fn instance(&self) -> Result<Arc<Instance>, RenderError> {
-        let mut pool = self.inner.pool.lock().await;
-        let restart_after = self.inner.cfg.restart_after;
-        let due = restart_after > 0 && pool.renders_on_instance >= restart_after;
-        if let Some(instance) = &pool.instance {
-            if instance.is_alive() && !due {
-                return Ok(instance.clone());
-            }
-        }
-        if self.inner.closing.load(Ordering::SeqCst) {
-            return Err(RenderError::ShuttingDown);
-        }
-        pool.idle.clear();
-        if let Some(old) = pool.instance.take() {
-            tracing::info!(
-                renders = pool.renders_on_instance,
-                alive = old.is_alive(),
-                "replacing chromium"
-            );
-            retire(old);
-        }
-        let generation = self.inner.browser_starts.fetch_add(1, Ordering::Relaxed) + 1;
-        let instance = Instance::launch(&self.inner.cfg, generation, self.inner.sandbox).await?;
-        pool.instance = Some(instance.clone());
-        pool.renders_on_instance = 0;
-        Ok(instance)
-    }
-
-    async fn checkout(&self, instance: &Arc<Instance>) -> Result<Tab, RenderError> {
-        {
-            let mut pool = self.inner.pool.lock().await;
-            pool.renders_on_instance += 1;
-            while let Some(tab) = pool.idle.pop() {
-                if tab.generation == instance.generation {
-                    return Ok(tab);
+    async fn render_in(
+        &self,
+        spec: &RenderSpec,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<(Vec<u8>, Vec<String>, bool), RenderError> {
+        let instance = self.instance().await?;
+        let fonts = self.inner.fonts.load(&spec.fonts).await?;
+        let prepared = self.prepare(&instance, spec, &fonts).await?;
+        if !isolation::needs_scripts(&spec.content) {
+            let lease = self.shared_target(&instance).await?;
+            let scope = Scope::new(self.inner.cfg.limits, fonts.files.clone(), true);
+            match self.render_shared(&instance, &lease, &prepared, &scope).await? {
+                Shared::Done(pdf, problems) => {
+                    self.release_shared(lease, slot);
+                    return Ok((pdf, problems, false));
+                }
+                Shared::NeedsScripts(why) => {
+                    // The tab may hold a half-loaded document that wanted more: never reused.
+                    drop(lease);
+                    self.inner.escalations.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%why, "the document needs scripts: rendering it in a fresh context");
                 }
             }
         }
-        let page = instance.new_page().await?;
-        Tab::open(page, instance.generation, self.inner.resources.clone()).await
+        let lease = self.fresh_target(&instance).await?;
+        let scope = Scope::new(self.inner.cfg.limits, fonts.files, false);
+        let pdf =
+            within_budget(&scope, self.render_fresh(&instance, &lease, &prepared, &scope)).await;
+        lease.target().end();
+        self.retire_fresh(lease);
+        drop(slot);
+        self.inner.isolated_renders.fetch_add(1, Ordering::Relaxed);
+        Ok((pdf?, scope.problems(), true))
     }
 
-    /// Back to the pool. A document that could run code is first replaced by a blank page,
-    /// which drops its scripts, timers and globals; the tab's slot is held until then, so the
-    /// next render never sees them and never waits for a new tab.
-    fn checkin(&self, tab: Tab, reset: bool, slot: OwnedSemaphorePermit) {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let clean = !reset
-                || matches!(
-                    tokio::time::timeout(Duration::from_secs(5), tab.page.goto("about:blank"))
-                        .await,
-                    Ok(Ok(_))
-                );
-            let mut pool = engine.inner.pool.lock().await;
-            let current = pool.instance.as_ref().map(|i| i.generation);
-            if clean && current == Some(tab.generation) {
-                tab.take_problems();
-                pool.idle.push(tab);
-            } else {
-                drop(pool);
-                discard(tab, &engine.inner.tabs_replaced);
-            }
-            drop(slot);
-        });
-    }
-
-    async fn render_in_tab(
+    /// The document, our styles in its head, and the print parameters.
+    async fn prepare(
         &self,
+        instance: &Instance,
         spec: &RenderSpec,
-        deadline: tokio::time::Instant,
-        slot: OwnedSemaphorePermit,
-    ) -> Result<(Vec<u8>, Vec<String>), RenderError> {
-        let instance = self.instance().await?;
-        let fonts_css = self.inner.resources.fonts.stylesheet(&spec.fonts).await?;
+        fonts: &FontSet,
+    ) -> Result<Prepared, RenderError> {
         let config = tailwind::config_json(spec.config.as_ref());
-        let call_timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let css = |classes: BTreeSet<String>| {
-            let instance = instance.clone();
-            let config = config.clone();
-            async move {
-                tailwind::css(&instance.compiler, &self.inner.memo, &classes, &config, call_timeout)
-                    .await
-            }
-        };
-        let mut classes = document::class_candidates(&spec.content);
-        let page_css = css(classes.clone()).await?;
+        let classes = document::class_candidates(&spec.content);
+        let page_css = self.css(instance, &classes, &config).await?;
         let options = &spec.pdf_options;
         let templates: String = [&options.header_template, &options.footer_template]
             .into_iter()
@@ -312,42 +321,134 @@ impl Engine {
             .collect::<Vec<_>>()
             .join(" ");
         let template_classes = document::class_candidates(&templates);
-        let template_css =
-            if template_classes.is_empty() { None } else { Some(css(template_classes).await?) };
+        let template_css = if template_classes.is_empty() {
+            None
+        } else {
+            Some(self.css(instance, &template_classes, &config).await?)
+        };
         let params = pdf::print_params(options, template_css.as_deref().unwrap_or(""))?;
+        let head = head_html(&fonts.css, &page_css, spec.fonts.first().map(|f| f.family()));
+        Ok(Prepared {
+            html: document::build_document(&spec.content, &head),
+            params,
+            classes,
+            config,
+            fonts: !spec.fonts.is_empty() || document::may_load_fonts(&spec.content),
+        })
+    }
 
-        let head = head_html(&fonts_css, &page_css, spec.fonts.first().map(|f| f.family()));
-        let html = document::build_document(&spec.content, &head);
+    /// Tailwind CSS for `classes`, within the class and CSS limits and the compiler deadline.
+    /// A compiler page that does not answer at all gets Chromium replaced.
+    async fn css(
+        &self,
+        instance: &Instance,
+        classes: &BTreeSet<String>,
+        config: &str,
+    ) -> Result<Arc<str>, RenderError> {
+        let limit = self.inner.cfg.limits.classes;
+        if classes.len() > limit {
+            return Err(LimitExceeded::Classes { used: classes.len(), limit }.into());
+        }
+        let compiler = tailwind::Compiler {
+            page: &instance.compiler,
+            timeout: self.inner.cfg.compiler_timeout,
+            max_css_bytes: self.inner.cfg.limits.css_bytes,
+        };
+        let css = compiler.css(&self.inner.memo, classes, config).await;
+        if let Err(RenderError::Browser(why)) = &css {
+            instance.mark_unhealthy(why);
+        }
+        css
+    }
 
-        let active = document::is_active(&spec.content);
-        let lease = Lease::new(self.checkout(&instance).await?, self);
-        let tab = lease.tab();
-        tab.take_problems();
-        tab.page.set_content(html).await.map_err(cdp)?;
-        // Scripts may add classes (the attribute scan cannot see those) and the page may load
-        // fonts of its own: read the classes from the DOM once the fonts are in. A passive
-        // document has nothing to add, and printToPDF lays it out anyway.
-        if active || !spec.fonts.is_empty() || document::may_load_fonts(&spec.content) {
-            let dom: Vec<String> = evaluate(&tab.page, DOM_CLASSES.to_owned()).await?;
-            let before = classes.len();
-            classes.extend(dom);
-            if classes.len() > before {
-                let all = css(classes).await?;
-                let inject = format!(
-                    "(async () => {{ document.getElementById('{TAILWIND_STYLE_ID}').textContent = {}; \
-                     void document.body?.offsetHeight; await document.fonts.ready; return 1; }})()",
-                    Value::String(all.to_string())
-                );
-                evaluate::<Value>(&tab.page, inject).await?;
+    /// A document judged passive, in a shared tab where no script runs. Its DOM decides: if it
+    /// turns out to want scripts, nothing of it ran, and it goes to a fresh context.
+    async fn render_shared(
+        &self,
+        instance: &Instance,
+        lease: &Lease<'_>,
+        prepared: &Prepared,
+        scope: &Arc<Scope>,
+    ) -> Result<Shared, RenderError> {
+        let target = lease.target();
+        target.begin(scope.clone());
+        let work = async {
+            // Parsed with scripts off, so the DOM is the markup's: inspect it in the same call.
+            let inspect = isolation::inspect_expression(false);
+            let seen: Inspection =
+                target.set_document(&prepared.html, Some(&inspect)).await?.unwrap_or_default();
+            if let Some(why) = seen.why.or_else(|| scope.needs_scripts()) {
+                return Ok(Shared::NeedsScripts(why));
             }
+            if prepared.fonts {
+                evaluate_as::<Value>(
+                    &target.page,
+                    String::from("document.fonts.ready.then(() => 1)"),
+                )
+                .await?;
+            }
+            let pdf = self.finish(instance, &target.page, prepared, seen.classes).await?;
+            Ok(Shared::Done(pdf, scope.problems()))
+        };
+        within_budget(scope, work).await
+    }
+
+    /// A document that runs scripts, in a browser context of its own.
+    async fn render_fresh(
+        &self,
+        instance: &Instance,
+        lease: &Lease<'_>,
+        prepared: &Prepared,
+        scope: &Arc<Scope>,
+    ) -> Result<Vec<u8>, RenderError> {
+        let target = lease.target();
+        target.begin(scope.clone());
+        target.set_document::<Value>(&prepared.html, None).await?;
+        // Scripts may add classes (the attribute scan cannot see those) and fonts.
+        let seen: Inspection =
+            evaluate_as(&target.page, isolation::inspect_expression(true)).await?;
+        self.finish(instance, &target.page, prepared, seen.classes).await
+    }
+
+    /// CSS for the classes the DOM has beyond those already styled, then the print.
+    async fn finish(
+        &self,
+        instance: &Instance,
+        page: &chromiumoxide::Page,
+        prepared: &Prepared,
+        dom_classes: BTreeSet<String>,
+    ) -> Result<Vec<u8>, RenderError> {
+        let mut classes = prepared.classes.clone();
+        let before = classes.len();
+        classes.extend(dom_classes);
+        if classes.len() > before {
+            let all = self.css(instance, &classes, &prepared.config).await?;
+            // textContent: the CSS is text, whatever it holds.
+            let inject = format!(
+                "(async () => {{ document.getElementById('{TAILWIND_STYLE_ID}').textContent = {}; \
+                 void document.body?.offsetHeight; await document.fonts.ready; return 1; }})()",
+                Value::String(all.to_string())
+            );
+            evaluate_as::<Value>(page, inject).await?;
         }
-        let pdf = print(&tab.page, params).await?;
-        let problems = tab.take_problems();
-        if !problems.is_empty() {
-            tracing::warn!(?problems, "requests of the page were refused or failed");
-        }
-        lease.release(active, slot);
-        Ok((pdf, problems))
+        let limits = &self.inner.cfg.limits;
+        pdf::print(page, prepared.params.clone(), limits.pages, limits.pdf_bytes).await
+    }
+}
+
+/// `work`, failing as soon as the render crosses a limit of its budget (the document would be
+/// incomplete), or afterwards if it crossed one meanwhile.
+async fn within_budget<T>(
+    scope: &Scope,
+    work: impl std::future::Future<Output = Result<T, RenderError>>,
+) -> Result<T, RenderError> {
+    let result = tokio::select! {
+        result = work => result,
+        limit = scope.budget.crossed() => Err(limit.into()),
+    };
+    match scope.budget.exceeded() {
+        Some(limit) => Err(limit.into()),
+        None => result,
     }
 }
 
@@ -356,12 +457,11 @@ impl Engine {
 fn head_html(fonts_css: &str, tailwind_css: &str, default_family: Option<&str>) -> String {
     let mut head = String::new();
     if !fonts_css.is_empty() {
-        head.push_str("<style>");
-        head.push_str(fonts_css);
-        head.push_str("</style>");
+        head.push_str(&document::style_element(fonts_css, None));
     }
-    head.push_str(&format!("<style id=\"{TAILWIND_STYLE_ID}\">{tailwind_css}</style>"));
+    head.push_str(&document::style_element(tailwind_css, Some(TAILWIND_STYLE_ID)));
     if let Some(family) = default_family {
+        // Family names are letters, digits, spaces and hyphens (shared::fonts).
         head.push_str(&format!(
             "<style>@layer base {{ html {{ font-family: \"{family}\", ui-sans-serif, system-ui, sans-serif; }} }}</style>"
         ));
@@ -369,109 +469,31 @@ fn head_html(fonts_css: &str, tailwind_css: &str, default_family: Option<&str>) 
     head
 }
 
-/// A checked-out tab: released back to the pool on success, closed and replaced if the render
-/// is abandoned (deadline, error), so a broken or busy tab is never reused.
-struct Lease<'a> {
-    tab: Option<Tab>,
-    engine: &'a Engine,
-}
-
-impl<'a> Lease<'a> {
-    fn new(tab: Tab, engine: &'a Engine) -> Self {
-        Self { tab: Some(tab), engine }
+/// Hooks for tests and the benchmark (feature `testing`).
+#[cfg(feature = "testing")]
+impl Engine {
+    /// The PID of the current Chromium (tests kill or stop it).
+    pub async fn browser_pid(&self) -> Option<u32> {
+        self.current_instance().await.and_then(|i| i.pid())
     }
 
-    fn tab(&self) -> &Tab {
-        self.tab.as_ref().unwrap_or_else(|| unreachable!("a lease holds its tab until released"))
+    /// CSS for a class set and config, as the engine would generate it.
+    pub async fn tailwind_css(
+        &self,
+        classes: &BTreeSet<String>,
+        config: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<Arc<str>, RenderError> {
+        let instance = self.instance().await?;
+        self.css(&instance, classes, &tailwind::config_json(config)).await
     }
 
-    fn release(mut self, reset: bool, slot: OwnedSemaphorePermit) {
-        if let Some(tab) = self.tab.take() {
-            self.engine.checkin(tab, reset, slot);
-        }
+    /// Forgets memoized CSS (benchmarks measure the uncached path with it).
+    pub fn clear_css_memo(&self) {
+        self.inner.memo.clear();
     }
-}
 
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if let Some(tab) = self.tab.take() {
-            discard(tab, &self.engine.inner.tabs_replaced);
-        }
+    /// Bytes of font files cached in memory and on disk.
+    pub fn font_cache_bytes(&self) -> (u64, u64) {
+        self.inner.fonts.cached_bytes()
     }
-}
-
-fn discard(tab: Tab, replaced: &AtomicU64) {
-    replaced.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(Duration::from_secs(5), tab.page.clone().close()).await;
-        drop(tab);
-    });
-}
-
-/// Closes an old Chromium once the renders still using it have finished.
-fn retire(old: Arc<Instance>) {
-    tokio::spawn(async move {
-        for _ in 0..600 {
-            if Arc::strong_count(&old) == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        old.close().await;
-    });
-}
-
-fn cdp(e: chromiumoxide::error::CdpError) -> RenderError {
-    RenderError::Browser(e.to_string())
-}
-
-/// Evaluates a script of ours in the document; the render's deadline bounds it.
-async fn evaluate<T: serde::de::DeserializeOwned>(
-    page: &chromiumoxide::Page,
-    expression: String,
-) -> Result<T, RenderError> {
-    let answer =
-        crate::cdp::evaluate(page, expression, Duration::from_secs(3600), "the page").await?;
-    if let Some(ex) = &answer.exception_details {
-        return Err(RenderError::Browser(format!("page script failed: {}", ex.text)));
-    }
-    let value = answer.result.value.unwrap_or(Value::Null);
-    serde_json::from_value(value)
-        .map_err(|e| RenderError::Browser(format!("unexpected answer: {e}")))
-}
-
-/// printToPDF, read back as a stream (a large PDF does not fit one CDP message).
-async fn print(
-    page: &chromiumoxide::Page,
-    mut params: chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams,
-) -> Result<Vec<u8>, RenderError> {
-    params.transfer_mode = Some(PrintToPdfTransferMode::ReturnAsStream);
-    let response = page.execute(params).await.map_err(|e| match e {
-        chromiumoxide::error::CdpError::Chrome(ref c) if c.code == -32000 => {
-            RenderError::BadInput(format!("`pdfOptions.pageRanges`: {}.", c.message))
-        }
-        other => cdp(other),
-    })?;
-    let Some(handle) = response.result.stream.clone() else {
-        let data: &str = response.result.data.as_ref();
-        return BASE64.decode(data).map_err(|e| RenderError::Browser(format!("bad PDF data: {e}")));
-    };
-    let mut pdf = Vec::new();
-    loop {
-        let mut read = ReadParams::new(handle.clone());
-        read.size = Some(8 * 1024 * 1024);
-        let chunk = page.execute(read).await.map_err(cdp)?.result;
-        if chunk.base64_encoded.unwrap_or(false) {
-            pdf.extend(
-                BASE64.decode(&chunk.data).map_err(|e| RenderError::Browser(e.to_string()))?,
-            );
-        } else {
-            pdf.extend_from_slice(chunk.data.as_bytes());
-        }
-        if chunk.eof {
-            break;
-        }
-    }
-    let _ = page.execute(IoCloseParams::new(handle)).await;
-    Ok(pdf)
 }

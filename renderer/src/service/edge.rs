@@ -10,7 +10,10 @@ use tailpdf_shared::{
 };
 use url::Url;
 
-use super::retry::{backoff, jitter};
+use super::{
+    error::ServiceError,
+    retry::{backoff, jitter},
+};
 
 pub struct EdgeClient {
     client: reqwest::Client,
@@ -30,13 +33,13 @@ pub fn now_timestamp() -> Timestamp {
 }
 
 impl EdgeClient {
-    pub fn new(base: Url, secret: String, retry_budget: Duration) -> Self {
+    pub fn new(base: Url, secret: String, retry_budget: Duration) -> Result<Self, ServiceError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self { client, base, secret, retry_budget }
+            .map_err(|source| ServiceError::Client { what: "the edge", source })?;
+        Ok(Self { client, base, secret, retry_budget })
     }
 
     fn signed(
@@ -44,8 +47,8 @@ impl EdgeClient {
         method: reqwest::Method,
         path: &str,
         body: Vec<u8>,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        let url = self.base.join(path.trim_start_matches('/')).map_err(|e| e.to_string())?;
+    ) -> Result<reqwest::RequestBuilder, ServiceError> {
+        let url = self.base.join(path.trim_start_matches('/')).map_err(ServiceError::EdgePath)?;
         let signed_path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
@@ -60,42 +63,31 @@ impl EdgeClient {
     }
 
     /// Reports `event`, retrying until the edge answers 2xx or the retry budget is spent.
-    pub async fn report(&self, job_id: &JobId, event: &JobEvent) -> Result<EventAck, String> {
+    pub async fn report(&self, job_id: &JobId, event: &JobEvent) -> Result<EventAck, ServiceError> {
         let path = format!("/internal/jobs/{job_id}/events");
-        let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(event).map_err(ServiceError::Encode)?;
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = match self.signed(reqwest::Method::POST, &path, body.clone()) {
-                Ok(request) => request.send().await,
-                Err(e) => return Err(e),
-            };
-            let problem = match result {
-                Ok(r) if r.status().is_success() => {
-                    return r
-                        .json::<EventAck>()
-                        .await
-                        .map_err(|e| format!("the edge's answer: {e}"));
-                }
-                Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
-                    // The edge refuses this event for good (unknown job, bad signature).
-                    return Err(format!(
-                        "the edge refused the {} event: {}",
-                        event.status(),
-                        r.status()
-                    ));
-                }
-                Ok(r) => format!("the edge answered {}", r.status()),
-                Err(e) => format!(
-                    "the edge did not answer ({})",
-                    std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
-                ),
-            };
+            let problem =
+                match self.signed(reqwest::Method::POST, &path, body.clone())?.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        return r.json::<EventAck>().await.map_err(ServiceError::EdgeAnswer);
+                    }
+                    Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                        return Err(ServiceError::EventRefused {
+                            event: event.status(),
+                            status: r.status(),
+                        });
+                    }
+                    Ok(r) => ServiceError::EdgeStatus(r.status()),
+                    Err(e) => ServiceError::EdgeUnreachable(e),
+                };
             let delay =
                 backoff(attempt, Duration::from_millis(200), Duration::from_secs(5), jitter());
             if started.elapsed() + delay >= self.retry_budget {
-                return Err(format!("{problem}; gave up after {attempt} attempts"));
+                return Err(ServiceError::GaveUp { attempts: attempt, last: Box::new(problem) });
             }
             tracing::warn!(%job_id, status = %event.status(), %problem, "event will be sent again");
             tokio::time::sleep(delay).await;
@@ -103,16 +95,16 @@ impl EdgeClient {
     }
 
     /// Fetches a spec that did not fit in the queue message.
-    pub async fn spec(&self, job_id: &JobId) -> Result<RenderSpec, String> {
+    pub async fn spec(&self, job_id: &JobId) -> Result<RenderSpec, ServiceError> {
         let path = format!("/internal/jobs/{job_id}/spec");
         let response = self
             .signed(reqwest::Method::GET, &path, Vec::new())?
             .send()
             .await
-            .map_err(|_| String::from("the edge did not answer the spec request"))?;
+            .map_err(ServiceError::EdgeUnreachable)?;
         if !response.status().is_success() {
-            return Err(format!("the edge answered {} for the spec", response.status()));
+            return Err(ServiceError::EdgeStatus(response.status()));
         }
-        response.json().await.map_err(|e| format!("the spec from the edge: {e}"))
+        response.json().await.map_err(ServiceError::EdgeAnswer)
     }
 }

@@ -139,6 +139,21 @@ impl Metrics {
             &[("", engine.tabs_replaced)],
         );
         counter(
+            "tailpdf_isolated_renders_total",
+            "Renders in a browser context of their own (documents that run scripts).",
+            &[("", engine.isolated_renders)],
+        );
+        counter(
+            "tailpdf_escalations_total",
+            "Documents rendered again in a fresh context once their DOM showed they need scripts.",
+            &[("", engine.escalations)],
+        );
+        counter(
+            "tailpdf_limit_failures_total",
+            "Renders that crossed a limit (requests, bytes, pages, classes, CSS, compiler time).",
+            &[("", engine.limit_failures)],
+        );
+        counter(
             "tailpdf_queue_pulls_total",
             "Pull requests to the queue.",
             &[("", self.pulls.get())],
@@ -181,7 +196,9 @@ mod tests {
         m.renders_ok.inc();
         m.render_seconds.observe(Duration::from_millis(40));
         m.render_seconds.observe(Duration::from_millis(700));
-        let text = m.render(EngineStats { browser_starts: 3, ..EngineStats::default() }, 2);
+        let stats = EngineStats { browser_starts: 3, escalations: 4, ..EngineStats::default() };
+        let text = m.render(stats, 2);
+        assert!(text.contains("tailpdf_escalations_total 4"));
         assert!(text.contains("tailpdf_renders_total{outcome=\"ok\"} 2"));
         assert!(text.contains("tailpdf_browser_restarts_total 2"));
         assert!(text.contains("tailpdf_backlog 2"));

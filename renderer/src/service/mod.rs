@@ -10,6 +10,7 @@
 //! 503 with `Retry-After` at once, never queued without bound.
 
 pub mod edge;
+pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod pull;
@@ -179,8 +180,10 @@ pub async fn run(
     let engine = Engine::start(cfg.engine.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let metrics = Arc::new(metrics::Metrics::default());
     let capacity_total = engine.tabs() + cfg.queue_size;
+    // Nothing of an upload's answer is read but its status.
+    let uploads = GuardedFetcher::new(cfg.engine.url_policy(), cfg.upload_timeout, 64 * 1024)?;
     let runner = runner::Runner {
-        uploads: GuardedFetcher::new(cfg.engine.url_policy(), cfg.upload_timeout, u64::MAX),
+        uploads,
         upload_policy: upload::UploadPolicy {
             attempt_timeout: cfg.upload_timeout,
             budget: cfg.upload_retry_budget,
@@ -191,7 +194,7 @@ pub async fn run(
             cfg.edge_url.clone(),
             cfg.internal_secret.clone(),
             cfg.event_retry_budget,
-        ),
+        )?,
         max_attempts: cfg.max_attempts.max(1),
         metrics: metrics.clone(),
         engine: engine.clone(),
@@ -206,8 +209,9 @@ pub async fn run(
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let puller = cfg.pull_settings().map(|settings| {
-        tokio::spawn(pull::run(state.clone(), settings, stop_rx.clone(), cfg.grace_period))
+    let queue = cfg.pull_settings().map(pull::QueueClient::new).transpose()?;
+    let puller = queue.map(|queue| {
+        tokio::spawn(pull::run(state.clone(), queue, stop_rx.clone(), cfg.grace_period))
     });
 
     let local = listener.local_addr().ok();

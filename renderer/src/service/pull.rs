@@ -16,7 +16,7 @@ use tailpdf_shared::messages::RenderJobMessage;
 use tokio::sync::watch;
 use url::Url;
 
-use super::{runner::JobEnd, AppState};
+use super::{error::ServiceError, runner::JobEnd, AppState};
 
 #[derive(Clone)]
 pub struct PullSettings {
@@ -75,7 +75,8 @@ struct RetryLease {
 }
 
 /// The message's job: JSON bodies arrive base64-encoded; text bodies are the JSON itself.
-pub fn decode_body(message: &PulledMessage) -> Result<RenderJobMessage, String> {
+pub fn decode_body(message: &PulledMessage) -> Result<RenderJobMessage, ServiceError> {
+    let not_a_job = |source| ServiceError::NotAJob { id: message.id.clone(), source };
     match &message.body {
         Value::String(s) => {
             if let Ok(bytes) = BASE64.decode(s.trim()) {
@@ -83,11 +84,9 @@ pub fn decode_body(message: &PulledMessage) -> Result<RenderJobMessage, String> 
                     return Ok(job);
                 }
             }
-            serde_json::from_str(s)
-                .map_err(|e| format!("message {} is not a render job: {e}", message.id))
+            serde_json::from_str(s).map_err(not_a_job)
         }
-        other => serde_json::from_value(other.clone())
-            .map_err(|e| format!("message {} is not a render job: {e}", message.id)),
+        other => serde_json::from_value(other.clone()).map_err(not_a_job),
     }
 }
 
@@ -97,26 +96,34 @@ pub struct QueueClient {
 }
 
 impl QueueClient {
-    pub fn new(settings: PullSettings) -> Self {
+    pub fn new(settings: PullSettings) -> Result<Self, ServiceError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self { client, settings }
+            .map_err(|source| ServiceError::Client { what: "the queue API", source })?;
+        Ok(Self { client, settings })
     }
 
-    fn url(&self, action: &str) -> Result<Url, String> {
+    fn url(&self, action: &str) -> Result<Url, ServiceError> {
         let s = &self.settings;
         let mut url = s.api_base.clone();
-        url.path_segments_mut()
-            .map_err(|()| String::from("the queue API base cannot take a path"))?
-            .pop_if_empty()
-            .extend(["accounts", &s.account_id, "queues", &s.queue_id, "messages", action]);
+        url.path_segments_mut().map_err(|()| ServiceError::QueueBase)?.pop_if_empty().extend([
+            "accounts",
+            &s.account_id,
+            "queues",
+            &s.queue_id,
+            "messages",
+            action,
+        ]);
         Ok(url)
     }
 
-    async fn call<B: Serialize>(&self, action: &str, body: &B) -> Result<Option<Value>, String> {
+    async fn call<B: Serialize>(
+        &self,
+        action: &str,
+        body: &B,
+    ) -> Result<Option<Value>, ServiceError> {
         let response = self
             .client
             .post(self.url(action)?)
@@ -124,22 +131,22 @@ impl QueueClient {
             .json(body)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "the queue API did not answer ({})",
-                    std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
-                )
-            })?;
+            .map_err(ServiceError::QueueUnreachable)?;
         let status = response.status();
-        let envelope: Envelope =
-            response.json().await.map_err(|e| format!("the queue API answered {status}: {e}"))?;
+        let envelope: Envelope = response.json().await.map_err(|e| ServiceError::QueueRefused {
+            status,
+            detail: format!("an answer that is not the API's envelope ({e})"),
+        })?;
         if !status.is_success() || !envelope.success {
-            return Err(format!("the queue API answered {status}: {:?}", envelope.errors));
+            return Err(ServiceError::QueueRefused {
+                status,
+                detail: format!("{:?}", envelope.errors),
+            });
         }
         Ok(envelope.result)
     }
 
-    pub async fn pull(&self, batch_size: usize) -> Result<Vec<PulledMessage>, String> {
+    pub async fn pull(&self, batch_size: usize) -> Result<Vec<PulledMessage>, ServiceError> {
         let request = PullRequest {
             batch_size,
             visibility_timeout_ms: self.settings.visibility_timeout.as_millis() as u64,
@@ -151,16 +158,19 @@ impl QueueClient {
             Value::Array(a) => Value::Array(a),
             _ => Value::Array(Vec::new()),
         };
-        serde_json::from_value(list).map_err(|e| format!("the queue API's messages: {e}"))
+        serde_json::from_value(list).map_err(|e| ServiceError::QueueRefused {
+            status: reqwest::StatusCode::OK,
+            detail: format!("messages that are not messages ({e})"),
+        })
     }
 
-    pub async fn ack(&self, lease_id: &str) -> Result<(), String> {
+    pub async fn ack(&self, lease_id: &str) -> Result<(), ServiceError> {
         let body =
             AckRequest { acks: vec![Lease { lease_id: lease_id.to_owned() }], retries: Vec::new() };
         self.call("ack", &body).await.map(|_| ())
     }
 
-    pub async fn retry(&self, lease_ids: Vec<String>, delay: Duration) -> Result<(), String> {
+    pub async fn retry(&self, lease_ids: Vec<String>, delay: Duration) -> Result<(), ServiceError> {
         let retries = lease_ids
             .into_iter()
             .map(|lease_id| RetryLease { lease_id, delay_seconds: delay.as_secs() })
@@ -172,11 +182,12 @@ impl QueueClient {
 /// Pulls until `stop` turns true, then hands back the leases still held after `grace`.
 pub async fn run(
     state: Arc<AppState>,
-    settings: PullSettings,
+    queue: QueueClient,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let queue = Arc::new(QueueClient::new(settings.clone()));
+    let settings = queue.settings.clone();
+    let queue = Arc::new(queue);
     let held: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
     while !*stop.borrow() {

@@ -73,8 +73,8 @@ impl Runner {
     }
 
     async fn run_inner(&self, message: &RenderJobMessage, attempt: u32) -> JobEnd {
-        let retry = |reason: String| JobEnd::Retry {
-            reason,
+        let retry = |reason: &dyn std::fmt::Display| JobEnd::Retry {
+            reason: reason.to_string(),
             delay: backoff(
                 attempt,
                 Duration::from_secs(2),
@@ -86,13 +86,13 @@ impl Runner {
             Some(spec) => spec.clone(),
             None => match self.edge.spec(&message.job_id).await {
                 Ok(spec) => spec,
-                Err(e) => return retry(e),
+                Err(e) => return retry(&e),
             },
         };
         if let Err(e) =
             self.edge.report(&message.job_id, &JobEvent::Processing { at: now_timestamp() }).await
         {
-            return retry(e);
+            return retry(&e);
         }
         let rendered = match self.engine.render(&spec).await {
             Ok(r) => {
@@ -103,7 +103,7 @@ impl Runner {
             Err(e) => {
                 self.metrics.renders_failed.inc();
                 if e.retryable() && attempt < self.max_attempts {
-                    return retry(e.to_string());
+                    return retry(&e);
                 }
                 return self.fail(message, format!("Render failed: {e}")).await;
             }
@@ -111,7 +111,7 @@ impl Runner {
         if let Err(e) =
             self.edge.report(&message.job_id, &JobEvent::Uploading { at: now_timestamp() }).await
         {
-            return retry(e);
+            return retry(&e);
         }
         let size = rendered.pdf.len() as u64;
         let started = std::time::Instant::now();
@@ -124,8 +124,8 @@ impl Runner {
         .await;
         let upload_time = started.elapsed();
         self.metrics.upload_seconds.observe(upload_time);
-        if let Err(message_text) = uploaded {
-            return self.fail(message, message_text).await;
+        if let Err(e) = uploaded {
+            return self.fail(message, e.to_string()).await;
         }
         let result = RenderResult {
             file_size_bytes: size,
@@ -137,7 +137,7 @@ impl Runner {
             Ok(_) => {
                 JobEnd::Reported(JobOutcome::Completed { job_id: message.job_id.clone(), result })
             }
-            Err(e) => retry(e),
+            Err(e) => retry(&e),
         }
     }
 
@@ -148,7 +148,7 @@ impl Runner {
                 job_id: message.job_id.clone(),
                 error_message,
             }),
-            Err(e) => JobEnd::Retry { reason: e, delay: Duration::from_secs(10) },
+            Err(e) => JobEnd::Retry { reason: e.to_string(), delay: Duration::from_secs(10) },
         }
     }
 }

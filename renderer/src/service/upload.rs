@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tailpdf_shared::messages::SecretUrl;
 
-use super::retry::{backoff, jitter};
+use super::{
+    error::ServiceError,
+    retry::{backoff, jitter},
+};
 use crate::net::{FetchError, GuardedFetcher};
 
 #[derive(Debug, Clone, Copy)]
@@ -21,60 +24,43 @@ pub struct UploadPolicy {
     pub max_delay: Duration,
 }
 
-/// What one attempt came to.
-enum Attempt {
-    Done,
-    Final(String),
-    Retry(String),
-}
-
-fn judge(result: Result<reqwest::StatusCode, FetchError>) -> Attempt {
+/// What one attempt came to: done, or why not (retryable or not, as the error says).
+fn judge(result: Result<reqwest::StatusCode, FetchError>) -> Result<(), ServiceError> {
     match result {
-        Ok(status) if status.is_success() => Attempt::Done,
-        Ok(status) => {
-            let text = format!(
-                "Upload failed: {} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            );
-            let text = text.trim_end().to_owned();
-            if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-                Attempt::Retry(text)
-            } else {
-                Attempt::Final(text)
-            }
+        Ok(status) if status.is_success() => Ok(()),
+        Ok(status) if status.is_server_error() || matches!(status.as_u16(), 408 | 429) => {
+            Err(ServiceError::UploadStatus(status))
         }
-        Err(FetchError::Blocked(why)) => Attempt::Final(format!("Upload failed: {why}")),
-        Err(FetchError::Timeout(t)) => {
-            Attempt::Retry(format!("Upload failed: no answer within {t:?}"))
-        }
-        Err(e) => Attempt::Retry(format!("Upload failed: {e}")),
+        Ok(status) => Err(ServiceError::UploadRejected(status)),
+        Err(FetchError::Blocked(why)) => Err(ServiceError::UploadBlocked(why)),
+        Err(FetchError::Timeout(t)) => Err(ServiceError::UploadTimeout(t)),
+        Err(e) => Err(ServiceError::UploadFailed(e)),
     }
 }
 
-/// Uploads `pdf`; the error is the message for the job's `error_message`.
+/// Uploads `pdf`; the error's text is the job's `error_message`.
 pub async fn upload(
     fetcher: &GuardedFetcher,
     url: &SecretUrl,
     pdf: Bytes,
     policy: UploadPolicy,
-) -> Result<(), String> {
+) -> Result<(), ServiceError> {
     let started = Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
         let result =
             fetcher.put(url.expose(), "application/pdf", pdf.clone(), policy.attempt_timeout).await;
-        let last = match judge(result) {
-            Attempt::Done => return Ok(()),
-            Attempt::Final(text) => return Err(text),
-            Attempt::Retry(text) => text,
+        let problem = match judge(result) {
+            Ok(()) => return Ok(()),
+            Err(e) if !e.retryable() => return Err(e),
+            Err(e) => e,
         };
         let delay = backoff(attempt, policy.base_delay, policy.max_delay, jitter());
         if started.elapsed() + delay >= policy.budget {
-            return Err(format!("{last} (after {attempt} attempts)"));
+            return Err(ServiceError::GaveUp { attempts: attempt, last: Box::new(problem) });
         }
-        tracing::info!(attempt, url = %url, problem = %last, ?delay, "upload will be retried");
+        tracing::info!(attempt, url = %url, %problem, ?delay, "upload will be retried");
         tokio::time::sleep(delay).await;
     }
 }
@@ -84,11 +70,11 @@ mod tests {
     use super::*;
     use reqwest::StatusCode;
 
-    fn text(a: Attempt) -> (&'static str, String) {
-        match a {
-            Attempt::Done => ("done", String::new()),
-            Attempt::Final(t) => ("final", t),
-            Attempt::Retry(t) => ("retry", t),
+    fn text(result: Result<(), ServiceError>) -> (&'static str, String) {
+        match result {
+            Ok(()) => ("done", String::new()),
+            Err(e) if e.retryable() => ("retry", e.to_string()),
+            Err(e) => ("final", e.to_string()),
         }
     }
 

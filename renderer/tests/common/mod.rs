@@ -66,19 +66,14 @@ fn static_name(weight: u32, italic: bool) -> String {
 }
 
 pub(crate) fn engine_config(fonts_api: &str, cache: &Path) -> EngineConfig {
-    EngineConfig {
-        chromium: PathBuf::from("/usr/bin/chromium"),
-        tabs: Some(2),
-        render_timeout: Duration::from_secs(20),
-        restart_after: 1000,
-        fonts_api_base: fonts_api.parse().unwrap(),
-        font_cache_dir: cache.to_path_buf(),
-        font_timeout: Duration::from_secs(5),
-        fetch_timeout: Duration::from_secs(5),
-        max_resource_bytes: 20 * 1024 * 1024,
-        allow_loopback: false,
-        sandbox: tailpdf_renderer::config::SandboxMode::Auto,
-    }
+    let mut cfg = EngineConfig::defaults();
+    cfg.tabs = Some(2);
+    cfg.render_timeout = Duration::from_secs(20);
+    cfg.fonts_api_base = fonts_api.parse().unwrap();
+    cfg.font_cache_dir = cache.to_path_buf();
+    cfg.font_timeout = Duration::from_secs(5);
+    cfg.fetch_timeout = Duration::from_secs(5);
+    cfg
 }
 
 pub(crate) fn spec(json: serde_json::Value) -> tailpdf_shared::RenderSpec {

@@ -50,51 +50,21 @@ fn find_tag(lower: &str, name: &str) -> Option<usize> {
     None
 }
 
-/// Whether the document can run code or navigate (scripts, event-handler attributes,
-/// `javascript:` URLs, frames, meta refresh). Such a document leaves globals and timers
-/// behind, so its tab is reset before the next document. Errs on the side of yes.
-pub fn is_active(content: &str) -> bool {
-    let lower = content.to_ascii_lowercase();
-    const MARKERS: [&str; 8] = [
-        "<script",
-        "javascript:",
-        "http-equiv",
-        "<iframe",
-        "<frame",
-        "<object",
-        "<embed",
-        "<portal",
-    ];
-    MARKERS.iter().any(|m| lower.contains(m)) || has_event_handler_attribute(&lower)
+/// A `<style>` element holding `css`, which may come from the document (Tailwind copies
+/// arbitrary values into its output as they are). In a style element only `</style` ends the
+/// text, so every `</` becomes `<\/`: the same CSS (`\/` is `/` in CSS strings, URLs and
+/// comments, the only places a `</` can be), and nothing in it can close the element.
+pub fn style_element(css: &str, id: Option<&str>) -> String {
+    let id = id.map(|id| format!(" id=\"{id}\"")).unwrap_or_default();
+    format!("<style{id}>{}</style>", escape_style_text(css))
 }
 
-/// ` onload=`, `/onclick =`, ...: "on" + letters + optional spaces + "=", after a separator.
-fn has_event_handler_attribute(lower: &str) -> bool {
-    let bytes = lower.as_bytes();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find("on") {
-        let start = from + i;
-        from = start + 2;
-        let separated = start > 0
-            && matches!(bytes[start - 1], b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'"' | b'\'');
-        if !separated {
-            continue;
-        }
-        let mut j = start + 2;
-        while j < bytes.len() && bytes[j].is_ascii_alphabetic() {
-            j += 1;
-        }
-        if j == start + 2 {
-            continue;
-        }
-        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-            j += 1;
-        }
-        if bytes.get(j) == Some(&b'=') {
-            return true;
-        }
+fn escape_style_text(css: &str) -> std::borrow::Cow<'_, str> {
+    if css.contains("</") {
+        css.replace("</", "<\\/").into()
+    } else {
+        css.into()
     }
-    false
 }
 
 /// Whether the document may load fonts of its own (stylesheets, `@font-face`, `@import`).
@@ -210,27 +180,14 @@ mod tests {
     }
 
     #[test]
-    fn active_documents() {
-        for active in [
-            "<script>x()</script>",
-            "<SCRIPT src=a.js>",
-            "<img src=x onerror=alert(1)>",
-            "<body onload = \"go()\">",
-            "<svg><a/onclick='x'>",
-            "<a href=\"JavaScript:void(0)\">",
-            "<meta http-equiv=\"refresh\" content=\"0;url=/\">",
-            "<iframe srcdoc=\"x\">",
-        ] {
-            assert!(is_active(active), "{active}");
-        }
-        for passive in [
-            "<p class=\"font-bold\">Monday online: on time</p>",
-            "<div class=\"p-4\" data-on=\"x\">",
-            "<button>Click on=me</button>",
-            "",
-        ] {
-            assert!(!is_active(passive), "{passive}");
-        }
+    fn css_cannot_close_its_style_element() {
+        let hostile = ".a::after { --tw-content: '</style><script>x()</script>'; } .b { background: url(</STYLE >) }";
+        let element = style_element(hostile, Some("s"));
+        assert!(element.starts_with("<style id=\"s\">") && element.ends_with("</style>"));
+        let inner = &element["<style id=\"s\">".len()..element.len() - "</style>".len()];
+        assert!(!inner.to_ascii_lowercase().contains("</"), "{inner}");
+        assert!(inner.contains("'<\\/style><script>x()<\\/script>'"), "{inner}");
+        assert_eq!(style_element("a { color: red }", None), "<style>a { color: red }</style>");
     }
 
     #[test]
