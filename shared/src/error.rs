@@ -15,8 +15,10 @@ pub enum ErrorCode {
     UrlNotAllowed,
     /// `X-API-Key` missing or unknown.
     Unauthorized,
-    /// No such job for this account (or it expired).
+    /// No such job for this account (or it expired), or no such endpoint.
     NotFound,
+    /// The path exists but not with this method (see `Allow`).
+    MethodNotAllowed,
     /// The same `Idempotency-Key` came with another body.
     IdempotencyConflict,
     /// The body or `content` is over the limit.
@@ -38,6 +40,7 @@ impl ErrorCode {
             Self::InvalidJson | Self::ValidationError | Self::UrlNotAllowed => 400,
             Self::Unauthorized => 401,
             Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::IdempotencyConflict => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
@@ -54,6 +57,7 @@ impl ErrorCode {
             Self::UrlNotAllowed => "url_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
@@ -78,11 +82,13 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for `Retry-After` (429 and 503).
     pub retry_after_secs: Option<u32>,
+    /// The methods for `Allow` (405).
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after_secs: None }
+        Self { code, message: message.into(), retry_after_secs: None, allow: None }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -102,6 +108,17 @@ impl ApiError {
         Self {
             retry_after_secs: Some(retry_after_secs),
             ..Self::new(ErrorCode::ServiceUnavailable, message)
+        }
+    }
+
+    /// 405 with `Allow`.
+    pub fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{method} is not allowed on {path}: use {allow}."),
+            )
         }
     }
 

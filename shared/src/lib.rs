@@ -4,7 +4,8 @@
 //! (the renderer, the tests). A rule lives here once; the edge and the renderer are adapters
 //! around it.
 //!
-//! - [`request`]: `POST /pdf` bodies and their validation ([`request::parse_pdf_request`]).
+//! - [`request`]: `POST /pdf` bodies and their validation ([`request::parse_pdf_request`]);
+//!   [`client_shapes`]: what TailPDF's real clients send, brought to that shape.
 //! - [`pdf_options`], [`fonts`], [`url_guard`]: the parts of a request with rules of their own.
 //! - [`job`]: job ids, records, the forward-only state machine and the public job JSON.
 //! - [`webhook`]: `render.completed` / `render.failed` payloads and their headers.
@@ -13,6 +14,7 @@
 //! - [`origin`]: the base URLs the edge and the renderer call each other at.
 //! - [`error`]: the API's error type and its `{"error","message"}` body.
 
+pub mod client_shapes;
 pub mod error;
 pub mod fonts;
 pub mod id;

@@ -1,9 +1,13 @@
 //! Limits of the public API and of the platform it runs on, in one place.
 
-/// `content` at most 1 MiB, TailPDF's limit.
+/// `content` at most 1 MB, TailPDF's limit (read generously: 1 MiB); over it is a 400.
 pub const MAX_CONTENT_BYTES: usize = 1024 * 1024;
-/// A `POST /pdf` body larger than this is refused (413) before it is parsed.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// A `POST /pdf` body larger than this is refused (413) before it is parsed. It is far above
+/// the largest valid request: JSON may escape every character of `content` as `\u0000` (6×),
+/// and the templates and `config` come on top.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// The Tailwind `config` at most this many bytes as JSON.
+pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
 /// At most this many entries in `fonts`.
 pub const MAX_FONTS: usize = 10;
 /// `headerTemplate` and `footerTemplate` each at most this many bytes.

@@ -118,7 +118,13 @@ mod tests {
     use crate::pdf_options::PdfOptions;
 
     fn spec(content: String) -> RenderSpec {
-        RenderSpec { content, fonts: vec![], config: None, pdf_options: PdfOptions::default() }
+        RenderSpec {
+            content,
+            fonts: vec![],
+            config: None,
+            pdf_options: PdfOptions::default(),
+            no_store: false,
+        }
     }
 
     const URL: &str = "https://b.s3.amazonaws.com/a.pdf?X-Amz-Signature=deadbeef";

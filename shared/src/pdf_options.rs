@@ -106,6 +106,17 @@ impl Length {
     }
 }
 
+/// `format: "custom"` (TailPDF's clients send it): the page is `width` × `height`.
+pub const CUSTOM_FORMAT: &str = "custom";
+
+/// Where the page size comes from.
+enum Paper {
+    /// A paper format; `width` and `height` are ignored.
+    Format(PaperFormat),
+    /// `width` and `height`, each defaulting to [`DEFAULT_FORMAT`]'s.
+    Sized,
+}
+
 /// Puppeteer's paper formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaperFormat {
@@ -216,17 +227,45 @@ impl PdfOptions {
         self.geometry()
     }
 
+    /// Fields that were sent but play no part: as in Puppeteer, a paper `format` decides the
+    /// page size, and `width` and `height` beside it are ignored.
+    pub fn ignored_fields(&self) -> Vec<&'static str> {
+        if !matches!(self.paper(), Ok(Paper::Format(_))) {
+            return Vec::new();
+        }
+        [("width", &self.width), ("height", &self.height)]
+            .into_iter()
+            .filter_map(|(name, value)| value.is_some().then_some(name))
+            .collect()
+    }
+
+    /// What `format` asks for. An empty one is no format, as in Puppeteer (`if (format)`).
+    fn paper(&self) -> Result<Paper, String> {
+        let name = self.format.as_deref().map(str::trim).unwrap_or_default();
+        if name.is_empty() {
+            return Ok(Paper::Sized);
+        }
+        if name.eq_ignore_ascii_case(CUSTOM_FORMAT) {
+            if self.width.is_none() || self.height.is_none() {
+                return Err(String::from(
+                    "`pdfOptions.format` \"custom\" means a page of `pdfOptions.width` × \
+                     `pdfOptions.height`: send both, e.g. \"width\": 595.5, \"height\": 842 (pixels) \
+                     or \"width\": \"210mm\", \"height\": \"297mm\".",
+                ));
+            }
+            return Ok(Paper::Sized);
+        }
+        PaperFormat::parse(name).map(Paper::Format).ok_or_else(|| {
+            let names: Vec<&str> = PaperFormat::ALL.iter().map(|f| f.name()).collect();
+            format!(
+                "`pdfOptions.format` {name:?} is not a paper format: use one of {} (any case), \
+                 or \"custom\" with `width` and `height`.",
+                names.join(", ")
+            )
+        })
+    }
+
     fn geometry(&self) -> Result<PageGeometry, String> {
-        let paper = match &self.format {
-            Some(name) => PaperFormat::parse(name).ok_or_else(|| {
-                let names: Vec<&str> = PaperFormat::ALL.iter().map(|f| f.name()).collect();
-                format!(
-                    "`pdfOptions.format` {name:?} is not a paper format: use one of {}.",
-                    names.join(", ")
-                )
-            })?,
-            None => DEFAULT_FORMAT,
-        };
         let side = |field: &str, len: &Option<Length>, default: f64| -> Result<f64, String> {
             match len {
                 None => Ok(default),
@@ -239,11 +278,17 @@ impl PdfOptions {
                 }
             }
         };
-        let (paper_w, paper_h) = paper.inches();
+        let (width, height) = match self.paper()? {
+            Paper::Format(format) => format.inches(),
+            Paper::Sized => {
+                let (w, h) = DEFAULT_FORMAT.inches();
+                (side("width", &self.width, w)?, side("height", &self.height, h)?)
+            }
+        };
         let margin = self.margin.clone().unwrap_or_default();
         let g = PageGeometry {
-            width: side("width", &self.width, paper_w)?,
-            height: side("height", &self.height, paper_h)?,
+            width,
+            height,
             margin_top: side("margin.top", &margin.top, 0.0)?,
             margin_right: side("margin.right", &margin.right, 0.0)?,
             margin_bottom: side("margin.bottom", &margin.bottom, 0.0)?,
@@ -318,6 +363,13 @@ mod tests {
         assert_eq!((g.width, g.height), (8.2677, 11.6929));
         let e = opts(r#"{"format":"B5"}"#).validate().unwrap_err();
         assert!(e.contains("`pdfOptions.format`") && e.contains("A4"), "{e}");
+        assert!(e.contains("\"custom\""), "{e}");
+        for (name, w, h) in
+            [("tabloid", 11.0, 17.0), ("LEDGER", 17.0, 11.0), ("a3", 11.6929, 16.5354)]
+        {
+            let g = opts(&format!(r#"{{"format":"{name}"}}"#)).validate().unwrap();
+            assert_eq!((g.width, g.height), (w, h), "{name}");
+        }
     }
 
     #[test]
@@ -334,11 +386,39 @@ mod tests {
     }
 
     #[test]
-    fn width_and_height_override_format() {
-        let g = opts(r#"{"format":"A4","width":"4in","height":"6in"}"#).validate().unwrap();
+    fn width_and_height_size_the_page_without_a_paper_format() {
+        let g = opts(r#"{"width":"4in","height":"6in"}"#).validate().unwrap();
         assert_eq!((g.width, g.height), (4.0, 6.0));
+        let g = opts(r#"{"format":"","width":595.5,"height":"842"}"#).validate().unwrap();
+        assert_eq!((g.width, g.height), (595.5 / 96.0, 842.0 / 96.0));
+        // Only one side: the other is Letter's, as in Puppeteer.
+        assert_eq!(opts(r#"{"width":"4in"}"#).validate().unwrap().height, 11.0);
         assert!(opts(r#"{"width":0}"#).validate().unwrap_err().contains("larger than zero"));
         assert!(opts(r#"{"height":"300in"}"#).validate().unwrap_err().contains("over 200"));
+    }
+
+    #[test]
+    fn a_paper_format_wins_over_width_and_height_as_in_puppeteer() {
+        let o = opts(r#"{"format":"a4","width":"4in","height":"oops"}"#);
+        let g = o.validate().unwrap();
+        assert_eq!((g.width, g.height), (8.2677, 11.6929));
+        assert_eq!(o.ignored_fields(), ["width", "height"]);
+        assert!(opts(r#"{"width":"4in"}"#).ignored_fields().is_empty());
+    }
+
+    #[test]
+    fn custom_format_is_width_by_height_and_needs_both() {
+        for format in ["custom", "Custom", "CUSTOM"] {
+            let o = opts(&format!(r#"{{"format":"{format}","width":595.5,"height":842}}"#));
+            let g = o.validate().unwrap();
+            assert_eq!((g.width, g.height), (595.5 / 96.0, 842.0 / 96.0));
+            assert!(o.ignored_fields().is_empty());
+        }
+        for partial in [r#"{"format":"custom"}"#, r#"{"format":"custom","width":100}"#] {
+            let e = opts(partial).validate().unwrap_err();
+            assert!(e.starts_with("`pdfOptions.format` \"custom\""), "{e}");
+            assert!(e.contains("width") && e.contains("height"), "{e}");
+        }
     }
 
     #[test]

@@ -7,16 +7,19 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::{
+    client_shapes,
     fonts::FontSpec,
     limits::{
-        MAX_BODY_BYTES, MAX_CONFIG_DEPTH, MAX_CONTENT_BYTES, MAX_FONTS, MAX_IDEMPOTENCY_KEY_CHARS,
+        MAX_BODY_BYTES, MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONTENT_BYTES, MAX_FONTS,
+        MAX_IDEMPOTENCY_KEY_CHARS,
     },
     pdf_options::PdfOptions,
     url_guard::{check_url, UrlPolicy},
     ApiError, ErrorCode,
 };
 
-/// The body of `POST /pdf`, field names as TailPDF's clients send them.
+/// The body of `POST /pdf`, field names as TailPDF's clients send them. A client's body goes
+/// through [`client_shapes::normalize`] first, which drops the keys this type does not know.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PdfRequest {
@@ -47,6 +50,10 @@ pub struct RenderSpec {
     pub config: Option<Map<String, Value>>,
     #[serde(default, rename = "pdfOptions")]
     pub pdf_options: PdfOptions,
+    /// `X-No-Store: true`: the renderer keeps nothing derived from this document once it is
+    /// rendered (no cached CSS of its classes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_store: bool,
 }
 
 /// Where the PDF goes.
@@ -62,6 +69,9 @@ pub enum Delivery {
 pub struct ValidPdfRequest {
     pub spec: RenderSpec,
     pub delivery: Delivery,
+    /// Fields the request sent that play no part in it (unknown keys, URLs of a sync request,
+    /// `width`/`height` beside a paper `format`), for [`client_shapes::IGNORED_HEADER`].
+    pub ignored: Vec<String>,
 }
 
 /// Parses and validates a `POST /pdf` body. Every refusal is an [`ApiError`] whose message
@@ -76,7 +86,7 @@ pub fn parse_pdf_request(body: &[u8], policy: UrlPolicy) -> Result<ValidPdfReque
             ),
         ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidJson,
             format!(
@@ -85,10 +95,23 @@ pub fn parse_pdf_request(body: &[u8], policy: UrlPolicy) -> Result<ValidPdfReque
             ),
         )
     })?;
-    if !value.is_object() {
+    let Some(object) = value.as_object_mut() else {
         return Err(ApiError::validation(
             "The request body must be a JSON object such as {\"content\": \"<h1>Hello</h1>\"}.",
         ));
+    };
+    let unknown = client_shapes::normalize(object);
+    // serde would read a struct from a list by position; nobody means that.
+    let options = object.get("pdfOptions");
+    for (field, value, example) in [
+        ("pdfOptions", options, r#"{"format": "A4"}"#),
+        ("pdfOptions.margin", options.and_then(|o| o.get("margin")), r#"{"top": "10mm"}"#),
+    ] {
+        if value.is_some_and(Value::is_array) {
+            return Err(ApiError::validation(format!(
+                "`{field}` must be an object such as {example} (or [] for none)."
+            )));
+        }
     }
     let request: PdfRequest = serde_path_to_error::deserialize(value).map_err(|e| {
         let mut path = e.path().to_string();
@@ -103,7 +126,9 @@ pub fn parse_pdf_request(body: &[u8], policy: UrlPolicy) -> Result<ValidPdfReque
             format!("`{path}`: {inner}.")
         })
     })?;
-    request.validate(policy)
+    let mut valid = request.validate(policy)?;
+    valid.ignored.splice(0..0, unknown);
+    Ok(valid)
 }
 
 fn capitalize(s: &str) -> String {
@@ -128,14 +153,12 @@ impl PdfRequest {
             }
         };
         if content.len() > MAX_CONTENT_BYTES {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "`content` is {} bytes; at most {MAX_CONTENT_BYTES} (1 MiB) are accepted. Move \
-                     large images to https URLs instead of inlining them.",
-                    content.len()
-                ),
-            ));
+            // TailPDF answers 400 here: the body is fine, one field of it is too large.
+            return Err(ApiError::validation(format!(
+                "`content` is {} bytes; at most {MAX_CONTENT_BYTES} bytes (1 MB) are accepted. \
+                 Move large images to https URLs instead of inlining them.",
+                content.len()
+            )));
         }
         let fonts = parse_fonts(self.fonts.as_deref().unwrap_or_default())?;
         if let Some(config) = &self.config {
@@ -143,10 +166,13 @@ impl PdfRequest {
         }
         let pdf_options = self.pdf_options.unwrap_or_default();
         pdf_options.validate().map_err(ApiError::validation)?;
+        let mut ignored: Vec<String> =
+            pdf_options.ignored_fields().iter().map(|f| format!("pdfOptions.{f}")).collect();
+        let webhook_url = self.webhook_url.filter(|w| !w.trim().is_empty());
 
         let delivery = match self.is_async {
             Some(true) => {
-                let raw = self.upload_url.ok_or_else(|| {
+                let raw = self.upload_url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
                     ApiError::validation(
                         "`upload_url` is required when `async` is true: send a presigned PUT URL \
                          to your storage.",
@@ -154,27 +180,25 @@ impl PdfRequest {
                 })?;
                 let upload_url = check_url("upload_url", &raw, policy)?;
                 let webhook_url =
-                    self.webhook_url.map(|w| check_url("webhook_url", &w, policy)).transpose()?;
+                    webhook_url.map(|w| check_url("webhook_url", &w, policy)).transpose()?;
                 Delivery::Async { upload_url, webhook_url }
             }
+            // As TailPDF: without "async": true the PDF is the answer, whatever URLs came along.
             _ => {
                 for (field, value) in
-                    [("upload_url", &self.upload_url), ("webhook_url", &self.webhook_url)]
+                    [("upload_url", &self.upload_url), ("webhook_url", &webhook_url)]
                 {
                     if value.is_some() {
-                        return Err(ApiError::validation(format!(
-                            "`{field}` is only used with \"async\": true. Add \"async\": true to \
-                             render in the background, or remove `{field}` to get the PDF in \
-                             the response."
-                        )));
+                        ignored.push(field.to_owned());
                     }
                 }
                 Delivery::Sync
             }
         };
         Ok(ValidPdfRequest {
-            spec: RenderSpec { content, fonts, config: self.config, pdf_options },
+            spec: RenderSpec { content, fonts, config: self.config, pdf_options, no_store: false },
             delivery,
+            ignored,
         })
     }
 }
@@ -227,6 +251,12 @@ fn validate_config(config: &Map<String, Value>) -> Result<(), ApiError> {
             ));
         }
     }
+    let size = serde_json::to_vec(config).map_or(usize::MAX, |j| j.len());
+    if size > MAX_CONFIG_BYTES {
+        return Err(ApiError::validation(format!(
+            "`config` is {size} bytes as JSON; at most {MAX_CONFIG_BYTES} are accepted."
+        )));
+    }
     if depth(&Value::Object(config.clone())) > MAX_CONFIG_DEPTH {
         return Err(ApiError::validation(format!(
             "`config` is nested more than {MAX_CONFIG_DEPTH} levels deep."
@@ -267,6 +297,11 @@ fn depth(v: &Value) -> usize {
     }
 }
 
+/// `X-No-Store`: `true` (any case) or `1` asks that nothing of the document be kept.
+pub fn no_store_requested(header: Option<&str>) -> bool {
+    header.is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
+}
+
 /// `Idempotency-Key`: 1 to 255 visible ASCII characters.
 pub fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
     let ok = !key.is_empty()
@@ -285,6 +320,7 @@ pub fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pdf_options::PdfOptions;
 
     fn parse(json: &str) -> Result<ValidPdfRequest, ApiError> {
         parse_pdf_request(json.as_bytes(), UrlPolicy::PRODUCTION)
@@ -360,20 +396,91 @@ mod tests {
     }
 
     #[test]
-    fn content_over_one_mib_is_413() {
+    fn content_over_one_mb_is_400_naming_the_limit() {
         let r =
             PdfRequest { content: Some("x".repeat(MAX_CONTENT_BYTES + 1)), ..Default::default() };
         let e = r.validate(UrlPolicy::PRODUCTION).unwrap_err();
-        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
-        assert!(e.message.starts_with("`content`"));
+        assert_eq!((e.status(), e.code), (400, ErrorCode::ValidationError));
+        assert!(e.message.starts_with("`content` is 1048577 bytes"), "{}", e.message);
+        assert!(e.message.contains("at most 1048576 bytes (1 MB)"), "{}", e.message);
     }
 
     #[test]
-    fn unknown_fields_are_named() {
-        let e = refused(r#"{"content":"x","asyn":true}"#);
-        assert!(e.message.starts_with("Unknown field `asyn`"), "{}", e.message);
-        let e = refused(r#"{"content":"x","pdfOptions":{"paper":"A4"}}"#);
-        assert!(e.message.starts_with("`pdfOptions`: unknown field `paper`"), "{}", e.message);
+    fn content_of_one_mb_is_accepted_however_much_json_surrounds_it() {
+        // Every character escaped as \u0078, as some encoders write: a 6 MiB body.
+        let content = format!("<p>{}</p>", "x".repeat(MAX_CONTENT_BYTES - 7));
+        let escaped: String = content.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        let body = format!(r#"{{"content":"{escaped}","pdfOptions":{{"format":"a4"}}}}"#);
+        assert!(body.len() > 6 * MAX_CONTENT_BYTES);
+        assert_eq!(parse(&body).unwrap().spec.content, content);
+        let over = format!(r#"{{"content":"{escaped}x"}}"#);
+        assert_eq!(refused(&over).status(), 400);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_named() {
+        let r = parse(
+            r#"{"content":"x","asyn":true,"pdfOptions":{"timeout":30000,"omitBackground":true,"margin":{"middle":"1in"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.delivery, Delivery::Sync);
+        assert_eq!(
+            r.ignored,
+            ["asyn", "pdfOptions.omitBackground", "pdfOptions.timeout", "pdfOptions.margin.middle"]
+        );
+        assert_eq!(
+            r.spec.pdf_options,
+            PdfOptions { margin: Some(Default::default()), ..Default::default() }
+        );
+    }
+
+    #[test]
+    fn what_the_php_client_sends_renders() {
+        // mralston/tailpdf's TailPdfService::pdf() with its defaults: PHP's empty arrays are [].
+        let r = parse(
+            r#"{"content":"<h1>x</h1>","fonts":[],"config":[],"pdfOptions":{"format":"a4","landscape":false,"printBackground":true,"scale":1,"margin":[]}}"#,
+        )
+        .unwrap();
+        assert!(r.spec.config.is_none() && r.spec.fonts.is_empty() && r.ignored.is_empty());
+        let g = r.spec.pdf_options.validate().unwrap();
+        assert_eq!((g.width, g.height, g.margin_top), (8.2677, 11.6929, 0.0));
+        assert_eq!(r.spec.pdf_options.scale, Some(1.0));
+        // Its Margin DTO: whole pixels as strings; its custom size: floats in pixels.
+        let r = parse(
+            r#"{"content":"x","fonts":["Inter"],"config":[],"pdfOptions":{"format":"custom","landscape":true,"scale":1.5,"margin":{"top":"10","right":"0","bottom":"20","left":"0"},"width":595.5,"height":842}}"#,
+        )
+        .unwrap();
+        let g = r.spec.pdf_options.validate().unwrap();
+        assert_eq!((g.width, g.height), (595.5 / 96.0, 842.0 / 96.0));
+        assert_eq!((g.margin_top, g.margin_bottom), (10.0 / 96.0, 20.0 / 96.0));
+        assert!(r.ignored.is_empty());
+    }
+
+    #[test]
+    fn nulls_mean_not_given() {
+        let r = parse(
+            r#"{"content":"x","fonts":null,"config":null,"async":null,"webhook_url":null,"pdfOptions":{"margin":null,"format":null,"scale":null}}"#,
+        )
+        .unwrap();
+        assert_eq!((r.delivery, r.spec.config, r.spec.fonts.len()), (Delivery::Sync, None, 0));
+    }
+
+    #[test]
+    fn known_fields_of_the_wrong_type_stay_400_naming_the_field() {
+        for (body, field) in [
+            (r#"{"content":"x","config":[1]}"#, "`config`"),
+            (r#"{"content":"x","fonts":{"a":1}}"#, "`fonts`"),
+            (r#"{"content":"x","pdfOptions":{"margin":["1in"]}}"#, "`pdfOptions.margin`"),
+            (r#"{"content":"x","pdfOptions":{"scale":"1"}}"#, "`pdfOptions.scale`"),
+            (r#"{"content":"x","pdfOptions":{"landscape":1}}"#, "`pdfOptions.landscape`"),
+            (r#"{"content":"x","pdfOptions":{"width":true}}"#, "`pdfOptions.width`"),
+            (r#"{"content":"x","pdfOptions":"A4"}"#, "`pdfOptions`"),
+            (r#"{"content":"x","async":"true"}"#, "`async`"),
+        ] {
+            let e = refused(body);
+            assert_eq!(e.status(), 400, "{body}");
+            assert!(e.message.starts_with(field), "{body}: {}", e.message);
+        }
     }
 
     #[test]
@@ -457,11 +564,38 @@ mod tests {
     }
 
     #[test]
-    fn urls_only_with_async() {
-        let e = refused(&format!(r#"{{"content":"x","upload_url":"{UPLOAD}"}}"#));
-        assert!(e.message.starts_with("`upload_url` is only used with \"async\": true"));
-        let e = refused(r#"{"content":"x","async":false,"webhook_url":"https://a.example/h"}"#);
-        assert!(e.message.starts_with("`webhook_url` is only used"));
+    fn urls_without_async_are_ignored_and_the_pdf_is_the_answer() {
+        let r = parse(&format!(r#"{{"content":"x","upload_url":"{UPLOAD}"}}"#)).unwrap();
+        assert_eq!((r.delivery, r.ignored), (Delivery::Sync, vec![String::from("upload_url")]));
+        let r = parse(&format!(
+            r#"{{"content":"x","async":false,"upload_url":"{UPLOAD}","webhook_url":"https://a.example/h"}}"#
+        ))
+        .unwrap();
+        assert_eq!(r.ignored, ["upload_url", "webhook_url"]);
+        // Not checked either: they are not used.
+        assert!(parse(r#"{"content":"x","webhook_url":"http://10.0.0.1/"}"#).is_ok());
+    }
+
+    #[test]
+    fn an_empty_webhook_url_means_none() {
+        let r = parse(&format!(
+            r#"{{"content":"x","async":true,"upload_url":"{UPLOAD}","webhook_url":""}}"#
+        ))
+        .unwrap();
+        assert!(matches!(r.delivery, Delivery::Async { webhook_url: None, .. }));
+        assert!(r.ignored.is_empty());
+        let r = parse(r#"{"content":"x","webhook_url":""}"#).unwrap();
+        assert!(r.ignored.is_empty());
+        let e = refused(r#"{"content":"x","async":true,"upload_url":""}"#);
+        assert!(e.message.starts_with("`upload_url` is required"), "{}", e.message);
+    }
+
+    #[test]
+    fn width_and_height_beside_a_paper_format_are_ignored_as_in_puppeteer() {
+        let r = parse(r#"{"content":"x","pdfOptions":{"format":"A4","width":100,"height":"5in"}}"#)
+            .unwrap();
+        assert_eq!(r.ignored, ["pdfOptions.width", "pdfOptions.height"]);
+        assert_eq!(r.spec.pdf_options.validate().unwrap().width, 8.2677);
     }
 
     #[test]
@@ -472,9 +606,20 @@ mod tests {
             r#"{{"content":"x","async":true,"upload_url":"{UPLOAD}","webhook_url":"https://10.0.0.8/hook"}}"#
         ));
         assert!(e.message.contains("`webhook_url` points to 10.0.0.8"), "{}", e.message);
-        let e =
-            refused(r#"{"content":"x","async":true,"upload_url":"http://bucket.example.com/a"}"#);
-        assert!(e.message.contains("https://"));
+        // http is allowed (as at TailPDF), private stays refused over it too.
+        assert!(parse(
+            r#"{"content":"x","async":true,"upload_url":"http://bucket.example.com/a"}"#
+        )
+        .is_ok());
+        let e = refused(r#"{"content":"x","async":true,"upload_url":"http://192.168.0.2/a"}"#);
+        assert_eq!(e.code, ErrorCode::UrlNotAllowed);
+    }
+
+    #[test]
+    fn config_size_is_bounded() {
+        let big = "a".repeat(MAX_CONFIG_BYTES);
+        let e = refused(&format!(r#"{{"content":"x","config":{{"theme":{{"x":"{big}"}}}}}}"#));
+        assert!(e.message.starts_with("`config` is"), "{}", e.message);
     }
 
     #[test]
@@ -501,6 +646,20 @@ mod tests {
         let r = parse(r#"{"content":"x","fonts":["Inter:wght@400"],"pdfOptions":{"format":"A4"}}"#)
             .unwrap();
         let json = serde_json::to_string(&r.spec).unwrap();
+        assert!(!json.contains("no_store"), "absent unless asked: older renderers read it");
         assert_eq!(serde_json::from_str::<RenderSpec>(&json).unwrap(), r.spec);
+        let private = RenderSpec { no_store: true, ..r.spec };
+        let json = serde_json::to_string(&private).unwrap();
+        assert_eq!(serde_json::from_str::<RenderSpec>(&json).unwrap(), private);
+    }
+
+    #[test]
+    fn the_no_store_header() {
+        for (value, asked) in
+            [(Some("true"), true), (Some("TRUE "), true), (Some("1"), true), (Some("false"), false)]
+        {
+            assert_eq!(no_store_requested(value), asked, "{value:?}");
+        }
+        assert!(!no_store_requested(None));
     }
 }

@@ -1,8 +1,9 @@
 //! The SSRF guard for every URL we call on a user's behalf (`upload_url`, `webhook_url`, and the
 //! page's own requests in the renderer).
 //!
-//! [`check_url`] is applied when a request is submitted: https only, no credentials, and no host
-//! that is, or names, a private, loopback, link-local, metadata or otherwise non-public address.
+//! [`check_url`] is applied when a request is submitted: http or https (TailPDF refuses only
+//! internal and private URLs; https is advised, not required), no credentials, and no host that
+//! is, or names, a private, loopback, link-local, metadata or otherwise non-public address.
 //! Names are resolved only when they are fetched, so the fetching side checks each resolved
 //! address again with [`check_ip`] (and again after every redirect).
 
@@ -195,14 +196,9 @@ pub fn check_url(field: &str, raw: &str, policy: UrlPolicy) -> Result<Url, ApiEr
             ),
         )
     })?;
-    let scheme_ok = match url.scheme() {
-        "https" => true,
-        "http" => policy.allow_loopback && class == AddressClass::Loopback,
-        _ => false,
-    };
-    if !scheme_ok {
+    if !matches!(url.scheme(), "https" | "http") {
         return Err(ApiError::validation(format!(
-            "`{field}` must be an https:// URL (got `{}:`).",
+            "`{field}` must be an https:// (or http://) URL (got `{}:`).",
             url.scheme()
         )));
     }
@@ -245,8 +241,19 @@ mod tests {
     }
 
     #[test]
-    fn http_and_other_schemes_are_refused() {
-        for url in ["http://example.com/x", "ftp://example.com/x", "file:///etc/passwd"] {
+    fn http_to_public_hosts_passes_as_at_tailpdf() {
+        assert_eq!(prod("http://example.com/x").unwrap().scheme(), "http");
+        assert!(prod("http://8.8.8.8/x").is_ok());
+        for url in
+            ["http://127.0.0.1/", "http://10.0.0.1/", "http://169.254.169.254/", "http://redis/"]
+        {
+            assert_eq!(prod(url).unwrap_err().code, ErrorCode::UrlNotAllowed, "{url}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        for url in ["ftp://example.com/x", "file:///etc/passwd", "gopher://example.com/"] {
             let err = prod(url).unwrap_err();
             assert_eq!(err.code, ErrorCode::ValidationError, "{url}");
             assert!(err.message.contains("https://"), "{}", err.message);
@@ -327,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn development_policy_allows_loopback_over_http_but_nothing_else_private() {
+    fn development_policy_allows_loopback_but_nothing_else_private() {
         let dev = UrlPolicy::DEVELOPMENT;
         assert!(check_url("upload_url", "http://127.0.0.1:9000/pdfs/a.pdf", dev).is_ok());
         assert!(check_url("upload_url", "http://localhost:9000/a", dev).is_ok());
@@ -336,10 +343,7 @@ mod tests {
             check_url("upload_url", "https://10.0.0.1/", dev).unwrap_err().code,
             ErrorCode::UrlNotAllowed
         );
-        assert_eq!(
-            check_url("upload_url", "http://example.com/", dev).unwrap_err().code,
-            ErrorCode::ValidationError
-        );
+        assert!(check_url("upload_url", "http://example.com/", dev).is_ok());
     }
 
     #[test]
