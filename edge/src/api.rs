@@ -26,6 +26,22 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// What a `POST /pdf` came to, and the fields of it that were ignored (for `X-TailPDF-Ignored`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    pub submission: Submission,
+    pub ignored: Vec<String>,
+}
+
+/// The request headers `POST /pdf` reads besides the key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubmitHeaders<'a> {
+    /// `Idempotency-Key`.
+    pub idempotency_key: Option<&'a str>,
+    /// `X-No-Store: true`.
+    pub no_store: bool,
+}
+
 /// What a `POST /pdf` comes to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submission {
@@ -53,26 +69,55 @@ pub async fn account(keys: &impl Kv, name: &str) -> Result<Option<Account>, Stor
     get_json(keys, &format!("account:{name}")).await
 }
 
-/// `POST /pdf`.
+/// `POST /pdf`. The spec is written to KV only when it is too large to travel in the queue
+/// message, and deleted when the job ends: nothing of a document outlives its job.
 pub async fn submit(
     jobs: &impl Kv,
     render_jobs: &impl Queue<RenderJobMessage>,
     cfg: &EdgeConfig,
     account: &Account,
-    idempotency: Option<&str>,
+    headers: SubmitHeaders<'_>,
     body: &[u8],
     now: Timestamp,
-) -> Result<Submission, ApiError> {
+) -> Result<Submitted, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!("The request body is over {MAX_BODY_BYTES} bytes (1 MiB)."),
+            format!("The request body is over {MAX_BODY_BYTES} bytes."),
         ));
     }
-    let request = tailpdf_shared::parse_pdf_request(body, cfg.url_policy)?;
-    let Delivery::Async { upload_url, webhook_url } = request.delivery else {
-        return Ok(Submission::Sync(Box::new(request.spec)));
+    let mut request = tailpdf_shared::parse_pdf_request(body, cfg.url_policy)?;
+    request.spec.no_store = headers.no_store;
+    let ignored = request.ignored;
+    let submission = match request.delivery {
+        Delivery::Sync => Submission::Sync(Box::new(request.spec)),
+        Delivery::Async { upload_url, webhook_url } => {
+            let job = NewJob {
+                spec: request.spec,
+                upload_url: SecretUrl::new(upload_url.as_str()),
+                webhook_url: webhook_url.map(|u| SecretUrl::new(u.as_str())),
+            };
+            submit_job(jobs, render_jobs, account, headers.idempotency_key, job, body, now).await?
+        }
     };
+    Ok(Submitted { submission, ignored })
+}
+
+struct NewJob {
+    spec: RenderSpec,
+    upload_url: SecretUrl,
+    webhook_url: Option<SecretUrl>,
+}
+
+async fn submit_job(
+    jobs: &impl Kv,
+    render_jobs: &impl Queue<RenderJobMessage>,
+    account: &Account,
+    idempotency: Option<&str>,
+    job: NewJob,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<Submission, ApiError> {
     let idempotency = match idempotency {
         Some(key) => {
             validate_idempotency_key(key)?;
@@ -93,20 +138,19 @@ pub async fn submit(
         None => None,
     };
     let job_id = JobId::generate_at(u64::try_from(now.unix()).unwrap_or(0) * 1000);
+    let message =
+        RenderJobMessage::new(job_id.clone(), &account.account, job.upload_url, &job.spec);
     let base = JobBase {
         job_id: job_id.clone(),
         account: account.account.clone(),
         created_at: now,
-        webhook_url: webhook_url.map(|u| SecretUrl::new(u.as_str())),
+        webhook_url: job.webhook_url,
+        spec_stored: message.spec.is_none(),
     };
     put_json(jobs, &job_key(&job_id), &base, JOB_TTL_OPEN_SECS).await?;
-    put_json(jobs, &spec_key(&job_id), &request.spec, JOB_TTL_OPEN_SECS).await?;
-    let message = RenderJobMessage::new(
-        job_id.clone(),
-        &account.account,
-        SecretUrl::new(upload_url.as_str()),
-        &request.spec,
-    );
+    if base.spec_stored {
+        put_json(jobs, &spec_key(&job_id), &job.spec, JOB_TTL_OPEN_SECS).await?;
+    }
     render_jobs.send(&message).await?;
     if let Some((record_key, body_sha256)) = idempotency {
         let record = IdempotencyRecord { job_id: job_id.clone(), body_sha256 };
@@ -215,6 +259,10 @@ async fn apply(
             }
         }
     }
+    // Also on a repeated end: the delete may have failed the first time.
+    if job.record.status.is_terminal() && job.base.spec_stored {
+        jobs.delete(&spec_key(id)).await?;
+    }
     Ok(EventAck { applied: transition.is_applied(), status: job.record.status })
 }
 
@@ -255,7 +303,7 @@ pub fn location(accepted: &JobAccepted) -> String {
 mod tests {
     use super::*;
     use crate::store::memory::{MemoryKv, MemoryQueue};
-    use tailpdf_shared::{job::RenderResult, JobStatus};
+    use tailpdf_shared::{job::RenderResult, limits::INLINE_SPEC_MAX_BYTES, JobStatus};
 
     fn cfg() -> EdgeConfig {
         EdgeConfig::from_vars(|k| (k == "INTERNAL_SECRET").then(|| String::from("s"))).unwrap()
@@ -283,6 +331,19 @@ mod tests {
         }
     }
 
+    /// `submit` with the default config and an optional `Idempotency-Key`.
+    async fn sub(
+        jobs: &MemoryKv,
+        queue: &MemoryQueue<RenderJobMessage>,
+        account: &Account,
+        idempotency_key: Option<&str>,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<Submission, ApiError> {
+        let headers = SubmitHeaders { idempotency_key, no_store: false };
+        submit(jobs, queue, &cfg(), account, headers, body, now).await.map(|s| s.submission)
+    }
+
     #[test]
     fn keys_are_found_by_their_hash_and_anything_else_is_401() {
         run(async {
@@ -303,14 +364,13 @@ mod tests {
     fn async_submit_stores_write_once_keys_and_queues_the_job() {
         run(async {
             let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
-            let s = submit(&jobs, &queue, &cfg(), &acct("a"), None, ASYNC.as_bytes(), ts(0))
-                .await
-                .unwrap();
+            let s = sub(&jobs, &queue, &acct("a"), None, ASYNC.as_bytes(), ts(0)).await.unwrap();
             let Submission::Accepted(accepted) = s else { panic!("{s:?}") };
             assert_eq!(accepted.status, JobStatus::Pending);
             assert_eq!(location(&accepted), format!("/jobs/{}", accepted.job_id));
             let id = &accepted.job_id;
-            assert_eq!(*jobs.writes.borrow(), [job_key(id), spec_key(id)]);
+            // The spec travels in the message: it is not kept anywhere else.
+            assert_eq!(*jobs.writes.borrow(), [job_key(id)]);
             assert_eq!(jobs.ttl(&job_key(id)), Some(JOB_TTL_OPEN_SECS));
             // The stored base never holds the presigned upload URL.
             assert!(!jobs.get(&job_key(id)).await.unwrap().unwrap().contains("X-Amz-Signature"));
@@ -325,26 +385,15 @@ mod tests {
     fn sync_requests_and_invalid_bodies() {
         run(async {
             let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
-            let s = submit(
-                &jobs,
-                &queue,
-                &cfg(),
-                &acct("a"),
-                None,
-                br#"{"content":"<p>x</p>"}"#,
-                ts(0),
-            )
-            .await
-            .unwrap();
+            let s = sub(&jobs, &queue, &acct("a"), None, br#"{"content":"<p>x</p>"}"#, ts(0))
+                .await
+                .unwrap();
             assert!(matches!(s, Submission::Sync(_)));
-            let e = submit(&jobs, &queue, &cfg(), &acct("a"), None, b"{", ts(0)).await.unwrap_err();
+            let e = sub(&jobs, &queue, &acct("a"), None, b"{", ts(0)).await.unwrap_err();
             assert_eq!((e.status(), e.code), (400, ErrorCode::InvalidJson));
             let big = vec![b' '; MAX_BODY_BYTES + 1];
             assert_eq!(
-                submit(&jobs, &queue, &cfg(), &acct("a"), None, &big, ts(0))
-                    .await
-                    .unwrap_err()
-                    .status(),
+                sub(&jobs, &queue, &acct("a"), None, &big, ts(0)).await.unwrap_err().status(),
                 413
             );
             assert!(jobs.writes.borrow().is_empty() && queue.0.borrow().is_empty());
@@ -356,45 +405,31 @@ mod tests {
         run(async {
             let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
             let first =
-                submit(&jobs, &queue, &cfg(), &acct("a"), Some("k-1"), ASYNC.as_bytes(), ts(0))
-                    .await
-                    .unwrap();
+                sub(&jobs, &queue, &acct("a"), Some("k-1"), ASYNC.as_bytes(), ts(0)).await.unwrap();
             let Submission::Accepted(first) = first else { panic!() };
             let again =
-                submit(&jobs, &queue, &cfg(), &acct("a"), Some("k-1"), ASYNC.as_bytes(), ts(1))
-                    .await
-                    .unwrap();
+                sub(&jobs, &queue, &acct("a"), Some("k-1"), ASYNC.as_bytes(), ts(1)).await.unwrap();
             assert_eq!(again, Submission::Replayed(first.clone()));
             assert_eq!(queue.0.borrow().len(), 1, "no second job");
             let other = ASYNC.replace("<p>x</p>", "<p>y</p>");
-            let e = submit(&jobs, &queue, &cfg(), &acct("a"), Some("k-1"), other.as_bytes(), ts(2))
+            let e = sub(&jobs, &queue, &acct("a"), Some("k-1"), other.as_bytes(), ts(2))
                 .await
                 .unwrap_err();
             assert_eq!((e.status(), e.code), (409, ErrorCode::IdempotencyConflict));
             // Another account's key space is its own.
-            let b = submit(&jobs, &queue, &cfg(), &acct("b"), Some("k-1"), other.as_bytes(), ts(3))
-                .await
-                .unwrap();
+            let b =
+                sub(&jobs, &queue, &acct("b"), Some("k-1"), other.as_bytes(), ts(3)).await.unwrap();
             assert!(matches!(b, Submission::Accepted(_)));
-            let e = submit(
-                &jobs,
-                &queue,
-                &cfg(),
-                &acct("a"),
-                Some("has space"),
-                ASYNC.as_bytes(),
-                ts(4),
-            )
-            .await
-            .unwrap_err();
+            let e = sub(&jobs, &queue, &acct("a"), Some("has space"), ASYNC.as_bytes(), ts(4))
+                .await
+                .unwrap_err();
             assert_eq!(e.status(), 400);
         });
     }
 
     async fn submitted(jobs: &MemoryKv) -> JobId {
         let queue = MemoryQueue::default();
-        match submit(jobs, &queue, &cfg(), &acct("a"), None, ASYNC.as_bytes(), ts(0)).await.unwrap()
-        {
+        match sub(jobs, &queue, &acct("a"), None, ASYNC.as_bytes(), ts(0)).await.unwrap() {
             Submission::Accepted(a) => a.job_id,
             other => panic!("{other:?}"),
         }
@@ -545,16 +580,73 @@ mod tests {
         );
     }
 
+    /// An async body whose spec is too large for the queue message.
+    fn large_async() -> String {
+        let big = format!("<p>{}</p>", "x".repeat(INLINE_SPEC_MAX_BYTES));
+        ASYNC.replace("<p>x</p>", &big)
+    }
+
     #[test]
-    fn specs_are_served_to_the_renderer() {
+    fn large_specs_are_served_to_the_renderer_until_the_job_ends() {
         run(async {
-            let jobs = MemoryKv::default();
-            let id = submitted(&jobs).await;
-            assert_eq!(job_spec(&jobs, id.as_str()).await.unwrap().content, "<p>x</p>");
+            let (jobs, queue, webhooks) =
+                (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default());
+            let s = sub(&jobs, &queue, &acct("a"), None, large_async().as_bytes(), ts(0))
+                .await
+                .unwrap();
+            let Submission::Accepted(accepted) = s else { panic!("{s:?}") };
+            let id = accepted.job_id;
+            assert!(queue.0.borrow()[0].spec.is_none(), "too large to travel inline");
+            assert!(job_spec(&jobs, id.as_str()).await.unwrap().content.len() > 60_000);
             assert_eq!(
                 job_spec(&jobs, "01JFXYZ123456789ABCDEFGH").await.unwrap_err().status(),
                 404
             );
+            let c = cfg();
+            let processing = JobEvent::Processing { at: ts(1) };
+            apply_event(&jobs, &webhooks, &c, id.as_str(), &event(&processing)).await.unwrap();
+            assert!(jobs.deletes.borrow().is_empty());
+            let completed = JobEvent::Completed { at: ts(2), result: RESULT };
+            apply_event(&jobs, &webhooks, &c, id.as_str(), &event(&completed)).await.unwrap();
+            assert_eq!(*jobs.deletes.borrow(), [spec_key(&id)]);
+            assert_eq!(job_spec(&jobs, id.as_str()).await.unwrap_err().status(), 404);
+            // A repeated end deletes again (the first delete may have failed).
+            apply_event(&jobs, &webhooks, &c, id.as_str(), &event(&completed)).await.unwrap();
+            assert_eq!(jobs.deletes.borrow().len(), 2);
+        });
+    }
+
+    #[test]
+    fn a_dead_lettered_job_drops_its_spec_too() {
+        run(async {
+            let (jobs, queue, webhooks) =
+                (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default());
+            let s = sub(&jobs, &queue, &acct("a"), None, large_async().as_bytes(), ts(0))
+                .await
+                .unwrap();
+            let Submission::Accepted(accepted) = s else { panic!("{s:?}") };
+            give_up(&jobs, &webhooks, &cfg(), &accepted.job_id, ts(600)).await.unwrap();
+            assert!(jobs.get(&spec_key(&accepted.job_id)).await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn no_store_travels_with_the_spec_and_ignored_fields_come_back() {
+        run(async {
+            let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
+            let headers = SubmitHeaders { idempotency_key: None, no_store: true };
+            let body = ASYNC.replace(r#""async""#, r#""pdfOptions":{"timeout":1},"async""#);
+            let s = submit(&jobs, &queue, &cfg(), &acct("a"), headers, body.as_bytes(), ts(0))
+                .await
+                .unwrap();
+            assert_eq!(s.ignored, ["pdfOptions.timeout"]);
+            assert!(queue.0.borrow()[0].spec.as_ref().unwrap().no_store);
+            assert_eq!(jobs.writes.borrow().len(), 1, "only the job's base");
+            let sync = br#"{"content":"x","upload_url":"https://b.example.com/a"}"#;
+            let s = submit(&jobs, &queue, &cfg(), &acct("a"), headers, sync, ts(0)).await.unwrap();
+            assert_eq!(s.ignored, ["upload_url"]);
+            let Submission::Sync(spec) = s.submission else { panic!() };
+            assert!(spec.no_store);
         });
     }
 }

@@ -1,5 +1,6 @@
 //! The tailpdf edge: the public API as a Cloudflare Worker (Rust compiled to wasm).
 //!
+//! - [`routes`]: which endpoint a request is for (404 and 405 decided there);
 //! - [`api`]: what `POST /pdf`, `GET /jobs/{id}` and the internal endpoints do;
 //! - [`store`]: the KV layout and the traits over KV and Queues;
 //! - [`delivery`]: webhook requests, retries and the dead-letter decision;
@@ -11,6 +12,7 @@
 pub mod api;
 pub mod config;
 pub mod delivery;
+pub mod routes;
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 mod worker_glue;

@@ -7,7 +7,7 @@
 //! | key | value | written |
 //! |---|---|---|
 //! | `job:{id}` | [`JobBase`] | at submit (24 h TTL); again when the job ends, with the 1 h TTL |
-//! | `job:{id}:spec` | the render spec | at submit (24 h) |
+//! | `job:{id}:spec` | the render spec, only when too large for the queue message | at submit (24 h); deleted when the job ends |
 //! | `job:{id}:processing`, `job:{id}:uploading` | the event | once each |
 //! | `job:{id}:end` | the terminal event | once, 1 h TTL |
 //! | `job:{id}:webhook` | delivery status | after each delivery attempt (minutes apart) |
@@ -30,6 +30,7 @@ pub struct StoreError(pub String);
 pub trait Kv {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// A Cloudflare queue producer.
@@ -54,6 +55,10 @@ pub struct JobBase {
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<SecretUrl>,
+    /// The spec did not fit in the queue message and is kept at `job:{id}:spec` until the job
+    /// ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spec_stored: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +148,7 @@ pub(crate) mod memory {
     pub(crate) struct MemoryKv {
         pub(crate) entries: RefCell<HashMap<String, (String, u64)>>,
         pub(crate) writes: RefCell<Vec<String>>,
+        pub(crate) deletes: RefCell<Vec<String>>,
     }
 
     impl Kv for MemoryKv {
@@ -153,6 +159,11 @@ pub(crate) mod memory {
             assert!(ttl >= 60, "KV refuses a TTL under 60 s ({key}: {ttl})");
             self.writes.borrow_mut().push(key.to_owned());
             self.entries.borrow_mut().insert(key.to_owned(), (value.to_owned(), ttl));
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.deletes.borrow_mut().push(key.to_owned());
+            self.entries.borrow_mut().remove(key);
             Ok(())
         }
     }

@@ -13,13 +13,14 @@ use tailpdf_shared::{
 };
 use worker::{
     event, AbortController, Context, Delay, Env, Fetch, Headers, KvStore, MessageBatch, MessageExt,
-    Method, QueueRetryOptionsBuilder, Request, RequestInit, Response, Result,
+    Method, QueueRetryOptionsBuilder, Request, RequestInit, RequestRedirect, Response, Result,
 };
 
 use crate::{
-    api::{self, Submission},
+    api::{self, Submission, SubmitHeaders},
     config::EdgeConfig,
     delivery,
+    routes::{self, Route},
     store::{self, Kv, Queue, StoreError},
 };
 
@@ -46,6 +47,10 @@ impl Kv for WorkerKv {
             .execute()
             .await
             .map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn delete(&self, key: &str) -> std::result::Result<(), StoreError> {
+        self.0.delete(key).await.map_err(|e| StoreError(e.to_string()))
     }
 }
 
@@ -98,6 +103,9 @@ fn error_response(e: &ApiError) -> Result<Response> {
     if let Some(secs) = e.retry_after_secs {
         response.headers_mut().set("Retry-After", &secs.to_string())?;
     }
+    if let Some(allow) = e.allow {
+        response.headers_mut().set("Allow", allow)?;
+    }
     Ok(response)
 }
 
@@ -109,28 +117,21 @@ fn json<T: Serialize>(value: &T, status: u16) -> Result<Response> {
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     let method = req.method();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let result = match (method.clone(), segments.as_slice()) {
-        (Method::Post, ["pdf"]) => post_pdf(&mut req, &env).await,
-        (Method::Get, ["jobs", id]) => get_job(&req, &env, id).await,
-        (Method::Post, ["internal", "jobs", id, "events"]) => {
-            post_event(&mut req, &env, id, &path).await
-        }
-        (Method::Get, ["internal", "jobs", id, "spec"]) => get_spec(&req, &env, id, &path).await,
-        (_, ["pdf"] | ["jobs", _] | ["internal", "jobs", _, "events" | "spec"]) => {
-            Err(ApiError::new(
-                tailpdf_shared::ErrorCode::NotFound,
-                format!("{method:?} is not allowed on {path}."),
-            ))
-        }
-        _ => Err(ApiError::not_found(format!(
-            "No such endpoint: {path}. Use POST /pdf or GET /jobs/{{id}}."
-        ))),
+    let result = match routes::route(method.as_ref(), &path) {
+        Ok(Route::Index) => json(&routes::SERVICE_INFO, 200).map_err(internal),
+        Ok(Route::Pdf) => post_pdf(&mut req, &env).await,
+        Ok(Route::Job(id)) => get_job(&req, &env, id).await,
+        Ok(Route::JobEvents(id)) => post_event(&mut req, &env, id, &path).await,
+        Ok(Route::JobSpec(id)) => get_spec(&req, &env, id, &path).await,
+        Err(e) => Err(e),
     };
-    match result {
-        Ok(response) => Ok(response),
-        Err(e) => error_response(&e),
-    }
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => error_response(&e)?,
+    };
+    // Every answer is one account's own (a PDF, a job): no cache may keep it.
+    response.headers_mut().set("Cache-Control", "no-store")?;
+    Ok(response)
 }
 
 async fn body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
@@ -139,7 +140,7 @@ async fn body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
     if declared.is_some_and(|n| n > tailpdf_shared::limits::MAX_BODY_BYTES) {
         return Err(ApiError::new(
             tailpdf_shared::ErrorCode::PayloadTooLarge,
-            "The request body is over 1 MiB.",
+            format!("The request body is over {} bytes.", tailpdf_shared::limits::MAX_BODY_BYTES),
         ));
     }
     req.bytes().await.map_err(|_| ApiError::validation("The request body could not be read."))
@@ -147,23 +148,32 @@ async fn body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
 
 async fn post_pdf(req: &mut Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
-    let api_key = req.headers().get("X-API-Key").ok().flatten();
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let api_key = header("X-API-Key");
     let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
-    let idempotency = req.headers().get("Idempotency-Key").ok().flatten();
+    let idempotency = header("Idempotency-Key");
+    let no_store = tailpdf_shared::request::no_store_requested(header("X-No-Store").as_deref());
+    let headers = SubmitHeaders { idempotency_key: idempotency.as_deref(), no_store };
     let body = body(req).await?;
     let jobs = kv(env, "JOBS")?;
     let render_jobs = queue(env, "RENDER_JOBS")?;
-    match api::submit(&jobs, &render_jobs, &cfg, &account, idempotency.as_deref(), &body, now())
-        .await?
-    {
-        Submission::Sync(spec) => render_sync(&cfg, &spec).await,
+    let submitted = api::submit(&jobs, &render_jobs, &cfg, &account, headers, &body, now()).await?;
+    let mut response = match submitted.submission {
+        Submission::Sync(spec) => render_sync(&cfg, &spec).await?,
         Submission::Accepted(accepted) | Submission::Replayed(accepted) => {
             let location = api::location(&accepted);
             let mut response = json(&accepted, 202).map_err(internal)?;
             response.headers_mut().set("Location", &location).map_err(internal)?;
-            Ok(response)
+            response
         }
+    };
+    if let Some(ignored) = tailpdf_shared::client_shapes::ignored_header_value(&submitted.ignored) {
+        response
+            .headers_mut()
+            .set(tailpdf_shared::client_shapes::IGNORED_HEADER, &ignored)
+            .map_err(internal)?;
     }
+    Ok(response)
 }
 
 fn internal(e: worker::Error) -> ApiError {
@@ -197,7 +207,9 @@ async fn post_with_timeout(
     timeout: Duration,
 ) -> std::result::Result<Response, String> {
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
+    // A redirect is an answer, not an instruction: it could point anywhere, private included.
+    init.with_redirect(RequestRedirect::Manual)
+        .with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
