@@ -9,9 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{page_info, FontServer};
+use common::FontServer;
 use tailpdf_e2e::{
-    pdf::poppler,
+    pdf::{page_info, poppler},
     process::{alive, descendants},
 };
 

@@ -13,9 +13,9 @@ use std::{
 };
 
 use axum::{http::header, response::Redirect, routing::get, Router};
-use common::{engine_config, page_info, pixel, spec, FontServer};
+use common::{engine_config, pixel, spec, FontServer};
 use serde_json::json;
-use tailpdf_e2e::pdf::poppler;
+use tailpdf_e2e::pdf::{page_info, poppler};
 use tailpdf_renderer::{engine::Engine, error::RenderError};
 
 async fn engine_with(
@@ -46,6 +46,11 @@ async fn paper_sizes_orientation_and_custom_sizes() {
         (json!({"width": "4in", "height": "6in"}), (288.0, 432.0)),
         (json!({"width": "100mm", "height": 480}), (283.44, 360.0)),
         (json!({}), (612.0, 792.0)),
+        // What TailPDF's PHP client sends: lower-case formats, custom sizes in pixels.
+        (json!({"format": "a3", "landscape": true, "margin": []}), (1190.6, 841.9)),
+        (json!({"format": "custom", "width": 595.5, "height": 842}), (446.6, 631.5)),
+        (json!({"format": "a4", "width": 100, "height": 100}), (595.92, 841.92)),
+        (json!({"format": "TABLOID", "margin": {"top": "10", "left": "0"}}), (792.0, 1224.0)),
     ];
     let css_page = "<style>@page { size: 5in 7in; }</style><p>x</p>";
     for (prefer, (w, h)) in [(true, (360.0, 504.0)), (false, (612.0, 792.0))] {
@@ -247,6 +252,20 @@ async fn scripts_run_and_the_classes_they_add_are_styled() {
     // 200 CSS px = 150 pt; at 72 dpi the pixel (50, 50) is inside the box.
     assert_eq!(pixel(&r.pdf, 72, 50, 50), [255, 0, 0]);
     assert_eq!(pixel(&r.pdf, 72, 300, 300), [255, 255, 255]);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_no_store_document_leaves_no_css_behind() {
+    let (engine, _cache) = engine_with(|_| {}).await;
+    let mut private = spec(json!({"content": "<p class=\"content-['Invoice_for_Ada']\">x</p>"}));
+    private.no_store = true;
+    let before = engine.css_memo_entries();
+    engine.render(&private).await.unwrap();
+    assert_eq!(engine.css_memo_entries(), before, "nothing of it is memoized");
+    private.no_store = false;
+    engine.render(&private).await.unwrap();
+    assert_eq!(engine.css_memo_entries(), before + 1, "the same document without the header is");
     engine.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -116,6 +116,8 @@ struct Prepared {
     params: PrintToPdfParams,
     classes: BTreeSet<String>,
     config: String,
+    /// Whether its CSS may be memoized (not under `X-No-Store`).
+    keep_css: bool,
     /// Whether the document can have fonts to wait for (its own, or the request's).
     fonts: bool,
 }
@@ -312,7 +314,8 @@ impl Engine {
     ) -> Result<Prepared, RenderError> {
         let config = tailwind::config_json(spec.config.as_ref());
         let classes = document::class_candidates(&spec.content);
-        let page_css = self.css(instance, &classes, &config).await?;
+        let keep_css = !spec.no_store;
+        let page_css = self.css(instance, &classes, &config, keep_css).await?;
         let options = &spec.pdf_options;
         let templates: String = [&options.header_template, &options.footer_template]
             .into_iter()
@@ -324,7 +327,7 @@ impl Engine {
         let template_css = if template_classes.is_empty() {
             None
         } else {
-            Some(self.css(instance, &template_classes, &config).await?)
+            Some(self.css(instance, &template_classes, &config, keep_css).await?)
         };
         let params = pdf::print_params(options, template_css.as_deref().unwrap_or(""))?;
         let head = head_html(&fonts.css, &page_css, spec.fonts.first().map(|f| f.family()));
@@ -333,17 +336,20 @@ impl Engine {
             params,
             classes,
             config,
+            keep_css,
             fonts: !spec.fonts.is_empty() || document::may_load_fonts(&spec.content),
         })
     }
 
-    /// Tailwind CSS for `classes`, within the class and CSS limits and the compiler deadline.
-    /// A compiler page that does not answer at all gets Chromium replaced.
+    /// Tailwind CSS for `classes`, within the class and CSS limits and the compiler deadline,
+    /// memoized when `keep`. A compiler page that does not answer at all gets Chromium
+    /// replaced.
     async fn css(
         &self,
         instance: &Instance,
         classes: &BTreeSet<String>,
         config: &str,
+        keep: bool,
     ) -> Result<Arc<str>, RenderError> {
         let limit = self.inner.cfg.limits.classes;
         if classes.len() > limit {
@@ -354,7 +360,7 @@ impl Engine {
             timeout: self.inner.cfg.compiler_timeout,
             max_css_bytes: self.inner.cfg.limits.css_bytes,
         };
-        let css = compiler.css(&self.inner.memo, classes, config).await;
+        let css = compiler.css(&self.inner.memo, classes, config, keep).await;
         if let Err(RenderError::Browser(why)) = &css {
             instance.mark_unhealthy(why);
         }
@@ -422,7 +428,7 @@ impl Engine {
         let before = classes.len();
         classes.extend(dom_classes);
         if classes.len() > before {
-            let all = self.css(instance, &classes, &prepared.config).await?;
+            let all = self.css(instance, &classes, &prepared.config, prepared.keep_css).await?;
             // textContent: the CSS is text, whatever it holds.
             let inject = format!(
                 "(async () => {{ document.getElementById('{TAILWIND_STYLE_ID}').textContent = {}; \
@@ -484,12 +490,17 @@ impl Engine {
         config: Option<&serde_json::Map<String, Value>>,
     ) -> Result<Arc<str>, RenderError> {
         let instance = self.instance().await?;
-        self.css(&instance, classes, &tailwind::config_json(config)).await
+        self.css(&instance, classes, &tailwind::config_json(config), true).await
     }
 
     /// Forgets memoized CSS (benchmarks measure the uncached path with it).
     pub fn clear_css_memo(&self) {
         self.inner.memo.clear();
+    }
+
+    /// How many CSS answers are memoized.
+    pub fn css_memo_entries(&self) -> usize {
+        self.inner.memo.len()
     }
 
     /// Bytes of font files cached in memory and on disk.

@@ -126,13 +126,16 @@ struct Answer {
 }
 
 impl Compiler<'_> {
-    /// CSS for `classes` under `config_json`, memoized. A page that does not answer at all
-    /// (hung) is a [`RenderError::Browser`] its caller answers by replacing Chromium.
+    /// CSS for `classes` under `config_json`, memoized when `keep` (a document sent with
+    /// `X-No-Store` leaves nothing behind; it may still use what others left). A page that does
+    /// not answer at all (hung) is a [`RenderError::Browser`] its caller answers by replacing
+    /// Chromium.
     pub(crate) async fn css(
         &self,
         memo: &CssMemo,
         classes: &BTreeSet<String>,
         config_json: &str,
+        keep: bool,
     ) -> Result<Arc<str>, RenderError> {
         let key = memo_key(classes, config_json);
         if let Some(css) = memo.get(&key) {
@@ -176,7 +179,9 @@ impl Compiler<'_> {
                 )));
             }
         };
-        memo.insert(key, css.clone());
+        if keep {
+            memo.insert(key, css.clone());
+        }
         Ok(css)
     }
 }

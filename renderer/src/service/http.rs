@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Request, State},
+    extract::{DefaultBodyLimit, Request, State},
     http::{header, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -20,8 +20,8 @@ use tailpdf_shared::{
 
 use super::{runner::JobEnd, AppState};
 
-/// Internal bodies carry at most a 1 MiB document, JSON-escaped.
-const MAX_INTERNAL_BODY: usize = 4 * 1024 * 1024;
+/// A spec carries a `POST /pdf` body's content re-encoded: the edge's limit bounds it.
+const MAX_INTERNAL_BODY: usize = tailpdf_shared::limits::MAX_BODY_BYTES;
 
 /// The one place an error becomes a response: status, `Retry-After`, `{"error","message"}`.
 pub struct ErrorResponse(pub ApiError);
@@ -49,6 +49,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(internal)
+        // The signature middleware has read the body within MAX_INTERNAL_BODY already; the
+        // extractors must not cut it at axum's default 2 MB.
+        .layer(DefaultBodyLimit::max(MAX_INTERNAL_BODY))
         .with_state(state)
 }
 
@@ -126,6 +129,7 @@ async fn jobs(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respons
     let attempt = message.attempt.max(1);
     match state.runner.run(message, attempt).await {
         JobEnd::Reported(outcome) => Ok(axum::Json(outcome).into_response()),
+        JobEnd::Gone => Ok(axum::Json(serde_json::json!({"status": "gone"})).into_response()),
         JobEnd::Retry { reason, delay } => Err(ErrorResponse(ApiError::unavailable(
             format!("The job did not end here ({reason}); deliver it again."),
             u32::try_from(delay.as_secs().max(1)).unwrap_or(60),

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::{
     edge::{now_timestamp, EdgeClient},
+    error::ServiceError,
     metrics::Metrics,
     retry::{backoff, jitter},
     upload::{upload, UploadPolicy},
@@ -27,6 +28,9 @@ pub enum JobEnd {
     /// Not ended (the renderer is stopping, Chromium crashed, the edge is unreachable):
     /// deliver the message again after `delay`.
     Retry { reason: String, delay: Duration },
+    /// The edge no longer has the job's spec: the job ended (its spec is deleted then) or
+    /// expired. A repeated delivery has nothing left to do: acknowledge the message.
+    Gone,
 }
 
 pub struct Runner {
@@ -65,6 +69,9 @@ impl Runner {
                     self.metrics.jobs_retried.inc();
                     tracing::warn!(outcome = "retry", %reason, ?delay, "job handed back");
                 }
+                JobEnd::Gone => {
+                    tracing::info!(outcome = "gone", "the job already ended; nothing to do");
+                }
             }
             end
         }
@@ -86,6 +93,9 @@ impl Runner {
             Some(spec) => spec.clone(),
             None => match self.edge.spec(&message.job_id).await {
                 Ok(spec) => spec,
+                Err(ServiceError::EdgeStatus(reqwest::StatusCode::NOT_FOUND)) => {
+                    return JobEnd::Gone
+                }
                 Err(e) => return retry(&e),
             },
         };

@@ -21,7 +21,6 @@ use axum::{
     routing::get,
     Router,
 };
-use tailpdf_e2e::pdf::poppler;
 use tailpdf_renderer::config::EngineConfig;
 use tailpdf_shared::fonts::{AxisValue, FontSpec};
 
@@ -193,25 +192,6 @@ async fn font_file(State(state): State<FontState>, UrlPath(file): UrlPath<String
         Ok(bytes) => ([(header::CONTENT_TYPE, "font/ttf")], bytes).into_response(),
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
-}
-
-/// (pages, width pt, height pt) from pdfinfo.
-pub(crate) fn page_info(pdf: &[u8]) -> (u32, f64, f64) {
-    let info = poppler("pdfinfo", pdf, &[]);
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-            .unwrap_or_else(|| panic!("no {name} in pdfinfo output:\n{info}"))
-            .to_owned()
-    };
-    let pages = field("Pages:").parse().unwrap();
-    let size = field("Page size:");
-    let mut it = size.split_whitespace();
-    let w = it.next().unwrap().parse().unwrap();
-    it.next();
-    let h = it.next().unwrap().parse().unwrap();
-    (pages, w, h)
 }
 
 /// RGB of a pixel of page 1 rendered at `dpi`, (x, y) in pixels.
