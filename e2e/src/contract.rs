@@ -101,13 +101,12 @@ impl Contract {
         let response = self.at(&pointer);
         if let Some(declared) = response.get("headers").and_then(Value::as_object) {
             for (name, spec) in declared {
-                self.check_header(
-                    headers,
-                    name,
-                    spec,
-                    &pointer_to(&pointer, "headers", name),
-                    &what,
-                );
+                // A header may be a `$ref` to components/headers.
+                let at = match spec.get("$ref").and_then(Value::as_str) {
+                    Some(target) => target.trim_start_matches('#').to_owned(),
+                    None => pointer_to(&pointer, "headers", name),
+                };
+                self.check_header(headers, name, self.at(&at), &at, &what);
             }
         }
         let content = response.get("content").and_then(Value::as_object);

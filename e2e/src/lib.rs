@@ -5,6 +5,7 @@
 //! - [`stack`]: the real parts — s3s-fs, the renderer binary, the built Worker under
 //!   `wrangler dev --local` — and an in-process webhook receiver;
 //! - [`contract`]: `openapi.yaml`, against which real responses and webhooks are checked;
+//! - [`client`]: the public API called as a client does, checked against the contract;
 //! - [`pdf`]: poppler's tools on PDF bytes.
 //!
 //! The renderer's own tests use [`process`] and [`pdf`] too.
@@ -12,6 +13,7 @@
 //! A panic is how a test fails, so this crate unwraps freely.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod client;
 pub mod contract;
 pub mod pdf;
 pub mod process;

@@ -22,6 +22,8 @@ pub const ACCOUNT: &str = "e2e";
 pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
 pub const INTERNAL_SECRET: &str = "e2e-internal-secret";
 const ACCESS_KEY: &str = "dev-access-key";
+/// A fonts API on loopback that refuses at once (port 9, discard, is never served here).
+const REFUSING_FONTS_API: &str = "http://127.0.0.1:9";
 const SECRET_KEY: &str = "dev-secret-key";
 
 /// What a test may change about the stack.
@@ -29,11 +31,13 @@ const SECRET_KEY: &str = "dev-secret-key";
 pub struct Settings {
     /// `JOB_TTL_DONE_SECS` of the edge.
     pub job_ttl_done_secs: u64,
+    /// The renderer's `--fonts-api-base`; by default a port that refuses at once.
+    pub fonts_api_base: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { job_ttl_done_secs: 3600 }
+        Self { job_ttl_done_secs: 3600, fonts_api_base: None }
     }
 }
 
@@ -53,7 +57,8 @@ impl Stack {
         let renderer_url = format!("http://127.0.0.1:{renderer_port}");
         let receiver = Receiver::start(0).await;
         let mut bucket = Bucket::start(dir.path());
-        let mut renderer = Renderer::start(dir.path(), renderer_port, &edge_url);
+        let fonts = settings.fonts_api_base.clone().unwrap_or_else(|| REFUSING_FONTS_API.into());
+        let mut renderer = Renderer::start(dir.path(), renderer_port, &edge_url, &fonts);
         let options = EdgeOptions::new(&renderer_url)
             .var("JOB_TTL_DONE_SECS", settings.job_ttl_done_secs.to_string());
         let mut edge = Edge::spawn(dir.path(), edge_port, &options);
@@ -156,16 +161,18 @@ pub struct Renderer {
     pub url: String,
     port: u16,
     edge_url: String,
+    fonts_api_base: String,
     dir: PathBuf,
     process: Option<Process>,
 }
 
 impl Renderer {
-    fn start(dir: &Path, port: u16, edge_url: &str) -> Self {
+    fn start(dir: &Path, port: u16, edge_url: &str, fonts_api_base: &str) -> Self {
         let mut renderer = Self {
             url: format!("http://127.0.0.1:{port}"),
             port,
             edge_url: edge_url.to_owned(),
+            fonts_api_base: fonts_api_base.to_owned(),
             dir: dir.to_owned(),
             process: None,
         };
@@ -178,8 +185,8 @@ impl Renderer {
         cmd.args(["--log-format", "json", "serve"])
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--edge-url", &self.edge_url, "--allow-loopback", "--tabs", "2"])
-            // Nothing here may reach the internet: a fonts API that refuses at once.
-            .args(["--fonts-api-base", "http://127.0.0.1:9"])
+            // Nothing here may reach the internet: a local fonts API, or one that refuses.
+            .args(["--fonts-api-base", &self.fonts_api_base])
             .arg("--font-cache-dir")
             .arg(self.dir.join("fonts"))
             .env("TAILPDF_INTERNAL_SECRET", INTERNAL_SECRET)

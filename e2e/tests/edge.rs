@@ -228,7 +228,7 @@ async fn the_public_api_under_wrangler_dev() {
         ("{", 400, "invalid_json"),
         ("[]", 400, "validation_error"),
         ("{}", 400, "validation_error"),
-        (r#"{"content":"x","asyn":true}"#, 400, "validation_error"),
+        (r#"{"content":"x","pdfOptions":{"landscape":"yes"}}"#, 400, "validation_error"),
         (r#"{"content":"x","fonts":["Inter:wght@9999"]}"#, 400, "validation_error"),
         (r#"{"content":"x","pdfOptions":{"format":"B9"}}"#, 400, "validation_error"),
         (r#"{"content":"x","async":true}"#, 400, "validation_error"),
@@ -238,7 +238,7 @@ async fn the_public_api_under_wrangler_dev() {
             "url_not_allowed",
         ),
         (
-            r#"{"content":"x","async":true,"upload_url":"http://example.com/a.pdf"}"#,
+            r#"{"content":"x","async":true,"upload_url":"ftp://example.com/a.pdf"}"#,
             400,
             "validation_error",
         ),
@@ -248,8 +248,12 @@ async fn the_public_api_under_wrangler_dev() {
         assert_eq!((s, v["error"].as_str().unwrap()), (status, code), "{body}: {v}");
         assert!(!v["message"].as_str().unwrap().is_empty());
     }
+    // content over 1 MB is a 400 (as TailPDF); a body far beyond any valid one is a 413.
     let big = format!(r#"{{"content":"{}"}}"#, "x".repeat(1_100_000));
     let (s, _, v) = post_pdf(&stack, Some(KEY_A), &big, None).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (400, "validation_error"));
+    let huge = format!(r#"{{"content":"x","pad":"{}"}}"#, " ".repeat(17 << 20));
+    let (s, _, v) = post_pdf(&stack, Some(KEY_A), &huge, None).await;
     assert_eq!((s, v["error"].as_str().unwrap()), (413, "payload_too_large"));
 
     // A sync render through the stand-in renderer.

@@ -110,14 +110,17 @@ fn what_the_api_refuses_the_document_refuses() {
     let mut bad = vec![
         json!({}),
         json!({"content": ""}),
-        json!({"content": "x", "asyn": true}),
         json!({"content": "x", "async": true}),
-        json!({"content": "x", "upload_url": "https://b.example/a.pdf"}),
+        json!({"content": "x", "async": true, "upload_url": ""}),
+        json!({"content": "x", "config": [1]}),
+        json!({"content": "x", "pdfOptions": {"format": "custom"}}),
+        json!({"content": "x", "pdfOptions": {"format": "custom", "width": 100}}),
+        json!({"content": "x", "pdfOptions": {"margin": ["1in"]}}),
+        json!({"content": "x", "pdfOptions": {"landscape": "yes"}}),
         json!({"content": "x", "fonts": ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K"]}),
         json!({"content": "x", "pdfOptions": {"format": "B9"}}),
         json!({"content": "x", "pdfOptions": {"scale": 3}}),
         json!({"content": "x", "pdfOptions": {"margin": {"top": "1 furlong"}}}),
-        json!({"content": "x", "pdfOptions": {"printbackground": true}}),
     ];
     let job = |v: Value| ("/components/schemas/Job", v);
     let mut bad_jobs = vec![
@@ -153,4 +156,29 @@ fn what_the_api_refuses_the_document_refuses() {
         tailpdf_shared::UrlPolicy::PRODUCTION
     )
     .is_ok());
+}
+
+#[test]
+fn what_tailpdfs_clients_send_the_document_and_the_api_accept() {
+    let contract = Contract::load();
+    let schema = "/paths/~1pdf/post/requestBody/content/application~1json/schema";
+    for body in [
+        // mralston/tailpdf (PHP) with its defaults: empty PHP arrays are [].
+        json!({"content": "x", "fonts": [], "config": [], "pdfOptions": {"format": "a4", "landscape": false, "printBackground": true, "scale": 1, "margin": []}}),
+        json!({"content": "x", "fonts": ["Inter"], "config": {"theme": {}}, "pdfOptions": {"format": "custom", "width": 595.5, "height": 842, "scale": 1.5, "margin": {"top": "10", "right": "0", "bottom": "10", "left": "0"}}}),
+        json!({"content": "x", "config": null, "fonts": null, "pdfOptions": null}),
+        json!({"content": "x", "pdfOptions": []}),
+        json!({"content": "x", "pdfOptions": {"format": "LEDGER", "timeout": 30000, "omitBackground": true, "margin": {"top": "1in", "middle": 1}}}),
+        json!({"content": "x", "pdfOptions": {"format": "", "width": "210mm", "height": 1000}}),
+        json!({"content": "x", "printbackground": true}),
+        json!({"content": "x", "upload_url": "https://b.example/a.pdf", "webhook_url": ""}),
+        json!({"content": "x", "async": true, "upload_url": "http://b.example/a.pdf", "webhook_url": ""}),
+    ] {
+        assert!(contract.is_valid(schema, &body), "the document refuses {body}");
+        let parsed = tailpdf_shared::parse_pdf_request(
+            body.to_string().as_bytes(),
+            tailpdf_shared::UrlPolicy::PRODUCTION,
+        );
+        assert!(parsed.is_ok(), "the API refuses {body}: {parsed:?}");
+    }
 }

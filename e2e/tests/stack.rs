@@ -14,9 +14,9 @@ use std::{
 };
 
 use axum::{extract::State, routing::get, Router};
-use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use tailpdf_e2e::{
+    client::{ended, get_job, post_pdf, submit},
     contract::Contract,
     now,
     pdf::poppler,
@@ -26,54 +26,6 @@ use tailpdf_e2e::{
 };
 use tailpdf_shared::signing::StandardWebhookKey;
 
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
-}
-
-/// `POST /pdf`, its request and response checked against the document.
-async fn post_pdf(stack: &Stack, contract: &Contract, key: Option<&str>, body: &Value) -> Reply {
-    let mut request = client().post(format!("{}/pdf", stack.edge.url)).json(body);
-    if let Some(key) = key {
-        request = request.header("X-API-Key", key);
-    }
-    let reply = send(request).await;
-    if reply.status < 300 {
-        contract.check_request("/pdf", "post", body);
-    }
-    contract.check_response("/pdf", "post", reply.status, &reply.headers, &reply.body);
-    reply
-}
-
-/// `GET /jobs/{id}`, checked against the document.
-async fn get_job(stack: &Stack, contract: &Contract, id: &str) -> Reply {
-    let request =
-        client().get(format!("{}/jobs/{id}", stack.edge.url)).header("X-API-Key", API_KEY);
-    let reply = send(request).await;
-    contract.check_response("/jobs/{job_id}", "get", reply.status, &reply.headers, &reply.body);
-    reply
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.unwrap().to_vec();
-    Reply { status, headers, body }
-}
-
 fn async_job(stack: &Stack, content: &str, upload_url: String) -> Value {
     json!({
         "content": content,
@@ -82,33 +34,6 @@ fn async_job(stack: &Stack, content: &str, upload_url: String) -> Value {
         "webhook_url": stack.receiver.url,
         "pdfOptions": {"format": "A4", "printBackground": true},
     })
-}
-
-/// Submits and returns the job id, after checking the 202 as the seed writes it.
-async fn submit(stack: &Stack, contract: &Contract, body: &Value) -> String {
-    let reply = post_pdf(stack, contract, Some(API_KEY), body).await;
-    assert_eq!(reply.status, 202, "{}", String::from_utf8_lossy(&reply.body));
-    let accepted = reply.json();
-    let id = accepted["job_id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        accepted,
-        json!({"job_id": id, "status": "pending", "status_url": format!("/jobs/{id}")})
-    );
-    assert_eq!(reply.headers["location"], format!("/jobs/{id}"));
-    id
-}
-
-/// Polls the job until it has ended; returns its JSON.
-async fn ended(stack: &Stack, contract: &Contract, id: &str, limit: Duration) -> Value {
-    let mut last = Value::Null;
-    wait_until(&format!("job {id} to end"), limit, async || {
-        let reply = get_job(stack, contract, id).await;
-        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
-        last = reply.json();
-        matches!(last["status"].as_str(), Some("completed" | "failed"))
-    })
-    .await;
-    last
 }
 
 /// A valid A4 PDF with `text` in it.
@@ -174,7 +99,7 @@ fn timestamps_in_order(job: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_flows_over_the_whole_stack() {
     const TTL: u64 = 15;
-    let stack = Stack::start(Settings { job_ttl_done_secs: TTL }).await;
+    let stack = Stack::start(Settings { job_ttl_done_secs: TTL, ..Settings::default() }).await;
     let contract = Contract::load();
 
     // Errors, as the document describes them.
