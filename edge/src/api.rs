@@ -580,10 +580,14 @@ mod tests {
         );
     }
 
-    /// An async body whose spec is too large for the queue message.
-    fn large_async() -> String {
+    /// Submits an async job whose spec is too large for the queue message.
+    async fn large_job(jobs: &MemoryKv, queue: &MemoryQueue<RenderJobMessage>) -> JobId {
         let big = format!("<p>{}</p>", "x".repeat(INLINE_SPEC_MAX_BYTES));
-        ASYNC.replace("<p>x</p>", &big)
+        let body = ASYNC.replace("<p>x</p>", &big);
+        match sub(jobs, queue, &acct("a"), None, body.as_bytes(), ts(0)).await.unwrap() {
+            Submission::Accepted(accepted) => accepted.job_id,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -591,11 +595,7 @@ mod tests {
         run(async {
             let (jobs, queue, webhooks) =
                 (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default());
-            let s = sub(&jobs, &queue, &acct("a"), None, large_async().as_bytes(), ts(0))
-                .await
-                .unwrap();
-            let Submission::Accepted(accepted) = s else { panic!("{s:?}") };
-            let id = accepted.job_id;
+            let id = large_job(&jobs, &queue).await;
             assert!(queue.0.borrow()[0].spec.is_none(), "too large to travel inline");
             assert!(job_spec(&jobs, id.as_str()).await.unwrap().content.len() > 60_000);
             assert_eq!(
@@ -621,12 +621,10 @@ mod tests {
         run(async {
             let (jobs, queue, webhooks) =
                 (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default());
-            let s = sub(&jobs, &queue, &acct("a"), None, large_async().as_bytes(), ts(0))
-                .await
-                .unwrap();
-            let Submission::Accepted(accepted) = s else { panic!("{s:?}") };
-            give_up(&jobs, &webhooks, &cfg(), &accepted.job_id, ts(600)).await.unwrap();
-            assert!(jobs.get(&spec_key(&accepted.job_id)).await.unwrap().is_none());
+            let id = large_job(&jobs, &queue).await;
+            assert!(jobs.get(&spec_key(&id)).await.unwrap().is_some());
+            give_up(&jobs, &webhooks, &cfg(), &id, ts(600)).await.unwrap();
+            assert!(jobs.get(&spec_key(&id)).await.unwrap().is_none());
         });
     }
 
