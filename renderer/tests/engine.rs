@@ -308,6 +308,7 @@ async fn an_endless_script_hits_the_deadline_and_its_tab_is_replaced() {
 
 #[tokio::test]
 async fn a_crash_fails_only_the_render_in_flight() {
+    let before = chromium_temp_dirs();
     let (engine, _cache) = engine_with(|_| {}).await;
     let busy = spec(
         json!({"content": "<script>const t = Date.now(); while (Date.now() - t < 8000) {}</script><p>slow</p>"}),
@@ -336,6 +337,8 @@ async fn a_crash_fails_only_the_render_in_flight() {
     assert_eq!(engine.stats().browser_starts, 2);
     assert_ne!(engine.browser_pid().await, Some(pid));
     engine.shutdown(Duration::from_secs(5)).await;
+    let new: Vec<String> = chromium_temp_dirs().difference(&before).cloned().collect();
+    assert!(new.is_empty(), "the killed browser left {new:?} in the temp directory");
 }
 
 #[tokio::test]
@@ -355,6 +358,7 @@ async fn chromium_restarts_after_n_renders_without_failing_any() {
 
 #[tokio::test]
 async fn no_chromium_process_outlives_shutdown() {
+    let before = chromium_temp_dirs();
     let (engine, _cache) = engine_with(|_| {}).await;
     engine.render(&spec(json!({"content": "<p>x</p>"}))).await.unwrap();
     let pid = engine.browser_pid().await.unwrap();
@@ -366,6 +370,20 @@ async fn no_chromium_process_outlives_shutdown() {
     let left: Vec<u32> =
         tree.into_iter().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+    let new: Vec<String> = chromium_temp_dirs().difference(&before).cloned().collect();
+    assert!(new.is_empty(), "left in the temp directory: {new:?}");
+}
+
+/// Chromium keeps its singleton socket in a new directory of $TMPDIR and removes it only on a
+/// clean exit. A killed browser (a crash, a hang, a SIGKILLed renderer) leaves it behind, so it
+/// must live inside the browser's own home, which the engine removes.
+fn chromium_temp_dirs() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("org.chromium."))
+        .collect()
 }
 
 /// A loopback server for the page's requests; counts every hit.

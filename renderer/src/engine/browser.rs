@@ -73,14 +73,17 @@ const FLAGS: &[&str] = &[
 
 fn browser_config(
     executable: &Path,
-    profile: &Path,
+    home: &Path,
     request_timeout: Duration,
     sandbox: bool,
 ) -> Result<BrowserConfig, RenderError> {
     let mut builder = BrowserConfig::builder()
         .chrome_executable(executable)
         .new_headless_mode()
-        .user_data_dir(profile)
+        .user_data_dir(home.join("profile"))
+        // Chromium puts its singleton socket in a new directory of $TMPDIR and removes it only
+        // on a clean exit: a killed browser would leave one behind in /tmp for good.
+        .env("TMPDIR", home.to_string_lossy())
         .request_timeout(request_timeout)
         .launch_timeout(Duration::from_secs(20))
         .viewport(None)
@@ -115,8 +118,7 @@ impl Process {
             .map_err(|e| RenderError::Browser(format!("no user-data-dir: {e}")))?;
         let executable = launcher(home.path(), chromium, plan.run_as)
             .map_err(|e| RenderError::Browser(format!("no launcher script: {e}")))?;
-        let profile = home.path().join("profile");
-        let config = browser_config(&executable, &profile, request_timeout, plan.sandbox)?;
+        let config = browser_config(&executable, home.path(), request_timeout, plan.sandbox)?;
         let (mut browser, mut handler) = Browser::launch(config).await.map_err(|e| {
             let hint = if plan.sandbox {
                 " (with its sandbox, which needs user namespaces: try --sandbox auto or off)"
