@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
+    collections::HashMap,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -13,7 +14,13 @@ use std::{
     time::Duration,
 };
 
-use axum::{extract::State, http::header, routing::get, Router};
+use axum::{
+    extract::{Query, State},
+    http::{header, StatusCode},
+    response::IntoResponse,
+    routing::get,
+    Router,
+};
 use serde_json::{json, Value};
 use tailpdf_e2e::{
     client::{client, ended, post_pdf_raw, send, submit_with, Reply},
@@ -24,7 +31,8 @@ use tailpdf_e2e::{
 };
 use tailpdf_shared::{limits::MAX_CONTENT_BYTES, signing::sign_internal};
 
-/// A css2-shaped fonts API serving Debian's Inter, counting its requests.
+/// A css2-shaped fonts API serving Debian's Inter (400 for any other family, as css2 does),
+/// counting its requests.
 async fn fonts_api() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -36,10 +44,16 @@ async fn fonts_api() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) 
     let app = Router::new()
         .route(
             "/css2",
-            get(async move |State(hits): State<Arc<AtomicUsize>>| {
-                hits.fetch_add(1, Ordering::SeqCst);
-                ([(header::CONTENT_TYPE, "text/css")], css)
-            }),
+            get(
+                async move |State(hits): State<Arc<AtomicUsize>>,
+                            Query(q): Query<HashMap<String, String>>| {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    if !q.get("family").is_some_and(|f| f.starts_with("Inter")) {
+                        return (StatusCode::BAD_REQUEST, "unknown family").into_response();
+                    }
+                    ([(header::CONTENT_TYPE, "text/css")], css).into_response()
+                },
+            ),
         )
         .route(
             "/inter.ttf",
@@ -302,6 +316,11 @@ async fn tailpdf_clients_work_unchanged() {
             "`pdfOptions.format` \"custom\"",
         ),
         (json!({"content": "x", "config": "tailwind.config.js"}), "`config`"),
+        // A family the fonts API does not have is the request's fault: 400, not 500.
+        (
+            json!({"content": "x", "fonts": ["Nosuchfont"]}),
+            "Font \"Nosuchfont\" could not be loaded",
+        ),
     ] {
         let reply = post(&stack, &contract, &[], body.to_string().into_bytes()).await;
         assert_eq!(reply.status, 400, "{body}");

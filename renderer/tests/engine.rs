@@ -179,10 +179,14 @@ async fn requested_fonts_are_embedded_and_cached() {
         .render(&spec(json!({"content": content, "fonts": ["Nosuchfont"]})))
         .await
         .unwrap_err();
+    // The css2 API answers 400 for a family it does not have: no retry can change that, and
+    // the caller must hear it as their mistake (a 400), not as ours (a 500).
     assert!(
-        matches!(&err, RenderError::Font(m) if m.contains("Nosuchfont") && m.contains("400 Bad Request")),
+        matches!(&err, RenderError::BadInput(m) if m.contains("\"Nosuchfont\"") && m.contains("400 Bad Request")),
         "{err}"
     );
+    assert!(!err.retryable());
+    assert_eq!(err.to_api_error().status(), 400);
     engine.shutdown(Duration::from_secs(5)).await;
 }
 

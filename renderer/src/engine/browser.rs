@@ -217,6 +217,7 @@ impl Instance {
         }))
     }
 
+    #[cfg(feature = "testing")]
     pub(crate) fn pid(&self) -> Option<u32> {
         self.process.pid
     }

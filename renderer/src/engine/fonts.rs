@@ -118,13 +118,18 @@ impl FontLibrary {
             let one = tokio::time::timeout_at(deadline, self.load_one(spec, &mut set.files))
                 .await
                 .unwrap_or_else(|_| {
-                    Err(format!(
+                    Err(Fault::Unavailable(format!(
                         "the fonts API at {} did not answer within {:?}",
                         self.api_base, self.timeout
-                    ))
+                    )))
                 });
-            let sheet = one.map_err(|why| {
-                RenderError::Font(format!("Font \"{spec}\" could not be loaded: {why}."))
+            let sheet = one.map_err(|fault| {
+                let why = format!("Font \"{spec}\" could not be loaded: {fault}.");
+                match fault {
+                    // The API does not have what the request names: the request must change.
+                    Fault::Refused(_) => RenderError::BadInput(why),
+                    Fault::Unavailable(_) => RenderError::Font(why),
+                }
             })?;
             set.css.push_str(&sheet);
             set.css.push('\n');
@@ -136,7 +141,7 @@ impl FontLibrary {
         &self,
         spec: &FontSpec,
         files: &mut HashMap<String, Arc<FontFile>>,
-    ) -> Result<Arc<str>, String> {
+    ) -> Result<Arc<str>, Fault> {
         let key = spec.to_string();
         let known = lock(&self.stylesheets).get(&key);
         let sheet = match known {
@@ -152,7 +157,7 @@ impl FontLibrary {
 
     /// A stylesheet not in memory: from disk, else from the fonts API. Only a stylesheet
     /// whose files are all here is remembered.
-    async fn stylesheet(&self, key: String) -> Result<Arc<str>, String> {
+    async fn stylesheet(&self, key: String) -> Result<Arc<str>, Fault> {
         let disk_name = format!("css2-{}.css", hex_sha256(key.as_bytes()));
         let (text, fetched) = match self.read_disk(&disk_name).await {
             Some(bytes) => (String::from_utf8_lossy(&bytes).into_owned(), false),
@@ -169,19 +174,22 @@ impl FontLibrary {
         Ok(sheet)
     }
 
-    async fn fetch_stylesheet(&self, family: &str) -> Result<String, String> {
-        let mut url = self.api_base.join("css2").map_err(|e| e.to_string())?;
+    async fn fetch_stylesheet(&self, family: &str) -> Result<String, Fault> {
+        let mut url = self.api_base.join("css2").map_err(|e| Fault::Unavailable(e.to_string()))?;
         url.query_pairs_mut().append_pair("family", family).append_pair("display", "block");
-        let text = String::from_utf8(self.fetch(&url).await?.to_vec())
-            .map_err(|_| String::from("the fonts API answered with something other than CSS"))?;
+        let text = String::from_utf8(self.fetch(&url).await?.to_vec()).map_err(|_| {
+            Fault::Unavailable(String::from("the fonts API answered with something other than CSS"))
+        })?;
         if !text.contains("@font-face") {
-            return Err(String::from("the fonts API answered without any @font-face"));
+            return Err(Fault::Unavailable(String::from(
+                "the fonts API answered without any @font-face",
+            )));
         }
         Ok(text)
     }
 
     /// A font file: from memory, else from disk, else from the fonts API.
-    async fn file(&self, url: &str) -> Result<Arc<FontFile>, String> {
+    async fn file(&self, url: &str) -> Result<Arc<FontFile>, Fault> {
         if let Some(file) = lock(&self.files).get(&url.to_owned()) {
             return Ok(file);
         }
@@ -189,7 +197,8 @@ impl FontLibrary {
         let bytes = match self.read_disk(&disk_name).await {
             Some(b) => Bytes::from(b),
             None => {
-                let parsed = Url::parse(url).map_err(|_| format!("bad font URL in css2: {url}"))?;
+                let parsed = Url::parse(url)
+                    .map_err(|_| Fault::Unavailable(format!("bad font URL in css2: {url}")))?;
                 let bytes = self.fetch(&parsed).await?;
                 self.write_disk(&disk_name, &bytes).await;
                 bytes
@@ -239,7 +248,7 @@ impl FontLibrary {
         (lock(&self.files).size(), lock(&self.disk).size())
     }
 
-    async fn fetch(&self, url: &Url) -> Result<Bytes, String> {
+    async fn fetch(&self, url: &Url) -> Result<Bytes, Fault> {
         // The fonts API is the operator's and its URLs carry no secrets: show them whole.
         let shown = url.as_str();
         let response = self.client.get(url.clone()).send().await.map_err(|e| {
@@ -249,13 +258,39 @@ impl FontLibrary {
                 causes.push(s.to_string());
                 source = s.source();
             }
-            format!("{shown} could not be fetched ({})", causes.join(": "))
+            Fault::Unavailable(format!("{shown} could not be fetched ({})", causes.join(": ")))
         })?;
         let status = response.status();
-        if !status.is_success() {
-            return Err(format!("{shown} answered {status} (is the family name right?)"));
+        let transient = matches!(status.as_u16(), 408 | 429);
+        if status.is_client_error() && !transient {
+            // The css2 API answers 400 for a family or axis it does not have.
+            return Err(Fault::Refused(format!(
+                "{shown} answered {status} (is the family name right?)"
+            )));
         }
-        response.bytes().await.map_err(|_| format!("{shown} broke off the answer"))
+        if !status.is_success() {
+            return Err(Fault::Unavailable(format!("{shown} answered {status}")));
+        }
+        response
+            .bytes()
+            .await
+            .map_err(|_| Fault::Unavailable(format!("{shown} broke off the answer")))
+    }
+}
+
+/// Why a font could not be had: the fonts API refused what was asked for (a 4xx: final), or
+/// it could not be reached or failed (worth another try).
+#[derive(Debug)]
+enum Fault {
+    Refused(String),
+    Unavailable(String),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(why) | Self::Unavailable(why) => f.write_str(why),
+        }
     }
 }
 
