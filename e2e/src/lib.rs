@@ -6,6 +6,7 @@
 //!   `wrangler dev --local` — and an in-process webhook receiver;
 //! - [`contract`]: `openapi.yaml`, against which real responses and webhooks are checked;
 //! - [`client`]: the public API called as a client does, checked against the contract;
+//! - [`fonts`]: a stand-in of the Google Fonts css2 API;
 //! - [`pdf`]: poppler's tools on PDF bytes.
 //!
 //! The renderer's own tests use [`process`] and [`pdf`] too.
@@ -15,6 +16,7 @@
 
 pub mod client;
 pub mod contract;
+pub mod fonts;
 pub mod pdf;
 pub mod process;
 pub mod stack;

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    collections::HashMap,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -14,59 +13,17 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    extract::{Query, State},
-    http::{header, StatusCode},
-    response::IntoResponse,
-    routing::get,
-    Router,
-};
+use axum::{extract::State, Router};
 use serde_json::{json, Value};
 use tailpdf_e2e::{
     client::{client, ended, post_pdf_raw, send, submit_with, Reply},
     contract::Contract,
+    fonts::FontsApi,
     now,
     pdf::{first_word_at, page_info, poppler},
     stack::{Settings, Stack, API_KEY, INTERNAL_SECRET},
 };
 use tailpdf_shared::{limits::MAX_CONTENT_BYTES, signing::sign_internal};
-
-/// A css2-shaped fonts API serving Debian's Inter (400 for any other family, as css2 does),
-/// counting its requests.
-async fn fonts_api() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let css = format!(
-        "@font-face {{ font-family: 'Inter'; font-style: normal; font-weight: 400; \
-         src: url({base}/inter.ttf) format('truetype'); }}"
-    );
-    let app = Router::new()
-        .route(
-            "/css2",
-            get(
-                async move |State(hits): State<Arc<AtomicUsize>>,
-                            Query(q): Query<HashMap<String, String>>| {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    if !q.get("family").is_some_and(|f| f.starts_with("Inter")) {
-                        return (StatusCode::BAD_REQUEST, "unknown family").into_response();
-                    }
-                    ([(header::CONTENT_TYPE, "text/css")], css).into_response()
-                },
-            ),
-        )
-        .route(
-            "/inter.ttf",
-            get(async |State(hits): State<Arc<AtomicUsize>>| {
-                hits.fetch_add(1, Ordering::SeqCst);
-                let ttf = "/usr/share/fonts/truetype/inter-vf/Inter-roman.var.ttf";
-                ([(header::CONTENT_TYPE, "font/ttf")], tokio::fs::read(ttf).await.unwrap())
-            }),
-        )
-        .with_state(hits.clone());
-    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, hits, task)
-}
 
 /// A webhook receiver that answers every delivery with a redirect to `/target`, and counts
 /// what reaches `/target`.
@@ -254,8 +211,8 @@ fn one_mib_body(extra_bytes: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tailpdf_clients_work_unchanged() {
-    let (fonts_base, font_hits, fonts_task) = fonts_api().await;
-    let settings = Settings { fonts_api_base: Some(fonts_base), ..Settings::default() };
+    let fonts = FontsApi::start().await;
+    let settings = Settings { fonts_api_base: Some(fonts.base.clone()), ..Settings::default() };
     let stack = Stack::start(settings).await;
     let contract = Contract::load();
 
@@ -304,7 +261,7 @@ async fn tailpdf_clients_work_unchanged() {
         }
         measured.push(format!("{}: {w} x {h} pt", shape.name));
     }
-    assert!(font_hits.load(Ordering::SeqCst) >= 2, "the requested font was fetched (css2, file)");
+    assert!(fonts.hits() >= 2, "the requested font was fetched (css2, file)");
     assert!(stack.bucket.objects().is_empty(), "a sync request's upload_url is not used");
     eprintln!("page sizes:\n  {}", measured.join("\n  "));
 
@@ -377,5 +334,4 @@ async fn tailpdf_clients_work_unchanged() {
     assert_eq!(last["webhook"]["last_status"], 307, "{last}");
     assert_eq!(followed.load(Ordering::SeqCst), 0, "the redirect was followed");
     receiver_task.abort();
-    fonts_task.abort();
 }

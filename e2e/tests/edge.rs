@@ -56,7 +56,8 @@ async fn serve(app: Router) -> String {
 #[derive(Clone)]
 struct StandIn {
     edge: Arc<Mutex<String>>,
-    jobs: Arc<Mutex<Vec<String>>>,
+    /// Every push: the job and the attempt number it came with.
+    jobs: Arc<Mutex<Vec<(String, u32)>>>,
 }
 
 fn signed(headers: &HeaderMap, method: &str, uri: &Uri, body: &[u8]) -> bool {
@@ -100,7 +101,7 @@ async fn stand_in_jobs(
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let job: RenderJobMessage = serde_json::from_slice(&body).unwrap();
-    s.jobs.lock().unwrap().push(job.job_id.to_string());
+    s.jobs.lock().unwrap().push((job.job_id.to_string(), job.attempt));
     if job.spec.as_ref().is_some_and(|spec| spec.content.contains("never-renders")) {
         return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")]).into_response();
     }
@@ -308,11 +309,7 @@ async fn the_public_api_under_wrangler_dev() {
     }
     assert!(view["created_at"].as_str() <= view["started_at"].as_str());
     assert!(view["started_at"].as_str() <= view["completed_at"].as_str());
-    assert_eq!(
-        stack.stand_in.jobs.lock().unwrap().as_slice(),
-        std::slice::from_ref(&id),
-        "pushed once"
-    );
+    assert_eq!(stack.stand_in.jobs.lock().unwrap().as_slice(), [(id.clone(), 1)], "pushed once");
 
     wait_until("the webhook", Duration::from_secs(20), async || !stack.hooks.all().is_empty())
         .await;
@@ -409,9 +406,10 @@ async fn a_receiver_that_never_accepts_is_given_up_on_after_the_last_retry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_no_renderer_completes_fails_after_the_last_retry_with_its_webhook() {
-    // render-jobs dead-letters after 2 retries here (wrangler.toml: 100).
-    let stack = start_with(0, |options| options.render_retries(2)).await;
+async fn a_job_no_renderer_completes_fails_after_the_last_attempt_with_its_webhook() {
+    // Three deliveries here (the default is 60); each carries its number, counted in the
+    // message itself.
+    let stack = start_with(0, |options| options.var("RENDER_MAX_ATTEMPTS", "3")).await;
     let (s, _, accepted) =
         post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>never-renders</p>"), None).await;
     assert_eq!(s, 202);
@@ -421,9 +419,22 @@ async fn a_job_no_renderer_completes_fails_after_the_last_retry_with_its_webhook
     })
     .await;
     let (_, view) = get_job(&stack, KEY_A, &id).await;
-    assert_eq!(view["error_message"], tailpdf_edge::api::GAVE_UP_MESSAGE, "{view}");
-    let pushes = stack.stand_in.jobs.lock().unwrap().iter().filter(|j| **j == id).count();
-    assert_eq!(pushes, 3, "one delivery and two retries");
+    assert_eq!(
+        view["error_message"],
+        "Render failed: the job was not rendered after 3 attempts (every renderer stayed busy); \
+         submit it again.",
+        "{view}"
+    );
+    let attempts: Vec<u32> = stack
+        .stand_in
+        .jobs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(j, _)| *j == id)
+        .map(|(_, attempt)| *attempt)
+        .collect();
+    assert_eq!(attempts, [1, 2, 3], "each delivery knows its number");
     wait_until("the render.failed webhook", Duration::from_secs(20), async || {
         !stack.hooks.for_job(&id).is_empty()
     })

@@ -229,7 +229,9 @@ pub async fn give_up(
     apply(jobs, webhooks, cfg, id, &event).await
 }
 
-async fn apply(
+/// Moves the job forward by `event` through the shared state machine; the event that ends the
+/// job queues its one webhook.
+pub(crate) async fn apply(
     jobs: &impl Kv,
     webhooks: &impl Queue<WebhookMessage>,
     cfg: &EdgeConfig,
@@ -300,20 +302,20 @@ pub fn location(accepted: &JobAccepted) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::memory::{MemoryKv, MemoryQueue};
     use tailpdf_shared::{job::RenderResult, limits::INLINE_SPEC_MAX_BYTES, JobStatus};
 
-    fn cfg() -> EdgeConfig {
+    pub(crate) fn cfg() -> EdgeConfig {
         EdgeConfig::from_vars(|k| (k == "INTERNAL_SECRET").then(|| String::from("s"))).unwrap()
     }
 
-    fn acct(name: &str) -> Account {
+    pub(crate) fn acct(name: &str) -> Account {
         Account { account: name.into(), webhook_secret: Some("whs".into()) }
     }
 
-    fn ts(s: i64) -> Timestamp {
+    pub(crate) fn ts(s: i64) -> Timestamp {
         Timestamp::from_unix(1_734_258_600 + s).unwrap()
     }
 
@@ -425,6 +427,14 @@ mod tests {
                 .unwrap_err();
             assert_eq!(e.status(), 400);
         });
+    }
+
+    /// Submits the async job `ASYNC` and returns the render-jobs message it queued.
+    pub(crate) async fn queued_job(jobs: &MemoryKv) -> RenderJobMessage {
+        let queue = MemoryQueue::default();
+        sub(jobs, &queue, &acct("a"), None, ASYNC.as_bytes(), ts(0)).await.unwrap();
+        let message = queue.0.borrow()[0].clone();
+        message
     }
 
     async fn submitted(jobs: &MemoryKv) -> JobId {

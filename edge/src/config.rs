@@ -25,6 +25,9 @@ pub struct EdgeConfig {
     pub webhook_retry_delays: Vec<u32>,
     /// `RENDER_RETRY_DELAY_SECS`: push mode's wait before delivering a job again.
     pub render_retry_delay_secs: u32,
+    /// `RENDER_MAX_ATTEMPTS`: push mode's deliveries of one job before it fails for want of a
+    /// renderer (a renderer fails a job itself after its own `--max-attempts`).
+    pub render_max_attempts: u32,
 }
 
 /// Svix-like growing delays: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h.
@@ -74,6 +77,9 @@ impl EdgeConfig {
             webhook_retry_delays,
             render_retry_delay_secs: u32::try_from(number("RENDER_RETRY_DELAY_SECS", 10)?)
                 .unwrap_or(10),
+            render_max_attempts: u32::try_from(number("RENDER_MAX_ATTEMPTS", 60)?)
+                .unwrap_or(60)
+                .max(1),
         })
     }
 }
@@ -91,14 +97,17 @@ mod tests {
         let c = EdgeConfig::from_vars(vars(&[("INTERNAL_SECRET", "s")])).unwrap();
         assert_eq!(c.job_ttl_done_secs, 3600);
         assert_eq!(c.webhook_retry_delays, DEFAULT_WEBHOOK_RETRY_DELAYS);
+        assert_eq!(c.render_max_attempts, 60);
         assert!(!c.url_policy.allow_loopback);
         let c = EdgeConfig::from_vars(vars(&[
             ("INTERNAL_SECRET", "s"),
             ("JOB_TTL_DONE_SECS", "5"),
             ("WEBHOOK_RETRY_DELAYS", "1, 2,3"),
             ("ALLOW_LOOPBACK", "true"),
+            ("RENDER_MAX_ATTEMPTS", "0"),
         ]))
         .unwrap();
+        assert_eq!(c.render_max_attempts, 1, "at least one delivery");
         assert_eq!(c.job_ttl_done_secs, 5, "shorter than KV's minimum: enforced on read");
         assert_eq!(c.webhook_retry_delays, [1, 2, 3]);
         assert!(c.url_policy.allow_loopback);

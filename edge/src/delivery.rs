@@ -45,18 +45,14 @@ pub fn next(status: Option<u16>, attempt: u32, delays: &[u32]) -> Next {
     }
 }
 
-/// The job's `webhook` object after an attempt.
-pub fn record(
-    previous: Option<WebhookDelivery>,
-    status: Option<u16>,
-    now: Timestamp,
-) -> WebhookDelivery {
-    let attempts = previous.map_or(0, |p| p.attempts) + 1;
+/// The job's `webhook` object after attempt number `attempt` (from 1, as the message counts
+/// it): a 2xx is a delivery; anything else (a redirect too) is not.
+pub fn record(attempt: u32, status: Option<u16>, now: Timestamp) -> WebhookDelivery {
     let delivered = status.is_some_and(|s| (200..300).contains(&s));
     WebhookDelivery {
-        attempts,
+        attempts: attempt,
         last_status: status,
-        delivered_at: if delivered { Some(now) } else { previous.and_then(|p| p.delivered_at) },
+        delivered_at: delivered.then_some(now),
     }
 }
 
@@ -134,11 +130,13 @@ mod tests {
     #[test]
     fn the_webhook_object_counts_attempts() {
         let t = Timestamp::from_unix(50).unwrap();
-        let a = record(None, Some(500), t);
+        let a = record(1, Some(500), t);
         assert_eq!((a.attempts, a.last_status, a.delivered_at), (1, Some(500), None));
-        let b = record(Some(a), None, t);
-        assert_eq!((b.attempts, b.last_status), (2, None));
-        let c = record(Some(b), Some(200), t);
-        assert_eq!((c.attempts, c.delivered_at), (3, Some(t)));
+        let b = record(2, Some(307), t);
+        assert_eq!((b.attempts, b.last_status, b.delivered_at), (2, Some(307), None));
+        let c = record(3, None, t);
+        assert_eq!((c.attempts, c.last_status), (3, None));
+        let d = record(4, Some(200), t);
+        assert_eq!((d.attempts, d.delivered_at), (4, Some(t)));
     }
 }

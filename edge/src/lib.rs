@@ -3,6 +3,7 @@
 //! - [`routes`]: which endpoint a request is for (404 and 405 decided there);
 //! - [`api`]: what `POST /pdf`, `GET /jobs/{id}` and the internal endpoints do;
 //! - [`store`]: the KV layout and the traits over KV and Queues;
+//! - [`consumers`]: the queue consumers (push-mode render jobs, webhook deliveries);
 //! - [`delivery`]: webhook requests, retries and the dead-letter decision;
 //! - [`config`]: wrangler vars and secrets.
 //!
@@ -11,6 +12,7 @@
 
 pub mod api;
 pub mod config;
+pub mod consumers;
 pub mod delivery;
 pub mod routes;
 pub mod store;

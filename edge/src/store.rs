@@ -37,6 +37,8 @@ pub trait Kv {
 #[allow(async_fn_in_trait)]
 pub trait Queue<M> {
     async fn send(&self, message: &M) -> Result<(), StoreError>;
+    /// Sends `message`, to be delivered no sooner than `delay_secs` from now.
+    async fn send_after(&self, message: &M, delay_secs: u32) -> Result<(), StoreError>;
 }
 
 /// An account, found by its API key's hash.
@@ -177,17 +179,38 @@ pub(crate) mod memory {
         }
     }
 
-    pub(crate) struct MemoryQueue<M>(pub(crate) RefCell<Vec<M>>);
+    /// The messages sent, their delays, and whether sending fails.
+    pub(crate) struct MemoryQueue<M>(pub(crate) RefCell<Vec<M>>, RefCell<Vec<u32>>, bool);
 
     impl<M> Default for MemoryQueue<M> {
         fn default() -> Self {
-            Self(RefCell::new(Vec::new()))
+            Self(RefCell::new(Vec::new()), RefCell::new(Vec::new()), false)
+        }
+    }
+
+    impl<M> MemoryQueue<M> {
+        /// A queue that refuses every message.
+        pub(crate) fn failing() -> Self {
+            Self(RefCell::new(Vec::new()), RefCell::new(Vec::new()), true)
+        }
+
+        /// The delay of every message sent, in order.
+        pub(crate) fn delays(&self) -> Vec<u32> {
+            self.1.borrow().clone()
         }
     }
 
     impl<M: Clone> Queue<M> for MemoryQueue<M> {
         async fn send(&self, message: &M) -> Result<(), StoreError> {
+            self.send_after(message, 0).await
+        }
+
+        async fn send_after(&self, message: &M, delay_secs: u32) -> Result<(), StoreError> {
+            if self.2 {
+                return Err(StoreError(String::from("queue unavailable")));
+            }
             self.0.borrow_mut().push(message.clone());
+            self.1.borrow_mut().push(delay_secs);
             Ok(())
         }
     }

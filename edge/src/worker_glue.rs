@@ -12,16 +12,17 @@ use tailpdf_shared::{
     ApiError, Timestamp,
 };
 use worker::{
-    event, AbortController, Context, Delay, Env, Fetch, Headers, KvStore, MessageBatch, MessageExt,
-    Method, QueueRetryOptionsBuilder, Request, RequestInit, RequestRedirect, Response, Result,
+    event, AbortController, Context, Delay, Env, Fetch, Headers, KvStore, MessageBatch,
+    MessageBuilder, MessageExt, Method, QueueRetryOptionsBuilder, Request, RequestInit,
+    RequestRedirect, Response, Result,
 };
 
 use crate::{
     api::{self, Submission, SubmitHeaders},
     config::EdgeConfig,
-    delivery,
+    consumers::{self, Answer, Http, Verdict},
     routes::{self, Route},
-    store::{self, Kv, Queue, StoreError},
+    store::{Kv, Queue, StoreError},
 };
 
 const RENDER_JOBS: &str = "render-jobs";
@@ -59,6 +60,45 @@ struct WorkerQueue(worker::Queue);
 impl<M: Serialize + Clone> Queue<M> for WorkerQueue {
     async fn send(&self, message: &M) -> std::result::Result<(), StoreError> {
         self.0.send(message.clone()).await.map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn send_after(
+        &self,
+        message: &M,
+        delay_secs: u32,
+    ) -> std::result::Result<(), StoreError> {
+        let message = MessageBuilder::new(message.clone()).delay_seconds(delay_secs).build();
+        self.0.send(message).await.map_err(|e| StoreError(e.to_string()))
+    }
+}
+
+/// Workers' `fetch`, for the consumers.
+struct WorkerHttp;
+
+impl Http for WorkerHttp {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> std::result::Result<Answer, String> {
+        let h = Headers::new();
+        for (name, value) in headers {
+            h.set(name, value).map_err(|e| e.to_string())?;
+        }
+        let answer = post_with_timeout(url, h, body, timeout).await?;
+        let retry_after =
+            answer.headers().get("Retry-After").ok().flatten().and_then(|v| v.trim().parse().ok());
+        Ok(Answer { status: answer.status_code(), retry_after })
+    }
+}
+
+/// A consumer's verdict, carried out on its message.
+fn settle(message: &impl MessageExt, verdict: Verdict) {
+    match verdict {
+        Verdict::Ack => message.ack(),
+        Verdict::Retry { delay_secs } => retry(message, delay_secs),
     }
 }
 
@@ -315,7 +355,7 @@ async fn queue_consumer(batch: MessageBatch<Value>, env: Env, _ctx: Context) -> 
     let dead_letters = name.ends_with("dlq");
     for message in batch.messages()? {
         match (name.starts_with(RENDER_JOBS), name.starts_with(WEBHOOKS), dead_letters) {
-            (true, _, false) => push_render_job(&cfg, &message).await,
+            (true, _, false) => push_render_job(&cfg, &env, &message).await,
             (true, _, true) => fail_dead_lettered_job(&cfg, &env, &message).await,
             (_, true, false) => deliver_webhook(&cfg, &env, &message).await,
             // webhooks-dlq is kept for inspection (`wrangler queues` or a pull consumer).
@@ -374,91 +414,58 @@ fn retry(message: &impl MessageExt, delay_secs: u32) {
 }
 
 /// Push mode: hold the message until the renderer answers with the job's end.
-async fn push_render_job(cfg: &EdgeConfig, message: &worker::Message<Value>) {
+async fn push_render_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
     let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs") else {
         return;
     };
-    let body = serde_json::to_vec(&job).unwrap_or_default();
-    match call_renderer(cfg, "/jobs", body, Duration::from_secs(600)).await {
-        Ok(answer) if answer.status_code() == 200 => message.ack(),
-        Ok(answer) => {
-            let wait = answer
-                .headers()
-                .get("Retry-After")
-                .ok()
-                .flatten()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(cfg.render_retry_delay_secs);
-            worker::console_log!(
-                "render-jobs: {} answered {}; again in {wait}s",
-                job.job_id,
-                answer.status_code()
-            );
-            retry(message, wait.max(1));
-        }
-        Err(e) => {
-            worker::console_log!(
-                "render-jobs: {} not delivered ({e}); again in {}s",
-                job.job_id,
-                cfg.render_retry_delay_secs
-            );
-            retry(message, cfg.render_retry_delay_secs);
-        }
+    let (Ok(render_jobs), Ok(jobs), Ok(webhooks)) =
+        (queue(env, "RENDER_JOBS"), kv(env, "JOBS"), queue(env, "WEBHOOKS"))
+    else {
+        retry(message, cfg.render_retry_delay_secs);
+        return;
+    };
+    let verdict =
+        consumers::push_render_job(&WorkerHttp, &render_jobs, &jobs, &webhooks, cfg, &job, now())
+            .await;
+    if verdict != Verdict::Ack {
+        worker::console_warn!("render-jobs: {} comes back: {verdict:?}", job.job_id);
     }
+    settle(message, verdict);
 }
 
 async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
     let Some(hook) = body_or_drop::<WebhookMessage>(message, "webhooks") else {
         return;
     };
-    let (Ok(jobs), Ok(keys)) = (kv(env, "JOBS"), kv(env, "API_KEYS")) else {
+    let (Ok(jobs), Ok(keys), Ok(webhooks), Ok(dead_letters)) =
+        (kv(env, "JOBS"), kv(env, "API_KEYS"), queue(env, "WEBHOOKS"), queue(env, "WEBHOOKS_DLQ"))
+    else {
         retry(message, 30);
         return;
     };
-    let job_id = &hook.payload.job_id;
-    let previous = store::get_json(&jobs, &store::webhook_key(job_id)).await.ok().flatten();
-    let attempt = previous.map_or(0, |p: tailpdf_shared::job::WebhookDelivery| p.attempts) + 1;
-    let secret =
-        api::account(&keys, &hook.account).await.ok().flatten().and_then(|a| a.webhook_secret);
-    let request = delivery::request(&hook, secret.as_deref(), now_secs());
-    let headers = Headers::new();
-    for (name, value) in &request.headers {
-        let _ = headers.set(name, value);
-    }
-    let status = match post_with_timeout(
-        &request.url,
-        headers,
-        request.body.into_bytes(),
-        cfg.webhook_timeout,
-    )
-    .await
-    {
-        Ok(answer) => Some(answer.status_code()),
+    let secret = match api::account(&keys, &hook.account).await {
+        Ok(account) => account.and_then(|a| a.webhook_secret),
         Err(e) => {
-            worker::console_log!("webhooks: {job_id} attempt {attempt}: {e}");
-            None
+            worker::console_error!("webhooks: {}: account: {e}", hook.payload.job_id);
+            retry(message, 30);
+            return;
         }
     };
-    let state = delivery::record(previous, status, now());
-    let _ =
-        store::put_json(&jobs, &store::webhook_key(job_id), &state, cfg.job_ttl_done_secs).await;
-    match delivery::next(status, attempt, &cfg.webhook_retry_delays) {
-        delivery::Next::Done => message.ack(),
-        delivery::Next::Retry { delay_secs } => retry(message, delay_secs),
-        delivery::Next::DeadLetter => {
-            worker::console_warn!(
-                "webhooks: {job_id} undeliverable after {attempt} attempts; dead-lettered"
-            );
-            match env.queue("WEBHOOKS_DLQ") {
-                Ok(dlq) => {
-                    if dlq.send(hook.clone()).await.is_ok() {
-                        message.ack();
-                    } else {
-                        message.retry();
-                    }
-                }
-                Err(_) => message.retry(),
-            }
-        }
-    }
+    let verdict = consumers::deliver_webhook(
+        &WorkerHttp,
+        &jobs,
+        (&webhooks, &dead_letters),
+        cfg,
+        &hook,
+        secret.as_deref(),
+        now(),
+    )
+    .await;
+    worker::console_log!(
+        "webhooks: {} attempt {} of {:?}: {verdict:?}",
+        hook.payload.job_id,
+        hook.attempt + 1,
+        hook.payload.event
+    );
+    settle(message, verdict);
 }
