@@ -15,8 +15,8 @@ use tailpdf_shared::{
 use crate::{
     config::EdgeConfig,
     store::{
-        get_json, idempotency_key, job_key, load_job, put_json, spec_key, stage_key, Account,
-        IdempotencyRecord, JobBase, Kv, Queue, StoreError,
+        get_json, idempotency_key, job_key, load_job, put_json, spec_key, stage_key,
+        webhook_queued_key, Account, IdempotencyRecord, JobBase, Kv, Queue, StoreError, StoredJob,
     },
 };
 
@@ -248,24 +248,42 @@ pub(crate) async fn apply(
         if ends {
             // The job is readable for the ended-job TTL from now on.
             put_json(jobs, &job_key(id), &job.base, cfg.job_ttl_done_secs).await?;
-            if let (Some(url), Some(payload)) =
-                (&job.base.webhook_url, WebhookPayload::for_job(&job.record))
-            {
-                let message = WebhookMessage {
-                    account: job.base.account.clone(),
-                    url: url.clone(),
-                    payload,
-                    attempt: 0,
-                };
-                webhooks.send(&message).await?;
-            }
         }
+    }
+    // The event that ended the job queues its webhook. The same event again (the renderer
+    // repeats an event whose answer it did not get, e.g. because queueing failed) queues it if
+    // that never happened: one webhook per job, whichever call got through.
+    let ended_by_this = job.record.status.is_terminal() && job.record.status == event.status();
+    if ended_by_this {
+        queue_webhook_once(jobs, webhooks, cfg, &job).await?;
     }
     // Also on a repeated end: the delete may have failed the first time.
     if job.record.status.is_terminal() && job.base.spec_stored {
         jobs.delete(&spec_key(id)).await?;
     }
     Ok(EventAck { applied: transition.is_applied(), status: job.record.status })
+}
+
+/// Queues the job's webhook unless it was queued before (`job:{id}:webhook_queued`).
+async fn queue_webhook_once(
+    jobs: &impl Kv,
+    webhooks: &impl Queue<WebhookMessage>,
+    cfg: &EdgeConfig,
+    job: &StoredJob,
+) -> Result<(), ApiError> {
+    let (Some(url), Some(payload)) = (&job.base.webhook_url, WebhookPayload::for_job(&job.record))
+    else {
+        return Ok(());
+    };
+    let marker = webhook_queued_key(&job.base.job_id);
+    if jobs.get(&marker).await?.is_some() {
+        return Ok(());
+    }
+    let message =
+        WebhookMessage { account: job.base.account.clone(), url: url.clone(), payload, attempt: 0 };
+    webhooks.send(&message).await?;
+    put_json(jobs, &marker, &true, cfg.job_ttl_done_secs).await?;
+    Ok(())
 }
 
 /// Checks an internal call's `X-TailPDF-Internal`; 401 otherwise.
@@ -487,6 +505,31 @@ pub(crate) mod tests {
                 assert_eq!(writes.iter().filter(|k| **k == stage_key(&id, status)).count(), 1);
             }
             assert_eq!(writes.iter().filter(|k| **k == job_key(&id)).count(), 2);
+        });
+    }
+
+    #[test]
+    fn an_end_whose_webhook_could_not_be_queued_queues_it_when_repeated() {
+        run(async {
+            let jobs = MemoryKv::default();
+            let webhooks = MemoryQueue::failing_first(1);
+            let id = submitted(&jobs).await;
+            let c = cfg();
+            let completed = event(&JobEvent::Completed { at: ts(3), result: RESULT });
+            // The queue refuses: 503, and the renderer will send the event again.
+            let e = apply_event(&jobs, &webhooks, &c, id.as_str(), &completed).await.unwrap_err();
+            assert_eq!(e.status(), 503);
+            assert!(webhooks.0.borrow().is_empty());
+            // Now already applied, yet its webhook is queued, once.
+            for _ in 0..3 {
+                let ack = apply_event(&jobs, &webhooks, &c, id.as_str(), &completed).await.unwrap();
+                assert_eq!((ack.applied, ack.status), (false, JobStatus::Completed));
+            }
+            assert_eq!(webhooks.0.borrow().len(), 1, "one webhook for the one end");
+            // Another terminal event for the ended job queues nothing.
+            let failed = event(&JobEvent::Failed { at: ts(4), error_message: "late".into() });
+            apply_event(&jobs, &webhooks, &c, id.as_str(), &failed).await.unwrap();
+            assert_eq!(webhooks.0.borrow().len(), 1);
         });
     }
 

@@ -11,6 +11,7 @@
 //! | `job:{id}:processing`, `job:{id}:uploading` | the event | once each |
 //! | `job:{id}:end` | the terminal event | once, 1 h TTL |
 //! | `job:{id}:webhook` | delivery status | after each delivery attempt (minutes apart) |
+//! | `job:{id}:webhook_queued` | `true` | once, when the job's webhook was queued, 1 h TTL |
 //! | `idem:{account}:{sha256(key)}` | [`IdempotencyRecord`] | once, 24 h |
 //!
 //! API keys live in their own namespace: `sha256(key)` → [`Account`].
@@ -90,6 +91,10 @@ pub fn stage_key(id: &JobId, status: JobStatus) -> String {
 
 pub fn webhook_key(id: &JobId) -> String {
     format!("job:{id}:webhook")
+}
+
+pub fn webhook_queued_key(id: &JobId) -> String {
+    format!("job:{id}:webhook_queued")
 }
 
 pub fn idempotency_key(account: &str, key: &str) -> String {
@@ -179,19 +184,28 @@ pub(crate) mod memory {
         }
     }
 
-    /// The messages sent, their delays, and whether sending fails.
-    pub(crate) struct MemoryQueue<M>(pub(crate) RefCell<Vec<M>>, RefCell<Vec<u32>>, bool);
+    /// The messages sent, their delays, and how many sends are still to fail.
+    pub(crate) struct MemoryQueue<M>(
+        pub(crate) RefCell<Vec<M>>,
+        RefCell<Vec<u32>>,
+        std::cell::Cell<u32>,
+    );
 
     impl<M> Default for MemoryQueue<M> {
         fn default() -> Self {
-            Self(RefCell::new(Vec::new()), RefCell::new(Vec::new()), false)
+            Self::failing_first(0)
         }
     }
 
     impl<M> MemoryQueue<M> {
         /// A queue that refuses every message.
         pub(crate) fn failing() -> Self {
-            Self(RefCell::new(Vec::new()), RefCell::new(Vec::new()), true)
+            Self::failing_first(u32::MAX)
+        }
+
+        /// A queue that refuses the first `n` messages.
+        pub(crate) fn failing_first(n: u32) -> Self {
+            Self(RefCell::new(Vec::new()), RefCell::new(Vec::new()), std::cell::Cell::new(n))
         }
 
         /// The delay of every message sent, in order.
@@ -206,7 +220,8 @@ pub(crate) mod memory {
         }
 
         async fn send_after(&self, message: &M, delay_secs: u32) -> Result<(), StoreError> {
-            if self.2 {
+            if self.2.get() > 0 {
+                self.2.set(self.2.get().saturating_sub(1));
                 return Err(StoreError(String::from("queue unavailable")));
             }
             self.0.borrow_mut().push(message.clone());

@@ -74,6 +74,15 @@ impl RenderError {
         matches!(self, Self::Font(_) | Self::Browser(_) | Self::ShuttingDown | Self::Busy(_))
     }
 
+    /// What a client is told: the failure in its own terms. What Chromium said is internal
+    /// (it goes to the log, with the job); the client learns that the browser failed.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Browser(_) => String::from("the browser failed during the render; retry shortly"),
+            other => other.to_string(),
+        }
+    }
+
     /// The public error for this failure.
     pub fn to_api_error(&self) -> ApiError {
         match self {
@@ -81,7 +90,10 @@ impl RenderError {
             Self::ShuttingDown | Self::Busy(_) => {
                 ApiError::unavailable(format!("{self}; retry shortly."), 2)
             }
-            _ => ApiError::new(ErrorCode::RenderFailed, format!("Render failed: {self}")),
+            _ => ApiError::new(
+                ErrorCode::RenderFailed,
+                format!("Render failed: {}", self.public_message()),
+            ),
         }
     }
 }
@@ -109,6 +121,15 @@ mod tests {
             .to_api_error()
             .message
             .starts_with("Render failed: the render did not finish within 30s"));
+    }
+
+    #[test]
+    fn what_chromium_said_stays_internal() {
+        let e = RenderError::Browser("Target.closeTarget: -32000 No target with given id".into());
+        let public = e.to_api_error().message;
+        assert_eq!(public, "Render failed: the browser failed during the render; retry shortly");
+        assert!(!e.public_message().contains("-32000"));
+        assert!(e.to_string().contains("-32000"), "the log still has it");
     }
 
     #[test]

@@ -398,6 +398,32 @@ async fn push_jobs_upload_to_s3_and_report_every_state_signed_and_in_order() {
     renderer.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_delivery_of_an_ended_job_renders_and_uploads_nothing() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;
+    let message = job(&edge, &s3.presign("once.pdf", None, None), "<p>Once</p>");
+    let (status, outcome) = push(&renderer, &message).await;
+    assert_eq!(
+        (status.as_u16(), outcome["status"].as_str()),
+        (200, Some("completed")),
+        "{outcome}"
+    );
+    std::fs::remove_file(s3.root.path().join("pdfs/once.pdf")).unwrap();
+
+    // At-least-once: the same message again, after the job ended.
+    let (status, outcome) = push(&renderer, &message).await;
+    assert_eq!((status.as_u16(), outcome["status"].as_str()), (200, Some("gone")), "{outcome}");
+    assert!(s3.object("once.pdf").is_none(), "not uploaded again");
+    assert_eq!(
+        edge.statuses(&message.job_id),
+        [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed, JobStatus::Processing],
+        "the repeat stops at the edge's answer to its first event"
+    );
+    renderer.stop().await;
+}
+
 #[derive(Clone, Default)]
 struct Flaky {
     attempts: Arc<Mutex<Vec<(String, usize)>>>,

@@ -22,6 +22,9 @@ pub struct EdgeClient {
     retry_budget: Duration,
 }
 
+/// Deadline of one call to the edge.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -35,7 +38,7 @@ pub fn now_timestamp() -> Timestamp {
 impl EdgeClient {
     pub fn new(base: Url, secret: String, retry_budget: Duration) -> Result<Self, ServiceError> {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(CALL_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|source| ServiceError::Client { what: "the edge", source })?;

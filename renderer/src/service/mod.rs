@@ -129,12 +129,16 @@ impl ServeConfig {
             queue_id: self.cf_queue_id.clone()?,
             api_token: self.cf_api_token.clone()?,
             interval: self.pull_interval,
-            // Longer than any job can take here, so a live job's lease never expires.
-            visibility_timeout: self.engine.render_timeout
-                + self.upload_retry_budget
-                + self.upload_timeout
-                + 2 * self.event_retry_budget
-                + Duration::from_secs(60),
+            visibility_timeout: pull::JobBounds {
+                render_timeout: self.engine.render_timeout,
+                tabs: self.engine.tabs(),
+                queue_size: self.queue_size,
+                upload_timeout: self.upload_timeout,
+                upload_retry_budget: self.upload_retry_budget,
+                event_retry_budget: self.event_retry_budget,
+                edge_call_timeout: edge::CALL_TIMEOUT,
+            }
+            .worst_case(),
         })
     }
 }

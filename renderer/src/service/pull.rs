@@ -28,6 +28,43 @@ pub struct PullSettings {
     pub visibility_timeout: Duration,
 }
 
+/// What bounds the time one job holds its message here.
+#[derive(Debug, Clone, Copy)]
+pub struct JobBounds {
+    pub render_timeout: Duration,
+    pub tabs: usize,
+    /// Jobs admitted beyond the tabs, each waiting for one.
+    pub queue_size: usize,
+    pub upload_timeout: Duration,
+    pub upload_retry_budget: Duration,
+    pub event_retry_budget: Duration,
+    /// One call to the edge (the spec; each try of an event).
+    pub edge_call_timeout: Duration,
+}
+
+/// The Queues pull API's longest visibility timeout.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+impl JobBounds {
+    /// The longest one job can take here, from pull to ack: a wait for a tab behind the jobs
+    /// admitted before it, the spec, three events (each retried within its budget, plus the
+    /// try under way), the render, and the upload with its retries; then a margin. A lease
+    /// this long never expires under a live job, so no other renderer takes it meanwhile.
+    pub fn worst_case(&self) -> Duration {
+        let waves = u32::try_from(self.queue_size.div_ceil(self.tabs.max(1))).unwrap_or(u32::MAX);
+        let tab_wait = self.render_timeout.saturating_mul(waves);
+        let events = (self.event_retry_budget + self.edge_call_timeout).saturating_mul(3);
+        let total = tab_wait
+            + self.edge_call_timeout
+            + events
+            + self.render_timeout
+            + self.upload_timeout
+            + self.upload_retry_budget
+            + Duration::from_secs(60);
+        total.min(MAX_VISIBILITY)
+    }
+}
+
 /// One pulled message, as the API returns it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PulledMessage {
@@ -270,6 +307,28 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lease_covers_the_worst_case_of_a_job() {
+        let bounds = JobBounds {
+            render_timeout: Duration::from_secs(30),
+            tabs: 2,
+            queue_size: 4,
+            upload_timeout: Duration::from_secs(60),
+            upload_retry_budget: Duration::from_secs(60),
+            event_retry_budget: Duration::from_secs(60),
+            edge_call_timeout: Duration::from_secs(10),
+        };
+        // Two waves of waiting (60 s), the spec (10), three events (210), the render (30),
+        // the upload (120), the margin (60).
+        assert_eq!(bounds.worst_case(), Duration::from_secs(490));
+        let more_tabs = JobBounds { tabs: 4, ..bounds };
+        assert_eq!(bounds.worst_case() - more_tabs.worst_case(), Duration::from_secs(30));
+        let slower = JobBounds { render_timeout: Duration::from_secs(300), ..bounds };
+        assert!(slower.worst_case() > bounds.worst_case() + Duration::from_secs(800));
+        let absurd = JobBounds { event_retry_budget: Duration::from_secs(86_400), ..bounds };
+        assert_eq!(absurd.worst_case(), MAX_VISIBILITY, "the API's maximum");
+    }
     use tailpdf_shared::{messages::SecretUrl, JobId};
 
     fn message(body: Value, content_type: &str) -> PulledMessage {

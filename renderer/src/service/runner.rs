@@ -28,8 +28,8 @@ pub enum JobEnd {
     /// Not ended (the renderer is stopping, Chromium crashed, the edge is unreachable):
     /// deliver the message again after `delay`.
     Retry { reason: String, delay: Duration },
-    /// The edge no longer has the job's spec: the job ended (its spec is deleted then) or
-    /// expired. A repeated delivery has nothing left to do: acknowledge the message.
+    /// The job already ended at the edge (its spec is gone, or an event's answer says so): a
+    /// repeated delivery has nothing left to do, and renders or uploads nothing: acknowledge.
     Gone,
 }
 
@@ -99,10 +99,11 @@ impl Runner {
                 Err(e) => return retry(&e),
             },
         };
-        if let Err(e) =
-            self.edge.report(&message.job_id, &JobEvent::Processing { at: now_timestamp() }).await
+        match self.edge.report(&message.job_id, &JobEvent::Processing { at: now_timestamp() }).await
         {
-            return retry(&e);
+            Ok(ack) if ack.status.is_terminal() => return JobEnd::Gone,
+            Ok(_) => {}
+            Err(e) => return retry(&e),
         }
         let rendered = match self.engine.render(&spec).await {
             Ok(r) => {
@@ -115,13 +116,16 @@ impl Runner {
                 if e.retryable() && attempt < self.max_attempts {
                     return retry(&e);
                 }
-                return self.fail(message, format!("Render failed: {e}")).await;
+                tracing::warn!(error = %e, "render failed");
+                return self.fail(message, format!("Render failed: {}", e.public_message())).await;
             }
         };
-        if let Err(e) =
-            self.edge.report(&message.job_id, &JobEvent::Uploading { at: now_timestamp() }).await
+        match self.edge.report(&message.job_id, &JobEvent::Uploading { at: now_timestamp() }).await
         {
-            return retry(&e);
+            // Ended meanwhile (given up on, or done by another delivery): no second object.
+            Ok(ack) if ack.status.is_terminal() => return JobEnd::Gone,
+            Ok(_) => {}
+            Err(e) => return retry(&e),
         }
         let size = rendered.pdf.len() as u64;
         let started = std::time::Instant::now();
