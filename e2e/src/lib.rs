@@ -7,7 +7,8 @@
 //! - [`contract`]: `openapi.yaml`, against which real responses and webhooks are checked;
 //! - [`client`]: the public API called as a client does, checked against the contract;
 //! - [`fonts`]: a stand-in of the Google Fonts css2 API;
-//! - [`pdf`]: poppler's tools on PDF bytes.
+//! - [`pdf`]: poppler's tools on PDF bytes;
+//! - [`servers`]: an image held mid-render, a webhook receiver that answers as scripted.
 //!
 //! The renderer's own tests use [`process`] and [`pdf`] too.
 //!
@@ -19,6 +20,7 @@ pub mod contract;
 pub mod fonts;
 pub mod pdf;
 pub mod process;
+pub mod servers;
 pub mod stack;
 
 use std::path::PathBuf;

@@ -75,7 +75,9 @@ impl Stack {
 pub struct Bucket {
     pub endpoint: String,
     root: PathBuf,
-    process: Process,
+    port: u16,
+    log: PathBuf,
+    process: Option<Process>,
 }
 
 impl Bucket {
@@ -83,17 +85,40 @@ impl Bucket {
         let root = dir.join("s3");
         std::fs::create_dir_all(root.join("pdfs")).unwrap();
         let port = free_port();
+        let mut bucket = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root,
+            port,
+            log: dir.join("s3s-fs.log"),
+            process: None,
+        };
+        bucket.spawn();
+        bucket
+    }
+
+    fn spawn(&mut self) {
         let mut cmd = Command::new(cargo_bin("s3s-fs"));
-        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        cmd.args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(&root);
-        let process = Process::spawn("s3s-fs", cmd, &dir.join("s3s-fs.log"));
-        Self { endpoint: format!("http://127.0.0.1:{port}"), root, process }
+            .arg(&self.root);
+        self.process = Some(Process::spawn("s3s-fs", cmd, &self.log));
     }
 
     async fn wait_ready(&mut self) {
         let url = format!("{}/", self.endpoint);
-        self.process.wait_until(Duration::from_secs(20), async || answers(&url).await).await;
+        let process = self.process.as_mut().unwrap();
+        process.wait_until(Duration::from_secs(20), async || answers(&url).await).await;
+    }
+
+    /// The storage goes down (SIGKILL): uploads find nobody listening.
+    pub fn stop(&mut self) {
+        self.process.take().unwrap().kill_hard();
+    }
+
+    /// Back on the same port with the same objects.
+    pub async fn start_again(&mut self) {
+        self.spawn();
+        self.wait_ready().await;
     }
 
     /// A presigned PUT for `pdfs/{key}`, signed `signed_secs_ago` seconds ago and valid for

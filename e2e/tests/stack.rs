@@ -4,16 +4,8 @@
 //! Every response and webhook is also checked against openapi.yaml.
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    process::Command,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
-use axum::{extract::State, routing::get, Router};
 use serde_json::{json, Value};
 use tailpdf_e2e::{
     client::{ended, get_job, post_pdf, submit},
@@ -22,6 +14,7 @@ use tailpdf_e2e::{
     pdf::poppler,
     process::{alive, descendants},
     root,
+    servers::HeldImage,
     stack::{wait_until, Settings, Stack, API_KEY, INTERNAL_SECRET, WEBHOOK_SECRET},
 };
 use tailpdf_shared::signing::StandardWebhookKey;
@@ -188,34 +181,12 @@ fn time_of(rfc3339: &str) -> i64 {
     rfc3339.parse::<jiff::Timestamp>().unwrap().as_second()
 }
 
-/// Holds the first request for an image until the test is over, answers later ones at once:
-/// a render that is reliably still running when the renderer is killed.
-#[derive(Clone, Default)]
-struct SlowImage {
-    hits: Arc<AtomicUsize>,
-}
-
-async fn slow_image(
-    State(s): State<SlowImage>,
-) -> ([(&'static str, &'static str); 1], &'static str) {
-    if s.hits.fetch_add(1, Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_secs(600)).await;
-    }
-    (
-        [("content-type", "image/svg+xml")],
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><rect width="40" height="40" fill="teal"/></svg>"#,
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renderer_killed_mid_job_loses_nothing() {
     let mut stack = Stack::start(Settings::default()).await;
     let contract = Contract::load();
-    let image = SlowImage::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let image_url = format!("http://{}/logo.svg", listener.local_addr().unwrap());
-    let app = Router::new().route("/logo.svg", get(slow_image)).with_state(image.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let image = HeldImage::start().await;
+    let image_url = image.url.clone();
 
     let content =
         format!(r#"<img src="{image_url}" class="w-10 h-10"><p class="text-xl">Survived</p>"#);
@@ -227,10 +198,7 @@ async fn a_renderer_killed_mid_job_loses_nothing() {
     .await;
 
     // The render has started (Chromium asked for the image): kill the renderer outright.
-    wait_until("the render to start", Duration::from_secs(60), async || {
-        image.hits.load(Ordering::SeqCst) > 0
-    })
-    .await;
+    wait_until("the render to start", Duration::from_secs(60), async || image.hits() > 0).await;
     let renderer_pid = stack.renderer.pid();
     let chromium = descendants(renderer_pid);
     assert!(!chromium.is_empty(), "the renderer runs Chromium");
@@ -247,7 +215,7 @@ async fn a_renderer_killed_mid_job_loses_nothing() {
     let job = ended(&stack, &contract, &id, Duration::from_secs(120)).await;
     assert_eq!(job["status"], "completed", "{job}\n{}\n{}", stack.renderer.log(), stack.edge.log());
     timestamps_in_order(&job);
-    assert!(image.hits.load(Ordering::SeqCst) >= 2, "rendered again after the restart");
+    assert!(image.hits() >= 2, "rendered again after the restart");
     assert_eq!(stack.bucket.objects(), ["crash/1.pdf"], "one object");
     let pdf = stack.bucket.object("crash/1.pdf").unwrap();
     assert_eq!(job["result"]["file_size_bytes"], pdf.len());
@@ -261,5 +229,4 @@ async fn a_renderer_killed_mid_job_loses_nothing() {
         ids.iter().all(|w| *w == format!("msg_{id}_completed")),
         "every delivery carries the same webhook-id: {ids:?}"
     );
-    server.abort();
 }

@@ -1,0 +1,131 @@
+//! Small loopback servers the tests point documents and webhooks at.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use axum::{extract::State, http::StatusCode, routing::get, routing::post, Router};
+
+/// An image whose first request is held until the test is over and whose later ones are
+/// answered at once: a render that is reliably still running when something is killed.
+pub struct HeldImage {
+    pub url: String,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HeldImage {
+    pub async fn start() -> Self {
+        async fn image(
+            State(hits): State<Arc<AtomicUsize>>,
+        ) -> ([(&'static str, &'static str); 1], &'static str) {
+            if hits.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+            }
+            (
+                [("content-type", "image/svg+xml")],
+                r#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><rect width="40" height="40" fill="teal"/></svg>"#,
+            )
+        }
+        let hits = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/logo.svg", listener.local_addr().unwrap());
+        let app = Router::new().route("/logo.svg", get(image)).with_state(hits.clone());
+        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, hits, task }
+    }
+
+    /// Requests so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for HeldImage {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// How a [`ScriptedReceiver`] answers one delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Status(u16),
+    /// Never answers (the sender's deadline runs out).
+    Hang,
+}
+
+/// A webhook receiver that answers deliveries as scripted (then 200), recording each with the
+/// answer it got.
+pub struct ScriptedReceiver {
+    pub url: String,
+    log: Arc<Mutex<Vec<(String, Answer)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Script {
+    answers: Arc<Mutex<Vec<Answer>>>,
+    log: Arc<Mutex<Vec<(String, Answer)>>>,
+}
+
+impl ScriptedReceiver {
+    pub async fn start(script: &[Answer]) -> Self {
+        async fn hook(State(s): State<Script>, headers: axum::http::HeaderMap) -> StatusCode {
+            let answer = {
+                let mut answers = s.answers.lock().unwrap();
+                if answers.is_empty() {
+                    Answer::Status(200)
+                } else {
+                    answers.remove(0)
+                }
+            };
+            let id = headers.get("webhook-id").map_or("", |v| v.to_str().unwrap()).to_owned();
+            s.log.lock().unwrap().push((id, answer));
+            match answer {
+                Answer::Status(code) => StatusCode::from_u16(code).unwrap(),
+                Answer::Hang => {
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                    StatusCode::OK
+                }
+            }
+        }
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let script = Script { answers: Arc::new(Mutex::new(script.to_vec())), log: log.clone() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let app = Router::new().route("/hook", post(hook)).with_state(script);
+        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, log, task }
+    }
+
+    /// Every delivery so far: its `webhook-id` and the answer it got.
+    pub fn deliveries(&self) -> Vec<(String, Answer)> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// How many times one `webhook-id` was accepted (2xx) more than once: duplicates a
+    /// receiver that de-duplicates by id would have to drop.
+    pub fn accepted_duplicates(&self) -> usize {
+        let accepted: Vec<String> = self
+            .deliveries()
+            .into_iter()
+            .filter(|(_, a)| matches!(a, Answer::Status(200..=299)))
+            .map(|(id, _)| id)
+            .collect();
+        let mut unique = accepted.clone();
+        unique.sort();
+        unique.dedup();
+        accepted.len() - unique.len()
+    }
+}
+
+impl Drop for ScriptedReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
