@@ -302,7 +302,10 @@ impl EdgeOptions {
 /// The built Worker under `wrangler dev --local`, its KV state in a temporary folder.
 pub struct Edge {
     pub url: String,
-    process: Process,
+    process: Option<Process>,
+    dir: PathBuf,
+    port: u16,
+    options: EdgeOptions,
 }
 
 impl Edge {
@@ -340,16 +343,32 @@ impl Edge {
             cmd.arg("--config").arg(config_with_render_retries(dir, &worker, retries));
         }
         let process = Process::spawn("wrangler dev", cmd, &dir.join("wrangler.log"));
-        Self { url: format!("http://127.0.0.1:{port}"), process }
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            process: Some(process),
+            dir: dir.to_owned(),
+            port,
+            options: options.clone(),
+        }
     }
 
     pub async fn wait_ready(&mut self) {
-        let url = format!("{}/healthz", self.url);
-        self.process.wait_until(Duration::from_secs(90), async || answers(&url).await).await;
+        let url = format!("{}/", self.url);
+        let process = self.process.as_mut().unwrap();
+        process.wait_until(Duration::from_secs(90), async || answers(&url).await).await;
     }
 
     pub fn log(&self) -> String {
-        self.process.log()
+        std::fs::read_to_string(self.dir.join("wrangler.log")).unwrap_or_default()
+    }
+
+    /// SIGKILLs wrangler dev (workerd and all) and starts it again on the same port with the
+    /// same persisted state (KV, queues), as after a crash.
+    pub async fn restart(&mut self) {
+        self.process.take().unwrap().kill_hard();
+        let again = Self::spawn(&self.dir, self.port, &self.options);
+        self.process = again.process;
+        self.wait_ready().await;
     }
 }
 

@@ -110,3 +110,25 @@ async fn jobs_survive_faults_with_one_object_and_one_webhook_each() {
     figures.push(format!("duplicate webhook-ids accepted: {duplicates}"));
     eprintln!("faults:\n  {}", figures.join("\n  "));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_survives_the_edge_restarting_mid_render() {
+    let mut stack = Stack::start(Settings::default()).await;
+    let contract = Contract::load();
+    let image = HeldImage::start().await;
+    let hooks = ScriptedReceiver::start(&[]).await;
+    let content = format!(r#"<img src="{}"><p>Edge restarted</p>"#, image.url);
+    let started = Instant::now();
+    let id = submit(&stack, &contract, &job(&stack, &content, "edge.pdf", &hooks.url)).await;
+    wait_until("the render to start", Duration::from_secs(60), async || image.hits() > 0).await;
+    // wrangler dev dies (SIGKILL, workerd and all) while the job is being rendered, and comes
+    // back with its persisted state.
+    stack.edge.restart().await;
+    completed(&stack, &contract, &id, "edge.pdf").await;
+    wait_until("the webhook", Duration::from_secs(30), async || !hooks.deliveries().is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.bucket.objects(), ["edge.pdf"]);
+    assert_eq!(hooks.accepted_duplicates(), 0);
+    eprintln!("edge restarted mid-render: completed in {:?}", started.elapsed());
+}

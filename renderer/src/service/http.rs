@@ -125,9 +125,23 @@ async fn render(
 
 async fn jobs(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ErrorResponse> {
     let message: RenderJobMessage = parse(&body)?;
-    let _admitted = state.admit().ok_or_else(|| full(&state))?;
+    let admitted = state.admit().ok_or_else(|| full(&state))?;
     let attempt = message.attempt.max(1);
-    match state.runner.run(message, attempt).await {
+    // The job runs to its end even if the edge's connection drops (the edge restarted, or
+    // gave up waiting): its events reach the edge on their own, so dropping it here would
+    // leave a job half done that no one delivers again.
+    let run = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let _admitted = admitted;
+            state.runner.run(message, attempt).await
+        }
+    });
+    let end = run.await.map_err(|e| {
+        tracing::error!(error = %e, "a job's task failed");
+        ErrorResponse(ApiError::unavailable("The job did not end here; deliver it again.", 5))
+    })?;
+    match end {
         JobEnd::Reported(outcome) => Ok(axum::Json(outcome).into_response()),
         JobEnd::Gone => Ok(axum::Json(serde_json::json!({"status": "gone"})).into_response()),
         JobEnd::Retry { reason, delay } => Err(ErrorResponse(ApiError::unavailable(
