@@ -407,6 +407,8 @@ fn wrangler() -> Command {
 pub struct Delivery {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Delivery {
@@ -439,7 +441,8 @@ impl Receiver {
             headers: HeaderMap,
             body: axum::body::Bytes,
         ) -> StatusCode {
-            state.received.lock().unwrap().push(Delivery { headers, body: body.to_vec() });
+            let delivery = Delivery { headers, body: body.to_vec(), at: Instant::now() };
+            state.received.lock().unwrap().push(delivery);
             let mut fail = state.fail_first.lock().unwrap();
             if *fail > 0 {
                 *fail -= 1;
