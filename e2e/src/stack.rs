@@ -130,9 +130,29 @@ impl Bucket {
         signed_secs_ago: i64,
         expires: Duration,
     ) -> String {
+        self.presign_at(&self.endpoint, key, secret, signed_secs_ago, expires)
+    }
+
+    /// A valid URL for an hour, to the bucket through `endpoint` (a proxy in front of it).
+    pub fn upload_url_via(&self, endpoint: &str, key: &str) -> String {
+        self.presign_at(endpoint, key, SECRET_KEY, 0, Duration::from_secs(3600))
+    }
+
+    /// The bucket's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn presign_at(
+        &self,
+        endpoint: &str,
+        key: &str,
+        secret: &str,
+        signed_secs_ago: i64,
+        expires: Duration,
+    ) -> String {
         let bucket =
-            S3Bucket::new(self.endpoint.parse().unwrap(), UrlStyle::Path, "pdfs", "us-east-1")
-                .unwrap();
+            S3Bucket::new(endpoint.parse().unwrap(), UrlStyle::Path, "pdfs", "us-east-1").unwrap();
         let credentials = Credentials::new(ACCESS_KEY, secret);
         let mut action = bucket.put_object(Some(&credentials), key);
         action.headers_mut().insert("content-type", "application/pdf");

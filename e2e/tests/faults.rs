@@ -11,7 +11,7 @@ use tailpdf_e2e::{
     client::{ended, submit},
     contract::Contract,
     process::descendants,
-    servers::{Answer, HeldImage, ScriptedReceiver},
+    servers::{Answer, HeldImage, HoldingProxy, ScriptedReceiver},
     stack::{wait_until, Settings, Stack},
 };
 
@@ -131,4 +131,33 @@ async fn a_job_survives_the_edge_restarting_mid_render() {
     assert_eq!(stack.bucket.objects(), ["edge.pdf"]);
     assert_eq!(hooks.accepted_duplicates(), 0);
     eprintln!("edge restarted mid-render: completed in {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_killed_mid_upload_loses_nothing() {
+    let mut stack = Stack::start(Settings::default()).await;
+    let contract = Contract::load();
+    let hooks = ScriptedReceiver::start(&[]).await;
+    // The first upload's connection is held: the renderer is mid-upload when it is killed.
+    let proxy = HoldingProxy::start(stack.bucket.addr()).await;
+    let upload_url = stack.bucket.upload_url_via(&format!("http://{}", proxy.addr), "upload.pdf");
+    let body = json!({"content": "<p>Killed mid-upload</p>", "async": true,
+        "upload_url": upload_url, "webhook_url": hooks.url});
+    let started = Instant::now();
+    let id = submit(&stack, &contract, &body).await;
+    wait_until("the upload to start", Duration::from_secs(60), async || proxy.connections() > 0)
+        .await;
+    let view = tailpdf_e2e::client::get_job(&stack, &contract, &id).await.json();
+    assert_eq!(view["status"], "uploading", "{view}");
+    stack.renderer.kill_hard();
+    stack.renderer.restart().await;
+    // Delivered again by the edge, rendered again, uploaded through a connection that passes.
+    completed(&stack, &contract, &id, "upload.pdf").await;
+    wait_until("the webhook", Duration::from_secs(30), async || !hooks.deliveries().is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.bucket.objects(), ["upload.pdf"], "one object");
+    let ids: Vec<String> = hooks.deliveries().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, [format!("msg_{id}_completed")], "one webhook");
+    eprintln!("renderer killed mid-upload: completed in {:?}", started.elapsed());
 }
