@@ -7,10 +7,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tailpdf_e2e::{
-    client::{ended, submit},
+    client::{client, ended, get_job, send, submit},
     contract::Contract,
     fonts::FontsApi,
-    stack::{wait_until, Settings, Stack},
+    now,
+    servers::HeldImage,
+    stack::{wait_until, Settings, Stack, INTERNAL_SECRET},
+};
+use tailpdf_shared::{
+    job::RenderResult,
+    signing::{sign_internal, INTERNAL_SIGNATURE_HEADER},
+    JobEvent, Timestamp,
 };
 
 fn job(stack: &Stack, font: &str, key: &str) -> Value {
@@ -64,4 +71,51 @@ async fn failures_are_retried_as_counted_and_end_with_their_cause() {
     }
     assert!(stack.bucket.objects().is_empty());
     eprintln!("three deliveries and the failure took {took:?}");
+}
+
+/// An event as a renderer reports it: signed, to the edge's internal endpoint.
+async fn report(stack: &Stack, id: &str, event: &JobEvent) -> u16 {
+    let path = format!("/internal/jobs/{id}/events");
+    let body = serde_json::to_vec(event).unwrap();
+    let signature = sign_internal(INTERNAL_SECRET, now(), "POST", &path, &body);
+    let request = client()
+        .post(format!("{}{path}", stack.edge.url))
+        .header(INTERNAL_SIGNATURE_HEADER, signature)
+        .body(body);
+    send(request).await.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_different_ends_at_once_give_one_outcome_and_one_webhook() {
+    let stack = Stack::start(Settings::default()).await;
+    let contract = Contract::load();
+    let image = HeldImage::start().await;
+    let body = json!({"content": format!(r#"<img src="{}"><p>Raced</p>"#, image.url),
+        "async": true, "upload_url": stack.bucket.upload_url("raced.pdf"),
+        "webhook_url": stack.receiver.url});
+    let id = submit(&stack, &contract, &body).await;
+    wait_until("the render to start", Duration::from_secs(60), async || image.hits() > 0).await;
+    // While the renderer is held, a `completed` and a `failed` arrive at the same moment (a
+    // late end from one delivery racing the dead-letter give-up).
+    let at = Timestamp::from_unix(now()).unwrap();
+    let result = RenderResult { file_size_bytes: 1, render_duration_ms: 1, upload_duration_ms: 1 };
+    let completed = JobEvent::Completed { at, result };
+    let failed = JobEvent::Failed { at, error_message: "Render failed: raced".into() };
+    let (a, b) = tokio::join!(report(&stack, &id, &completed), report(&stack, &id, &failed));
+    assert_eq!((a, b), (200, 200));
+    wait_until("a webhook", Duration::from_secs(30), async || {
+        !stack.receiver.for_job(&id).is_empty()
+    })
+    .await;
+    // The held render gives up on its image and reports on: the job has ended, so it stops.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let hooks = stack.receiver.for_job(&id);
+    assert_eq!(hooks.len(), 1, "one webhook for the one outcome");
+    let view = get_job(&stack, &contract, &id).await.json();
+    assert_eq!(
+        hooks[0].json()["data"]["status"],
+        view["status"],
+        "the webhook tells the stored end"
+    );
+    assert!(stack.bucket.objects().is_empty(), "the stopped delivery uploads nothing");
 }

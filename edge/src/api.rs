@@ -264,7 +264,8 @@ pub(crate) async fn apply(
     Ok(EventAck { applied: transition.is_applied(), status: job.record.status })
 }
 
-/// Queues the job's webhook unless it was queued before (`job:{id}:webhook_queued`).
+/// Queues the webhook of the job's end unless it was queued before
+/// (`job:{id}:webhook_queued:{event}`).
 async fn queue_webhook_once(
     jobs: &impl Kv,
     webhooks: &impl Queue<WebhookMessage>,
@@ -275,7 +276,7 @@ async fn queue_webhook_once(
     else {
         return Ok(());
     };
-    let marker = webhook_queued_key(&job.base.job_id);
+    let marker = webhook_queued_key(&job.base.job_id, payload.event);
     if jobs.get(&marker).await?.is_some() {
         return Ok(());
     }

@@ -19,7 +19,7 @@ use crate::{
     api::{self, renderer_call},
     config::EdgeConfig,
     delivery,
-    store::{put_json, webhook_key, Kv, Queue},
+    store::{load_job, put_json, webhook_key, Kv, Queue},
 };
 
 /// An outgoing HTTP POST within a deadline, never following redirects.
@@ -121,6 +121,14 @@ pub async fn deliver_webhook(
     secret: Option<&str>,
     now: Timestamp,
 ) -> Verdict {
+    // One job, one outcome: a webhook of an end that lost to another is dropped, undelivered.
+    match load_job(jobs, &hook.payload.job_id).await {
+        Ok(job) if !hook.payload.agrees_with(job.as_ref().map(|j| &j.record)) => {
+            return Verdict::Ack;
+        }
+        Ok(_) => {}
+        Err(_) => return Verdict::Retry { delay_secs: STORAGE_RETRY_SECS },
+    }
     let attempt = hook.attempt + 1;
     let request = delivery::request(hook, secret, now.unix());
     let status = http
@@ -258,6 +266,105 @@ mod tests {
                 push_render_job(&http, &render_jobs, &jobs, &webhooks, &cfg(), &message, ts(1))
                     .await;
             assert!(matches!(verdict, Verdict::Retry { .. }), "never acked before it is safe");
+        });
+    }
+
+    /// Polls `a` and `b` in the order `schedule` gives (true: `a`), one step each time; a
+    /// finished one is skipped. Returns how many steps each took.
+    fn interleave<A: std::future::Future, B: std::future::Future>(
+        a: A,
+        b: B,
+        schedule: &[bool],
+    ) -> (usize, usize) {
+        use std::task::{Context, Waker};
+        let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+        let mut cx = Context::from_waker(Waker::noop());
+        let (mut a_done, mut b_done, mut steps) = (false, false, (0, 0));
+        let mut order = schedule.iter().copied();
+        while !(a_done && b_done) {
+            let pick_a = if a_done {
+                false
+            } else if b_done {
+                true
+            } else {
+                order.next().unwrap_or(true)
+            };
+            if pick_a {
+                steps.0 += 1;
+                a_done = a.as_mut().poll(&mut cx).is_ready();
+            } else {
+                steps.1 += 1;
+                b_done = b.as_mut().poll(&mut cx).is_ready();
+            }
+        }
+        steps
+    }
+
+    /// Every way of merging `a` steps of one call with `b` steps of another.
+    fn merges(a: usize, b: usize) -> Vec<Vec<bool>> {
+        if a == 0 || b == 0 {
+            return vec![vec![a > 0; a + b]];
+        }
+        let mut out = Vec::new();
+        for (first, rest) in [(true, merges(a - 1, b)), (false, merges(a, b - 1))] {
+            out.extend(rest.into_iter().map(|mut m| {
+                m.insert(0, first);
+                m
+            }));
+        }
+        out
+    }
+
+    #[test]
+    fn two_different_ends_racing_deliver_one_webhook_in_every_interleaving() {
+        // A late `completed` from a renderer against the dead-letter `failed`, each loading
+        // the job before or after the other wrote, at every point of either.
+        run(async {
+            let base = MemoryKv::default();
+            let message = queued_job(&base).await;
+            let c = cfg();
+            let (id, webhooks) = (message.job_id.clone(), MemoryQueue::default());
+            let processing = JobEvent::Processing { at: ts(1) };
+            api::apply(&base, &webhooks, &c, &id, &processing).await.unwrap();
+            let completed = JobEvent::Completed {
+                at: ts(2),
+                result: tailpdf_shared::job::RenderResult {
+                    file_size_bytes: 9,
+                    render_duration_ms: 1,
+                    upload_duration_ms: 1,
+                },
+            };
+            let race = |schedule: &[bool]| {
+                let (jobs, queued) = (base.snapshot(), MemoryQueue::default());
+                let kv = crate::store::memory::Yielding(&jobs);
+                let a = api::apply(&kv, &queued, &c, &id, &completed);
+                let b = api::give_up(&kv, &queued, &c, &id, ts(3));
+                let steps = interleave(a, b, schedule);
+                (jobs, queued, steps)
+            };
+            let (_, _, (a_steps, b_steps)) = race(&[]);
+            let schedules = merges(a_steps, b_steps);
+            assert!(schedules.len() > 1000, "{a_steps} and {b_steps} steps: {}", schedules.len());
+            let mut both_queued = 0;
+            for schedule in &schedules {
+                let (jobs, queued, _) = race(schedule);
+                let stored =
+                    api::job_status(&jobs, &c, &acct("a"), id.as_str(), ts(4)).await.unwrap();
+                assert!(stored.status.is_terminal());
+                let messages = queued.0.borrow().clone();
+                both_queued += usize::from(messages.len() == 2);
+                let http = FakeHttp::answering(vec![status(200); messages.len()]);
+                let (retries, dead) = (MemoryQueue::default(), MemoryQueue::default());
+                for m in &messages {
+                    deliver_webhook(&http, &jobs, (&retries, &dead), &c, m, None, ts(5)).await;
+                }
+                let sent = http.sent.borrow();
+                assert_eq!(sent.len(), 1, "{schedule:?}: {} webhooks delivered", sent.len());
+                let body: serde_json::Value = serde_json::from_slice(&sent[0].1).unwrap();
+                assert_eq!(body["data"]["status"], stored.status.as_str(), "{schedule:?}");
+            }
+            assert!(both_queued > 0, "some interleavings do queue both: the check is needed");
+            eprintln!("{} interleavings, {both_queued} queued both webhooks", schedules.len());
         });
     }
 

@@ -11,7 +11,7 @@
 //! | `job:{id}:processing`, `job:{id}:uploading` | the event | once each |
 //! | `job:{id}:end` | the terminal event | once, 1 h TTL |
 //! | `job:{id}:webhook` | delivery status | after each delivery attempt (minutes apart) |
-//! | `job:{id}:webhook_queued` | `true` | once, when the job's webhook was queued, 1 h TTL |
+//! | `job:{id}:webhook_queued:{event}` | `true` | once, when that end's webhook was queued, 1 h TTL |
 //! | `idem:{account}:{sha256(key)}` | [`IdempotencyRecord`] | once, 24 h |
 //!
 //! API keys live in their own namespace: `sha256(key)` → [`Account`].
@@ -19,7 +19,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tailpdf_shared::{
     job::WebhookDelivery, limits::KV_MIN_TTL_SECS, messages::SecretUrl, signing::hash_api_key,
-    JobEvent, JobId, JobRecord, JobStatus, Timestamp,
+    webhook::WebhookEvent, JobEvent, JobId, JobRecord, JobStatus, Timestamp,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,8 +93,10 @@ pub fn webhook_key(id: &JobId) -> String {
     format!("job:{id}:webhook")
 }
 
-pub fn webhook_queued_key(id: &JobId) -> String {
-    format!("job:{id}:webhook_queued")
+/// Marks one end's webhook as queued: per end, since two different ends may race and the
+/// webhook of the one stored last must be queued too.
+pub fn webhook_queued_key(id: &JobId, event: WebhookEvent) -> String {
+    format!("job:{id}:webhook_queued:{}", event.as_str())
 }
 
 pub fn idempotency_key(account: &str, key: &str) -> String {
@@ -181,6 +183,47 @@ pub(crate) mod memory {
         }
         pub(crate) fn remove(&self, key: &str) {
             self.entries.borrow_mut().remove(key);
+        }
+
+        /// A copy of what is stored (without the write log).
+        pub(crate) fn snapshot(&self) -> Self {
+            Self { entries: RefCell::new(self.entries.borrow().clone()), ..Self::default() }
+        }
+    }
+
+    /// A [`Kv`] that yields once before every operation, so that two calls on one store can
+    /// be interleaved at each of them.
+    pub(crate) struct Yielding<'a>(pub(crate) &'a MemoryKv);
+
+    struct YieldOnce(bool);
+
+    impl std::future::Future for YieldOnce {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+
+    impl Kv for Yielding<'_> {
+        async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            YieldOnce(false).await;
+            self.0.get(key).await
+        }
+        async fn put(&self, key: &str, value: &str, ttl: u64) -> Result<(), StoreError> {
+            YieldOnce(false).await;
+            self.0.put(key, value, ttl).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            YieldOnce(false).await;
+            self.0.delete(key).await
         }
     }
 

@@ -74,6 +74,21 @@ impl WebhookPayload {
         Some(Self { event, job_id: job.job_id.clone(), timestamp, data })
     }
 
+    /// Whether this webhook still tells the truth about `job` as it is stored: one job has one
+    /// outcome. Two different ends racing (a late `completed` against the dead-letter
+    /// `failed`) may both be applied and both queue a webhook; the stored end is the one
+    /// written last, and only the webhook that matches it is delivered. A job no longer
+    /// stored (expired) cannot contradict anything.
+    pub fn agrees_with(&self, job: Option<&JobRecord>) -> bool {
+        let Some(job) = job else { return true };
+        match job.status {
+            JobStatus::Completed => self.event == WebhookEvent::RenderCompleted,
+            JobStatus::Failed => self.event == WebhookEvent::RenderFailed,
+            // Not ended as stored (a read that lags the end): the end will show; deliver.
+            _ => true,
+        }
+    }
+
     /// The stable Standard Webhooks `webhook-id` of this event: every attempt and every
     /// duplicate of the same event carries the same id.
     pub fn webhook_id(&self) -> String {
@@ -132,6 +147,22 @@ mod tests {
         );
         job.apply(event);
         job
+    }
+
+    #[test]
+    fn a_webhook_agrees_only_with_the_end_it_reports() {
+        let at = Timestamp::from_unix(1_734_258_602).unwrap();
+        let result =
+            RenderResult { file_size_bytes: 1, render_duration_ms: 1, upload_duration_ms: 1 };
+        let completed = ended(&JobEvent::Completed { at, result });
+        let failed = ended(&JobEvent::Failed { at, error_message: "x".into() });
+        let running = ended(&JobEvent::Processing { at });
+        let done = WebhookPayload::for_job(&completed).unwrap();
+        let gave_up = WebhookPayload::for_job(&failed).unwrap();
+        assert!(done.agrees_with(Some(&completed)) && !done.agrees_with(Some(&failed)));
+        assert!(gave_up.agrees_with(Some(&failed)) && !gave_up.agrees_with(Some(&completed)));
+        assert!(done.agrees_with(Some(&running)), "a lagging read: deliver");
+        assert!(gave_up.agrees_with(None), "expired: nothing to contradict");
     }
 
     #[test]
