@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use tailpdf_shared::{
     job::{status_path, JobAccepted},
-    limits::{JOB_TTL_OPEN_SECS, MAX_BODY_BYTES},
+    limits::JOB_TTL_OPEN_SECS,
     messages::{EventAck, RenderJobMessage, SecretUrl, WebhookMessage},
     request::validate_idempotency_key,
     signing::{hash_api_key, sign_internal, verify_internal, INTERNAL_SIGNATURE_HEADER},
@@ -80,12 +80,6 @@ pub async fn submit(
     body: &[u8],
     now: Timestamp,
 ) -> Result<Submitted, ApiError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("The request body is over {MAX_BODY_BYTES} bytes."),
-        ));
-    }
     let mut request = tailpdf_shared::parse_pdf_request(body, cfg.url_policy)?;
     request.spec.no_store = headers.no_store;
     let ignored = request.ignored;
@@ -412,7 +406,7 @@ pub(crate) mod tests {
             assert!(matches!(s, Submission::Sync(_)));
             let e = sub(&jobs, &queue, &acct("a"), None, b"{", ts(0)).await.unwrap_err();
             assert_eq!((e.status(), e.code), (400, ErrorCode::InvalidJson));
-            let big = vec![b' '; MAX_BODY_BYTES + 1];
+            let big = vec![b' '; tailpdf_shared::limits::MAX_BODY_BYTES + 1];
             assert_eq!(
                 sub(&jobs, &queue, &acct("a"), None, &big, ts(0)).await.unwrap_err().status(),
                 413

@@ -12,14 +12,14 @@ use std::time::Duration;
 use tailpdf_shared::{
     messages::{RenderJobMessage, WebhookMessage},
     signing::INTERNAL_SIGNATURE_HEADER,
-    JobEvent, Timestamp,
+    JobEvent, JobStatus, Timestamp,
 };
 
 use crate::{
     api::{self, renderer_call},
     config::EdgeConfig,
     delivery,
-    store::{load_job, put_json, webhook_key, Kv, Queue},
+    store::{get_json, put_json, stage_key, webhook_key, Kv, Queue},
 };
 
 /// An outgoing HTTP POST within a deadline, never following redirects.
@@ -108,7 +108,7 @@ pub async fn push_render_job(
     }
 }
 
-/// The `webhooks` queues: one delivery attempt of `hook`. A failed attempt (a non-2xx answer,
+/// The `webhooks` queue: one delivery attempt of `hook`. A failed attempt (a non-2xx answer,
 /// a redirect among them, or no answer in time) is sent again after the next delay of
 /// `cfg.webhook_retry_delays` to `webhooks`; after the last, it goes to `dead_letters`. The
 /// job's `webhook` object records every attempt.
@@ -122,8 +122,10 @@ pub async fn deliver_webhook(
     now: Timestamp,
 ) -> Verdict {
     // One job, one outcome: a webhook of an end that lost to another is dropped, undelivered.
-    match load_job(jobs, &hook.payload.job_id).await {
-        Ok(job) if !hook.payload.agrees_with(job.as_ref().map(|j| &j.record)) => {
+    // Only the end key decides, so only it is read.
+    let end_key = stage_key(&hook.payload.job_id, JobStatus::Completed);
+    match get_json::<JobEvent>(jobs, &end_key).await {
+        Ok(end) if !hook.payload.agrees_with(end.as_ref().map(JobEvent::status)) => {
             return Verdict::Ack;
         }
         Ok(_) => {}
@@ -164,11 +166,7 @@ mod tests {
         api::tests::{acct, cfg, queued_job, run, ts},
         store::memory::{MemoryKv, MemoryQueue},
     };
-    use tailpdf_shared::{
-        job::{JobStatus, WebhookDelivery},
-        webhook::WebhookPayload,
-        JobRecord,
-    };
+    use tailpdf_shared::{job::WebhookDelivery, webhook::WebhookPayload, JobRecord};
 
     /// Answers each call with the next of `answers`; records what was sent.
     #[derive(Default)]

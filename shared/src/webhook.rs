@@ -74,17 +74,16 @@ impl WebhookPayload {
         Some(Self { event, job_id: job.job_id.clone(), timestamp, data })
     }
 
-    /// Whether this webhook still tells the truth about `job` as it is stored: one job has one
-    /// outcome. Two different ends racing (a late `completed` against the dead-letter
-    /// `failed`) may both be applied and both queue a webhook; the stored end is the one
-    /// written last, and only the webhook that matches it is delivered. A job no longer
-    /// stored (expired) cannot contradict anything.
-    pub fn agrees_with(&self, job: Option<&JobRecord>) -> bool {
-        let Some(job) = job else { return true };
-        match job.status {
-            JobStatus::Completed => self.event == WebhookEvent::RenderCompleted,
-            JobStatus::Failed => self.event == WebhookEvent::RenderFailed,
-            // Not ended as stored (a read that lags the end): the end will show; deliver.
+    /// Whether this webhook still tells the truth about the job's stored end (the status of
+    /// the end event as stored): one job has one outcome. Two different ends racing (a late
+    /// `completed` against the dead-letter `failed`) may both be applied and both queue a
+    /// webhook; the stored end is the one written last, and only the webhook that matches it
+    /// is delivered. No stored end (expired, or a read that lags the write) contradicts
+    /// nothing.
+    pub fn agrees_with(&self, stored_end: Option<JobStatus>) -> bool {
+        match stored_end {
+            Some(JobStatus::Completed) => self.event == WebhookEvent::RenderCompleted,
+            Some(JobStatus::Failed) => self.event == WebhookEvent::RenderFailed,
             _ => true,
         }
     }
@@ -154,15 +153,14 @@ mod tests {
         let at = Timestamp::from_unix(1_734_258_602).unwrap();
         let result =
             RenderResult { file_size_bytes: 1, render_duration_ms: 1, upload_duration_ms: 1 };
-        let completed = ended(&JobEvent::Completed { at, result });
-        let failed = ended(&JobEvent::Failed { at, error_message: "x".into() });
-        let running = ended(&JobEvent::Processing { at });
-        let done = WebhookPayload::for_job(&completed).unwrap();
-        let gave_up = WebhookPayload::for_job(&failed).unwrap();
-        assert!(done.agrees_with(Some(&completed)) && !done.agrees_with(Some(&failed)));
-        assert!(gave_up.agrees_with(Some(&failed)) && !gave_up.agrees_with(Some(&completed)));
-        assert!(done.agrees_with(Some(&running)), "a lagging read: deliver");
-        assert!(gave_up.agrees_with(None), "expired: nothing to contradict");
+        let done = WebhookPayload::for_job(&ended(&JobEvent::Completed { at, result })).unwrap();
+        let gave_up =
+            WebhookPayload::for_job(&ended(&JobEvent::Failed { at, error_message: "x".into() }))
+                .unwrap();
+        let (completed, failed) = (Some(JobStatus::Completed), Some(JobStatus::Failed));
+        assert!(done.agrees_with(completed) && !done.agrees_with(failed));
+        assert!(gave_up.agrees_with(failed) && !gave_up.agrees_with(completed));
+        assert!(gave_up.agrees_with(None), "expired, or a lagging read: nothing to contradict");
     }
 
     #[test]
