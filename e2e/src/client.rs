@@ -6,9 +6,12 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
+use tailpdf_shared::signing::{sign_internal, INTERNAL_SIGNATURE_HEADER};
+
 use crate::{
     contract::Contract,
-    stack::{wait_until, Stack, API_KEY},
+    now,
+    stack::{wait_until, Stack, API_KEY, INTERNAL_SECRET},
 };
 
 /// A response, read whole.
@@ -45,6 +48,18 @@ pub async fn send(request: reqwest::RequestBuilder) -> Reply {
     let headers = response.headers().clone();
     let body = response.bytes().await.unwrap().to_vec();
     Reply { status, headers, body }
+}
+
+/// A call of the internal protocol (the edge's `/internal/...`, the renderer's `/render` and
+/// `/jobs`), signed with the stack's `INTERNAL_SECRET` as the other side signs it.
+pub async fn internal(base: &str, method: reqwest::Method, path: &str, body: Vec<u8>) -> Reply {
+    let signature = sign_internal(INTERNAL_SECRET, now(), method.as_str(), path, &body);
+    let request = client()
+        .request(method, format!("{base}{path}"))
+        .header(INTERNAL_SIGNATURE_HEADER, signature)
+        .header("Content-Type", "application/json")
+        .body(body);
+    send(request).await
 }
 
 /// `POST /pdf` with `body` as JSON, its request and response checked against the document.

@@ -18,37 +18,39 @@ use axum::{
     Router,
 };
 
+use crate::servers::Served;
+
 const INTER: &str = "/usr/share/fonts/truetype/inter-vf/Inter-roman.var.ttf";
 
 pub struct FontsApi {
     /// The base URL, for the renderer's `--fonts-api-base`.
     pub base: String,
     hits: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    _server: Served,
 }
 
 #[derive(Clone)]
-struct Served {
+struct Fonts {
     css: Arc<str>,
     hits: Arc<AtomicUsize>,
 }
 
 impl FontsApi {
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let hits = Arc::new(AtomicUsize::new(0));
-        let css = format!(
-            "@font-face {{ font-family: 'Inter'; font-style: normal; font-weight: 400; \
-             src: url({base}/inter.ttf) format('truetype'); }}"
-        );
-        let served = Served { css: css.into(), hits: hits.clone() };
-        let app = Router::new()
-            .route("/css2", get(css2))
-            .route("/inter.ttf", get(inter))
-            .with_state(served);
-        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { base, hits, task }
+        let counted = hits.clone();
+        let server = Served::start(|base| {
+            let css = format!(
+                "@font-face {{ font-family: 'Inter'; font-style: normal; font-weight: 400; \
+                 src: url({base}/inter.ttf) format('truetype'); }}"
+            );
+            Router::new()
+                .route("/css2", get(css2))
+                .route("/inter.ttf", get(inter))
+                .with_state(Fonts { css: css.into(), hits: counted })
+        })
+        .await;
+        Self { base: server.base.clone(), hits, _server: server }
     }
 
     /// Requests answered so far (stylesheets and files).
@@ -57,14 +59,8 @@ impl FontsApi {
     }
 }
 
-impl Drop for FontsApi {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 async fn css2(
-    State(s): State<Served>,
+    State(s): State<Fonts>,
     Query(q): Query<HashMap<String, String>>,
 ) -> axum::response::Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
@@ -78,7 +74,7 @@ async fn css2(
     ([(header::CONTENT_TYPE, "text/css")], s.css.to_string()).into_response()
 }
 
-async fn inter(State(s): State<Served>) -> axum::response::Response {
+async fn inter(State(s): State<Fonts>) -> axum::response::Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
     ([(header::CONTENT_TYPE, "font/ttf")], tokio::fs::read(INTER).await.unwrap()).into_response()
 }

@@ -10,12 +10,36 @@ use std::{
 
 use axum::{extract::State, http::StatusCode, routing::get, routing::post, Router};
 
+/// A router served on a free loopback port until dropped.
+pub struct Served {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// Serves the router `app(base)` builds, given the base URL it will be served at.
+    pub async fn start(app: impl FnOnce(&str) -> Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = app(&base);
+        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base, task }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// An image whose first request is held until the test is over and whose later ones are
 /// answered at once: a render that is reliably still running when something is killed.
 pub struct HeldImage {
     pub url: String,
     hits: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    _server: Served,
 }
 
 impl HeldImage {
@@ -32,22 +56,15 @@ impl HeldImage {
             )
         }
         let hits = Arc::new(AtomicUsize::new(0));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/logo.svg", listener.local_addr().unwrap());
-        let app = Router::new().route("/logo.svg", get(image)).with_state(hits.clone());
-        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, hits, task }
+        let state = hits.clone();
+        let server =
+            Served::start(|_| Router::new().route("/logo.svg", get(image)).with_state(state)).await;
+        Self { url: format!("{}/logo.svg", server.base), hits, _server: server }
     }
 
     /// Requests so far.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for HeldImage {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -64,7 +81,7 @@ pub enum Answer {
 pub struct ScriptedReceiver {
     pub url: String,
     log: Arc<Mutex<Vec<(String, Answer)>>>,
-    task: tokio::task::JoinHandle<()>,
+    _server: Served,
 }
 
 #[derive(Clone)]
@@ -96,11 +113,9 @@ impl ScriptedReceiver {
         }
         let log = Arc::new(Mutex::new(Vec::new()));
         let script = Script { answers: Arc::new(Mutex::new(script.to_vec())), log: log.clone() };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let app = Router::new().route("/hook", post(hook)).with_state(script);
-        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, log, task }
+        let server =
+            Served::start(|_| Router::new().route("/hook", post(hook)).with_state(script)).await;
+        Self { url: format!("{}/hook", server.base), log, _server: server }
     }
 
     /// Every delivery so far: its `webhook-id` and the answer it got.
@@ -121,12 +136,6 @@ impl ScriptedReceiver {
         unique.sort();
         unique.dedup();
         accepted.len() - unique.len()
-    }
-}
-
-impl Drop for ScriptedReceiver {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -15,7 +15,7 @@ use rusty_s3::{Bucket as S3Bucket, Credentials, S3Action, UrlStyle};
 use serde_json::{json, Value};
 use tailpdf_shared::signing::hash_api_key;
 
-use crate::{free_port, process::Process, root};
+use crate::{free_port, process::Process, root, servers::Served};
 
 pub const API_KEY: &str = "e2e-api-key";
 pub const ACCOUNT: &str = "e2e";
@@ -445,7 +445,7 @@ impl Delivery {
 pub struct Receiver {
     pub url: String,
     received: Arc<Mutex<Vec<Delivery>>>,
-    server: tokio::task::JoinHandle<()>,
+    _server: Served,
 }
 
 #[derive(Clone)]
@@ -475,11 +475,9 @@ impl Receiver {
             received: Arc::clone(&received),
             fail_first: Arc::new(fail_first.into()),
         };
-        let app = Router::new().route("/hook", post(hook)).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, received, server }
+        let server =
+            Served::start(|_| Router::new().route("/hook", post(hook)).with_state(state)).await;
+        Self { url: format!("{}/hook", server.base), received, _server: server }
     }
 
     /// Every delivery so far, in arrival order.
@@ -490,12 +488,6 @@ impl Receiver {
     /// The deliveries for one job, in arrival order.
     pub fn for_job(&self, job_id: &str) -> Vec<Delivery> {
         self.all().into_iter().filter(|d| d.json()["job_id"] == job_id).collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 

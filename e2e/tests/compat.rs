@@ -16,36 +16,37 @@ use std::{
 use axum::{extract::State, Router};
 use serde_json::{json, Value};
 use tailpdf_e2e::{
-    client::{client, ended, post_pdf_raw, send, submit_with, Reply},
+    client::{client, ended, internal, post_pdf_raw, send, submit_with, Reply},
     contract::Contract,
     fonts::FontsApi,
-    now,
     pdf::{first_word_at, page_info, poppler},
-    stack::{Settings, Stack, API_KEY, INTERNAL_SECRET},
+    servers::Served,
+    stack::{Settings, Stack, API_KEY},
 };
-use tailpdf_shared::{limits::MAX_CONTENT_BYTES, signing::sign_internal};
+use tailpdf_shared::limits::MAX_CONTENT_BYTES;
 
 /// A webhook receiver that answers every delivery with a redirect to `/target`, and counts
 /// what reaches `/target`.
-async fn redirecting_receiver() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+async fn redirecting_receiver() -> (Served, Arc<AtomicUsize>) {
     let followed = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(async || axum::response::Redirect::temporary("/target")),
-        )
-        .route(
-            "/target",
-            axum::routing::post(async |State(n): State<Arc<AtomicUsize>>| {
-                n.fetch_add(1, Ordering::SeqCst);
-                "ok"
-            }),
-        )
-        .with_state(followed.clone());
-    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("{base}/hook"), followed, task)
+    let counted = followed.clone();
+    let server = Served::start(|_| {
+        Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(async || axum::response::Redirect::temporary("/target")),
+            )
+            .route(
+                "/target",
+                axum::routing::post(async |State(n): State<Arc<AtomicUsize>>| {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    "ok"
+                }),
+            )
+            .with_state(counted)
+    })
+    .await;
+    (server, followed)
 }
 
 /// Every answer of the edge is private to its account.
@@ -188,11 +189,7 @@ async fn post(
 /// `GET /internal/jobs/{id}/spec` as the renderer calls it: is the job's spec stored?
 async fn spec_stored(stack: &Stack, id: &str) -> bool {
     let path = format!("/internal/jobs/{id}/spec");
-    let signature = sign_internal(INTERNAL_SECRET, now(), "GET", &path, b"");
-    let request = client()
-        .get(format!("{}{path}", stack.edge.url))
-        .header(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER, signature);
-    match send(request).await.status {
+    match internal(&stack.edge.url, reqwest::Method::GET, &path, Vec::new()).await.status {
         200 => true,
         404 => false,
         other => panic!("the spec endpoint answered {other}"),
@@ -321,7 +318,8 @@ async fn tailpdf_clients_work_unchanged() {
 
     // A webhook answered with a redirect is not followed (it could point anywhere, private
     // included): the redirect is the answer, and the delivery is retried as a failure.
-    let (hook, followed, receiver_task) = redirecting_receiver().await;
+    let (receiver, followed) = redirecting_receiver().await;
+    let hook = format!("{}/hook", receiver.base);
     let job = json!({"content": "<p>Redirected</p>", "async": true,
         "upload_url": stack.bucket.upload_url("async/redirected.pdf"), "webhook_url": hook});
     let (id, _) = submit_with(&stack, &contract, &[], &job).await;
@@ -333,5 +331,4 @@ async fn tailpdf_clients_work_unchanged() {
     .await;
     assert_eq!(last["webhook"]["last_status"], 307, "{last}");
     assert_eq!(followed.load(Ordering::SeqCst), 0, "the redirect was followed");
-    receiver_task.abort();
 }

@@ -7,18 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tailpdf_e2e::{
-    client::{client, ended, get_job, send, submit},
+    client::{ended, get_job, internal, submit},
     contract::Contract,
     fonts::FontsApi,
     now,
     servers::HeldImage,
-    stack::{wait_until, Settings, Stack, INTERNAL_SECRET},
+    stack::{wait_until, Settings, Stack},
 };
-use tailpdf_shared::{
-    job::RenderResult,
-    signing::{sign_internal, INTERNAL_SIGNATURE_HEADER},
-    JobEvent, Timestamp,
-};
+use tailpdf_shared::{job::RenderResult, JobEvent, Timestamp};
 
 fn job(stack: &Stack, font: &str, key: &str) -> Value {
     json!({"content": "<p class=\"font-sans\">x</p>", "fonts": [font], "async": true,
@@ -77,12 +73,7 @@ async fn failures_are_retried_as_counted_and_end_with_their_cause() {
 async fn report(stack: &Stack, id: &str, event: &JobEvent) -> u16 {
     let path = format!("/internal/jobs/{id}/events");
     let body = serde_json::to_vec(event).unwrap();
-    let signature = sign_internal(INTERNAL_SECRET, now(), "POST", &path, &body);
-    let request = client()
-        .post(format!("{}{path}", stack.edge.url))
-        .header(INTERNAL_SIGNATURE_HEADER, signature)
-        .body(body);
-    send(request).await.status
+    internal(&stack.edge.url, reqwest::Method::POST, &path, body).await.status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ use axum::{
 };
 use serde_json::{json, Value};
 use tailpdf_e2e::{
+    client::internal,
     contract::Contract,
     free_port, now,
     stack::{
@@ -31,8 +32,7 @@ use tailpdf_shared::{
     job::RenderResult,
     messages::{JobOutcome, RenderJobMessage},
     signing::{
-        sign_internal, verify_internal, verify_tailpdf_signature, StandardWebhookKey,
-        INTERNAL_SIGNATURE_HEADER,
+        verify_internal, verify_tailpdf_signature, StandardWebhookKey, INTERNAL_SIGNATURE_HEADER,
     },
     JobEvent, Timestamp,
 };
@@ -68,16 +68,7 @@ fn signed(headers: &HeaderMap, method: &str, uri: &Uri, body: &[u8]) -> bool {
 async fn report(edge: &str, job: &str, event: &JobEvent) -> Value {
     let path = format!("/internal/jobs/{job}/events");
     let body = serde_json::to_vec(event).unwrap();
-    client()
-        .post(format!("{edge}{path}"))
-        .header(INTERNAL_SIGNATURE_HEADER, sign_internal(SECRET, now(), "POST", &path, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    internal(edge, reqwest::Method::POST, &path, body).await.json()
 }
 
 async fn stand_in_render(headers: HeaderMap, uri: Uri, body: Bytes) -> Response {

@@ -12,13 +12,11 @@ use std::{
 
 use serde_json::json;
 use tailpdf_e2e::{
-    client::{client, send},
+    client::{client, internal, send},
     now,
-    stack::{wait_until, Settings, Stack, API_KEY, INTERNAL_SECRET, WEBHOOK_SECRET},
+    stack::{wait_until, Settings, Stack, API_KEY, WEBHOOK_SECRET},
 };
-use tailpdf_shared::signing::{
-    sign_internal, verify_tailpdf_signature, StandardWebhookKey, INTERNAL_SIGNATURE_HEADER,
-};
+use tailpdf_shared::signing::{verify_tailpdf_signature, StandardWebhookKey};
 
 const JOBS: usize = 500;
 const CLIENTS: usize = 50;
@@ -42,13 +40,8 @@ async fn renderer_pdfs_per_second(renderer: &str) -> f64 {
                 let spec = json!({"content": invoice(c * 20 + k),
                     "pdfOptions": {"format": "A4", "printBackground": true}});
                 let body = serde_json::to_vec(&spec).unwrap();
-                let signature = sign_internal(INTERNAL_SECRET, now(), "POST", "/render", &body);
-                let request = client()
-                    .post(format!("{renderer}/render"))
-                    .header(INTERNAL_SIGNATURE_HEADER, signature)
-                    .header("Content-Type", "application/json")
-                    .body(body);
-                assert_eq!(send(request).await.status, 200);
+                let reply = internal(&renderer, reqwest::Method::POST, "/render", body).await;
+                assert_eq!(reply.status, 200);
             }
         });
     }
