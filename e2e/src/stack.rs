@@ -273,8 +273,6 @@ pub struct EdgeOptions {
     vars: Vec<(String, String)>,
     /// (API key, account, webhook secret)
     accounts: Vec<(String, String, Option<String>)>,
-    /// The render-jobs consumer's `max_retries`, if not wrangler.toml's.
-    render_retries: Option<u32>,
 }
 
 impl EdgeOptions {
@@ -292,15 +290,7 @@ impl EdgeOptions {
         Self {
             vars: vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             accounts: vec![(API_KEY.into(), ACCOUNT.into(), Some(WEBHOOK_SECRET.into()))],
-            render_retries: None,
         }
-    }
-
-    /// Dead-letters render jobs after this many retries (wrangler.toml says 100).
-    #[must_use]
-    pub fn render_retries(mut self, retries: u32) -> Self {
-        self.render_retries = Some(retries);
-        self
     }
 
     /// Sets a wrangler var (replacing the default).
@@ -359,9 +349,6 @@ impl Edge {
         for (name, value) in &options.vars {
             cmd.args(["--var", &format!("{name}:{value}")]);
         }
-        if let Some(retries) = options.render_retries {
-            cmd.arg("--config").arg(config_with_render_retries(dir, &worker, retries));
-        }
         let process = Process::spawn("wrangler dev", cmd, &dir.join("wrangler.log"));
         Self {
             url: format!("http://127.0.0.1:{port}"),
@@ -390,23 +377,6 @@ impl Edge {
         self.process = again.process;
         self.wait_ready().await;
     }
-}
-
-/// A copy of wrangler.toml with another `max_retries` for render-jobs (and `main` absolute,
-/// since the copy lives elsewhere).
-fn config_with_render_retries(dir: &Path, worker: &Path, retries: u32) -> PathBuf {
-    let original = std::fs::read_to_string(root().join("wrangler.toml")).unwrap();
-    let main = "main = \"edge/build/worker/shim.mjs\"";
-    assert!(original.contains(main), "wrangler.toml's main moved: update the e2e harness");
-    let mut text = original.replace(main, &format!("main = {:?}", worker.display().to_string()));
-    let block = "queue = \"render-jobs\"\n";
-    let at = text.rfind(block).unwrap();
-    let retries_at = at + text[at..].find("max_retries = ").unwrap();
-    let line_end = retries_at + text[retries_at..].find('\n').unwrap();
-    text.replace_range(retries_at..line_end, &format!("max_retries = {retries}"));
-    let path = dir.join("wrangler.toml");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 fn wrangler() -> Command {

@@ -2,7 +2,8 @@
 //!
 //! Every attempt of one event sends the same body with the same `webhook-id` (derived from the
 //! job and the event), a fresh `webhook-timestamp` and signatures over them. A non-2xx answer
-//! or a timeout is retried with growing delays; after the last, the message is dead-lettered.
+//! (a redirect among them) or a timeout is retried with growing delays; after the last, the
+//! message is dead-lettered.
 
 use tailpdf_shared::{
     job::WebhookDelivery, messages::WebhookMessage, webhook::delivery_headers, Timestamp,
@@ -30,7 +31,7 @@ pub enum Next {
     Done,
     /// Deliver again after this many seconds.
     Retry { delay_secs: u32 },
-    /// The retries are spent: let Queues move it to the dead-letter queue.
+    /// The retries are spent: send it to the dead-letter queue.
     DeadLetter,
 }
 
