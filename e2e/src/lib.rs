@@ -8,9 +8,10 @@
 //! - [`client`]: the public API called as a client does, checked against the contract;
 //! - [`fonts`]: a stand-in of the Google Fonts css2 API;
 //! - [`pdf`]: poppler's tools on PDF bytes;
+//! - [`queues`]: a stand-in of Cloudflare Queues' HTTP pull API;
 //! - [`servers`]: an image held mid-render, a webhook receiver that answers as scripted.
 //!
-//! The renderer's own tests use [`process`] and [`pdf`] too.
+//! The renderer's own tests use [`process`], [`pdf`] and [`queues`] too.
 //!
 //! A panic is how a test fails, so this crate unwraps freely.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
@@ -20,6 +21,7 @@ pub mod contract;
 pub mod fonts;
 pub mod pdf;
 pub mod process;
+pub mod queues;
 pub mod servers;
 pub mod stack;
 

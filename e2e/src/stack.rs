@@ -1,6 +1,7 @@
 //! The whole stack on loopback, as `make dev` runs it but on free ports and in a temporary
-//! directory: s3s-fs (bucket `pdfs`), the renderer binary (push mode), the built Worker under
-//! `wrangler dev --local`, and a webhook receiver.
+//! directory: s3s-fs (bucket `pdfs`), the renderer binary (push mode, or pull mode from the
+//! Queues pull stand-in), the built Worker under `wrangler dev --local`, and a webhook
+//! receiver.
 
 use std::{
     path::{Path, PathBuf},
@@ -15,7 +16,13 @@ use rusty_s3::{Bucket as S3Bucket, Credentials, S3Action, UrlStyle};
 use serde_json::{json, Value};
 use tailpdf_shared::signing::hash_api_key;
 
-use crate::{free_port, process::Process, root, servers::Served};
+use crate::{
+    free_port,
+    process::Process,
+    queues::{self, PullQueue},
+    root,
+    servers::Served,
+};
 
 pub const API_KEY: &str = "e2e-api-key";
 pub const ACCOUNT: &str = "e2e";
@@ -33,11 +40,15 @@ pub struct Settings {
     pub job_ttl_done_secs: u64,
     /// The renderer's `--fonts-api-base`; by default a port that refuses at once.
     pub fonts_api_base: Option<String>,
+    /// Pull mode: the Worker's `render-jobs` messages go to the Queues pull stand-in (see
+    /// [`queues`](crate::queues)), which the renderer pulls from. Sync renders have no
+    /// renderer to reach then.
+    pub pull: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { job_ttl_done_secs: 3600, fonts_api_base: None }
+        Self { job_ttl_done_secs: 3600, fonts_api_base: None, pull: false }
     }
 }
 
@@ -46,6 +57,8 @@ pub struct Stack {
     pub renderer: Renderer,
     pub bucket: Bucket,
     pub receiver: Receiver,
+    /// The queue the renderer pulls from, in pull mode.
+    pub queue: Option<PullQueue>,
     pub dir: tempfile::TempDir,
 }
 
@@ -58,14 +71,18 @@ impl Stack {
         let receiver = Receiver::start(0).await;
         let mut bucket = Bucket::start(dir.path());
         let fonts = settings.fonts_api_base.clone().unwrap_or_else(|| REFUSING_FONTS_API.into());
-        let mut renderer = Renderer::start(dir.path(), renderer_port, &edge_url, &fonts);
-        let options = EdgeOptions::new(&renderer_url)
+        let queue =
+            if settings.pull { Some(PullQueue::start(Some(INTERNAL_SECRET)).await) } else { None };
+        let pull_from = queue.as_ref().map(|q| q.api_base.clone());
+        let mut renderer = Renderer::start(dir.path(), renderer_port, &edge_url, &fonts, pull_from);
+        let jobs_go_to = queue.as_ref().map_or(renderer_url, |q| q.ingest.clone());
+        let options = EdgeOptions::new(&jobs_go_to)
             .var("JOB_TTL_DONE_SECS", settings.job_ttl_done_secs.to_string());
         let mut edge = Edge::spawn(dir.path(), edge_port, &options);
         bucket.wait_ready().await;
         renderer.wait_ready().await;
         edge.wait_ready().await;
-        Self { edge, renderer, bucket, receiver, dir }
+        Self { edge, renderer, bucket, receiver, queue, dir }
     }
 }
 
@@ -201,23 +218,32 @@ impl Bucket {
 
 // ---------------------------------------------------------------- renderer ----
 
-/// `tailpdf-renderer serve` in push mode, as `make dev` runs it.
+/// `tailpdf-renderer serve` in push mode, as `make dev` runs it, or in pull mode.
 pub struct Renderer {
     pub url: String,
     port: u16,
     edge_url: String,
     fonts_api_base: String,
+    /// The Queues API base it pulls from (pull mode).
+    pull_from: Option<String>,
     dir: PathBuf,
     process: Option<Process>,
 }
 
 impl Renderer {
-    fn start(dir: &Path, port: u16, edge_url: &str, fonts_api_base: &str) -> Self {
+    fn start(
+        dir: &Path,
+        port: u16,
+        edge_url: &str,
+        fonts_api_base: &str,
+        pull_from: Option<String>,
+    ) -> Self {
         let mut renderer = Self {
             url: format!("http://127.0.0.1:{port}"),
             port,
             edge_url: edge_url.to_owned(),
             fonts_api_base: fonts_api_base.to_owned(),
+            pull_from,
             dir: dir.to_owned(),
             process: None,
         };
@@ -236,6 +262,11 @@ impl Renderer {
             .arg(self.dir.join("fonts"))
             .env("TAILPDF_INTERNAL_SECRET", INTERNAL_SECRET)
             .env("TAILPDF_LOG", "info");
+        if let Some(api) = &self.pull_from {
+            cmd.args(["--pull", "--cf-api-base", api])
+                .args(["--cf-account-id", queues::ACCOUNT_ID, "--cf-queue-id", queues::QUEUE_ID])
+                .env("TAILPDF_CF_API_TOKEN", queues::API_TOKEN);
+        }
         self.process = Some(Process::spawn("the renderer", cmd, &self.dir.join("renderer.log")));
     }
 

@@ -1,7 +1,9 @@
-//! 500 async jobs from 50 concurrent clients through the local stack (wrangler dev in push
-//! mode, the debug renderer with 2 tabs, s3s-fs, a webhook receiver): every job completes,
-//! 500 objects, 500 webhooks that verify, no duplicates. The figures are printed (and kept in
-//! BENCHMARKS.md); nothing here asserts a speed.
+//! 500 async jobs from 50 concurrent clients through the local stack (wrangler dev, the debug
+//! renderer with 2 tabs, s3s-fs, a webhook receiver): every job completes, 500 objects, 500
+//! webhooks that verify, no duplicates. Run twice: in push mode, where Miniflare's local
+//! consumer hands the renderer one message at a time, and in pull mode, where the renderer
+//! pulls from the Queues pull stand-in as much as it has room for. The figures are printed
+//! (and kept in BENCHMARKS.md); nothing here asserts a speed.
 #![allow(clippy::unwrap_used)]
 
 use std::{
@@ -55,9 +57,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// One test, so that the two runs never share the machine: push mode, then pull mode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_hundred_jobs_from_fifty_clients() {
-    let stack = Stack::start(Settings::default()).await;
+async fn five_hundred_jobs_from_fifty_clients_in_push_then_pull_mode() {
+    five_hundred_jobs_from_fifty_clients(false).await;
+    five_hundred_jobs_from_fifty_clients(true).await;
+}
+
+async fn five_hundred_jobs_from_fifty_clients(pull: bool) {
+    let stack = Stack::start(Settings { pull, ..Settings::default() }).await;
     let baseline = renderer_pdfs_per_second(&stack.renderer.url).await;
     let edge = stack.edge.url.clone();
     let hook = stack.receiver.url.clone();
@@ -139,6 +147,15 @@ async fn five_hundred_jobs_from_fifty_clients() {
         assert!(arrived.insert(job, d.at).is_none(), "a second webhook for one job");
     }
     assert_eq!(stack.bucket.objects().len(), JOBS);
+    let mode = if let Some(queue) = &stack.queue {
+        // Every message acknowledged once its job ended, none left behind.
+        assert_eq!(queue.acked().len(), JOBS);
+        assert!(queue.pending().is_empty(), "{:?}", queue.pending());
+        let again = queue.deliveries().len() - JOBS;
+        format!("pull mode, {again} messages delivered again")
+    } else {
+        String::from("push mode")
+    };
 
     let mut to_accepted: Vec<Duration> = jobs.iter().map(|j| j.3).collect();
     let mut to_webhook: Vec<Duration> =
@@ -147,7 +164,7 @@ async fn five_hundred_jobs_from_fifty_clients() {
     to_webhook.sort();
     let rate = JOBS as f64 / elapsed.as_secs_f64();
     eprintln!(
-        "load: {JOBS} jobs from {CLIENTS} clients in {elapsed:.1?}: {rate:.2} jobs/s, {:.2}× the \
+        "load ({mode}): {JOBS} jobs from {CLIENTS} clients in {elapsed:.1?}: {rate:.2} jobs/s, {:.2}× the \
          renderer alone ({baseline:.2} PDF/s); submit→202 p50 {:?} p95 {:?}; submit→webhook p50 \
          {:.1?} p95 {:.1?}; jobs running at once in the renderer: mean {mean:.2}, at most {most}",
         rate / baseline,

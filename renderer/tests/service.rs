@@ -6,7 +6,7 @@
 mod common;
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     path::PathBuf,
     process::{Child, Command},
     sync::{Arc, Mutex},
@@ -21,9 +21,9 @@ use axum::{
     routing::{get, post, put},
     Json, Router,
 };
-use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use serde_json::{json, Value};
+use tailpdf_e2e::queues::{self, PullQueue};
 use tailpdf_renderer::service::{self, ServeConfig};
 use tailpdf_shared::{
     messages::{EventAck, JobOutcome, RenderJobMessage, SecretUrl},
@@ -551,129 +551,13 @@ async fn sigterm_during_a_push_job_lets_it_finish() {
 
 // ------------------------------------------- stand-in of the Queues pull API ----
 
-#[derive(Clone)]
-struct QueueMessage {
-    id: String,
-    body: Vec<u8>,
-    attempts: u32,
-    lease: Option<(String, Instant)>,
-    visible_at: Instant,
-}
-
-/// Cloudflare's pull consumer API as documented: pull leases messages for
-/// `visibility_timeout_ms`; an expired lease makes the message visible again with one more
-/// attempt; ack removes, retry makes it visible after `delay_seconds`.
-#[derive(Clone, Default)]
-struct Queue {
-    messages: Arc<Mutex<VecDeque<QueueMessage>>>,
-    acked: Arc<Mutex<Vec<String>>>,
-    retried: Arc<Mutex<Vec<(String, u64)>>>,
-    deliveries: Arc<Mutex<Vec<(String, u32)>>>,
-    next: Arc<Mutex<u64>>,
-}
-
-impl Queue {
-    fn send(&self, job: &RenderJobMessage) -> String {
-        let mut n = self.next.lock().unwrap();
-        *n += 1;
-        let id = format!("msg-{n}");
-        self.messages.lock().unwrap().push_back(QueueMessage {
-            id: id.clone(),
-            body: serde_json::to_vec(job).unwrap(),
-            attempts: 0,
-            lease: None,
-            visible_at: Instant::now(),
-        });
-        id
-    }
-
-    fn pull(&self, batch_size: usize, visibility: Duration, who: &str) -> Vec<Value> {
-        let now = Instant::now();
-        let mut out = Vec::new();
-        let mut messages = self.messages.lock().unwrap();
-        for m in messages.iter_mut() {
-            if out.len() >= batch_size {
-                break;
-            }
-            let leased = m.lease.as_ref().is_some_and(|(_, until)| *until > now);
-            if leased || m.visible_at > now {
-                continue;
-            }
-            m.attempts += 1;
-            let lease = format!("lease-{}-{}-{who}", m.id, m.attempts);
-            m.lease = Some((lease.clone(), now + visibility));
-            self.deliveries.lock().unwrap().push((m.id.clone(), m.attempts));
-            out.push(json!({
-                "id": m.id, "body": BASE64.encode(&m.body), "timestamp_ms": 1_700_000_000_000u64,
-                "attempts": m.attempts, "lease_id": lease, "metadata": {"CF-Content-Type": "json"}
-            }));
-        }
-        out
-    }
-}
-
-async fn queue_pull(
-    State(q): State<Queue>,
-    headers: HeaderMap,
-    UrlPath((acct, queue)): UrlPath<(String, String)>,
-    Json(body): Json<Value>,
-) -> Response {
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer cf-token")
-        || acct != "acct1"
-        || queue != "q1"
-    {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"success": false, "errors": [{"code": 10000, "message": "Authentication error"}], "messages": [], "result": null}))).into_response();
-    }
-    let batch = body["batch_size"].as_u64().unwrap_or(10) as usize;
-    let visibility =
-        Duration::from_millis(body["visibility_timeout_ms"].as_u64().unwrap_or(30_000));
-    let messages = q.pull(batch, visibility, "renderer");
-    Json(json!({"success": true, "errors": [], "messages": [], "result": {"messages": messages}}))
-        .into_response()
-}
-
-async fn queue_ack(State(q): State<Queue>, Json(body): Json<Value>) -> Response {
-    let mut messages = q.messages.lock().unwrap();
-    let lease_of = |m: &QueueMessage| m.lease.as_ref().map(|(l, _)| l.clone());
-    let (mut acks, mut retries) = (0, 0);
-    for ack in body["acks"].as_array().into_iter().flatten() {
-        let lease = ack["lease_id"].as_str().unwrap();
-        if let Some(i) = messages.iter().position(|m| lease_of(m).as_deref() == Some(lease)) {
-            let m = messages.remove(i).unwrap();
-            q.acked.lock().unwrap().push(m.id);
-            acks += 1;
-        }
-    }
-    for retry in body["retries"].as_array().into_iter().flatten() {
-        let lease = retry["lease_id"].as_str().unwrap();
-        let delay = retry["delay_seconds"].as_u64().unwrap_or(0);
-        if let Some(m) = messages.iter_mut().find(|m| lease_of(m).as_deref() == Some(lease)) {
-            m.lease = None;
-            m.visible_at = Instant::now() + Duration::from_secs(delay);
-            q.retried.lock().unwrap().push((m.id.clone(), delay));
-            retries += 1;
-        }
-    }
-    Json(json!({"success": true, "errors": [], "messages": [], "result": {"ackCount": acks, "retryCount": retries, "warnings": []}})).into_response()
-}
-
-async fn start_queue() -> (Queue, String, tokio::task::JoinHandle<()>) {
-    let q = Queue::default();
-    let app = Router::new()
-        .route("/client/v4/accounts/{acct}/queues/{queue}/messages/pull", post(queue_pull))
-        .route("/client/v4/accounts/{acct}/queues/{queue}/messages/ack", post(queue_ack))
-        .with_state(q.clone());
-    let (base, task) = serve(app).await;
-    (q, format!("{base}/client/v4"), task)
-}
-
 fn pull_mode(api: &str) -> impl FnOnce(&mut ServeConfig) + '_ {
     move |c: &mut ServeConfig| {
         c.pull = true;
         c.cf_api_base = api.parse().unwrap();
-        c.cf_account_id = Some("acct1".into());
-        c.cf_queue_id = Some("q1".into());
-        c.cf_api_token = Some("cf-token".into());
+        c.cf_account_id = Some(queues::ACCOUNT_ID.into());
+        c.cf_queue_id = Some(queues::QUEUE_ID.into());
+        c.cf_api_token = Some(queues::API_TOKEN.into());
     }
 }
 
@@ -689,21 +573,21 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 async fn pull_mode_takes_jobs_and_acks_them_after_the_edge_accepted_the_end() {
     let s3 = S3::start();
     let (edge, edge_base, _t) = start_edge().await;
-    let (queue, api, _q) = start_queue().await;
+    let queue = PullQueue::start(None).await;
+    let api = queue.api_base.clone();
 
     // A renderer that died with a lease: the message comes back after the lease expires,
     // with a higher attempt count.
     let orphan = job(&edge, &s3.presign("orphan.pdf", None, None), "<p>orphan</p>");
     let orphan_id = queue.send(&orphan);
-    assert_eq!(queue.pull(1, Duration::from_millis(1500), "dead").len(), 1);
+    assert_eq!(queue.lease_and_vanish(1, Duration::from_millis(1500)), 1);
     let fresh = job(&edge, &s3.presign("fresh.pdf", None, None), "<p>fresh</p>");
     let fresh_id = queue.send(&fresh);
     let failing = job(&edge, &tamper(&s3.presign("x.pdf", None, None)), "<p>x</p>");
     let failing_id = queue.send(&failing);
 
     let renderer = start_renderer(serve_config(&edge_base, pull_mode(&api))).await;
-    wait_for("three acks", Duration::from_secs(30), || queue.acked.lock().unwrap().len() == 3)
-        .await;
+    wait_for("three acks", Duration::from_secs(30), || queue.acked().len() == 3).await;
     assert!(s3.object("orphan.pdf").is_some() && s3.object("fresh.pdf").is_some());
     assert_eq!(edge.record(&orphan.job_id).status, JobStatus::Completed);
     assert_eq!(edge.record(&fresh.job_id).status, JobStatus::Completed);
@@ -711,13 +595,13 @@ async fn pull_mode_takes_jobs_and_acks_them_after_the_edge_accepted_the_end() {
         edge.record(&failing.job_id).error_message.as_deref(),
         Some("Upload failed: 403 Forbidden")
     );
-    let deliveries = queue.deliveries.lock().unwrap().clone();
+    let deliveries = queue.deliveries();
     assert!(
         deliveries.contains(&(orphan_id.clone(), 2)),
         "redelivered with attempts 2: {deliveries:?}"
     );
     assert!(deliveries.contains(&(fresh_id, 1)) && deliveries.contains(&(failing_id, 1)));
-    assert!(queue.messages.lock().unwrap().is_empty());
+    assert!(queue.pending().is_empty());
 
     let metrics =
         reqwest::get(format!("{}/metrics", renderer.base)).await.unwrap().text().await.unwrap();
@@ -729,7 +613,8 @@ async fn pull_mode_takes_jobs_and_acks_them_after_the_edge_accepted_the_end() {
 async fn pull_mode_hands_back_unfinished_jobs_on_shutdown() {
     let s3 = S3::start();
     let (edge, edge_base, _t) = start_edge().await;
-    let (queue, api, _q) = start_queue().await;
+    let queue = PullQueue::start(None).await;
+    let api = queue.api_base.clone();
     let slow = job(
         &edge,
         &s3.presign("slow.pdf", None, None),
@@ -750,11 +635,9 @@ async fn pull_mode_hands_back_unfinished_jobs_on_shutdown() {
     renderer.stop().await;
     assert!(stopping.elapsed() < Duration::from_secs(20), "shutdown took {:?}", stopping.elapsed());
     // Not lost: handed back for immediate redelivery, never acknowledged.
-    assert_eq!(queue.retried.lock().unwrap().clone(), [(slow_id.clone(), 0)]);
-    assert!(queue.acked.lock().unwrap().is_empty());
-    let pending = queue.messages.lock().unwrap();
-    assert_eq!(pending.len(), 1);
-    assert!(pending[0].lease.is_none());
+    assert_eq!(queue.retried(), [(slow_id.clone(), 0)]);
+    assert!(queue.acked().is_empty());
+    assert_eq!(queue.pending(), [(slow_id, false)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -775,7 +658,8 @@ async fn an_upload_url_to_a_metadata_address_is_refused() {
 async fn pull_mode_hands_back_with_a_delay_a_job_whose_end_the_edge_did_not_accept() {
     let s3 = S3::start();
     let (edge, edge_base, _t) = start_edge().await;
-    let (queue, api, _q) = start_queue().await;
+    let queue = PullQueue::start(None).await;
+    let api = queue.api_base.clone();
     *edge.fail_first.lock().unwrap() = usize::MAX; // the edge refuses every event for now
     let message = job(&edge, &s3.presign("later.pdf", None, None), "<p>later</p>");
     let id = queue.send(&message);
@@ -784,24 +668,39 @@ async fn pull_mode_hands_back_with_a_delay_a_job_whose_end_the_edge_did_not_acce
         c.event_retry_budget = Duration::from_secs(1);
     }))
     .await;
-    wait_for("a retry", Duration::from_secs(20), || !queue.retried.lock().unwrap().is_empty())
-        .await;
-    let (retried, delay) = queue.retried.lock().unwrap()[0].clone();
+    wait_for("a retry", Duration::from_secs(20), || !queue.retried().is_empty()).await;
+    let (retried, delay) = queue.retried()[0].clone();
     assert_eq!(retried, id);
     assert!(delay >= 1, "handed back with a delay, got {delay}");
-    assert!(
-        queue.acked.lock().unwrap().is_empty(),
-        "never acknowledged before the edge accepted the end"
-    );
+    assert!(queue.acked().is_empty(), "never acknowledged before the edge accepted the end");
     // Once the edge answers again, the redelivered job ends and is acknowledged.
     *edge.fail_first.lock().unwrap() = 0;
-    wait_for("the ack", Duration::from_secs(40), || queue.acked.lock().unwrap().len() == 1).await;
+    wait_for("the ack", Duration::from_secs(40), || queue.acked().len() == 1).await;
     assert_eq!(edge.record(&message.job_id).status, JobStatus::Completed);
-    assert!(queue
-        .deliveries
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|(m, attempts)| *m == id && *attempts >= 2));
+    assert!(queue.deliveries().iter().any(|(m, attempts)| *m == id && *attempts >= 2));
+    renderer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_mode_pulls_again_as_soon_as_a_job_frees_its_place() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let queue = PullQueue::start(None).await;
+    let api = queue.api_base.clone();
+    let first = job(&edge, &s3.presign("first.pdf", None, None), "<p>first</p>");
+    let second = job(&edge, &s3.presign("second.pdf", None, None), "<p>second</p>");
+    queue.send(&first);
+    queue.send(&second);
+    // Room for one job; an interval between pulls longer than the test may take.
+    let renderer = start_renderer(serve_config(&edge_base, |c| {
+        pull_mode(&api)(c);
+        c.engine.tabs = Some(1);
+        c.queue_size = 0;
+        c.pull_interval = Duration::from_secs(120);
+    }))
+    .await;
+    wait_for("both jobs", Duration::from_secs(60), || queue.acked().len() == 2).await;
+    assert!(s3.object("first.pdf").is_some() && s3.object("second.pdf").is_some());
+    assert_eq!(edge.record(&second.job_id).status, JobStatus::Completed);
     renderer.stop().await;
 }

@@ -283,7 +283,14 @@ pub async fn run(
             });
         }
         while tasks.try_join_next().is_some() {}
-        if idle {
+        if free == 0 && !tasks.is_empty() {
+            // Full with pulled jobs: pull again as soon as one of them ends, not an interval
+            // later, or the renderer idles while the queue waits.
+            tokio::select! {
+                _ = tasks.join_next() => {}
+                _ = stop.changed() => {}
+            }
+        } else if idle {
             tokio::select! {
                 _ = tokio::time::sleep(settings.interval) => {}
                 _ = stop.changed() => {}

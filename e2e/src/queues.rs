@@ -1,0 +1,271 @@
+//! A stand-in of Cloudflare Queues' HTTP pull consumer API, the one part of pull mode that
+//! cannot run here. It follows the documented wire format: `POST
+//! /accounts/{account}/queues/{queue}/messages/pull` leases up to `batch_size` (at most 100)
+//! messages for `visibility_timeout_ms` (at most 12 h), with base64 JSON bodies and each
+//! message's `attempts`; a lease that expires makes its message visible again, with one more
+//! attempt; `.../messages/ack` removes the `acks` and makes the `retries` visible after their
+//! `delay_seconds`. Calls without the API token's bearer get the API's 401 envelope.
+//!
+//! Messages get in either by [`PullQueue::send`] or by `POST /jobs`, the request the edge's
+//! push consumer makes (its internal signature checked): Miniflare cannot hand a queue to an
+//! HTTP pull consumer, so the stack in pull mode points the edge's `RENDERER_URL` here, and
+//! what the Worker sends to `render-jobs` lands in this queue as it would on Cloudflare.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Json, Router,
+};
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
+use serde_json::{json, Value};
+use tailpdf_shared::{
+    messages::RenderJobMessage,
+    signing::{verify_internal, INTERNAL_SIGNATURE_HEADER},
+};
+
+use crate::{now, servers::Served};
+
+pub const ACCOUNT_ID: &str = "acct1";
+pub const QUEUE_ID: &str = "q1";
+pub const API_TOKEN: &str = "cf-token";
+/// The API's limits on one pull.
+const MAX_BATCH: u64 = 100;
+const MAX_VISIBILITY_MS: u64 = 12 * 3600 * 1000;
+
+#[derive(Clone)]
+struct Message {
+    id: String,
+    body: Vec<u8>,
+    attempts: u32,
+    lease: Option<(String, Instant)>,
+    visible_at: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    messages: VecDeque<Message>,
+    sent: u64,
+    acked: Vec<String>,
+    retried: Vec<(String, u64)>,
+    deliveries: Vec<(String, u32)>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    inner: Arc<Mutex<Inner>>,
+    /// The edge's internal secret, to check what `POST /jobs` receives.
+    internal_secret: Option<String>,
+}
+
+/// The queue, served on loopback. `api_base` is the renderer's `--cf-api-base`.
+pub struct PullQueue {
+    pub api_base: String,
+    /// Where the edge's push consumer delivers (its `RENDERER_URL`).
+    pub ingest: String,
+    shared: Shared,
+    _server: Served,
+}
+
+impl PullQueue {
+    /// `internal_secret`: when given, `POST /jobs` takes only requests the edge signed with it.
+    pub async fn start(internal_secret: Option<&str>) -> Self {
+        let shared =
+            Shared { inner: Arc::default(), internal_secret: internal_secret.map(str::to_owned) };
+        let state = shared.clone();
+        let server = Served::start(|_| {
+            Router::new()
+                .route("/client/v4/accounts/{account}/queues/{queue}/messages/pull", post(pull))
+                .route("/client/v4/accounts/{account}/queues/{queue}/messages/ack", post(ack))
+                .route("/jobs", post(ingest))
+                .with_state(state)
+        })
+        .await;
+        Self {
+            api_base: format!("{}/client/v4", server.base),
+            ingest: server.base.clone(),
+            shared,
+            _server: server,
+        }
+    }
+
+    /// Sends a job as the Worker's producer would; returns the message's id.
+    pub fn send(&self, job: &RenderJobMessage) -> String {
+        self.shared.push(serde_json::to_vec(job).unwrap())
+    }
+
+    /// Leases up to `batch` messages as a consumer that then dies: they come back once
+    /// `visibility` is over. Returns how many were leased.
+    pub fn lease_and_vanish(&self, batch: usize, visibility: Duration) -> usize {
+        self.shared.lease(batch, visibility, "vanished").len()
+    }
+
+    /// Ids of the acknowledged messages, in order.
+    pub fn acked(&self) -> Vec<String> {
+        self.shared.inner.lock().unwrap().acked.clone()
+    }
+
+    /// (id, delay_seconds) of every message handed back.
+    pub fn retried(&self) -> Vec<(String, u64)> {
+        self.shared.inner.lock().unwrap().retried.clone()
+    }
+
+    /// (id, attempts) of every lease given.
+    pub fn deliveries(&self) -> Vec<(String, u32)> {
+        self.shared.inner.lock().unwrap().deliveries.clone()
+    }
+
+    /// (id, leased now) of the messages not acknowledged yet.
+    pub fn pending(&self) -> Vec<(String, bool)> {
+        let now = Instant::now();
+        let inner = self.shared.inner.lock().unwrap();
+        let leased = |m: &Message| m.lease.as_ref().is_some_and(|(_, until)| *until > now);
+        inner.messages.iter().map(|m| (m.id.clone(), leased(m))).collect()
+    }
+
+    /// How many messages were ever sent to it.
+    pub fn sent(&self) -> u64 {
+        self.shared.inner.lock().unwrap().sent
+    }
+}
+
+impl Shared {
+    fn push(&self, body: Vec<u8>) -> String {
+        let mut inner = self.inner.lock().unwrap();
+        inner.sent += 1;
+        let id = format!("msg-{}", inner.sent);
+        inner.messages.push_back(Message {
+            id: id.clone(),
+            body,
+            attempts: 0,
+            lease: None,
+            visible_at: Instant::now(),
+        });
+        id
+    }
+
+    fn lease(&self, batch: usize, visibility: Duration, who: &str) -> Vec<Value> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut guard = self.inner.lock().unwrap();
+        let inner = &mut *guard;
+        for m in &mut inner.messages {
+            if out.len() >= batch {
+                break;
+            }
+            let leased = m.lease.as_ref().is_some_and(|(_, until)| *until > now);
+            if leased || m.visible_at > now {
+                continue;
+            }
+            m.attempts += 1;
+            let lease = format!("lease-{}-{}-{who}", m.id, m.attempts);
+            m.lease = Some((lease.clone(), now + visibility));
+            inner.deliveries.push((m.id.clone(), m.attempts));
+            out.push(json!({
+                "id": m.id, "body": BASE64.encode(&m.body), "timestamp_ms": 1_700_000_000_000u64,
+                "attempts": m.attempts, "lease_id": lease,
+                "metadata": {"CF-sourceMessageSource": "worker", "CF-Content-Type": "json"}
+            }));
+        }
+        out
+    }
+}
+
+fn envelope(status: StatusCode, result: Value, errors: Value) -> Response {
+    let success = status.is_success();
+    (status, Json(json!({"success": success, "errors": errors, "messages": [], "result": result})))
+        .into_response()
+}
+
+fn refused(status: StatusCode, code: u32, message: &str) -> Response {
+    envelope(status, Value::Null, json!([{"code": code, "message": message}]))
+}
+
+/// The API's own refusal of a call without the token, or to another account or queue.
+fn refusal(headers: &HeaderMap, account: &str, queue: &str) -> Option<Response> {
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if bearer != Some(&format!("Bearer {API_TOKEN}")) {
+        return Some(refused(StatusCode::UNAUTHORIZED, 10000, "Authentication error"));
+    }
+    if account != ACCOUNT_ID || queue != QUEUE_ID {
+        return Some(refused(StatusCode::NOT_FOUND, 11000, "Queue not found"));
+    }
+    None
+}
+
+async fn pull(
+    State(q): State<Shared>,
+    headers: HeaderMap,
+    Path((account, queue)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(refusal) = refusal(&headers, &account, &queue) {
+        return refusal;
+    }
+    let batch = body["batch_size"].as_u64().unwrap_or(10);
+    let visibility = body["visibility_timeout_ms"].as_u64().unwrap_or(30_000);
+    if batch == 0 || batch > MAX_BATCH || visibility > MAX_VISIBILITY_MS {
+        return refused(StatusCode::BAD_REQUEST, 10001, "batch_size or visibility out of range");
+    }
+    let messages =
+        q.lease(usize::try_from(batch).unwrap(), Duration::from_millis(visibility), "renderer");
+    envelope(StatusCode::OK, json!({"messages": messages}), json!([]))
+}
+
+async fn ack(
+    State(q): State<Shared>,
+    headers: HeaderMap,
+    Path((account, queue)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(refusal) = refusal(&headers, &account, &queue) {
+        return refusal;
+    }
+    let mut guard = q.inner.lock().unwrap();
+    let inner = &mut *guard;
+    let holds = |m: &Message, lease: &str| m.lease.as_ref().is_some_and(|(l, _)| l == lease);
+    let (mut acks, mut retries) = (0, 0);
+    for a in body["acks"].as_array().into_iter().flatten() {
+        let lease = a["lease_id"].as_str().unwrap_or_default();
+        if let Some(i) = inner.messages.iter().position(|m| holds(m, lease)) {
+            let m = inner.messages.remove(i).unwrap();
+            inner.acked.push(m.id);
+            acks += 1;
+        }
+    }
+    for r in body["retries"].as_array().into_iter().flatten() {
+        let lease = r["lease_id"].as_str().unwrap_or_default();
+        let delay = r["delay_seconds"].as_u64().unwrap_or(0);
+        if let Some(m) = inner.messages.iter_mut().find(|m| holds(m, lease)) {
+            m.lease = None;
+            m.visible_at = Instant::now() + Duration::from_secs(delay);
+            inner.retried.push((m.id.clone(), delay));
+            retries += 1;
+        }
+    }
+    let result = json!({"ackCount": acks, "retryCount": retries, "warnings": []});
+    envelope(StatusCode::OK, result, json!([]))
+}
+
+/// The edge's push delivery of a `render-jobs` message: queued here, answered at once.
+async fn ingest(State(q): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(secret) = &q.internal_secret {
+        let signature = headers.get(INTERNAL_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+        if verify_internal(secret, signature, "POST", "/jobs", &body, now()).is_err() {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+    }
+    if serde_json::from_slice::<RenderJobMessage>(&body).is_err() {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    q.push(body.to_vec());
+    Json(json!({})).into_response()
+}
