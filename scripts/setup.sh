@@ -4,7 +4,7 @@
 # Cargo.lock (wasm-bindgen) and package-lock.json (Node 22, wrangler, esbuild, binaryen).
 #
 #   scripts/setup.sh            everything
-#   scripts/setup.sh rust node  only some steps (rust, node, apt, cargo-tools)
+#   scripts/setup.sh rust node  only some steps (rust, node, apt, cargo-tools, python)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -113,14 +113,33 @@ step_cargo_tools() {
   cargo_tool s3s-fs "$S3S_FS_VERSION" s3s-fs --features binary --locked
 }
 
+# The schema fuzzer (Schemathesis) in .venv/, from the pinned e2e/fuzz/requirements.txt.
+step_python() {
+  local stamp=.venv/.tailpdf-requirements.sha256 want
+  want=$(sha256sum e2e/fuzz/requirements.txt | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/schemathesis ]; then
+    say "python tools (schemathesis): ok"
+    return
+  fi
+  command -v python3 >/dev/null || apt_install python3
+  python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+  say "installing the schema fuzzer into .venv (pip, pinned)"
+  rm -rf .venv
+  python3 -m venv .venv || { apt_install python3-venv; python3 -m venv .venv; }
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-input \
+    -r e2e/fuzz/requirements.txt
+  echo "$want" >"$stamp"
+}
+
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(rust node apt cargo-tools)
+[ ${#steps[@]} -gt 0 ] || steps=(rust node apt cargo-tools python)
 for s in "${steps[@]}"; do
   case "$s" in
     rust) step_rust ;;
     node) step_node ;;
     apt) step_apt ;;
     cargo-tools) step_cargo_tools ;;
-    *) say "unknown step '$s' (rust, node, apt, cargo-tools)"; exit 2 ;;
+    python) step_python ;;
+    *) say "unknown step '$s' (rust, node, apt, cargo-tools, python)"; exit 2 ;;
   esac
 done

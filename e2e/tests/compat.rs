@@ -218,14 +218,21 @@ async fn tailpdf_clients_work_unchanged() {
     contract.check_response("/", "get", index.status, &index.headers, &index.body);
     assert_eq!((index.status, index.json()["service"].as_str()), (200, Some("tailpdf")));
     no_store(&index);
-    for (method, path, allow) in
-        [("GET", "/pdf", "POST"), ("DELETE", "/jobs/01JFXYZ123456789ABCDEFGH", "GET, HEAD")]
-    {
+    for (method, path, allow) in [
+        ("GET", "/pdf", "POST"),
+        ("DELETE", "/jobs/01JFXYZ123456789ABCDEFGH", "GET, HEAD"),
+        // Methods the Workers runtime has no name for: found by the schema fuzzer.
+        ("QUERY", "/", "GET, HEAD"),
+        ("PROPFIND", "/jobs/01JFXYZ123456789ABCDEFGH", "GET, HEAD"),
+    ] {
         let url = format!("{}{path}", stack.edge.url);
         let reply = send(client().request(method.parse().unwrap(), url)).await;
         // 405 is documented under the path's own operation.
-        let (documented, operation) =
-            if path == "/pdf" { ("/pdf", "post") } else { ("/jobs/{job_id}", "get") };
+        let (documented, operation) = match path {
+            "/pdf" => ("/pdf", "post"),
+            "/" => ("/", "get"),
+            _ => ("/jobs/{job_id}", "get"),
+        };
         contract.check_response(documented, operation, reply.status, &reply.headers, &reply.body);
         assert_eq!((reply.status, reply.header("allow")), (405, Some(allow)), "{method} {path}");
         assert_eq!(reply.json()["error"], "method_not_allowed");

@@ -121,6 +121,16 @@ fn what_the_api_refuses_the_document_refuses() {
         json!({"content": "x", "pdfOptions": {"format": "B9"}}),
         json!({"content": "x", "pdfOptions": {"scale": 3}}),
         json!({"content": "x", "pdfOptions": {"margin": {"top": "1 furlong"}}}),
+        // A page has a size: found by the schema fuzzer (e2e/tests/fuzz.rs).
+        json!({"content": "x", "pdfOptions": {"format": "custom", "width": "0", "height": 10}}),
+        json!({"content": "x", "pdfOptions": {"width": 0}}),
+        json!({"content": "x", "pdfOptions": {"width": 9.5, "height": 100}}),
+        json!({"content": "x", "pdfOptions": {"height": "0.00mm"}}),
+        json!({"content": "x", "pdfOptions": {"width": 1e6}}),
+        json!({"content": "x", "pdfOptions": {"width": "1e2", "height": 100}}),
+        json!({"content": "x", "pdfOptions": {"format": "custom", "width": "", "height": 100}}),
+        json!({"content": "x", "async": true, "upload_url": "not a url"}),
+        json!({"content": "x", "async": true, "upload_url": "https://b.example/a.pdf", "webhook_url": "not a url"}),
     ];
     let job = |v: Value| ("/components/schemas/Job", v);
     let mut bad_jobs = vec![
@@ -173,6 +183,12 @@ fn what_tailpdfs_clients_send_the_document_and_the_api_accept() {
         json!({"content": "x", "printbackground": true}),
         json!({"content": "x", "upload_url": "https://b.example/a.pdf", "webhook_url": ""}),
         json!({"content": "x", "async": true, "upload_url": "http://b.example/a.pdf", "webhook_url": ""}),
+        // A sync request ignores its URLs, whatever they hold: found by the schema fuzzer.
+        json!({"content": "x", "upload_url": "", "webhook_url": "not a url"}),
+        json!({"content": "x", "async": false, "upload_url": "no", "webhook_url": "no"}),
+        json!({"content": "x", "pdfOptions": {"width": "10.5", "height": ".5in", "margin": {"top": 0}}}),
+        // Beside a paper format, width and height play no part.
+        json!({"content": "x", "pdfOptions": {"format": "A4", "width": "", "height": 0}}),
     ] {
         assert!(contract.is_valid(schema, &body), "the document refuses {body}");
         let parsed = tailpdf_shared::parse_pdf_request(
@@ -180,5 +196,26 @@ fn what_tailpdfs_clients_send_the_document_and_the_api_accept() {
             tailpdf_shared::UrlPolicy::PRODUCTION,
         );
         assert!(parsed.is_ok(), "the API refuses {body}: {parsed:?}");
+    }
+}
+
+#[test]
+fn the_ignored_header_is_always_what_the_document_says() {
+    let contract = Contract::load();
+    let header = "/components/headers/Ignored/schema";
+    let many: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    for ignored in [
+        vec![String::from("pdfOptions.timeout"), String::from("upload_url")],
+        // Found by the schema fuzzer: an empty key, and keys that are not ASCII.
+        vec![
+            String::new(),
+            String::from("null"),
+            String::from("\u{e9}\u{1F600}"),
+            String::from("a b,c"),
+        ],
+        many,
+    ] {
+        let value = tailpdf_shared::client_shapes::ignored_header_value(&ignored).unwrap();
+        assert!(contract.is_valid(header, &Value::String(value.clone())), "{value:?}");
     }
 }

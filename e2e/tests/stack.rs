@@ -153,7 +153,20 @@ async fn the_seeds_flows_over_the_whole_stack() {
             json!({"status": "failed", "error_message": "Upload failed: 403 Forbidden"})
         );
     }
-    assert_eq!(stack.bucket.objects(), ["invoices/1234.pdf"], "no object for the refused URLs");
+    // A config holding an integer JavaScript cannot represent travels the queue intact:
+    // found by the schema fuzzer (it was a 503).
+    let mut big =
+        async_job(&stack, "<p class=\"z-top\">Big</p>", stack.bucket.upload_url("big.pdf"));
+    big["config"] =
+        json!({"theme": {"extend": {"zIndex": {"top": 1_406_369_644_135_711_232_u64}}}});
+    let big = submit(&stack, &contract, &big).await;
+    let job = ended(&stack, &contract, &big, Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(
+        stack.bucket.objects(),
+        ["big.pdf", "invoices/1234.pdf"],
+        "no object for the refused URLs"
+    );
 
     // Past its TTL the job is gone: 404, as for a job that never was.
     let ended_at = time_of(&completed_at);
@@ -162,7 +175,7 @@ async fn the_seeds_flows_over_the_whole_stack() {
     let reply = get_job(&stack, &contract, &ok).await;
     assert_eq!((reply.status, reply.json()["error"].as_str()), (404, Some("not_found")));
     // Exactly one webhook per job, however long we wait.
-    for id in [&ok, &forbidden, &expired] {
+    for id in [&ok, &forbidden, &expired, &big] {
         assert_eq!(stack.receiver.for_job(id).len(), 1, "{id}");
     }
 

@@ -81,6 +81,10 @@ pub async fn submit(
     now: Timestamp,
 ) -> Result<Submitted, ApiError> {
     let mut request = tailpdf_shared::parse_pdf_request(body, cfg.url_policy)?;
+    // Checked whether or not the request makes a job: a malformed key is a client's mistake.
+    if let Some(key) = headers.idempotency_key {
+        validate_idempotency_key(key)?;
+    }
     request.spec.no_store = headers.no_store;
     let ignored = request.ignored;
     let submission = match request.delivery {
@@ -114,7 +118,6 @@ async fn submit_job(
 ) -> Result<Submission, ApiError> {
     let idempotency = match idempotency {
         Some(key) => {
-            validate_idempotency_key(key)?;
             let record_key = idempotency_key(&account.account, key);
             let body_sha256 = hex::encode(Sha256::digest(body));
             if let Some(seen) = get_json::<IdempotencyRecord>(jobs, &record_key).await? {
@@ -439,6 +442,14 @@ pub(crate) mod tests {
                 .await
                 .unwrap_err();
             assert_eq!(e.status(), 400);
+            // A sync request has no use for the key, but one that is malformed is still a
+            // client's mistake to hear about: found by the schema fuzzer.
+            for key in ["", &"k".repeat(256)] {
+                let e = sub(&jobs, &queue, &acct("a"), Some(key), br#"{"content":"x"}"#, ts(5))
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.status(), 400, "{key:?}");
+            }
         });
     }
 

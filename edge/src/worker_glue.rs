@@ -13,8 +13,8 @@ use tailpdf_shared::{
 };
 use worker::{
     event, AbortController, Context, Delay, Env, Fetch, Headers, KvStore, MessageBatch,
-    MessageBuilder, MessageExt, Method, QueueRetryOptionsBuilder, Request, RequestInit,
-    RequestRedirect, Response, Result,
+    MessageBuilder, MessageExt, Method, QueueContentType, QueueRetryOptionsBuilder, Request,
+    RequestInit, RequestRedirect, Response, Result,
 };
 
 use crate::{
@@ -57,9 +57,27 @@ impl Kv for WorkerKv {
 
 struct WorkerQueue(worker::Queue);
 
+impl WorkerQueue {
+    /// Messages travel as JSON text, not as JS values: a job's `config` may hold integers a
+    /// JavaScript number cannot represent, and text carries them exactly (to a pull consumer
+    /// too, which gets text bodies as they are).
+    async fn send_text<M: Serialize>(
+        &self,
+        message: &M,
+        delay_secs: Option<u32>,
+    ) -> std::result::Result<(), StoreError> {
+        let text = serde_json::to_string(message).map_err(|e| StoreError(e.to_string()))?;
+        let mut builder = MessageBuilder::new(text).content_type(QueueContentType::Text);
+        if let Some(delay) = delay_secs {
+            builder = builder.delay_seconds(delay);
+        }
+        self.0.send(builder.build()).await.map_err(|e| StoreError(e.to_string()))
+    }
+}
+
 impl<M: Serialize + Clone> Queue<M> for WorkerQueue {
     async fn send(&self, message: &M) -> std::result::Result<(), StoreError> {
-        self.0.send(message.clone()).await.map_err(|e| StoreError(e.to_string()))
+        self.send_text(message, None).await
     }
 
     async fn send_after(
@@ -67,8 +85,7 @@ impl<M: Serialize + Clone> Queue<M> for WorkerQueue {
         message: &M,
         delay_secs: u32,
     ) -> std::result::Result<(), StoreError> {
-        let message = MessageBuilder::new(message.clone()).delay_seconds(delay_secs).build();
-        self.0.send(message).await.map_err(|e| StoreError(e.to_string()))
+        self.send_text(message, Some(delay_secs)).await
     }
 }
 
@@ -156,8 +173,10 @@ fn json<T: Serialize>(value: &T, status: u16) -> Result<Response> {
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
-    let method = req.method();
-    let result = match routes::route(method.as_ref(), &path) {
+    // The method as sent: workers-rs names only the methods it knows and reads any other
+    // (QUERY, PROPFIND, ...) as GET.
+    let method = req.inner().method();
+    let result = match routes::route(&method, &path) {
         Ok(Route::Index) => json(&routes::SERVICE_INFO, 200).map_err(internal),
         Ok(Route::Pdf) => post_pdf(&mut req, &env).await,
         Ok(Route::Job(id)) => get_job(&req, &env, id).await,
@@ -394,10 +413,15 @@ async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::M
     }
 }
 
-/// The message's body as `T`; one that is not (it could never be handled) is logged and
-/// acknowledged, so that it does not come back.
+/// The message's body as `T`: JSON text as sent, or (sent before messages were text) a JSON
+/// value. One that is neither (it could never be handled) is logged and acknowledged, so that
+/// it does not come back.
 fn body_or_drop<T: DeserializeOwned>(message: &worker::Message<Value>, queue: &str) -> Option<T> {
-    match serde_json::from_value(message.body().clone()) {
+    let body = match message.body() {
+        Value::String(text) => serde_json::from_str(text),
+        value => serde_json::from_value(value.clone()),
+    };
+    match body {
         Ok(body) => Some(body),
         Err(e) => {
             worker::console_error!("{queue}: dropping a message it cannot read: {e}");

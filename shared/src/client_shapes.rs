@@ -101,6 +101,10 @@ pub fn ignored_header_value(ignored: &[String]) -> Option<String> {
             if name.chars().count() > MAX_NAME_CHARS {
                 clean.push_str("...");
             }
+            // The empty key (`{"": 1}`) is named too, visibly.
+            if clean.is_empty() {
+                clean.push_str("\"\"");
+            }
             clean
         })
         .collect();
@@ -230,6 +234,7 @@ mod tests {
         let value = ignored_header_value(&[hostile]).unwrap();
         assert!(value.bytes().all(|b| b.is_ascii_graphic() || b == b' '), "{value}");
         assert!(value.len() < 80, "{value}");
+        assert_eq!(ignored_header_value(&[String::new(), "a".into()]).unwrap(), r#""", a"#);
         let many: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
         let value = ignored_header_value(&many).unwrap();
         assert!(value.ends_with("(and 980 more)"), "{value}");

@@ -11,6 +11,14 @@ pub const DEFAULT_FORMAT: PaperFormat = PaperFormat::Letter;
 pub const SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.1..=2.0;
 /// The largest page side we accept (Chromium itself caps pages around 200 inches).
 pub const MAX_PAGE_INCHES: f64 = 200.0;
+/// The smallest page side, and the least room margins must leave: far smaller sizes (1e-10
+/// px) bring Chromium's printing down.
+pub const MIN_PAGE_INCHES: f64 = 0.1;
+
+/// Below [`MIN_PAGE_INCHES`], give or take rounding (9.6 px is 0.1 in).
+fn below_min(inches: f64) -> bool {
+    inches < MIN_PAGE_INCHES - 1e-9
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -89,10 +97,8 @@ impl Length {
                 } else {
                     (t.as_str(), 96.0)
                 };
-                let n: f64 = number
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{text:?} is not a length: {how}"))?;
+                let n = decimal(number.trim())
+                    .ok_or_else(|| format!("{text:?} is not a length: {how}"))?;
                 n / per_inch
             }
         };
@@ -104,6 +110,17 @@ impl Length {
         }
         Ok(value)
     }
+}
+
+/// `digits`, `digits.digits` or `.digits` (openapi.yaml's Length pattern), as a number. What
+/// `f64::from_str` would take besides (`1e2`, `+5`, `inf`) is not a length.
+fn decimal(text: &str) -> Option<f64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or(("", text));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if fraction.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// `format: "custom"` (TailPDF's clients send it): the page is `width` × `height`.
@@ -271,8 +288,11 @@ impl PdfOptions {
                 None => Ok(default),
                 Some(l) => {
                     let v = l.inches().map_err(|e| format!("`pdfOptions.{field}` {e}."))?;
-                    if v == 0.0 && !field.starts_with("margin") {
-                        return Err(format!("`pdfOptions.{field}` must be larger than zero."));
+                    if below_min(v) && !field.starts_with("margin") {
+                        return Err(format!(
+                            "`pdfOptions.{field}` must be at least {MIN_PAGE_INCHES} inches \
+                             (9.6 px, 2.54 mm)."
+                        ));
                     }
                     Ok(v)
                 }
@@ -296,7 +316,9 @@ impl PdfOptions {
         };
         let (w, h) =
             if self.landscape == Some(true) { (g.height, g.width) } else { (g.width, g.height) };
-        if g.margin_left + g.margin_right >= w || g.margin_top + g.margin_bottom >= h {
+        if below_min(w - (g.margin_left + g.margin_right))
+            || below_min(h - (g.margin_top + g.margin_bottom))
+        {
             return Err(String::from(
                 "`pdfOptions.margin` leaves no room for content on the page: make the margins \
                  smaller or the page larger.",
@@ -383,6 +405,12 @@ mod tests {
         assert_eq!(Length::Pixels(192.0).inches().unwrap(), 2.0);
         assert!(Length::Text("10pt".into()).inches().unwrap_err().contains("not a length"));
         assert!(Length::Pixels(-1.0).inches().is_err());
+        assert_eq!(inch(" .5 IN "), 0.5);
+        // Only what openapi.yaml's Length pattern allows: digits with an optional fraction.
+        for text in ["", " ", "in", "1e2", "+5", "-0", "5.", "inf", "NaN", "0x10", "1_000", "1.2.3"]
+        {
+            assert!(Length::Text(text.into()).inches().is_err(), "{text:?} was taken");
+        }
     }
 
     #[test]
@@ -393,7 +421,13 @@ mod tests {
         assert_eq!((g.width, g.height), (595.5 / 96.0, 842.0 / 96.0));
         // Only one side: the other is Letter's, as in Puppeteer.
         assert_eq!(opts(r#"{"width":"4in"}"#).validate().unwrap().height, 11.0);
-        assert!(opts(r#"{"width":0}"#).validate().unwrap_err().contains("larger than zero"));
+        assert!(opts(r#"{"width":0}"#).validate().unwrap_err().contains("at least 0.1 inches"));
+        // Found by the schema fuzzer: a page of 1e-10 px brought Chromium down (a 500).
+        for tiny in [r#"{"width":1e-10}"#, r#"{"height":"0.09in"}"#, r#"{"width":"2mm"}"#] {
+            let e = opts(tiny).validate().unwrap_err();
+            assert!(e.contains("at least 0.1 inches"), "{tiny}: {e}");
+        }
+        assert!(opts(r#"{"width":"0.1in","height":9.6}"#).validate().is_ok());
         assert!(opts(r#"{"height":"300in"}"#).validate().unwrap_err().contains("over 200"));
     }
 
@@ -430,6 +464,10 @@ mod tests {
         assert!(e.starts_with("`pdfOptions.margin.top`"), "{e}");
         let e = opts(r#"{"margin":{"left":"5in","right":"4in"}}"#).validate().unwrap_err();
         assert!(e.contains("no room"), "{e}");
+        // Letter is 8.5in wide: room must be at least the smallest page.
+        let e = opts(r#"{"margin":{"left":"4.25in","right":"4.2in"}}"#).validate().unwrap_err();
+        assert!(e.contains("no room"), "{e}");
+        assert!(opts(r#"{"margin":{"left":"4.2in","right":"4.2in"}}"#).validate().is_ok());
         // Landscape Letter is 11in wide, so the same margins fit.
         assert!(opts(r#"{"landscape":true,"margin":{"left":"5in","right":"4in"}}"#)
             .validate()
