@@ -44,6 +44,7 @@ fmt:
 	cargo fmt --all
 
 lint:
+	.venv/bin/hadolint docker/Dockerfile
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo clippy -p tailpdf-shared -p tailpdf-edge --target $(WASM) --locked -- -D warnings

@@ -4,7 +4,8 @@
 # Cargo.lock (wasm-bindgen) and package-lock.json (Node 22, wrangler, esbuild, binaryen).
 #
 #   scripts/setup.sh            everything
-#   scripts/setup.sh rust node  only some steps (rust, node, apt, cargo-tools, python)
+#   scripts/setup.sh rust node  only some steps (rust, node, apt, cargo-tools, python,
+#                               containers)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -113,26 +114,41 @@ step_cargo_tools() {
   cargo_tool s3s-fs "$S3S_FS_VERSION" s3s-fs --features binary --locked
 }
 
-# The schema fuzzer (Schemathesis) in .venv/, from the pinned e2e/fuzz/requirements.txt.
+# The tests' Python tools (Schemathesis, hadolint) in .venv/, from scripts/requirements.txt.
 step_python() {
   local stamp=.venv/.tailpdf-requirements.sha256 want
-  want=$(sha256sum e2e/fuzz/requirements.txt | cut -d' ' -f1)
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/schemathesis ]; then
-    say "python tools (schemathesis): ok"
+  want=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/schemathesis ] \
+    && [ -x .venv/bin/hadolint ]; then
+    say "python tools (schemathesis, hadolint): ok"
     return
   fi
   command -v python3 >/dev/null || apt_install python3
   python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
-  say "installing the schema fuzzer into .venv (pip, pinned)"
+  say "installing schemathesis and hadolint into .venv (pip, pinned)"
   rm -rf .venv
   python3 -m venv .venv || { apt_install python3-venv; python3 -m venv .venv; }
   .venv/bin/pip install --quiet --disable-pip-version-check --no-input \
-    -r e2e/fuzz/requirements.txt
+    -r scripts/requirements.txt
   echo "$want" >"$stamp"
 }
 
+# podman and buildah to build and run the renderer's image without a daemon (scripts/image.sh,
+# e2e/tests/container.rs), debootstrap for its stand-in base images.
+step_containers() {
+  local missing=() p
+  for p in $CONTAINER_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
+  say "container tools: ok, $(podman --version)"
+}
+
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(rust node apt cargo-tools python)
+[ ${#steps[@]} -gt 0 ] || steps=(rust node apt cargo-tools python containers)
 for s in "${steps[@]}"; do
   case "$s" in
     rust) step_rust ;;
@@ -140,6 +156,7 @@ for s in "${steps[@]}"; do
     apt) step_apt ;;
     cargo-tools) step_cargo_tools ;;
     python) step_python ;;
-    *) say "unknown step '$s' (rust, node, apt, cargo-tools, python)"; exit 2 ;;
+    containers) step_containers ;;
+    *) say "unknown step '$s' (rust, node, apt, cargo-tools, python, containers)"; exit 2 ;;
   esac
 done

@@ -1,7 +1,7 @@
 //! The public API as a client calls it, every request and response checked against
 //! `openapi.yaml`.
 
-use std::time::Duration;
+use std::{process::Command, time::Duration};
 
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -10,7 +10,7 @@ use tailpdf_shared::signing::{sign_internal, INTERNAL_SIGNATURE_HEADER};
 
 use crate::{
     contract::Contract,
-    now,
+    now, root,
     stack::{wait_until, Stack, API_KEY, INTERNAL_SECRET},
 };
 
@@ -143,4 +143,27 @@ pub async fn ended(stack: &Stack, contract: &Contract, id: &str, limit: Duration
     })
     .await;
     last
+}
+
+/// The seed's own verification code (Node, `crypto.createHmac`), run on what arrived.
+pub fn seed_verifies(body: &[u8], signature: &str, secret: &str) -> bool {
+    let seed =
+        std::fs::read_to_string(root().join("shared/tests/fixtures/seed-async-jobs.txt")).unwrap();
+    let start = seed.find("const crypto = require('crypto');").unwrap();
+    let end = seed.find("// In your webhook handler:").unwrap();
+    let script = format!(
+        "{}\nconst payload = require('fs').readFileSync(0);\n\
+         process.stdout.write(String(verifyWebhook(payload, process.argv[1], process.argv[2])));",
+        &seed[start..end]
+    );
+    let mut child = Command::new(root().join("node_modules/.bin/node"))
+        .args(["-e", &script, signature, secret])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    out.stdout == b"true"
 }

@@ -6,6 +6,7 @@
 //!   `wrangler dev --local` — and an in-process webhook receiver;
 //! - [`contract`]: `openapi.yaml`, against which real responses and webhooks are checked;
 //! - [`client`]: the public API called as a client does, checked against the contract;
+//! - [`container`]: the renderer's image under podman (scripts/image.sh);
 //! - [`fonts`]: a stand-in of the Google Fonts css2 API;
 //! - [`pdf`]: poppler's tools on PDF bytes;
 //! - [`queues`]: a stand-in of Cloudflare Queues' HTTP pull API;
@@ -17,6 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod client;
+pub mod container;
 pub mod contract;
 pub mod fonts;
 pub mod pdf;

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tailpdf_shared::signing::hash_api_key;
 
 use crate::{
+    container::podman,
     free_port,
     process::Process,
     queues::{self, PullQueue},
@@ -44,11 +45,14 @@ pub struct Settings {
     /// [`queues`](crate::queues)), which the renderer pulls from. Sync renders have no
     /// renderer to reach then.
     pub pull: bool,
+    /// Run the renderer from this container image (podman, host network, read-only root)
+    /// instead of the binary.
+    pub renderer_image: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { job_ttl_done_secs: 3600, fonts_api_base: None, pull: false }
+        Self { job_ttl_done_secs: 3600, fonts_api_base: None, pull: false, renderer_image: None }
     }
 }
 
@@ -74,7 +78,14 @@ impl Stack {
         let queue =
             if settings.pull { Some(PullQueue::start(Some(INTERNAL_SECRET)).await) } else { None };
         let pull_from = queue.as_ref().map(|q| q.api_base.clone());
-        let mut renderer = Renderer::start(dir.path(), renderer_port, &edge_url, &fonts, pull_from);
+        let mut renderer = Renderer::start(
+            dir.path(),
+            renderer_port,
+            &edge_url,
+            &fonts,
+            pull_from,
+            settings.renderer_image.clone(),
+        );
         let jobs_go_to = queue.as_ref().map_or(renderer_url, |q| q.ingest.clone());
         let options = EdgeOptions::new(&jobs_go_to)
             .var("JOB_TTL_DONE_SECS", settings.job_ttl_done_secs.to_string());
@@ -226,6 +237,8 @@ pub struct Renderer {
     fonts_api_base: String,
     /// The Queues API base it pulls from (pull mode).
     pull_from: Option<String>,
+    /// The container image it runs from, if not the binary.
+    image: Option<String>,
     dir: PathBuf,
     process: Option<Process>,
 }
@@ -237,6 +250,7 @@ impl Renderer {
         edge_url: &str,
         fonts_api_base: &str,
         pull_from: Option<String>,
+        image: Option<String>,
     ) -> Self {
         let mut renderer = Self {
             url: format!("http://127.0.0.1:{port}"),
@@ -244,6 +258,7 @@ impl Renderer {
             edge_url: edge_url.to_owned(),
             fonts_api_base: fonts_api_base.to_owned(),
             pull_from,
+            image,
             dir: dir.to_owned(),
             process: None,
         };
@@ -251,17 +266,42 @@ impl Renderer {
         renderer
     }
 
+    /// The container's name, when it runs from an image.
+    pub fn container(&self) -> Option<String> {
+        self.image.as_ref().map(|_| format!("tailpdf-e2e-renderer-{}", self.port))
+    }
+
     fn spawn(&mut self) {
-        let mut cmd = Command::new(renderer_bin());
-        cmd.args(["--log-format", "json", "serve"])
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--edge-url", &self.edge_url, "--allow-loopback", "--tabs", "2"])
+        let mut cmd = match (&self.image, self.container()) {
+            (Some(image), Some(name)) => {
+                let _ = podman().args(["rm", "-f", "-t", "0", &name]).output();
+                // As a platform would run it: read-only root (podman mounts tmpfs on /tmp,
+                // where Chromium's profile goes), a volume for the font cache (as compose.yaml
+                // mounts one), the host's loopback.
+                let mut cmd = podman();
+                cmd.args(["run", "--name", &name, "--network", "host", "--read-only"])
+                    .args(["-v", &format!("{name}-fonts:/var/cache/tailpdf/fonts")])
+                    // By its variable, as platforms configure it (the healthcheck reads it).
+                    .args(["-e", &format!("TAILPDF_LISTEN=127.0.0.1:{}", self.port)])
+                    .args(["-e", "TAILPDF_INTERNAL_SECRET", "-e", "TAILPDF_LOG"])
+                    .args([image, "--log-format", "json", "serve"]);
+                cmd
+            }
+            _ => {
+                let mut cmd = Command::new(renderer_bin());
+                cmd.args(["--log-format", "json", "serve"])
+                    .args(["--listen", &format!("127.0.0.1:{}", self.port)]);
+                cmd
+            }
+        };
+        cmd.args(["--edge-url", &self.edge_url, "--allow-loopback", "--tabs", "2"])
             // Nothing here may reach the internet: a local fonts API, or one that refuses.
             .args(["--fonts-api-base", &self.fonts_api_base])
-            .arg("--font-cache-dir")
-            .arg(self.dir.join("fonts"))
             .env("TAILPDF_INTERNAL_SECRET", INTERNAL_SECRET)
             .env("TAILPDF_LOG", "info");
+        if self.image.is_none() {
+            cmd.arg("--font-cache-dir").arg(self.dir.join("fonts"));
+        }
         if let Some(api) = &self.pull_from {
             cmd.args(["--pull", "--cf-api-base", api])
                 .args(["--cf-account-id", queues::ACCOUNT_ID, "--cf-queue-id", queues::QUEUE_ID])
@@ -293,6 +333,15 @@ impl Renderer {
     pub async fn restart(&mut self) {
         self.spawn();
         self.wait_ready().await;
+    }
+}
+
+impl Drop for Renderer {
+    fn drop(&mut self) {
+        if let Some(name) = self.container() {
+            let _ = podman().args(["rm", "-f", "-t", "0", &name]).output();
+            let _ = podman().args(["volume", "rm", "-f", &format!("{name}-fonts")]).output();
+        }
     }
 }
 

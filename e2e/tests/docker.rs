@@ -76,6 +76,9 @@ impl Dockerfile {
             let rest = rest.trim().to_owned();
             if cmd == "ARG" {
                 args.extend(key_values(&rest));
+                if stages.is_empty() {
+                    continue; // a global ARG, for FROM lines
+                }
             }
             if cmd == "FROM" {
                 let words: Vec<&str> =
@@ -99,6 +102,16 @@ impl Dockerfile {
             .iter()
             .find(|s| s.name == name)
             .unwrap_or_else(|| panic!("the Dockerfile has no stage {name}"))
+    }
+
+    /// The stage `name` stands for by default: itself, or, for a stage that is only
+    /// `FROM ${ARG}`, the stage the ARG's default names.
+    fn resolved(&self, name: &str) -> &Stage {
+        let stage = self.stage(name);
+        match stage.image.strip_prefix("${").and_then(|a| a.strip_suffix('}')) {
+            Some(arg) if stage.body.is_empty() => self.resolved(&self.args[arg]),
+            _ => stage,
+        }
     }
 
     /// The image `docker build` makes without `--target`.
@@ -442,13 +455,21 @@ fn the_entrypoint_runs_the_renderer_built_by_the_builder_stage() {
     assert!(apt_packages(runtime).contains("tini"), "tini is not installed");
     assert_eq!(binary, "/usr/local/bin/tailpdf-renderer");
 
-    // The binary comes from the builder stage, which builds exactly that bin.
+    // The binary comes (by default) from the builder stage, which builds exactly that bin.
     let copy = runtime
         .all("COPY")
         .find(|c| c.ends_with(&format!(" {binary}")))
         .unwrap_or_else(|| panic!("no COPY puts {binary} in the image"));
     let (opts, paths) = options(copy);
-    let builder = df.stage(&opts["from"]);
+    let builder = df.resolved(&opts["from"]);
+    assert_eq!(builder.name, "builder");
+    // The other way in (scripts/image.sh, make test) puts a prebuilt binary at the same path.
+    let prebuilt = df.stage("prebuilt");
+    assert_eq!(prebuilt.image, "scratch");
+    assert_eq!(
+        prebuilt.last("COPY"),
+        format!("tailpdf-renderer {}", paths.split_whitespace().next().unwrap())
+    );
     let source = paths.split_whitespace().next().unwrap();
     let runs = builder.runs();
     let build = runs
@@ -556,7 +577,14 @@ fn one_port_everywhere_and_healthz() {
     for o in ["interval", "timeout", "start-period"] {
         assert!(opts.contains_key(o), "HEALTHCHECK without --{o}");
     }
+    // Through a shell, so that the port follows TAILPDF_LISTEN (e2e/tests/container.rs runs
+    // the image on another port and its healthcheck).
     let check = exec_form(check.strip_prefix("CMD").expect("HEALTHCHECK CMD [...]").trim());
+    assert_eq!(check[..2], ["/bin/sh", "-c"], "HEALTHCHECK CMD [\"/bin/sh\", \"-c\", ...]");
+    let check: Vec<String> = check[2]
+        .split_whitespace()
+        .map(|w| w.trim_matches('"').replace("${TAILPDF_LISTEN##*:}", &port.to_string()))
+        .collect();
     assert_eq!(check[0], "curl");
     assert!(apt_packages(runtime).contains("curl"), "the healthcheck's curl is not installed");
     assert!(
@@ -581,17 +609,21 @@ fn one_port_everywhere_and_healthz() {
 fn runs_as_a_non_root_user_that_owns_the_font_cache() {
     let df = Dockerfile::load();
     let runtime = df.runtime();
-    let user = runtime.last("USER");
-    assert!(!["root", "0", "0:0"].contains(&user), "the renderer must not run as root");
-    let user_pos = runtime.body.iter().rposition(|i| i.cmd == "USER").unwrap();
+    // Numeric (uid:gid), so that Kubernetes' runAsNonRoot can check it without /etc/passwd.
+    let (uid_gid, user_pos) = {
+        let pos = runtime.body.iter().rposition(|i| i.cmd == "USER").unwrap();
+        (runtime.body[pos].args.as_str(), pos)
+    };
+    let (uid, gid) = uid_gid.split_once(':').expect("USER uid:gid");
+    assert!(uid.parse::<u32>().unwrap() > 0 && gid.parse::<u32>().unwrap() > 0, "{uid_gid}");
     let entry_pos = runtime.body.iter().rposition(|i| i.cmd == "ENTRYPOINT").unwrap();
     assert!(user_pos < entry_pos);
     let runs = runtime.runs();
     let useradd = runs.split("&&").find(|c| c.contains("useradd")).expect("useradd");
-    assert!(useradd.split_whitespace().last() == Some(user), "useradd does not create {user}");
-    let uid =
-        arg_after(&useradd.split_whitespace().map(str::to_owned).collect::<Vec<_>>(), "--uid");
-    assert_ne!(uid, "0");
+    let words: Vec<String> = useradd.split_whitespace().map(str::to_owned).collect();
+    assert_eq!(arg_after(&words, "--uid"), uid, "useradd does not create uid {uid}");
+    assert!(words.contains(&String::from("--user-group")), "the user's group has its uid");
+    let user = words.last().unwrap().as_str();
 
     let cache = &runtime.env()["TAILPDF_FONT_CACHE_DIR"];
     assert!(

@@ -4,11 +4,11 @@
 //! Every response and webhook is also checked against openapi.yaml.
 #![allow(clippy::unwrap_used)]
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tailpdf_e2e::{
-    client::{ended, get_job, post_pdf, submit},
+    client::{ended, get_job, post_pdf, seed_verifies, submit},
     contract::Contract,
     now,
     pdf::poppler,
@@ -35,29 +35,6 @@ fn assert_pdf(pdf: &[u8], text: &str) {
     let info = poppler("pdfinfo", pdf, &[]);
     assert!(info.contains("pts (A4)"), "{info}");
     assert!(poppler("pdftotext", pdf, &[]).contains(text));
-}
-
-/// The seed's own verification code (Node, `crypto.createHmac`), run on what arrived.
-fn seed_verifies(body: &[u8], signature: &str, secret: &str) -> bool {
-    let seed =
-        std::fs::read_to_string(root().join("shared/tests/fixtures/seed-async-jobs.txt")).unwrap();
-    let start = seed.find("const crypto = require('crypto');").unwrap();
-    let end = seed.find("// In your webhook handler:").unwrap();
-    let script = format!(
-        "{}\nconst payload = require('fs').readFileSync(0);\n\
-         process.stdout.write(String(verifyWebhook(payload, process.argv[1], process.argv[2])));",
-        &seed[start..end]
-    );
-    let mut child = Command::new(root().join("node_modules/.bin/node"))
-        .args(["-e", &script, signature, secret])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    out.stdout == b"true"
 }
 
 /// One webhook per job, checked against the document and both signature schemes.

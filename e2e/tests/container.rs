@@ -1,0 +1,91 @@
+//! The renderer's container image, built by `scripts/image.sh test` (the runtime stage of
+//! docker/Dockerfile with the renderer this run compiled) and run under podman as the renderer
+//! of the local stack: `wrangler dev`, s3s-fs and a webhook receiver on the host. Run as a
+//! platform would: read-only root filesystem, the image's own user, tini as PID 1.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tailpdf_e2e::{
+    client::{ended, get_job, seed_verifies, submit},
+    container::{build_test_image, podman, podman_ok, TEST_IMAGE},
+    contract::Contract,
+    stack::{wait_until, Settings, Stack, WEBHOOK_SECRET},
+};
+
+fn job(stack: &Stack, content: &str, key: &str) -> Value {
+    json!({
+        "content": content,
+        "async": true,
+        "upload_url": stack.bucket.upload_url(key),
+        "webhook_url": stack.receiver.url,
+        "pdfOptions": {"format": "A4", "printBackground": true},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_image_serves_the_seeds_async_flow_and_stops_cleanly() {
+    let log = std::env::temp_dir().join("tailpdf-image-build.log");
+    let built = build_test_image(&log);
+    eprintln!("container: image ready in {built:.1?} (build log: {})", log.display());
+    let settings = Settings { renderer_image: Some(TEST_IMAGE.into()), ..Settings::default() };
+    let stack = Stack::start(settings).await;
+    let contract = Contract::load();
+    let name = stack.renderer.container().unwrap();
+
+    // How it runs: tini as PID 1, the image's non-root user, nothing writable but tmpfs.
+    assert_eq!(podman_ok(&["exec", &name, "cat", "/proc/1/comm"]), "tini");
+    assert_eq!(podman_ok(&["exec", &name, "id", "-u"]), "10001");
+    let write = podman().args(["exec", &name, "touch", "/usr/local/bin/x"]).output().unwrap();
+    assert!(!write.status.success(), "the root filesystem is writable");
+    // The image's HEALTHCHECK, run as the platform runs it.
+    let health = podman().args(["healthcheck", "run", &name]).output().unwrap();
+    assert!(health.status.success(), "healthcheck: {}", String::from_utf8_lossy(&health.stderr));
+    // The log says whether Chromium has its sandbox here.
+    let sandbox = stack
+        .renderer
+        .log()
+        .lines()
+        .find(|l| l.contains("chromium sandbox"))
+        .map(str::to_owned)
+        .expect("the renderer logs the sandbox state");
+    eprintln!("container: {sandbox}");
+
+    // The seed's async flow: a presigned PUT into the bucket, a signed webhook.
+    let started = Instant::now();
+    let id =
+        submit(&stack, &contract, &job(&stack, "<h1 class=\"text-3xl\">Boxed</h1>", "boxed.pdf"))
+            .await;
+    let done = ended(&stack, &contract, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "completed", "{done}\n{}", stack.renderer.log());
+    let pdf = stack.bucket.object("boxed.pdf").expect("the PDF is in the bucket");
+    assert_eq!(done["result"]["file_size_bytes"], pdf.len());
+    wait_until("the webhook", Duration::from_secs(30), async || {
+        !stack.receiver.for_job(&id).is_empty()
+    })
+    .await;
+    let hook = &stack.receiver.for_job(&id)[0];
+    assert!(seed_verifies(&hook.body, hook.header("x-tailpdf-signature"), WEBHOOK_SECRET));
+    eprintln!(
+        "container: async job completed and its webhook verified in {:.1?}",
+        started.elapsed()
+    );
+
+    // `podman stop` during a job: the job finishes within the grace period, the exit is clean.
+    let slow = "<script>const t = Date.now(); while (Date.now() - t < 4000) {}</script><p>Slow</p>";
+    let id = submit(&stack, &contract, &job(&stack, slow, "slow.pdf")).await;
+    wait_until("the job to start", Duration::from_secs(30), async || {
+        get_job(&stack, &contract, &id).await.json()["status"] == "processing"
+    })
+    .await;
+    let stopping = Instant::now();
+    podman_ok(&["stop", "-t", "40", &name]);
+    let stopped_in = stopping.elapsed();
+    let exit = podman_ok(&["inspect", &name, "--format", "{{.State.ExitCode}}"]);
+    assert_eq!(exit, "0", "exit code; log:\n{}", stack.renderer.log());
+    let done = ended(&stack, &contract, &id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(stack.bucket.object("slow.pdf").is_some());
+    eprintln!("container: stopped mid-job in {stopped_in:.1?}, exit 0, the job completed");
+}
