@@ -7,6 +7,8 @@
 #                              missing
 #   scripts/image.sh test      the runtime stage with the renderer `make test` compiled
 #                              (target/debug/tailpdf-renderer), as localhost/tailpdf-renderer:test
+#   scripts/image.sh compose   the images docker/compose.yaml names, the same way: the
+#                              renderer above, and s3s-fs from the binary setup.sh installed
 #   scripts/image.sh env       the environment podman needs here, as `export` lines
 #
 # Everything lives under target/containers (storage, configuration, the base's rootfs), so a
@@ -101,13 +103,29 @@ test_image() {
   say "localhost/tailpdf-renderer:test built in $((SECONDS - started)) s, $((size / 1000000)) MB"
 }
 
+# compose.yaml's images, so that `podman-compose up` finds them and builds nothing: the test
+# image under the renderer's name, and the s3s-fs stage with the s3s-fs setup.sh built.
+compose_images() {
+  podman tag localhost/tailpdf-renderer:test localhost/tailpdf-renderer:dev
+  local binary="${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" context="$dir/s3s-context"
+  [ -x "$binary" ] || { say "$binary is missing: scripts/setup.sh cargo-tools"; exit 1; }
+  rm -rf "$context" && mkdir -p "$context"
+  cp "$binary" "$context/s3s-fs"
+  local started=$SECONDS
+  podman build --pull=never --format docker -f docker/Dockerfile --target s3s-fs \
+    --build-arg S3S_FS_BINARY=s3s-fs-prebuilt -t "localhost/tailpdf-s3s-fs:$S3S_FS_VERSION" \
+    "$context" >&2
+  say "localhost/tailpdf-s3s-fs:$S3S_FS_VERSION built in $((SECONDS - started)) s"
+}
+
 configure
 case "${1:-}" in
   base) base_debian ;;
   test) base_debian; test_image ;;
+  compose) base_debian; test_image; compose_images ;;
   env)
     printf 'export CONTAINERS_CONF=%q CONTAINERS_STORAGE_CONF=%q TMPDIR=%q BUILDAH_FORMAT=docker\n' \
       "$CONTAINERS_CONF" "$CONTAINERS_STORAGE_CONF" "$TMPDIR"
     ;;
-  *) say "usage: scripts/image.sh base|test|env"; exit 2 ;;
+  *) say "usage: scripts/image.sh base|test|compose|env"; exit 2 ;;
 esac

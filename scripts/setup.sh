@@ -114,18 +114,19 @@ step_cargo_tools() {
   cargo_tool s3s-fs "$S3S_FS_VERSION" s3s-fs --features binary --locked
 }
 
-# The tests' Python tools (Schemathesis, hadolint) in .venv/, from scripts/requirements.txt.
+# The tests' Python tools (Schemathesis, hadolint, podman-compose) in .venv/, from
+# scripts/requirements.txt.
 step_python() {
   local stamp=.venv/.tailpdf-requirements.sha256 want
   want=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/schemathesis ] \
-    && [ -x .venv/bin/hadolint ]; then
-    say "python tools (schemathesis, hadolint): ok"
+    && [ -x .venv/bin/hadolint ] && [ -x .venv/bin/podman-compose ]; then
+    say "python tools (schemathesis, hadolint, podman-compose): ok"
     return
   fi
   command -v python3 >/dev/null || apt_install python3
   python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
-  say "installing schemathesis and hadolint into .venv (pip, pinned)"
+  say "installing schemathesis, hadolint and podman-compose into .venv (pip, pinned)"
   rm -rf .venv
   python3 -m venv .venv || { apt_install python3-venv; python3 -m venv .venv; }
   .venv/bin/pip install --quiet --disable-pip-version-check --no-input \

@@ -13,12 +13,20 @@ fn dir() -> PathBuf {
     root().join("target/containers")
 }
 
-/// `podman` with the storage and configuration scripts/image.sh set up.
+/// The environment that points podman (and podman-compose) at the storage and configuration
+/// scripts/image.sh set up.
+pub fn podman_env() -> [(&'static str, PathBuf); 3] {
+    [
+        ("CONTAINERS_CONF", dir().join("containers.conf")),
+        ("CONTAINERS_STORAGE_CONF", dir().join("storage.conf")),
+        ("TMPDIR", dir().join("tmp")),
+    ]
+}
+
+/// `podman` in that environment.
 pub fn podman() -> Command {
     let mut cmd = Command::new("podman");
-    cmd.env("CONTAINERS_CONF", dir().join("containers.conf"))
-        .env("CONTAINERS_STORAGE_CONF", dir().join("storage.conf"))
-        .env("TMPDIR", dir().join("tmp"));
+    cmd.envs(podman_env());
     cmd
 }
 

@@ -158,34 +158,17 @@ impl Bucket {
         signed_secs_ago: i64,
         expires: Duration,
     ) -> String {
-        self.presign_at(&self.endpoint, key, secret, signed_secs_ago, expires)
+        presign(&self.endpoint, key, secret, signed_secs_ago, expires)
     }
 
     /// A valid URL for an hour, to the bucket through `endpoint` (a proxy in front of it).
     pub fn upload_url_via(&self, endpoint: &str, key: &str) -> String {
-        self.presign_at(endpoint, key, SECRET_KEY, 0, Duration::from_secs(3600))
+        dev_upload_url(endpoint, key)
     }
 
     /// The bucket's address.
     pub fn addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn presign_at(
-        &self,
-        endpoint: &str,
-        key: &str,
-        secret: &str,
-        signed_secs_ago: i64,
-        expires: Duration,
-    ) -> String {
-        let bucket =
-            S3Bucket::new(endpoint.parse().unwrap(), UrlStyle::Path, "pdfs", "us-east-1").unwrap();
-        let credentials = Credentials::new(ACCESS_KEY, secret);
-        let mut action = bucket.put_object(Some(&credentials), key);
-        action.headers_mut().insert("content-type", "application/pdf");
-        let at = jiff::Timestamp::from_second(crate::now() - signed_secs_ago).unwrap();
-        action.sign_with_time(expires, &at).to_string()
     }
 
     /// A valid URL for an hour.
@@ -225,6 +208,28 @@ impl Bucket {
         out.sort();
         out
     }
+}
+
+/// A presigned PUT of `pdfs/{key}` at `endpoint`, with the dev credentials (those of
+/// `make dev` and docker/compose.yaml too), valid for an hour.
+pub fn dev_upload_url(endpoint: &str, key: &str) -> String {
+    presign(endpoint, key, SECRET_KEY, 0, Duration::from_secs(3600))
+}
+
+fn presign(
+    endpoint: &str,
+    key: &str,
+    secret: &str,
+    signed_secs_ago: i64,
+    expires: Duration,
+) -> String {
+    let bucket =
+        S3Bucket::new(endpoint.parse().unwrap(), UrlStyle::Path, "pdfs", "us-east-1").unwrap();
+    let credentials = Credentials::new(ACCESS_KEY, secret);
+    let mut action = bucket.put_object(Some(&credentials), key);
+    action.headers_mut().insert("content-type", "application/pdf");
+    let at = jiff::Timestamp::from_second(crate::now() - signed_secs_ago).unwrap();
+    action.sign_with_time(expires, &at).to_string()
 }
 
 // ---------------------------------------------------------------- renderer ----
@@ -350,6 +355,8 @@ impl Drop for Renderer {
 /// How the Worker is run: its wrangler vars and the API keys seeded into its KV.
 #[derive(Clone, Debug)]
 pub struct EdgeOptions {
+    /// The address wrangler dev listens on (loopback unless a container must reach it).
+    ip: String,
     vars: Vec<(String, String)>,
     /// (API key, account, webhook secret)
     accounts: Vec<(String, String, Option<String>)>,
@@ -368,6 +375,7 @@ impl EdgeOptions {
             ("SYNC_TIMEOUT_SECS", "60"),
         ];
         Self {
+            ip: String::from("127.0.0.1"),
             vars: vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             accounts: vec![(API_KEY.into(), ACCOUNT.into(), Some(WEBHOOK_SECRET.into()))],
         }
@@ -378,6 +386,13 @@ impl EdgeOptions {
     pub fn var(mut self, name: &str, value: impl Into<String>) -> Self {
         self.vars.retain(|(k, _)| k != name);
         self.vars.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Listens on `ip` instead of 127.0.0.1: a host address of a container network.
+    #[must_use]
+    pub fn ip(mut self, ip: &str) -> Self {
+        ip.clone_into(&mut self.ip);
         self
     }
 
@@ -422,7 +437,7 @@ impl Edge {
         assert!(out.status.success(), "seeding the API keys failed: {out:?}");
 
         let mut cmd = wrangler();
-        cmd.args(["dev", "--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        cmd.args(["dev", "--local", "--ip", &options.ip, "--port", &port.to_string()])
             .args(["--inspector-port", &free_port().to_string()])
             .args(["--show-interactive-dev-session=false", "--persist-to"])
             .arg(&state);
@@ -431,7 +446,7 @@ impl Edge {
         }
         let process = Process::spawn("wrangler dev", cmd, &dir.join("wrangler.log"));
         Self {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{}:{port}", options.ip),
             process: Some(process),
             dir: dir.to_owned(),
             port,

@@ -380,13 +380,29 @@ fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
     compose["services"].get(name).unwrap_or_else(|| panic!("compose.yaml has no service {name}"))
 }
 
+/// A scalar as compose reads it with nothing set in its environment: `${NAME:-default}` is
+/// the default.
 fn str_of(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => with_defaults(s),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         other => panic!("{other:?} is not a scalar"),
     }
+}
+
+fn with_defaults(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find('}').unwrap_or_else(|| panic!("unclosed ${{ in {text}")) + at;
+        let inner = &rest[at + 2..end];
+        out.push_str(inner.split_once(":-").map_or("", |(_, default)| default));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn list(v: &Value) -> Vec<String> {
