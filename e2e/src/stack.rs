@@ -280,11 +280,15 @@ impl Renderer {
         let mut cmd = match (&self.image, self.container()) {
             (Some(image), Some(name)) => {
                 let _ = podman().args(["rm", "-f", "-t", "0", &name]).output();
-                // As a platform would run it: read-only root (podman mounts tmpfs on /tmp,
-                // where Chromium's profile goes), a volume for the font cache (as compose.yaml
-                // mounts one), the host's loopback.
+                // Locked down as docker/README.md recommends: read-only root (podman mounts
+                // tmpfs on /tmp, where Chromium's profile goes), every capability dropped but
+                // SYS_CHROOT (Chromium's sandbox chroots in its namespace), no privilege
+                // escalation; a volume for the font cache (as compose.yaml mounts one); the
+                // host's loopback.
                 let mut cmd = podman();
                 cmd.args(["run", "--name", &name, "--network", "host", "--read-only"])
+                    .args(["--cap-drop", "ALL", "--cap-add", "SYS_CHROOT"])
+                    .args(["--security-opt", "no-new-privileges"])
                     .args(["-v", &format!("{name}-fonts:/var/cache/tailpdf/fonts")])
                     // By its variable, as platforms configure it (the healthcheck reads it).
                     .args(["-e", &format!("TAILPDF_LISTEN=127.0.0.1:{}", self.port)])

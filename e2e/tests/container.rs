@@ -1,10 +1,14 @@
 //! The renderer's container image, built by `scripts/image.sh test` (the runtime stage of
 //! docker/Dockerfile with the renderer this run compiled) and run under podman as the renderer
-//! of the local stack: `wrangler dev`, s3s-fs and a webhook receiver on the host. Run as a
-//! platform would: read-only root filesystem, the image's own user, tini as PID 1.
+//! of the local stack: `wrangler dev`, s3s-fs and a webhook receiver on the host. Run as
+//! docker/README.md recommends: read-only root filesystem, no capability but SYS_CHROOT, no
+//! privilege escalation, the image's own user, tini as PID 1; Chromium's sandbox on.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use serde_json::{json, Value};
 use tailpdf_e2e::{
@@ -13,6 +17,17 @@ use tailpdf_e2e::{
     contract::Contract,
     stack::{wait_until, Settings, Stack, WEBHOOK_SECRET},
 };
+
+/// Builds the image once for this file's tests, which run at the same time.
+fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let log = std::env::temp_dir().join("tailpdf-image-build.log");
+        let built = build_test_image(&log);
+        eprintln!("container: image ready in {built:.1?} (build log: {})", log.display());
+    });
+    TEST_IMAGE
+}
 
 fn job(stack: &Stack, content: &str, key: &str) -> Value {
     json!({
@@ -26,10 +41,7 @@ fn job(stack: &Stack, content: &str, key: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_image_serves_the_seeds_async_flow_and_stops_cleanly() {
-    let log = std::env::temp_dir().join("tailpdf-image-build.log");
-    let built = build_test_image(&log);
-    eprintln!("container: image ready in {built:.1?} (build log: {})", log.display());
-    let settings = Settings { renderer_image: Some(TEST_IMAGE.into()), ..Settings::default() };
+    let settings = Settings { renderer_image: Some(image().into()), ..Settings::default() };
     let stack = Stack::start(settings).await;
     let contract = Contract::load();
     let name = stack.renderer.container().unwrap();
@@ -51,6 +63,7 @@ async fn the_image_serves_the_seeds_async_flow_and_stops_cleanly() {
         .map(str::to_owned)
         .expect("the renderer logs the sandbox state");
     eprintln!("container: {sandbox}");
+    assert!(sandbox.contains("chromium sandbox on"), "without Chromium's sandbox: {sandbox}");
 
     // The seed's async flow: a presigned PUT into the bucket, a signed webhook.
     let started = Instant::now();
@@ -88,4 +101,31 @@ async fn the_image_serves_the_seeds_async_flow_and_stops_cleanly() {
     assert_eq!(done["status"], "completed", "{done}");
     assert!(stack.bucket.object("slow.pdf").is_some());
     eprintln!("container: stopped mid-job in {stopped_in:.1?}, exit 0, the job completed");
+}
+
+/// With every capability dropped, user namespaces still work but chroot in them does not, and
+/// Chromium's sandbox cannot start. `--sandbox auto` must see that and render without it,
+/// saying why; before, its probe passed and Chromium failed to start.
+#[test]
+fn without_capabilities_auto_renders_without_the_sandbox_and_says_why() {
+    let image = image();
+    let out = podman()
+        .args(["run", "--rm", "-i", "--read-only", "--cap-drop", "ALL"])
+        .args(["--security-opt", "no-new-privileges", "--network", "none", image])
+        .args(["render", "--input", "-", "--output", "-", "--fonts-api-base", "http://127.0.0.1:9"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(b"<p class=\"p-4\">No caps</p>")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the render failed: {stderr}");
+    assert!(out.stdout.starts_with(b"%PDF-"), "no PDF on stdout");
+    assert!(stderr.contains("chromium sandbox off"), "{stderr}");
+    assert!(stderr.contains("CAP_SYS_CHROOT"), "the warning says what to allow: {stderr}");
 }

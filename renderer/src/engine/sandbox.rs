@@ -65,10 +65,11 @@ pub(crate) async fn resolve(mode: SandboxMode, chromium_user: &str) -> Result<Pl
         (_, false) => tracing::warn!(
             reason = probe.err().unwrap_or_default(),
             chromium_uid = uid,
-            "chromium sandbox off: unprivileged user namespaces are unavailable. To enable it, \
-             allow them (under Docker: a seccomp profile that permits unshare/clone with \
-             CLONE_NEWUSER, or --security-opt seccomp=unconfined) or pass --sandbox on to \
-             fail instead"
+            "chromium sandbox off: unprivileged user namespaces are unavailable, or chroot in \
+             them is not allowed. To enable it, allow them (under Docker: a seccomp profile \
+             that permits unshare/clone with CLONE_NEWUSER, or --security-opt \
+             seccomp=unconfined) and keep CAP_SYS_CHROOT in the bounding set (do not drop \
+             ALL capabilities), or pass --sandbox on to fail instead"
         ),
     }
     Ok(Plan { sandbox, run_as })
@@ -89,7 +90,9 @@ fn user(spec: &str) -> Result<(u32, u32), RenderError> {
 }
 
 /// Creates the namespaces Chromium's sandbox needs (user, PID, network) in a child process
-/// running as `run_as`.
+/// running as `run_as`, and chroots inside them as Chromium's zygote does first: a container
+/// without capabilities (`--cap-drop ALL`) allows the namespaces but not the chroot, and
+/// Chromium would then fail to start.
 async fn probe_userns(
     unshare: &Path,
     run_as: Option<(u32, u32)>,
@@ -105,7 +108,8 @@ async fn probe_userns(
         None => tokio::process::Command::new(unshare),
     };
     let child = command
-        .args(["--user", "--pid", "--net", "--fork", "true"])
+        .args(["--user", "--map-root-user", "--pid", "--net", "--fork"])
+        .args(["/usr/sbin/chroot", "/", "/bin/true"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -117,7 +121,7 @@ async fn probe_userns(
         Ok(Err(e)) => Err(format!("{}: {e}", unshare.display())),
         Ok(Ok(out)) if out.status.success() => Ok(()),
         Ok(Ok(out)) => Err(format!(
-            "{} --user failed ({}): {}",
+            "{} --user ... chroot failed ({}): {}",
             unshare.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
