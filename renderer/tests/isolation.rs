@@ -538,13 +538,16 @@ async fn a_page_bomb_stops_at_the_page_limit() {
 /// wait for the bomb's CSS, and the bomb's generation is stopped at the compiler's deadline.
 #[tokio::test]
 async fn a_class_bomb_does_not_hold_up_another_render() {
+    // Big enough to outlast the compiler timeout on a machine twice as fast as usual (60,000
+    // classes once compiled within 3 s), with a CSS limit it cannot hit first.
     let (engine, _cache) = engine(2, |c| {
-        c.limits.classes = 100_000;
+        c.limits.classes = 200_000;
+        c.limits.css_bytes = 512 << 20;
         c.compiler_timeout = Duration::from_secs(3);
     })
     .await;
     let bomb = "<div id=\"b\"></div><script>const b = document.getElementById('b'); \
-        const c = []; for (let i = 0; i < 60000; i++) c.push('hover:md:focus:[&_*_*]:bg-[#' + \
+        const c = []; for (let i = 0; i < 150000; i++) c.push('hover:md:focus:[&_*_*]:bg-[#' + \
         i.toString(16).padStart(6, '0') + ']/[.' + (i % 97) + ']'); b.className = c.join(' ');</script>";
     // Each victim's CSS is new (not memoized): it must be generated while the bomb's is.
     let victim = |i: usize| format!("<p class=\"p-[{i}px] text-[#12345{i}]\">Victim invoice</p>");
