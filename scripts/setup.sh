@@ -73,16 +73,22 @@ apt_install() {
   rm -f "$log"
 }
 
-# Debian's Chromium, fonts, poppler-utils (pdfinfo, pdffonts, pdftotext), tini, openssl.
-step_apt() {
+# Installs those of the Debian packages named that are not installed yet.
+apt_ensure() {
   local missing=() p
-  for p in $APT_PACKAGES; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     apt_install "${missing[@]}"
   fi
+}
+
+# Debian's Chromium, fonts, poppler-utils (pdfinfo, pdffonts, pdftotext), tini, openssl.
+step_apt() {
+  # shellcheck disable=SC2086 # a list of names
+  apt_ensure $APT_PACKAGES
   local major
   major=$(chromium --version 2>/dev/null | sed -n 's/^Chromium \([0-9]*\)\..*/\1/p')
   if [ -z "$major" ] || [ "$major" -lt "$CHROMIUM_MIN_MAJOR" ]; then
@@ -125,7 +131,6 @@ step_python() {
     return
   fi
   command -v python3 >/dev/null || apt_install python3
-  python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
   say "installing schemathesis, hadolint and podman-compose into .venv (pip, pinned)"
   rm -rf .venv
   python3 -m venv .venv || { apt_install python3-venv; python3 -m venv .venv; }
@@ -137,14 +142,8 @@ step_python() {
 # podman and buildah to build and run the renderer's image without a daemon (scripts/image.sh,
 # e2e/tests/container.rs), debootstrap for its stand-in base images.
 step_containers() {
-  local missing=() p
-  for p in $CONTAINER_PACKAGES; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing Debian packages: ${missing[*]}"
-    apt_install "${missing[@]}"
-  fi
+  # shellcheck disable=SC2086 # a list of names
+  apt_ensure $CONTAINER_PACKAGES
   say "container tools: ok, $(podman --version)"
 }
 

@@ -41,13 +41,23 @@ pub const API_TOKEN: &str = "cf-token";
 const MAX_BATCH: u64 = 100;
 const MAX_VISIBILITY_MS: u64 = 12 * 3600 * 1000;
 
-#[derive(Clone)]
 struct Message {
     id: String,
     body: Vec<u8>,
     attempts: u32,
     lease: Option<(String, Instant)>,
     visible_at: Instant,
+}
+
+impl Message {
+    /// Held by a consumer whose lease has not expired at `now`.
+    fn leased(&self, now: Instant) -> bool {
+        self.lease.as_ref().is_some_and(|(_, until)| *until > now)
+    }
+
+    fn holds(&self, lease: &str) -> bool {
+        self.lease.as_ref().is_some_and(|(l, _)| l == lease)
+    }
 }
 
 #[derive(Default)]
@@ -83,8 +93,10 @@ impl PullQueue {
         let state = shared.clone();
         let server = Served::start(|_| {
             Router::new()
-                .route("/client/v4/accounts/{account}/queues/{queue}/messages/pull", post(pull))
-                .route("/client/v4/accounts/{account}/queues/{queue}/messages/ack", post(ack))
+                .route(
+                    "/client/v4/accounts/{account}/queues/{queue}/messages/{action}",
+                    post(messages),
+                )
                 .route("/jobs", post(ingest))
                 .with_state(state)
         })
@@ -127,13 +139,7 @@ impl PullQueue {
     pub fn pending(&self) -> Vec<(String, bool)> {
         let now = Instant::now();
         let inner = self.shared.inner.lock().unwrap();
-        let leased = |m: &Message| m.lease.as_ref().is_some_and(|(_, until)| *until > now);
-        inner.messages.iter().map(|m| (m.id.clone(), leased(m))).collect()
-    }
-
-    /// How many messages were ever sent to it.
-    pub fn sent(&self) -> u64 {
-        self.shared.inner.lock().unwrap().sent
+        inner.messages.iter().map(|m| (m.id.clone(), m.leased(now))).collect()
     }
 }
 
@@ -161,8 +167,7 @@ impl Shared {
             if out.len() >= batch {
                 break;
             }
-            let leased = m.lease.as_ref().is_some_and(|(_, until)| *until > now);
-            if leased || m.visible_at > now {
+            if m.leased(now) || m.visible_at > now {
                 continue;
             }
             m.attempts += 1;
@@ -201,15 +206,24 @@ fn refusal(headers: &HeaderMap, account: &str, queue: &str) -> Option<Response> 
     None
 }
 
-async fn pull(
+/// `.../messages/pull` and `.../messages/ack`, once the call is authorized.
+async fn messages(
     State(q): State<Shared>,
     headers: HeaderMap,
-    Path((account, queue)): Path<(String, String)>,
+    Path((account, queue, action)): Path<(String, String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
     if let Some(refusal) = refusal(&headers, &account, &queue) {
         return refusal;
     }
+    match action.as_str() {
+        "pull" => pull(&q, &body),
+        "ack" => ack(&q, &body),
+        _ => refused(StatusCode::NOT_FOUND, 7003, "No route for that URI"),
+    }
+}
+
+fn pull(q: &Shared, body: &Value) -> Response {
     let batch = body["batch_size"].as_u64().unwrap_or(10);
     let visibility = body["visibility_timeout_ms"].as_u64().unwrap_or(30_000);
     if batch == 0 || batch > MAX_BATCH || visibility > MAX_VISIBILITY_MS {
@@ -220,22 +234,13 @@ async fn pull(
     envelope(StatusCode::OK, json!({"messages": messages}), json!([]))
 }
 
-async fn ack(
-    State(q): State<Shared>,
-    headers: HeaderMap,
-    Path((account, queue)): Path<(String, String)>,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Some(refusal) = refusal(&headers, &account, &queue) {
-        return refusal;
-    }
+fn ack(q: &Shared, body: &Value) -> Response {
     let mut guard = q.inner.lock().unwrap();
     let inner = &mut *guard;
-    let holds = |m: &Message, lease: &str| m.lease.as_ref().is_some_and(|(l, _)| l == lease);
     let (mut acks, mut retries) = (0, 0);
     for a in body["acks"].as_array().into_iter().flatten() {
         let lease = a["lease_id"].as_str().unwrap_or_default();
-        if let Some(i) = inner.messages.iter().position(|m| holds(m, lease)) {
+        if let Some(i) = inner.messages.iter().position(|m| m.holds(lease)) {
             let m = inner.messages.remove(i).unwrap();
             inner.acked.push(m.id);
             acks += 1;
@@ -244,7 +249,7 @@ async fn ack(
     for r in body["retries"].as_array().into_iter().flatten() {
         let lease = r["lease_id"].as_str().unwrap_or_default();
         let delay = r["delay_seconds"].as_u64().unwrap_or(0);
-        if let Some(m) = inner.messages.iter_mut().find(|m| holds(m, lease)) {
+        if let Some(m) = inner.messages.iter_mut().find(|m| m.holds(lease)) {
             m.lease = None;
             m.visible_at = Instant::now() + Duration::from_secs(delay);
             inner.retried.push((m.id.clone(), delay));

@@ -95,6 +95,18 @@ impl Stack {
         edge.wait_ready().await;
         Self { edge, renderer, bucket, receiver, queue, dir }
     }
+
+    /// The body of an async A4 job of `content`, PUT to `upload_url`, its webhook to the
+    /// stack's receiver.
+    pub fn async_job(&self, content: &str, upload_url: &str) -> Value {
+        json!({
+            "content": content,
+            "async": true,
+            "upload_url": upload_url,
+            "webhook_url": self.receiver.url,
+            "pdfOptions": {"format": "A4", "printBackground": true},
+        })
+    }
 }
 
 // ------------------------------------------------------------------ bucket ----
@@ -279,7 +291,7 @@ impl Renderer {
     fn spawn(&mut self) {
         let mut cmd = match (&self.image, self.container()) {
             (Some(image), Some(name)) => {
-                let _ = podman().args(["rm", "-f", "-t", "0", &name]).output();
+                remove_container(&name);
                 // Locked down as docker/README.md recommends: read-only root (podman mounts
                 // tmpfs on /tmp, where Chromium's profile goes), every capability dropped but
                 // SYS_CHROOT (Chromium's sandbox chroots in its namespace), no privilege
@@ -290,22 +302,25 @@ impl Renderer {
                     .args(["--cap-drop", "ALL", "--cap-add", "SYS_CHROOT"])
                     .args(["--security-opt", "no-new-privileges"])
                     .args(["-v", &format!("{name}-fonts:/var/cache/tailpdf/fonts")])
-                    // By its variable, as platforms configure it (the healthcheck reads it).
-                    .args(["-e", &format!("TAILPDF_LISTEN=127.0.0.1:{}", self.port)])
-                    .args(["-e", "TAILPDF_INTERNAL_SECRET", "-e", "TAILPDF_LOG"])
-                    .args([image, "--log-format", "json", "serve"]);
+                    .args([
+                        "-e",
+                        "TAILPDF_LISTEN",
+                        "-e",
+                        "TAILPDF_INTERNAL_SECRET",
+                        "-e",
+                        "TAILPDF_LOG",
+                    ])
+                    .arg(image);
                 cmd
             }
-            _ => {
-                let mut cmd = Command::new(renderer_bin());
-                cmd.args(["--log-format", "json", "serve"])
-                    .args(["--listen", &format!("127.0.0.1:{}", self.port)]);
-                cmd
-            }
+            _ => Command::new(renderer_bin()),
         };
-        cmd.args(["--edge-url", &self.edge_url, "--allow-loopback", "--tabs", "2"])
+        cmd.args(["--log-format", "json", "serve"])
+            .args(["--edge-url", &self.edge_url, "--allow-loopback", "--tabs", "2"])
             // Nothing here may reach the internet: a local fonts API, or one that refuses.
             .args(["--fonts-api-base", &self.fonts_api_base])
+            // By its variable, as platforms configure it (the image's healthcheck reads it).
+            .env("TAILPDF_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("TAILPDF_INTERNAL_SECRET", INTERNAL_SECRET)
             .env("TAILPDF_LOG", "info");
         if self.image.is_none() {
@@ -348,10 +363,15 @@ impl Renderer {
 impl Drop for Renderer {
     fn drop(&mut self) {
         if let Some(name) = self.container() {
-            let _ = podman().args(["rm", "-f", "-t", "0", &name]).output();
+            remove_container(&name);
             let _ = podman().args(["volume", "rm", "-f", &format!("{name}-fonts")]).output();
         }
     }
+}
+
+/// Removes the container `name`, running or not, if there is one.
+fn remove_container(name: &str) {
+    let _ = podman().args(["rm", "-f", "-t", "0", name]).output();
 }
 
 // -------------------------------------------------------------------- edge ----
@@ -571,7 +591,8 @@ async fn answers(url: &str) -> bool {
     client().get(url).send().await.is_ok()
 }
 
-async fn ok(url: &str) -> bool {
+/// `url` answers with a 2xx.
+pub async fn ok(url: &str) -> bool {
     client().get(url).send().await.is_ok_and(|r| r.status().is_success())
 }
 

@@ -18,7 +18,7 @@ use tailpdf_e2e::{
     container::{podman, podman_env, podman_ok},
     free_port, root,
     stack::{
-        dev_upload_url, wait_until, Edge, EdgeOptions, Receiver, API_KEY, INTERNAL_SECRET,
+        dev_upload_url, ok, wait_until, Edge, EdgeOptions, Receiver, API_KEY, INTERNAL_SECRET,
         WEBHOOK_SECRET,
     },
 };
@@ -46,12 +46,17 @@ impl Compose {
             .output()
             .unwrap()
     }
+
+    /// Nothing of the project left: containers, volumes, its network.
+    fn clear(&self) {
+        let _ = self.run(&["down", "-v", "-t", "0"]);
+        let _ = podman().args(["network", "rm", "-f", NETWORK]).output();
+    }
 }
 
 impl Drop for Compose {
     fn drop(&mut self) {
-        let _ = self.run(&["down", "-v", "-t", "0"]);
-        let _ = podman().args(["network", "rm", "-f", NETWORK]).output();
+        self.clear();
     }
 }
 
@@ -73,8 +78,7 @@ async fn compose_up_renders_and_comes_down() {
             ("TAILPDF_INTERNAL_SECRET", INTERNAL_SECRET.to_owned()),
         ],
     };
-    let _ = compose.run(&["down", "-v", "-t", "0"]);
-    let _ = podman().args(["network", "rm", "-f", NETWORK]).output();
+    compose.clear(); // what an interrupted run left
     podman_ok(&["network", "create", "--subnet", SUBNET, "--gateway", GATEWAY, NETWORK]);
 
     let started = Instant::now();
@@ -82,7 +86,7 @@ async fn compose_up_renders_and_comes_down() {
     assert!(up.status.success(), "up: {}", String::from_utf8_lossy(&up.stderr));
     let renderer = format!("http://127.0.0.1:{renderer_port}");
     wait_until("the renderer", Duration::from_secs(60), async || {
-        client().get(format!("{renderer}/readyz")).send().await.is_ok_and(|r| r.status() == 200)
+        ok(&format!("{renderer}/readyz")).await
     })
     .await;
     eprintln!("compose: up and ready in {:.1?}", started.elapsed());

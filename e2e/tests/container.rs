@@ -10,7 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{json, Value};
 use tailpdf_e2e::{
     client::{ended, get_job, seed_verifies, submit},
     container::{build_test_image, podman, podman_ok, TEST_IMAGE},
@@ -29,14 +28,9 @@ fn image() -> &'static str {
     TEST_IMAGE
 }
 
-fn job(stack: &Stack, content: &str, key: &str) -> Value {
-    json!({
-        "content": content,
-        "async": true,
-        "upload_url": stack.bucket.upload_url(key),
-        "webhook_url": stack.receiver.url,
-        "pdfOptions": {"format": "A4", "printBackground": true},
-    })
+/// An async job of `content` into the bucket's `key`.
+fn job(stack: &Stack, content: &str, key: &str) -> serde_json::Value {
+    stack.async_job(content, &stack.bucket.upload_url(key))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

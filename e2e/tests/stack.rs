@@ -19,16 +19,6 @@ use tailpdf_e2e::{
 };
 use tailpdf_shared::signing::StandardWebhookKey;
 
-fn async_job(stack: &Stack, content: &str, upload_url: String) -> Value {
-    json!({
-        "content": content,
-        "async": true,
-        "upload_url": upload_url,
-        "webhook_url": stack.receiver.url,
-        "pdfOptions": {"format": "A4", "printBackground": true},
-    })
-}
-
 /// A valid A4 PDF with `text` in it.
 fn assert_pdf(pdf: &[u8], text: &str) {
     assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
@@ -98,11 +88,9 @@ async fn the_seeds_flows_over_the_whole_stack() {
         stack.bucket.forbidden_url("forbidden.pdf"),
         stack.bucket.expired_url("expired.pdf"),
     ];
-    let ok = submit(&stack, &contract, &async_job(&stack, &invoice, urls[0].clone())).await;
-    let forbidden =
-        submit(&stack, &contract, &async_job(&stack, "<p>forbidden</p>", urls[1].clone())).await;
-    let expired =
-        submit(&stack, &contract, &async_job(&stack, "<p>expired</p>", urls[2].clone())).await;
+    let ok = submit(&stack, &contract, &stack.async_job(&invoice, &urls[0])).await;
+    let forbidden = submit(&stack, &contract, &stack.async_job("<p>forbidden</p>", &urls[1])).await;
+    let expired = submit(&stack, &contract, &stack.async_job("<p>expired</p>", &urls[2])).await;
 
     // Completed: the object is a valid PDF of exactly result.file_size_bytes.
     let job = ended(&stack, &contract, &ok, Duration::from_secs(60)).await;
@@ -133,7 +121,7 @@ async fn the_seeds_flows_over_the_whole_stack() {
     // A config holding an integer JavaScript cannot represent travels the queue intact:
     // found by the schema fuzzer (it was a 503).
     let mut big =
-        async_job(&stack, "<p class=\"z-top\">Big</p>", stack.bucket.upload_url("big.pdf"));
+        stack.async_job("<p class=\"z-top\">Big</p>", &stack.bucket.upload_url("big.pdf"));
     big["config"] =
         json!({"theme": {"extend": {"zIndex": {"top": 1_406_369_644_135_711_232_u64}}}});
     let big = submit(&stack, &contract, &big).await;
@@ -183,7 +171,7 @@ async fn a_renderer_killed_mid_job_loses_nothing() {
     let id = submit(
         &stack,
         &contract,
-        &async_job(&stack, &content, stack.bucket.upload_url("crash/1.pdf")),
+        &stack.async_job(&content, &stack.bucket.upload_url("crash/1.pdf")),
     )
     .await;
 

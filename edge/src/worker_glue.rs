@@ -75,7 +75,7 @@ impl WorkerQueue {
     }
 }
 
-impl<M: Serialize + Clone> Queue<M> for WorkerQueue {
+impl<M: Serialize> Queue<M> for WorkerQueue {
     async fn send(&self, message: &M) -> std::result::Result<(), StoreError> {
         self.send_text(message, None).await
     }
