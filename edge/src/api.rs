@@ -17,6 +17,7 @@ use crate::{
     store::{
         get_json, idempotency_key, job_key, load_job, put_json, spec_key, stage_key,
         webhook_queued_key, Account, IdempotencyRecord, JobBase, Kv, Queue, StoreError, StoredJob,
+        WebhookRecord,
     },
 };
 
@@ -171,7 +172,7 @@ pub async fn job_status(
         ))
     };
     let id = JobId::parse(id).map_err(|_| not_found())?;
-    let job = load_job(jobs, &id).await?.ok_or_else(not_found)?;
+    let job = load_job(jobs, &id, WebhookRecord::Read).await?.ok_or_else(not_found)?;
     if job.base.account != account.account {
         return Err(not_found());
     }
@@ -235,8 +236,9 @@ pub(crate) async fn apply(
     id: &JobId,
     event: &JobEvent,
 ) -> Result<EventAck, ApiError> {
-    let mut job =
-        load_job(jobs, id).await?.ok_or_else(|| ApiError::not_found("No such job (expired?)."))?;
+    let mut job = load_job(jobs, id, WebhookRecord::Skip)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No such job (expired?)."))?;
     let transition = job.record.apply(event);
     if transition.is_applied() {
         let ends = transition.ends_job();
@@ -450,6 +452,32 @@ pub(crate) mod tests {
                     .unwrap_err();
                 assert_eq!(e.status(), 400, "{key:?}");
             }
+        });
+    }
+
+    #[test]
+    fn a_job_loads_in_one_round_of_reads_and_an_event_skips_the_webhook_record() {
+        // Every event of every job loads its job: on the edge each read is a round trip.
+        run(async {
+            let jobs = MemoryKv::default();
+            let id = submitted(&jobs).await;
+            let webhooks = MemoryQueue::default();
+            let reads = crate::store::memory::Reads::of(&jobs);
+            apply(&reads, &webhooks, &cfg(), &id, &JobEvent::Processing { at: ts(1) })
+                .await
+                .unwrap();
+            let event_reads = reads.keys.borrow().clone();
+            assert_eq!(event_reads.len(), 4, "{event_reads:?}");
+            assert!(!event_reads.contains(&crate::store::webhook_key(&id)), "{event_reads:?}");
+            assert_eq!(reads.most_at_once.get(), 4, "the four reads at once");
+
+            let reads = crate::store::memory::Reads::of(&jobs);
+            job_status(&reads, &cfg(), &acct("a"), id.as_str(), ts(2)).await.unwrap();
+            assert!(
+                reads.keys.borrow().contains(&crate::store::webhook_key(&id)),
+                "GET /jobs shows it"
+            );
+            assert_eq!(reads.most_at_once.get(), 5);
         });
     }
 

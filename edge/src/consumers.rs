@@ -342,7 +342,9 @@ mod tests {
             };
             let (_, _, (a_steps, b_steps)) = race(&[]);
             let schedules = merges(a_steps, b_steps);
-            assert!(schedules.len() > 1000, "{a_steps} and {b_steps} steps: {}", schedules.len());
+            // A job loads in one step (its reads go out at once); its writes are steps of their
+            // own: enough points for the two ends to cross.
+            assert!(schedules.len() > 20, "{a_steps} and {b_steps} steps: {}", schedules.len());
             let mut both_queued = 0;
             for schedule in &schedules {
                 let (jobs, queued, _) = race(schedule);

@@ -133,16 +133,45 @@ pub struct StoredJob {
     pub record: JobRecord,
 }
 
-/// Reads every key of a job; `None` when the job is unknown or expired.
-pub async fn load_job(kv: &impl Kv, id: &JobId) -> Result<Option<StoredJob>, StoreError> {
-    let Some(base) = get_json::<JobBase>(kv, &job_key(id)).await? else { return Ok(None) };
+/// Whether [`load_job`] reads the webhook delivery record too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookRecord {
+    /// For GET /jobs, which shows it.
+    Read,
+    /// For the state machine, which never looks at it: one KV read less per event.
+    Skip,
+}
+
+/// Reads the keys of a job; `None` when the job is unknown or expired.
+pub async fn load_job(
+    kv: &impl Kv,
+    id: &JobId,
+    webhook: WebhookRecord,
+) -> Result<Option<StoredJob>, StoreError> {
+    // The reads go out at once: each is a round trip to KV, and every event of a job and every
+    // GET /jobs loads the job.
+    let stages = [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed]
+        .map(|status| stage_key(id, status));
+    let (base_key, webhook_key) = (job_key(id), webhook_key(id));
+    let read_webhook = async {
+        match webhook {
+            WebhookRecord::Read => get_json::<WebhookDelivery>(kv, &webhook_key).await,
+            WebhookRecord::Skip => Ok(None),
+        }
+    };
+    let (base, events, webhook) = futures::join!(
+        get_json::<JobBase>(kv, &base_key),
+        futures::future::join_all(stages.iter().map(|key| get_json::<JobEvent>(kv, key))),
+        read_webhook,
+    );
+    let Some(base) = base? else { return Ok(None) };
     let mut record = JobRecord::new(base.job_id.clone(), base.account.clone(), base.created_at);
-    for status in [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed] {
-        if let Some(event) = get_json::<JobEvent>(kv, &stage_key(id, status)).await? {
+    for event in events {
+        if let Some(event) = event? {
             record.apply(&event);
         }
     }
-    record.webhook = get_json::<WebhookDelivery>(kv, &webhook_key(id)).await?;
+    record.webhook = webhook?;
     Ok(Some(StoredJob { base, record }))
 }
 
@@ -224,6 +253,43 @@ pub(crate) mod memory {
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
             YieldOnce(false).await;
             self.0.delete(key).await
+        }
+    }
+
+    /// Records the keys read, and the most reads ever in flight at once (each read yields
+    /// once before it is done, as a network read would).
+    pub(crate) struct Reads<'a> {
+        pub(crate) kv: &'a MemoryKv,
+        pub(crate) keys: RefCell<Vec<String>>,
+        in_flight: std::cell::Cell<usize>,
+        pub(crate) most_at_once: std::cell::Cell<usize>,
+    }
+
+    impl<'a> Reads<'a> {
+        pub(crate) fn of(kv: &'a MemoryKv) -> Self {
+            Self {
+                kv,
+                keys: RefCell::default(),
+                in_flight: std::cell::Cell::new(0),
+                most_at_once: std::cell::Cell::new(0),
+            }
+        }
+    }
+
+    impl Kv for Reads<'_> {
+        async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            self.keys.borrow_mut().push(key.to_owned());
+            self.in_flight.set(self.in_flight.get() + 1);
+            self.most_at_once.set(self.most_at_once.get().max(self.in_flight.get()));
+            YieldOnce(false).await;
+            self.in_flight.set(self.in_flight.get() - 1);
+            self.kv.get(key).await
+        }
+        async fn put(&self, key: &str, value: &str, ttl: u64) -> Result<(), StoreError> {
+            self.kv.put(key, value, ttl).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.kv.delete(key).await
         }
     }
 

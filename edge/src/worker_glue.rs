@@ -372,15 +372,19 @@ async fn queue_consumer(batch: MessageBatch<Value>, env: Env, _ctx: Context) -> 
     };
     let name = batch.queue();
     let dead_letters = name.ends_with("dlq");
-    for message in batch.messages()? {
+    let messages = batch.messages()?;
+    // A batch's messages are independent: handled at once, so that one slow render or webhook
+    // endpoint does not hold up the others (each is acknowledged or retried on its own).
+    let handled = messages.iter().map(|message| async {
         match (name.starts_with(RENDER_JOBS), name.starts_with(WEBHOOKS), dead_letters) {
-            (true, _, false) => push_render_job(&cfg, &env, &message).await,
-            (true, _, true) => fail_dead_lettered_job(&cfg, &env, &message).await,
-            (_, true, false) => deliver_webhook(&cfg, &env, &message).await,
+            (true, _, false) => push_render_job(&cfg, &env, message).await,
+            (true, _, true) => fail_dead_lettered_job(&cfg, &env, message).await,
+            (_, true, false) => deliver_webhook(&cfg, &env, message).await,
             // webhooks-dlq is kept for inspection (`wrangler queues` or a pull consumer).
             _ => message.ack(),
         }
-    }
+    });
+    futures::future::join_all(handled).await;
     Ok(())
 }
 

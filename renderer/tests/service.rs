@@ -399,7 +399,7 @@ async fn push_jobs_upload_to_s3_and_report_every_state_signed_and_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repeated_delivery_of_an_ended_job_renders_and_uploads_nothing() {
+async fn a_repeated_delivery_of_an_ended_job_uploads_and_reports_nothing_more() {
     let s3 = S3::start();
     let (edge, edge_base, _t) = start_edge().await;
     let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;

@@ -94,6 +94,8 @@ pub struct Metrics {
     pub retries: Counter,
     pub render_seconds: Histogram,
     pub upload_seconds: Histogram,
+    /// A job's whole stay here: spec, events, render and upload.
+    pub job_seconds: Histogram,
 }
 
 impl Metrics {
@@ -180,6 +182,12 @@ impl Metrics {
             &mut out,
             "tailpdf_upload_duration_seconds",
             "Time to upload a PDF, retries included.",
+        );
+        self.job_seconds.write(
+            &mut out,
+            "tailpdf_job_duration_seconds",
+            "Time a job spends in this renderer, from its arrival to its end: spec, events, \
+             render and upload.",
         );
         out
     }

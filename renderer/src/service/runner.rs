@@ -1,5 +1,6 @@
-//! Running one job to its end: spec, `processing`, render, `uploading`, upload, then
-//! `completed` or `failed`, each state reported to the edge before the next step.
+//! Running one job to its end: spec, `processing` and the render at once, `uploading`,
+//! upload, then `completed` or `failed`; nothing is uploaded before the edge has accepted
+//! `uploading`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -29,7 +30,7 @@ pub enum JobEnd {
     /// deliver the message again after `delay`.
     Retry { reason: String, delay: Duration },
     /// The job already ended at the edge (its spec is gone, or an event's answer says so): a
-    /// repeated delivery has nothing left to do, and renders or uploads nothing: acknowledge.
+    /// repeated delivery has nothing left to do, and uploads and reports nothing: acknowledge.
     Gone,
 }
 
@@ -48,7 +49,9 @@ impl Runner {
         let span = tracing::info_span!("job", job_id = %message.job_id, account = %message.account, attempt);
         async move {
             self.metrics.jobs_in_flight.inc();
+            let started = std::time::Instant::now();
             let end = self.run_inner(&message, attempt).await;
+            self.metrics.job_seconds.observe(started.elapsed());
             self.metrics.jobs_in_flight.dec();
             match &end {
                 JobEnd::Reported(JobOutcome::Completed { result, .. }) => {
@@ -99,13 +102,18 @@ impl Runner {
                 Err(e) => return retry(&e),
             },
         };
-        match self.edge.report(&message.job_id, &JobEvent::Processing { at: now_timestamp() }).await
-        {
+        // `processing` need not hold up the render: both at once, one round trip to the edge
+        // less per job. The render of a job that had ended meanwhile (rare: a repeated
+        // delivery) is thrown away before anything is uploaded.
+        let processing = JobEvent::Processing { at: now_timestamp() };
+        let (reported, rendered) =
+            tokio::join!(self.edge.report(&message.job_id, &processing), self.engine.render(&spec));
+        match reported {
             Ok(ack) if ack.status.is_terminal() => return JobEnd::Gone,
             Ok(_) => {}
             Err(e) => return retry(&e),
         }
-        let rendered = match self.engine.render(&spec).await {
+        let rendered = match rendered {
             Ok(r) => {
                 self.metrics.render_seconds.observe(r.duration);
                 self.metrics.renders_ok.inc();
