@@ -21,7 +21,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 
 WASM := wasm32-unknown-unknown
 
-.PHONY: help setup dev demo test lint fmt unit wasm build-edge check-edge bench bench-compare clean
+.PHONY: help setup dev demo test lint fmt unit wasm build-edge check-edge bench bench-compare bench-stack clean
 
 help:
 	@echo "make dev    run the whole stack locally"
@@ -71,6 +71,12 @@ clean:
 # The renderer's benchmark (figures go into BENCHMARKS.md).
 bench: setup
 	cargo run --release --locked -p tailpdf-renderer --features testing --bin tailpdf-bench
+
+# The whole local stack against its own renderer (figures go into BENCHMARKS.md):
+#   make bench-stack [ARGS="--runs 200x20 --modes push"]
+bench-stack: setup build-edge
+	cargo build --release --locked -p tailpdf-renderer --bin tailpdf-renderer
+	cargo run --release --locked -p tailpdf-e2e --bin tailpdf-bench-stack -- $(ARGS)
 
 # Another commit's engine against this tree's, run alternately: make bench-compare BASE=<commit>
 bench-compare: setup

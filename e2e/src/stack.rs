@@ -48,11 +48,22 @@ pub struct Settings {
     /// Run the renderer from this container image (podman, host network, read-only root)
     /// instead of the binary.
     pub renderer_image: Option<String>,
+    /// Run the release build of the renderer (`cargo build --release`), as benchmarks do.
+    pub release: bool,
+    /// The renderer's `--tabs`.
+    pub tabs: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { job_ttl_done_secs: 3600, fonts_api_base: None, pull: false, renderer_image: None }
+        Self {
+            job_ttl_done_secs: 3600,
+            fonts_api_base: None,
+            pull: false,
+            renderer_image: None,
+            release: false,
+            tabs: 2,
+        }
     }
 }
 
@@ -78,14 +89,8 @@ impl Stack {
         let queue =
             if settings.pull { Some(PullQueue::start(Some(INTERNAL_SECRET)).await) } else { None };
         let pull_from = queue.as_ref().map(|q| q.api_base.clone());
-        let mut renderer = Renderer::start(
-            dir.path(),
-            renderer_port,
-            &edge_url,
-            &fonts,
-            pull_from,
-            settings.renderer_image.clone(),
-        );
+        let mut renderer =
+            Renderer::start(dir.path(), renderer_port, &edge_url, &fonts, pull_from, &settings);
         let jobs_go_to = queue.as_ref().map_or(renderer_url, |q| q.ingest.clone());
         let options = EdgeOptions::new(&jobs_go_to)
             .var("JOB_TTL_DONE_SECS", settings.job_ttl_done_secs.to_string());
@@ -256,6 +261,8 @@ pub struct Renderer {
     pull_from: Option<String>,
     /// The container image it runs from, if not the binary.
     image: Option<String>,
+    release: bool,
+    tabs: usize,
     dir: PathBuf,
     process: Option<Process>,
 }
@@ -267,7 +274,7 @@ impl Renderer {
         edge_url: &str,
         fonts_api_base: &str,
         pull_from: Option<String>,
-        image: Option<String>,
+        settings: &Settings,
     ) -> Self {
         let mut renderer = Self {
             url: format!("http://127.0.0.1:{port}"),
@@ -275,7 +282,9 @@ impl Renderer {
             edge_url: edge_url.to_owned(),
             fonts_api_base: fonts_api_base.to_owned(),
             pull_from,
-            image,
+            image: settings.renderer_image.clone(),
+            release: settings.release,
+            tabs: settings.tabs,
             dir: dir.to_owned(),
             process: None,
         };
@@ -313,10 +322,12 @@ impl Renderer {
                     .arg(image);
                 cmd
             }
+            _ if self.release => Command::new(renderer_release_bin()),
             _ => Command::new(renderer_bin()),
         };
         cmd.args(["--log-format", "json", "serve"])
-            .args(["--edge-url", &self.edge_url, "--allow-loopback", "--tabs", "2"])
+            .args(["--edge-url", &self.edge_url, "--allow-loopback"])
+            .args(["--tabs", &self.tabs.to_string()])
             // Nothing here may reach the internet: a local fonts API, or one that refuses.
             .args(["--fonts-api-base", &self.fonts_api_base])
             // By its variable, as platforms configure it (the image's healthcheck reads it).
@@ -622,6 +633,22 @@ pub fn renderer_bin() -> PathBuf {
         &bin,
         &["renderer/src", "renderer/assets", "shared/src"],
         "cargo build -p tailpdf-renderer",
+    );
+    bin
+}
+
+/// The release build of the renderer, for benchmarks (`make bench-stack` builds it).
+pub fn renderer_release_bin() -> PathBuf {
+    let bin = target_dir().join("release/tailpdf-renderer");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release -p tailpdf-renderer`",
+        bin.display()
+    );
+    assert_fresh(
+        &bin,
+        &["renderer/src", "renderer/assets", "shared/src"],
+        "cargo build --release -p tailpdf-renderer",
     );
     bin
 }
