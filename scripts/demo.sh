@@ -14,7 +14,7 @@ say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
 
 curl -s -o /dev/null -m 2 "$EDGE/" || { say "the stack is not running: start \`make dev\` in another terminal first"; exit 1; }
 key="demo/invoice-$(date +%s).pdf"
-upload_url=$(target/debug/examples/presign "$key")
+upload_url=$(target/dev-fast/examples/presign "$key")
 hooks=.dev/webhooks.log
 
 body=$(jq -n --rawfile content examples/invoice.html --arg upload "$upload_url" \

@@ -32,7 +32,9 @@ for port in $EDGE_PORT $RENDERER_PORT $S3_PORT $HOOK_PORT; do
 done
 
 say "building the renderer and the Worker"
-cargo build --locked -p tailpdf-renderer --bin tailpdf-renderer --example presign --example webhook_receiver
+# dev-fast (Cargo.toml): optimized, without release's LTO, so that the quickstart shows the
+# renderer's real speed and a rebuild after a change still takes seconds.
+cargo build --locked --profile dev-fast -p tailpdf-renderer --bin tailpdf-renderer --example presign --example webhook_receiver
 (cd edge && worker-build --release >/dev/null 2>&1) || { say "worker-build failed: run it in edge/ to see why"; exit 1; }
 
 say "seeding the dev API key ($API_KEY → account $ACCOUNT)"
@@ -56,7 +58,7 @@ trap stop INT TERM EXIT
 setsid s3s-fs --host 127.0.0.1 --port $S3_PORT --access-key dev-access-key --secret-key dev-secret-key \
   "$state/s3" >"$state/s3s-fs.log" 2>&1 &
 pids+=($!)
-TAILPDF_INTERNAL_SECRET=$INTERNAL_SECRET setsid target/debug/tailpdf-renderer serve \
+TAILPDF_INTERNAL_SECRET=$INTERNAL_SECRET setsid target/dev-fast/tailpdf-renderer serve \
   --listen 127.0.0.1:$RENDERER_PORT --edge-url http://127.0.0.1:$EDGE_PORT --allow-loopback \
   --font-cache-dir "$state/fonts" >"$state/renderer.log" 2>&1 &
 pids+=($!)
@@ -65,7 +67,7 @@ setsid wrangler dev --local --ip 127.0.0.1 --port $EDGE_PORT --show-interactive-
   --var "RENDERER_URL:http://127.0.0.1:$RENDERER_PORT" >"$state/edge.log" 2>&1 &
 pids+=($!)
 # The receiver's lines (one per delivery, with both signatures checked) go to this terminal.
-setsid target/debug/examples/webhook_receiver $HOOK_PORT "$WEBHOOK_SECRET" > >(tee -a "$state/webhooks.log") 2>&1 &
+setsid target/dev-fast/examples/webhook_receiver $HOOK_PORT "$WEBHOOK_SECRET" > >(tee -a "$state/webhooks.log") 2>&1 &
 pids+=($!)
 
 wait_for() {
@@ -97,7 +99,7 @@ A PDF in the response (sync):
 
 A background job into the local bucket, with a signed webhook (printed here when it arrives):
 
-  url=\$(target/debug/examples/presign quickstart/hello.pdf)
+  url=\$(target/dev-fast/examples/presign quickstart/hello.pdf)
   curl -s http://127.0.0.1:$EDGE_PORT/pdf -H 'X-API-Key: $API_KEY' -H 'Content-Type: application/json' \\
     -d '{"content":"<h1 class=\\"p-8 text-3xl font-bold\\">Hello</h1>","async":true,"upload_url":"'"\$url"'","webhook_url":"http://127.0.0.1:$HOOK_PORT/hook"}'
 
