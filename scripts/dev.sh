@@ -33,7 +33,7 @@ done
 
 say "building the renderer and the Worker"
 cargo build --locked -p tailpdf-renderer --bin tailpdf-renderer --example presign --example webhook_receiver
-(cd edge && worker-build --release >/dev/null 2>&1) || { say "worker-build failed: run it in edge/ to see why"; exit 1; }
+make -s build-edge >/dev/null 2>&1 || { say "building the Worker failed: run make build-edge to see why"; exit 1; }
 
 say "seeding the dev API key ($API_KEY → account $ACCOUNT)"
 hash=$(printf '%s' "$API_KEY" | sha256sum | cut -d' ' -f1)
