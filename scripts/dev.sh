@@ -35,7 +35,7 @@ say "building the renderer and the Worker"
 # dev-fast (Cargo.toml): optimized, without release's LTO, so that the quickstart shows the
 # renderer's real speed and a rebuild after a change still takes seconds.
 cargo build --locked --profile dev-fast -p tailpdf-renderer --bin tailpdf-renderer --example presign --example webhook_receiver
-(cd edge && worker-build --release >/dev/null 2>&1) || { say "worker-build failed: run it in edge/ to see why"; exit 1; }
+make -s build-edge >/dev/null 2>&1 || { say "building the Worker failed: run make build-edge to see why"; exit 1; }
 
 say "seeding the dev API key ($API_KEY → account $ACCOUNT)"
 hash=$(printf '%s' "$API_KEY" | sha256sum | cut -d' ' -f1)

@@ -435,3 +435,51 @@ async fn a_job_no_renderer_completes_fails_after_the_last_attempt_with_its_webho
     assert_eq!(hook.header("webhook-id"), format!("msg_{id}_failed"));
     assert_eq!(hook.json()["data"]["error_message"], view["error_message"]);
 }
+
+/// Not a check: the Worker's timings under wrangler dev, for BENCHMARKS.md (issue 14's bundle
+/// item). Per round, a fresh wrangler dev: its start → first answer (polled every 100 ms), the
+/// first POST /pdf, then 200 sequential sync POST /pdf through the stand-in renderer.
+/// `cargo test -p tailpdf-e2e --test edge -- --ignored --nocapture worker_timings`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn worker_timings() {
+    let body = json!({
+        "content": "<p>timings</p>", "fonts": ["Inter:wght@400;600"],
+        "pdfOptions": {"format": "A4", "margin": {"top": "10mm", "bottom": "0.5in"}},
+    })
+    .to_string();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for round in 1..=3 {
+        let renderer = serve(Router::new().route("/render", post(stand_in_render))).await;
+        let state = tempfile::tempdir().unwrap();
+        // After the KV seeding: wrangler dev's start → its first answer (GET /).
+        let mut edge = Edge::spawn(state.path(), free_port(), &EdgeOptions::new(&renderer));
+        let started = Instant::now();
+        edge.wait_ready().await;
+        let ready = started.elapsed();
+        let mut times = Vec::new();
+        for _ in 0..201 {
+            let t = Instant::now();
+            let r = client()
+                .post(format!("{}/pdf", edge.url))
+                .header("X-API-Key", KEY_A)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+            times.push(t.elapsed());
+        }
+        let first = times.remove(0);
+        times.sort();
+        println!(
+            "round {round}: ready {:.0} ms, first POST /pdf {:.1} ms, then 200: p50 {:.2} ms, \
+             p95 {:.2} ms",
+            ms(ready),
+            ms(first),
+            ms(times[times.len() / 2]),
+            ms(times[times.len() * 95 / 100]),
+        );
+    }
+}

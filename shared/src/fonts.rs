@@ -214,7 +214,7 @@ fn parse_number(s: &str) -> Option<f64> {
     let ok = !s.is_empty()
         && s.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
         && s.len() <= 12;
-    ok.then(|| s.parse::<f64>().ok()).flatten().filter(|v| v.is_finite())
+    ok.then(|| crate::number::parse_decimal(s)).flatten().filter(|v| v.is_finite())
 }
 
 fn parse_axis_value(axis: &str, s: &str) -> Result<AxisValue, FontSpecError> {

@@ -21,6 +21,7 @@ pub mod id;
 pub mod job;
 pub mod limits;
 pub mod messages;
+mod number;
 pub mod origin;
 pub mod pdf_options;
 pub mod request;

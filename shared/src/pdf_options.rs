@@ -113,14 +113,14 @@ impl Length {
 }
 
 /// `digits`, `digits.digits` or `.digits` (openapi.yaml's Length pattern), as a number. What
-/// `f64::from_str` would take besides (`1e2`, `+5`, `inf`) is not a length.
+/// a float parser would take besides (`1e2`, `+5`, `inf`) is not a length.
 fn decimal(text: &str) -> Option<f64> {
     let (whole, fraction) = text.split_once('.').unwrap_or(("", text));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if fraction.is_empty() || !digits(whole) || !digits(fraction) {
         return None;
     }
-    text.parse().ok()
+    crate::number::parse_decimal(text)
 }
 
 /// `format: "custom"` (TailPDF's clients send it): the page is `width` × `height`.
