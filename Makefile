@@ -21,7 +21,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 
 WASM := wasm32-unknown-unknown
 
-.PHONY: help setup dev demo test lint fmt unit wasm build-edge check-edge bench bench-compare bench-stack clean
+.PHONY: help setup dev demo test lint fmt unit wasm build-edge check-edge bench bench-compare bench-stack bench-memory bench-cold-start soak-build clean
 
 help:
 	@echo "make dev    run the whole stack locally"
@@ -86,6 +86,19 @@ bench: setup
 bench-stack: setup build-edge
 	cargo build --release --locked -p tailpdf-renderer --bin tailpdf-renderer
 	cargo run --release --locked -p tailpdf-e2e --bin tailpdf-bench-stack -- $(ARGS)
+
+# The service as a child process (`tailpdf-renderer serve`, release): cold starts, then memory,
+# file descriptors and temp files over 10,000 mixed renders (renderer/src/bin/soak.rs).
+SOAK := $(or $(CARGO_TARGET_DIR),target)/release/tailpdf-soak
+soak-build:
+	cargo build --release --locked -p tailpdf-renderer --features testing --bin tailpdf-renderer --bin tailpdf-soak
+
+bench-memory: setup soak-build
+	$(SOAK) --csv $(dir $(SOAK))soak.csv --svg $(dir $(SOAK))soak.svg
+
+# Spawn to /readyz, and the first renders after it.
+bench-cold-start: setup soak-build
+	$(SOAK) --renders 0 --cold-starts 10
 
 # Another commit's engine against this tree's, run alternately: make bench-compare BASE=<commit>
 bench-compare: setup

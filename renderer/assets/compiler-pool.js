@@ -6,7 +6,8 @@
 // __tailpdfCompilers.start(source, size)
 // __tailpdfCompilers.css(candidates, configJson, timeoutMs, maxChars)
 //   -> Promise<{css} | {error: "config" | "too_large" | "timeout" | "crashed", message}>
-// __tailpdfCompilers.stats() -> {size, idle, waiting, replaced}
+// __tailpdfCompilers.warmUp(timeoutMs) -> Promise<number of workers that answered>
+// __tailpdfCompilers.stats() -> {size, idle, waiting, replaced, warm}
 (() => {
   let url = null;
   let size = 0;
@@ -14,6 +15,8 @@
   let replaced = 0;
   const idle = [];
   const waiting = [];
+  // Workers that have answered once: their bundle is loaded and compiled.
+  const warm = new WeakSet();
 
   const spawn = () => new Worker(url);
   const release = (worker) => {
@@ -33,6 +36,7 @@
         worker.removeEventListener("message", onMessage);
         worker.removeEventListener("error", onError);
         if (healthy) {
+          warm.add(worker);
           release(worker);
         } else {
           worker.terminate();
@@ -60,6 +64,19 @@
     return size;
   }
 
-  const stats = () => ({ size, idle: idle.length, waiting: waiting.length, replaced });
-  globalThis.__tailpdfCompilers = { start, css, stats };
+  // Every worker generates a little CSS now, at the same time (each call takes an idle worker
+  // at once), so that loading the bundle and the first generation are not a render's.
+  async function warmUp(timeoutMs) {
+    const all = Array.from({ length: size }, () => css(["flex", "p-4", "text-sm"], "", timeoutMs, 1 << 24));
+    return (await Promise.all(all)).filter((answer) => answer.css !== undefined).length;
+  }
+
+  const stats = () => ({
+    size,
+    idle: idle.length,
+    waiting: waiting.length,
+    replaced,
+    warm: idle.filter((w) => warm.has(w)).length,
+  });
+  globalThis.__tailpdfCompilers = { start, css, warmUp, stats };
 })();

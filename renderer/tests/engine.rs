@@ -482,3 +482,18 @@ async fn renders_run_in_parallel_on_the_pool() {
     assert_eq!(engine.stats().renders, 6);
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_warmed_engine_has_its_tabs_contexts_and_compilers_ready() {
+    let (engine, _cache) = engine_with(|c| c.restart_after = 3).await;
+    engine.warm().await;
+    let warm = engine.warm_state().await;
+    assert_eq!((warm.shared_tabs, warm.spare_contexts, warm.compilers), (2, 2, 2), "{warm:?}");
+    // The warm-up renders are nobody's: not counted, and not towards --restart-after.
+    assert_eq!(engine.stats().renders, 0);
+    for _ in 0..3 {
+        engine.render(&spec(json!({"content": "<p class=\"p-4\">x</p>"}))).await.unwrap();
+    }
+    assert_eq!(engine.stats().browser_starts, 1, "{:?}", engine.stats());
+    engine.shutdown(Duration::from_secs(5)).await;
+}

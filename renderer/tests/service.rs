@@ -347,6 +347,21 @@ async fn sync_render_returns_the_pdf_or_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_warm_tabs_and_spare_contexts() {
+    let (_edge, edge_base, _t) = start_edge().await;
+    // Ready means the first renders find what later ones do: a used tab per slot (its first
+    // print done), and a spare browser context per slot for documents that run scripts.
+    let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;
+    let metrics =
+        reqwest::get(format!("{}/metrics", renderer.base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tailpdf_tabs_idle 2"), "{metrics}");
+    assert!(metrics.contains("tailpdf_spare_contexts 2"), "{metrics}");
+    // The warm-up is not a render of anyone's.
+    assert!(metrics.contains("tailpdf_renders_total{outcome=\"ok\"} 0"), "{metrics}");
+    renderer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_jobs_upload_to_s3_and_report_every_state_signed_and_in_order() {
     let s3 = S3::start();
     let (edge, edge_base, _t) = start_edge().await;

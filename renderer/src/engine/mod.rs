@@ -131,6 +131,19 @@ enum Shared {
 
 const TAILWIND_STYLE_ID: &str = "__tailpdf_tailwind";
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long [`Engine::warm`] may take before the service is ready without it.
+const WARM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What [`Engine::warm`] has ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmState {
+    /// Shared tabs open and free.
+    pub shared_tabs: usize,
+    /// Browser contexts made ahead for documents that run scripts.
+    pub spare_contexts: usize,
+    /// Compiler workers idle that have generated CSS once.
+    pub compilers: usize,
+}
 
 impl Engine {
     /// Starts Chromium and loads the Tailwind compiler. Fails, and the service with it, if a
@@ -221,6 +234,91 @@ impl Engine {
             });
         }
         healthy
+    }
+
+    /// Makes the first renders as quick as later ones, before the service says it is ready:
+    /// every compiler worker loaded and run once while a shared tab per slot opens, then each
+    /// tab used once (a small document set and printed: a new tab's first print costs more),
+    /// and a spare browser context per slot made. What fails here is logged, not fatal:
+    /// renders open what they need themselves.
+    pub async fn warm(&self) {
+        let started = Instant::now();
+        let spec = RenderSpec {
+            content: String::from("<p class=\"p-4 text-sm\">tailpdf</p>"),
+            fonts: Vec::new(),
+            config: None,
+            pdf_options: tailpdf_shared::pdf_options::PdfOptions::default(),
+            // Its CSS is not memoized: the warm-up leaves nothing behind but open tabs.
+            no_store: true,
+        };
+        let tabs = self.inner.tabs;
+        let work = async {
+            let instance = self.instance().await?;
+            let compilers = async {
+                let timeout = self.inner.cfg.compiler_timeout;
+                match tailwind::warm_up(&instance.compiler, timeout).await {
+                    Ok(n) if n == tabs => {}
+                    Ok(n) => tracing::warn!(warm = n, workers = tabs, "compiler workers not warm"),
+                    Err(e) => tracing::warn!(error = %e, "the compiler did not warm up"),
+                }
+            };
+            // Each tab opened with a slot of its own, at once, then put back in the pool.
+            let open = (0..tabs).map(|_| async {
+                let slot = self
+                    .inner
+                    .slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| RenderError::ShuttingDown)?;
+                let lease = self.shared_target(&instance).await?;
+                self.release_shared(lease, slot);
+                Ok::<_, RenderError>(())
+            });
+            let (opened, ()) =
+                futures::future::join(futures::future::join_all(open), compilers).await;
+            for result in opened {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "no tab opened ahead");
+                }
+            }
+            // Then a first print in each: at once, so that each takes a tab of its own.
+            let renders = (0..tabs).map(|_| async {
+                let slot = self
+                    .inner
+                    .slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| RenderError::ShuttingDown)?;
+                self.render_in(&spec, slot).await
+            });
+            for result in futures::future::join_all(renders).await {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "a warm-up render failed");
+                }
+            }
+            // Each tab is back in the pool when its slot is.
+            let all = u32::try_from(tabs).unwrap_or(u32::MAX);
+            drop(self.inner.slots.acquire_many(all).await);
+            self.spares_made().await;
+            Ok::<_, RenderError>(())
+        };
+        match tokio::time::timeout(WARM_TIMEOUT, work).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "no warm-up"),
+            Err(_) => {
+                tracing::warn!(timeout = ?WARM_TIMEOUT, "warming up took too long; ready without it");
+            }
+        }
+        self.forget_renders().await;
+        let (shared_tabs, spare_contexts) = self.ready_targets().await;
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            shared_tabs,
+            spare_contexts,
+            "warmed up"
+        );
     }
 
     /// Renders `spec` to PDF within the render deadline, waiting for a free tab first.
@@ -501,6 +599,16 @@ impl Engine {
     /// How many CSS answers are memoized.
     pub fn css_memo_entries(&self) -> usize {
         self.inner.memo.len()
+    }
+
+    /// What is warm: shared tabs, spare contexts, compiler workers.
+    pub async fn warm_state(&self) -> WarmState {
+        let (shared_tabs, spare_contexts) = self.ready_targets().await;
+        let compilers = match self.current_instance().await {
+            Some(instance) => tailwind::warm_workers(&instance.compiler).await,
+            None => 0,
+        };
+        WarmState { shared_tabs, spare_contexts, compilers }
     }
 
     /// Bytes of font files cached in memory and on disk.

@@ -244,6 +244,31 @@ impl Engine {
         });
     }
 
+    /// Shared tabs free, and spare fresh targets ready, of the current Chromium (gauges of
+    /// `/metrics`).
+    pub async fn ready_targets(&self) -> (usize, usize) {
+        let state = self.inner.pool.state.lock().await;
+        (state.idle.len(), state.spares.len())
+    }
+
+    /// Waits until there is a spare fresh target per tab.
+    pub(super) async fn spares_made(&self) {
+        let pool = &self.inner.pool;
+        loop {
+            // Created before looking, so that a spare made meanwhile is not missed.
+            let made = pool.made.notified();
+            if pool.state.lock().await.spares.len() >= self.inner.tabs {
+                return;
+            }
+            made.await;
+        }
+    }
+
+    /// Renders so far do not count towards `--restart-after` (the warm-up's are no one's).
+    pub(super) async fn forget_renders(&self) {
+        self.inner.pool.state.lock().await.renders_on_instance = 0;
+    }
+
     /// A fresh target after its render: its context disposed of, in the background.
     pub(super) fn retire_fresh(&self, mut lease: Lease<'_>) {
         if let Some(target) = lease.target.take() {

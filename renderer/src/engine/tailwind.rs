@@ -110,6 +110,30 @@ pub(crate) async fn install(
     }
 }
 
+/// Has every compiler worker of `page` load its bundle and generate a little CSS now, all at
+/// once, rather than in the first renders. Answers how many did.
+pub(crate) async fn warm_up(page: &Page, timeout: Duration) -> Result<usize, RenderError> {
+    let expression = format!("__tailpdfCompilers.warmUp({})", timeout.as_millis());
+    let warmed =
+        evaluate(page, expression, timeout + PAGE_GRACE, "warming the Tailwind compiler").await?;
+    if let Some(ex) = warmed.exception_details {
+        return Err(RenderError::Browser(format!("the Tailwind compiler failed: {}", ex.text)));
+    }
+    Ok(warmed.result.value.and_then(|v| v.as_u64()).unwrap_or(0) as usize)
+}
+
+/// How many of the compiler page's workers are idle and have compiled once.
+#[cfg(feature = "testing")]
+pub(crate) async fn warm_workers(page: &Page) -> usize {
+    let expression = String::from("__tailpdfCompilers.stats().warm");
+    evaluate(page, expression, Duration::from_secs(5), "the Tailwind compiler")
+        .await
+        .ok()
+        .and_then(|r| r.result.value)
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0) as usize
+}
+
 /// The compiler page of one Chromium and the limits of one generation.
 pub(crate) struct Compiler<'a> {
     pub(crate) page: &'a Page,

@@ -162,9 +162,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let engine = &state.runner.engine;
     let backlog = state.in_use().saturating_sub(engine.tabs() - engine.free_tabs());
+    let ready = engine.ready_targets().await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(engine.stats(), backlog),
+        state.metrics.render(engine.stats(), backlog, ready),
     )
         .into_response()
 }

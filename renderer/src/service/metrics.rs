@@ -99,8 +99,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The text exposition; `backlog` is the number of requests waiting for a tab.
-    pub fn render(&self, engine: EngineStats, backlog: usize) -> String {
+    /// The text exposition; `backlog` is the number of requests waiting for a tab, `ready` the
+    /// shared tabs free and the spare browser contexts made.
+    pub fn render(&self, engine: EngineStats, backlog: usize, ready: (usize, usize)) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, series: &[(&str, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -173,6 +174,8 @@ impl Metrics {
         );
         let _ = writeln!(out, "# HELP tailpdf_jobs_in_flight Jobs being run now.\n# TYPE tailpdf_jobs_in_flight gauge\ntailpdf_jobs_in_flight {}", self.jobs_in_flight.get());
         let _ = writeln!(out, "# HELP tailpdf_backlog Requests waiting for a tab.\n# TYPE tailpdf_backlog gauge\ntailpdf_backlog {backlog}");
+        let _ = writeln!(out, "# HELP tailpdf_tabs_idle Shared tabs open and free.\n# TYPE tailpdf_tabs_idle gauge\ntailpdf_tabs_idle {}", ready.0);
+        let _ = writeln!(out, "# HELP tailpdf_spare_contexts Browser contexts made ahead for documents that run scripts.\n# TYPE tailpdf_spare_contexts gauge\ntailpdf_spare_contexts {}", ready.1);
         self.render_seconds.write(
             &mut out,
             "tailpdf_render_duration_seconds",
@@ -205,11 +208,13 @@ mod tests {
         m.render_seconds.observe(Duration::from_millis(40));
         m.render_seconds.observe(Duration::from_millis(700));
         let stats = EngineStats { browser_starts: 3, escalations: 4, ..EngineStats::default() };
-        let text = m.render(stats, 2);
+        let text = m.render(stats, 2, (1, 2));
         assert!(text.contains("tailpdf_escalations_total 4"));
         assert!(text.contains("tailpdf_renders_total{outcome=\"ok\"} 2"));
         assert!(text.contains("tailpdf_browser_restarts_total 2"));
         assert!(text.contains("tailpdf_backlog 2"));
+        assert!(text.contains("tailpdf_tabs_idle 1"));
+        assert!(text.contains("tailpdf_spare_contexts 2"));
         assert!(text.contains("tailpdf_render_duration_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("tailpdf_render_duration_seconds_bucket{le=\"1\"} 2"));
         assert!(text.contains("tailpdf_render_duration_seconds_count 2"));

@@ -182,6 +182,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let engine = Engine::start(cfg.engine.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Nothing is served, `/readyz` included, before the first renders would be as quick as
+    // later ones.
+    engine.warm().await;
     let metrics = Arc::new(metrics::Metrics::default());
     let capacity_total = engine.tabs() + cfg.queue_size;
     // Nothing of an upload's answer is read but its status.
