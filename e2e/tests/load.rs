@@ -1,9 +1,9 @@
 //! 500 async jobs from 50 concurrent clients through the local stack (wrangler dev, the debug
 //! renderer with 2 tabs, s3s-fs, a webhook receiver): every job completes, 500 objects, 500
 //! webhooks that verify, no duplicates. Run twice: in push mode, where Miniflare's local
-//! consumer hands the renderer one message at a time, and in pull mode, where the renderer
-//! pulls from the Queues pull stand-in as much as it has room for. The figures are printed
-//! (and kept in BENCHMARKS.md); nothing here asserts a speed.
+//! consumer hands the renderer a batch at a time (wrangler.toml), and in pull mode, where the
+//! renderer pulls from the Queues pull stand-in as much as it has room for. The figures are
+//! printed; nothing here asserts a speed (`make bench-stack` measures, BENCHMARKS.md).
 #![allow(clippy::unwrap_used)]
 
 use std::{

@@ -316,9 +316,12 @@ fn cpu_by_part() -> std::collections::BTreeMap<String, f64> {
             continue;
         }
         let part = match comm.as_str() {
-            c if c.starts_with("chrom") => "Chromium",
+            // One part: Chromium's processes that end (restarts) are counted in the
+            // renderer's children's time once it reaps them.
+            c if c.starts_with("chrom") || c.starts_with("tailpdf-render") => {
+                "the renderer and its Chromium"
+            }
             "workerd" => "workerd (the Worker, KV, Queues)",
-            c if c.starts_with("tailpdf-render") => "the renderer",
             c if c.starts_with("tailpdf-bench") || c.starts_with("tokio") => {
                 "clients and webhook receiver (this benchmark)"
             }
@@ -605,27 +608,33 @@ fn report(args: &Args, results: &[Run], idles: &[(&str, Idle)]) {
         );
     }
     println!();
-    println!("CPU per async job, by part of the stack (ms; the machine has {} cores):", cores());
+    println!(
+        "CPU per async job, by part of the stack (ms), and the rate that much CPU allows on this \
+         machine's {} cores (cores × 1000 ms / total):",
+        cores()
+    );
     println!();
     let parts: std::collections::BTreeSet<&String> =
         results.iter().flat_map(|r| r.cpu_per_job.keys()).collect();
     println!(
-        "| mode | jobs × clients | {} | total |",
+        "| mode | jobs × clients | {} | total | CPU-bound rate | async jobs/s / that rate |",
         parts.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" | ")
     );
-    println!("|---|---|{}---|", "---|".repeat(parts.len()));
+    println!("|---|---|{}---|---|---|", "---|".repeat(parts.len()));
     for r in results {
         let cells: Vec<String> = parts
             .iter()
             .map(|p| format!("{:.0}", r.cpu_per_job.get(*p).copied().unwrap_or(0.0)))
             .collect();
+        let total = r.cpu_per_job.values().sum::<f64>();
+        let bound = cores() as f64 * 1e3 / total.max(1.0);
         println!(
-            "| {} | {} × {} | {} | {:.0} |",
+            "| {} | {} × {} | {} | {total:.0} | {bound:.1} jobs/s | {:.2} |",
             r.mode,
             r.jobs,
             r.clients,
             cells.join(" | "),
-            r.cpu_per_job.values().sum::<f64>()
+            r.rate / bound
         );
     }
     let syncs: Vec<&Run> = results.iter().filter(|r| r.sync.is_some()).collect();
