@@ -453,7 +453,7 @@ impl Edge {
     pub fn spawn(dir: &Path, port: u16, options: &EdgeOptions) -> Self {
         let worker = root().join("edge/build/worker/shim.mjs");
         assert!(worker.exists(), "the Worker is not built: run `make build-edge` (make test does)");
-        assert_fresh(&worker, &["edge/src", "shared/src"], "make build-edge");
+        assert_fresh(&worker, &["edge/src", "shared/src"], ("make build-edge", "make test"));
         let state = dir.join("wrangler");
         let mut seed = Vec::new();
         for (key, account, secret) in &options.accounts {
@@ -623,38 +623,25 @@ fn cargo_bin(name: &str) -> PathBuf {
 
 /// The renderer binary `cargo test --workspace` builds alongside this crate's tests.
 pub fn renderer_bin() -> PathBuf {
-    let bin = target_dir().join("debug/tailpdf-renderer");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p tailpdf-renderer` (make test does)",
-        bin.display()
-    );
-    assert_fresh(
-        &bin,
-        &["renderer/src", "renderer/assets", "shared/src"],
-        "cargo build -p tailpdf-renderer",
-    );
-    bin
+    built_renderer("debug", ("cargo build -p tailpdf-renderer", "make test"))
 }
 
 /// The release build of the renderer, for benchmarks (`make bench-stack` builds it).
 pub fn renderer_release_bin() -> PathBuf {
-    let bin = target_dir().join("release/tailpdf-renderer");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --release -p tailpdf-renderer`",
-        bin.display()
-    );
-    assert_fresh(
-        &bin,
-        &["renderer/src", "renderer/assets", "shared/src"],
-        "cargo build --release -p tailpdf-renderer",
-    );
+    built_renderer("release", ("cargo build --release -p tailpdf-renderer", "make bench-stack"))
+}
+
+/// The renderer binary of a cargo profile, never older than its sources; `how` builds it, and
+/// which make target runs that.
+fn built_renderer(profile: &str, how: (&str, &str)) -> PathBuf {
+    let bin = target_dir().join(profile).join("tailpdf-renderer");
+    assert!(bin.exists(), "{} is missing: run `{}` ({} does)", bin.display(), how.0, how.1);
+    assert_fresh(&bin, &["renderer/src", "renderer/assets", "shared/src"], how);
     bin
 }
 
 /// Panics if a source under `dirs` is newer than `built`: testing an old build proves nothing.
-fn assert_fresh(built: &Path, dirs: &[&str], how: &str) {
+fn assert_fresh(built: &Path, dirs: &[&str], (how, by): (&str, &str)) {
     fn newest(path: &Path) -> SystemTime {
         let meta = std::fs::metadata(path).unwrap();
         if meta.is_dir() {
@@ -673,7 +660,7 @@ fn assert_fresh(built: &Path, dirs: &[&str], how: &str) {
         let source = newest(&root().join(dir));
         assert!(
             source <= built_at,
-            "{} is older than {dir}: run `{how}` (make test does)",
+            "{} is older than {dir}: run `{how}` ({by} does)",
             built.display()
         );
     }

@@ -15,3 +15,23 @@ pub mod engine;
 pub mod error;
 pub mod net;
 pub mod service;
+
+/// The commit measured, and whether the tree had changes on top of it: the heading of every
+/// benchmark report (`tailpdf-bench`, `tailpdf-soak`).
+#[cfg(feature = "testing")]
+pub fn revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit =
+        git(&["log", "-1", "--format=%h %cs"]).unwrap_or_else(|| "unknown revision".into());
+    match git(&["status", "--porcelain", "--untracked-files=no"]) {
+        Some(changes) if !changes.is_empty() => format!("{commit} with uncommitted changes"),
+        _ => commit,
+    }
+}

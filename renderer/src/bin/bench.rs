@@ -221,24 +221,6 @@ fn peer(args: &Args, html: &str) -> anyhow::Result<Peers> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// The commit measured, and whether the tree had changes on top of it.
-fn revision() -> String {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    let commit =
-        git(&["log", "-1", "--format=%h %cs"]).unwrap_or_else(|| "unknown revision".into());
-    match git(&["status", "--porcelain", "--untracked-files=no"]) {
-        Some(changes) if !changes.is_empty() => format!("{commit} with uncommitted changes"),
-        _ => commit,
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -316,7 +298,7 @@ async fn main() -> anyhow::Result<()> {
         pdf_size,
         args.renders,
         warmup,
-        revision()
+        tailpdf_renderer::revision()
     );
     println!();
     println!(

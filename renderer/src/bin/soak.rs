@@ -654,23 +654,6 @@ fn write_svg(path: &Path, samples: &[Sample]) -> anyhow::Result<()> {
     Ok(std::fs::write(path, svg)?)
 }
 
-/// The commit measured, and whether the tree had changes on top of it.
-fn revision() -> String {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    let commit = git(&["log", "-1", "--format=%h"]).unwrap_or_else(|| "unknown revision".into());
-    match git(&["status", "--porcelain", "--untracked-files=no"]) {
-        Some(changes) if !changes.is_empty() => format!("{commit} with uncommitted changes"),
-        _ => commit,
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -688,7 +671,7 @@ async fn main() -> anyhow::Result<()> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    println!("## `tailpdf-soak`, {date}, {}", revision());
+    println!("## `tailpdf-soak`, {date}, {}", tailpdf_renderer::revision());
     println!();
     if args.cold_starts > 0 {
         cold_starts(&args, &renderer, &fonts_api, &client, &docs[0].body).await?;

@@ -264,13 +264,7 @@ impl Engine {
             };
             // Each tab opened with a slot of its own, at once, then put back in the pool.
             let open = (0..tabs).map(|_| async {
-                let slot = self
-                    .inner
-                    .slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| RenderError::ShuttingDown)?;
+                let slot = self.slot().await?;
                 let lease = self.shared_target(&instance).await?;
                 self.release_shared(lease, slot);
                 Ok::<_, RenderError>(())
@@ -284,13 +278,7 @@ impl Engine {
             }
             // Then a first print in each: at once, so that each takes a tab of its own.
             let renders = (0..tabs).map(|_| async {
-                let slot = self
-                    .inner
-                    .slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| RenderError::ShuttingDown)?;
+                let slot = self.slot().await?;
                 self.render_in(&spec, slot).await
             });
             for result in futures::future::join_all(renders).await {
@@ -321,18 +309,17 @@ impl Engine {
         );
     }
 
+    /// A tab's slot, once one is free.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, RenderError> {
+        self.inner.slots.clone().acquire_owned().await.map_err(|_| RenderError::ShuttingDown)
+    }
+
     /// Renders `spec` to PDF within the render deadline, waiting for a free tab first.
     pub async fn render(&self, spec: &RenderSpec) -> Result<Rendered, RenderError> {
         if self.inner.closing.load(Ordering::SeqCst) {
             return Err(RenderError::ShuttingDown);
         }
-        let slot = self
-            .inner
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| RenderError::ShuttingDown)?;
+        let slot = self.slot().await?;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.inner.cfg.render_timeout;
         let result = tokio::time::timeout_at(deadline, self.render_in(spec, slot))
