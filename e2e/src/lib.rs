@@ -39,6 +39,13 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The `p` quantile (0 to 1) of `samples`, nearest rank; zero when there are none.
+pub fn percentile(samples: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or_default()
+}
+
 /// Unix seconds.
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64

@@ -15,7 +15,7 @@ use std::{
 use serde_json::json;
 use tailpdf_e2e::{
     client::{client, internal, send},
-    now,
+    now, percentile,
     stack::{wait_until, Settings, Stack, API_KEY, WEBHOOK_SECRET},
 };
 use tailpdf_shared::signing::{verify_tailpdf_signature, StandardWebhookKey};
@@ -51,10 +51,6 @@ async fn renderer_pdfs_per_second(renderer: &str) -> f64 {
         done.unwrap();
     }
     40.0 / started.elapsed().as_secs_f64()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// One test, so that the two runs never share the machine: push mode, then pull mode.
@@ -157,11 +153,9 @@ async fn five_hundred_jobs_from_fifty_clients(pull: bool) {
         String::from("push mode")
     };
 
-    let mut to_accepted: Vec<Duration> = jobs.iter().map(|j| j.3).collect();
-    let mut to_webhook: Vec<Duration> =
+    let to_accepted: Vec<Duration> = jobs.iter().map(|j| j.3).collect();
+    let to_webhook: Vec<Duration> =
         jobs.iter().map(|(id, _, at, _)| arrived[id].duration_since(*at)).collect();
-    to_accepted.sort();
-    to_webhook.sort();
     let rate = JOBS as f64 / elapsed.as_secs_f64();
     eprintln!(
         "load ({mode}): {JOBS} jobs from {CLIENTS} clients in {elapsed:.1?}: {rate:.2} jobs/s, {:.2}× the \

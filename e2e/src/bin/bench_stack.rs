@@ -28,6 +28,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 use tailpdf_e2e::{
     client::internal,
+    percentile,
     stack::{Settings, Stack, API_KEY},
 };
 
@@ -50,12 +51,6 @@ struct Args {
     /// The document.
     #[arg(long, default_value = "examples/invoice.html")]
     input: PathBuf,
-}
-
-fn percentile(samples: &[Duration], p: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or_default()
 }
 
 fn ms(d: Duration) -> String {
