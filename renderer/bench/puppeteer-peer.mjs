@@ -9,7 +9,10 @@
 // falls on both alike.
 //
 //   node puppeteer-peer.mjs <chromium> <html file> <renders> <concurrency,...> [mode,...]
-// prints one JSON line: {"reused": {"p50_ms": .., "pdf_per_s": {"1": .., "2": ..}}, "fresh": ..}
+// prints one JSON line: {"reused": {"p50_ms": .., "pdf_per_s": {"1": .., "2": ..},
+// "cpu_ms_per_pdf": {"1": {"host": .., "browser": .., ..}, ..}}, "fresh": ..}: CPU time per PDF
+// of node ("host") and of Chromium's processes by kind, read from /proc as tailpdf-bench reads
+// the engine's (renderer/src/measure.rs).
 import fs from "node:fs";
 import puppeteer from "puppeteer-core";
 
@@ -56,6 +59,42 @@ const renderOnce = {
   },
 };
 
+// CPU seconds so far of this process and its descendants, by kind (see the heading).
+function cpuByKind() {
+  const stats = new Map();
+  for (const name of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      stats.set(Number(name), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+    } catch {
+      // Ended meanwhile.
+    }
+  }
+  const tree = [process.pid];
+  for (let i = 0; i < tree.length; i++) {
+    for (const [pid, s] of stats) if (s.ppid === tree[i]) tree.push(pid);
+  }
+  const byKind = {};
+  for (const pid of tree) {
+    let kind = "host";
+    if (pid !== process.pid) {
+      let type = null;
+      try {
+        // Chromium rewrites its command line into one string, split by spaces.
+        const args = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split(/[\0 ]/);
+        type = args.find((a) => a.startsWith("--type="))?.slice(7) ?? null;
+      } catch {
+        continue;
+      }
+      kind = type === null ? "browser" : type === "renderer" ? "renderer" : type === "gpu-process" ? "gpu" : "other";
+    }
+    byKind[kind] = (byKind[kind] ?? 0) + stats.get(pid).ticks / 100; // USER_HZ
+  }
+  return byKind;
+}
+
 async function run(mode, n, concurrency) {
   let next = 0;
   const worker = async (slot) => {
@@ -78,14 +117,19 @@ for (const mode of modes) {
     samples.push(performance.now() - t);
   }
   samples.sort((a, b) => a - b);
-  results[mode] = { p50_ms: samples[Math.floor((samples.length - 1) / 2)], pdf_per_s: {} };
+  results[mode] = { p50_ms: samples[Math.floor((samples.length - 1) / 2)], pdf_per_s: {}, cpu_ms_per_pdf: {} };
 }
 for (const c of levels) {
   for (const mode of modes) {
     await run(mode, warmup, c);
+    const before = cpuByKind();
     const t = performance.now();
     await run(mode, renders, c);
     results[mode].pdf_per_s[c] = renders / ((performance.now() - t) / 1000);
+    const after = cpuByKind();
+    results[mode].cpu_ms_per_pdf[c] = Object.fromEntries(
+      Object.entries(after).map(([k, v]) => [k, ((v - (before[k] ?? 0)) * 1000) / renders]),
+    );
   }
 }
 await browser.close();

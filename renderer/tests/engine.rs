@@ -497,3 +497,76 @@ async fn a_warmed_engine_has_its_tabs_contexts_and_compilers_ready() {
     assert_eq!(engine.stats().browser_starts, 1, "{:?}", engine.stats());
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Shared tabs (no scripts) print from hidden pages, behind a tab that is never used: Chromium
+/// then draws no frames for a screen nobody sees, about a quarter of a PDF's CPU time
+/// (BENCHMARKS.md). Fresh contexts, where scripts run, stay visible, so that a script's
+/// `requestAnimationFrame` and visibility checks behave as in a browser.
+#[tokio::test]
+async fn shared_tabs_are_hidden_and_script_contexts_are_visible() {
+    let (engine, _cache) = engine_with(|c| c.tabs = Some(1)).await;
+    engine.warm().await;
+    let hidden = (vec![String::from("hidden")], vec![String::from("visible")]);
+    assert_eq!(engine.tab_visibility().await, hidden);
+    // After a render that asked for something, its tab gets a new blank document (in the
+    // background, before it is free again).
+    let img = "<img src=\"http://127.0.0.1:9/x.png\">";
+    engine.render(&spec(json!({"content": img}))).await.unwrap();
+    let t = Instant::now();
+    while engine.tab_visibility().await.0.is_empty() && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(engine.tab_visibility().await, hidden);
+    let r = engine
+        .render(&spec(json!({"content": "<p id=\"v\">?</p><script>document.getElementById('v').textContent = 'page is ' + document.visibilityState;</script>"})))
+        .await
+        .unwrap();
+    assert!(r.isolated);
+    let text = poppler("pdftotext", &r.pdf, &[]);
+    assert!(text.contains("page is visible"), "{text}");
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A hidden tab still prints what is far below the fold, lazily loaded images included.
+#[tokio::test]
+async fn a_lazy_image_far_below_the_fold_is_printed() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = Router::new().route(
+        "/red.svg",
+        get(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+            async {
+                (
+                    [(header::CONTENT_TYPE, "image/svg+xml")],
+                    "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\">\
+                     <rect width=\"10\" height=\"10\" fill=\"#ff0000\"/></svg>",
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (engine, _cache) = engine_with(|c| {
+        c.tabs = Some(1);
+        c.allow_loopback = true;
+    })
+    .await;
+    // 5000 CSS px of nothing, beyond Chromium's lazy-loading distance from a 1024 px window;
+    // A4 pages are 1122.5 px tall, so the image is on page 5, from y = 510 px.
+    let content = format!(
+        "<div style=\"height:5000px\"></div><img loading=\"lazy\" src=\"{base}/red.svg\" \
+         style=\"display:block;width:200px;height:200px\">"
+    );
+    let r = engine
+        .render(&spec(json!({"content": content, "pdfOptions": {"format": "A4"}})))
+        .await
+        .unwrap();
+    assert!(!r.isolated);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(page_info(&r.pdf).0, 5);
+    assert_eq!(common::pixel_on(&r.pdf, 5, 96, 100, 600), [255, 0, 0]);
+    engine.shutdown(Duration::from_secs(5)).await;
+    server.abort();
+}

@@ -16,7 +16,7 @@
 //! Prints a Markdown report (BENCHMARKS.md keeps the figures).
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -28,6 +28,7 @@ use futures::StreamExt;
 use tailpdf_renderer::{
     config::EngineConfig,
     engine::{document, BareBrowser, Engine},
+    measure,
 };
 use tailpdf_shared::{request::PdfRequest, RenderSpec, UrlPolicy};
 
@@ -121,14 +122,18 @@ async fn latency(
     Ok(stats(samples))
 }
 
-/// PDF/s of `spec` through an engine of `tabs` tabs, twice as many renders in flight.
+/// CPU milliseconds per PDF, by process kind (`tailpdf_renderer::measure::cpu_by_kind`).
+type CpuPerPdf = BTreeMap<String, f64>;
+
+/// PDF/s of `spec` through an engine of `tabs` tabs, twice as many renders in flight, and the
+/// CPU time each PDF took: this process's (the engine's) and its Chromium's.
 async fn throughput(
     args: &Args,
     cache: &Path,
     tabs: usize,
     spec: &RenderSpec,
     warmup: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, CpuPerPdf)> {
     let engine = Engine::start(config(&args.chromium, tabs, cache)).await.map_err(e)?;
     let run = |n: usize| {
         let engine = engine.clone();
@@ -143,19 +148,25 @@ async fn throughput(
         }
     };
     run(warmup * tabs).await;
+    let cpu = || measure::cpu_by_kind(std::process::id());
+    let before = cpu();
     let t = Instant::now();
     let results = run(args.throughput_renders).await;
     let took = t.elapsed();
+    let spent = measure::cpu_between(&before, &cpu());
     let failed = results.iter().filter(|r| r.is_err()).count();
     anyhow::ensure!(failed == 0, "{failed} renders failed");
     engine.shutdown(Duration::from_secs(5)).await;
-    Ok(args.throughput_renders as f64 / took.as_secs_f64())
+    let n = args.throughput_renders as f64;
+    Ok((n / took.as_secs_f64(), spent.into_iter().map(|(k, s)| (k, s * 1e3 / n)).collect()))
 }
 
 #[derive(serde::Deserialize)]
 struct Peer {
     p50_ms: f64,
-    pdf_per_s: std::collections::BTreeMap<String, f64>,
+    pdf_per_s: BTreeMap<String, f64>,
+    /// By renders at once.
+    cpu_ms_per_pdf: BTreeMap<String, CpuPerPdf>,
 }
 
 /// The peer's two modes.
@@ -288,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
     for tabs in [1, 2, 4] {
         rates.push((tabs, throughput(&args, cache.path(), tabs, &spec, warmup).await?));
     }
-    let scripted_rate = throughput(&args, cache.path(), 2, &scripted_spec, warmup).await?;
+    let (scripted_rate, _) = throughput(&args, cache.path(), 2, &scripted_spec, warmup).await?;
     let peer = if args.no_peer { None } else { Some(peer(&args, &html)?) };
 
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
@@ -298,7 +309,7 @@ async fn main() -> anyhow::Result<()> {
         pdf_size,
         args.renders,
         warmup,
-        tailpdf_renderer::revision()
+        measure::revision()
     );
     println!();
     println!(
@@ -340,7 +351,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|");
     let mut met = true;
-    for (tabs, rate) in &rates {
+    for (tabs, (rate, _)) in &rates {
         let of = |p: &Peer| p.pdf_per_s.get(&tabs.to_string()).copied();
         match peer.as_ref().and_then(|p| Some((of(&p.reused)?, of(&p.fresh)?))) {
             Some((reused, fresh)) => {
@@ -364,5 +375,43 @@ async fn main() -> anyhow::Result<()> {
             if met { "met" } else { "NOT met" }
         );
     }
+    println!();
+    cpu_table(&rates, peer.as_ref());
     Ok(())
+}
+
+/// Where each PDF's CPU time went, the engine's against the peer's with a reused page: at
+/// two tabs on two cores both are CPU-bound, so this is what sets their throughput.
+fn cpu_table(rates: &[(usize, (f64, CpuPerPdf))], peer: Option<&Peers>) {
+    const KINDS: [(&str, &str); 5] = [
+        ("host", "engine / node"),
+        ("browser", "Chromium browser"),
+        ("renderer", "Chromium renderers"),
+        ("gpu", "Chromium GPU"),
+        ("other", "Chromium, other"),
+    ];
+    let cell = |m: Option<&CpuPerPdf>, kind: &str| {
+        m.and_then(|m| m.get(kind)).map_or(String::from("—"), |v| format!("{v:.1}"))
+    };
+    let total = |m: Option<&CpuPerPdf>| {
+        m.map_or(String::from("—"), |m| format!("{:.1}", m.values().sum::<f64>()))
+    };
+    print!("| CPU ms per PDF |");
+    for (tabs, _) in rates {
+        print!(" engine, {tabs} tabs | Puppeteer reused, {tabs} at once |");
+    }
+    println!();
+    println!("|---|{}", "---|---|".repeat(rates.len()));
+    for (kind, name) in KINDS.into_iter().chain([("", "total")]) {
+        print!("| {name} |");
+        for (tabs, (_, cpu)) in rates {
+            let theirs = peer.and_then(|p| p.reused.cpu_ms_per_pdf.get(&tabs.to_string()));
+            if kind.is_empty() {
+                print!(" {} | {} |", total(Some(cpu)), total(theirs));
+            } else {
+                print!(" {} | {} |", cell(Some(cpu), kind), cell(theirs, kind));
+            }
+        }
+        println!();
+    }
 }

@@ -17,7 +17,6 @@
 //! Nothing leaves loopback: the fonts come from a local server.
 
 use std::{
-    collections::HashMap,
     fmt::Write as _,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
@@ -309,31 +308,6 @@ impl Drop for Service {
     }
 }
 
-/// `pid` and all its descendants, from /proc/*/stat.
-fn process_tree(pid: u32) -> Vec<u32> {
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
-        let ppid = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 2..].split(' ').nth(1))
-            .and_then(|s| s.parse::<u32>().ok());
-        if let Some(ppid) = ppid {
-            children.entry(ppid).or_default().push(p);
-        }
-    }
-    let mut tree = vec![pid];
-    let mut i = 0;
-    while i < tree.len() {
-        tree.extend(children.get(&tree[i]).into_iter().flatten());
-        i += 1;
-    }
-    tree
-}
-
 /// Proportional set size of a process, in KiB.
 fn pss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
@@ -397,7 +371,7 @@ async fn sample(
     // Let the work that follows a render (tab resets, contexts disposed of) finish.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = service.child.id();
-    let tree = process_tree(pid);
+    let tree = tailpdf_renderer::measure::process_tree(pid);
     let (tmp_files, tmp_bytes) = files_under(&service.tmp);
     Sample {
         renders,
@@ -671,7 +645,7 @@ async fn main() -> anyhow::Result<()> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    println!("## `tailpdf-soak`, {date}, {}", tailpdf_renderer::revision());
+    println!("## `tailpdf-soak`, {date}, {}", tailpdf_renderer::measure::revision());
     println!();
     if args.cold_starts > 0 {
         cold_starts(&args, &renderer, &fonts_api, &client, &docs[0].body).await?;

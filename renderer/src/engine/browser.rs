@@ -174,9 +174,27 @@ pub(crate) struct Instance {
     process: Process,
     pub(crate) compiler: Page,
     shared_context: BrowserContextId,
+    /// The shared context's first tab, never used: it stays in front of the shared tabs,
+    /// which open behind it. A hidden tab prints the same, but Chromium draws no frames of it
+    /// for a screen nobody sees (a quarter of a PDF's CPU time, BENCHMARKS.md). No script runs
+    /// in a shared tab, so none can tell.
+    _cover: Page,
     /// Set when Chromium stopped answering (a health check or a close timed out): the next
     /// render replaces it.
     unhealthy: AtomicBool,
+}
+
+/// A new blank tab in `context`, behind the tabs already there if `background`.
+fn blank_tab(
+    context: BrowserContextId,
+    background: bool,
+) -> Result<CreateTargetParams, RenderError> {
+    CreateTargetParams::builder()
+        .url("about:blank")
+        .browser_context_id(context)
+        .background(background)
+        .build()
+        .map_err(RenderError::Browser)
 }
 
 impl Instance {
@@ -196,11 +214,15 @@ impl Instance {
                 .create_browser_context(CreateBrowserContextParams::default())
                 .await
                 .map_err(|e| RenderError::Browser(format!("no shared browser context: {e}")))?;
+            let cover = browser
+                .new_page(blank_tab(shared_context.clone(), false)?)
+                .await
+                .map_err(|e| RenderError::Browser(format!("no cover tab: {e}")))?;
             drop(browser);
             tailwind::install(&compiler, cfg.tabs(), Duration::from_secs(20)).await?;
-            Ok::<_, RenderError>((compiler, shared_context))
+            Ok::<_, RenderError>((compiler, shared_context, cover))
         };
-        let (compiler, shared_context) = match setup.await {
+        let (compiler, shared_context, cover) = match setup.await {
             Ok(parts) => parts,
             Err(e) => {
                 process.close().await;
@@ -213,6 +235,7 @@ impl Instance {
             process,
             compiler,
             shared_context,
+            _cover: cover,
             unhealthy: AtomicBool::new(false),
         }))
     }
@@ -247,9 +270,9 @@ impl Instance {
         matches!(tokio::time::timeout(timeout, check).await, Ok(Some(_)))
     }
 
-    /// A new tab in the shared browser context.
+    /// A new tab in the shared browser context, hidden behind its cover tab.
     pub(crate) async fn new_shared_page(&self) -> Result<Page, RenderError> {
-        self.new_page(self.shared_context.clone()).await
+        self.new_page(blank_tab(self.shared_context.clone(), true)?).await
     }
 
     /// A new browser context with one tab.
@@ -262,7 +285,10 @@ impl Instance {
             .create_browser_context(CreateBrowserContextParams::default())
             .await
             .map_err(|e| RenderError::Browser(format!("no browser context: {e}")))?;
-        match self.new_page(context.clone()).await {
+        // In front, the only tab of its context's window: a page that runs scripts sees a
+        // visible page, where `requestAnimationFrame` runs.
+        let tab = blank_tab(context.clone(), false);
+        match async { self.new_page(tab?).await }.await {
             Ok(page) => Ok((context, page)),
             Err(e) => {
                 let _ = self.dispose(context).await;
@@ -271,12 +297,7 @@ impl Instance {
         }
     }
 
-    async fn new_page(&self, context: BrowserContextId) -> Result<Page, RenderError> {
-        let params = CreateTargetParams::builder()
-            .url("about:blank")
-            .browser_context_id(context)
-            .build()
-            .map_err(RenderError::Browser)?;
+    async fn new_page(&self, params: CreateTargetParams) -> Result<Page, RenderError> {
         self.process
             .browser
             .read()

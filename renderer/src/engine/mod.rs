@@ -598,6 +598,22 @@ impl Engine {
         WarmState { shared_tabs, spare_contexts, compilers }
     }
 
+    /// `document.visibilityState` of each free shared tab and of each spare fresh target.
+    pub async fn tab_visibility(&self) -> (Vec<String>, Vec<String>) {
+        let (shared, fresh) = self.ready_pages().await;
+        let of = |pages: Vec<chromiumoxide::Page>| async move {
+            let mut states = Vec::new();
+            for page in pages {
+                let state = evaluate_as::<String>(&page, String::from("document.visibilityState"))
+                    .await
+                    .unwrap_or_else(|e| format!("unknown ({e})"));
+                states.push(state);
+            }
+            states
+        };
+        (of(shared).await, of(fresh).await)
+    }
+
     /// Bytes of font files cached in memory and on disk.
     pub fn font_cache_bytes(&self) -> (u64, u64) {
         self.inner.fonts.cached_bytes()

@@ -251,6 +251,14 @@ impl Engine {
         (state.idle.len(), state.spares.len())
     }
 
+    /// The pages of the free shared tabs and of the spare fresh targets.
+    #[cfg(feature = "testing")]
+    pub(super) async fn ready_pages(&self) -> (Vec<chromiumoxide::Page>, Vec<chromiumoxide::Page>) {
+        let state = self.inner.pool.state.lock().await;
+        let pages = |targets: &[Target]| targets.iter().map(|t| t.page.clone()).collect();
+        (pages(&state.idle), pages(&state.spares))
+    }
+
     /// Waits until there is a spare fresh target per tab.
     pub(super) async fn spares_made(&self) {
         let pool = &self.inner.pool;

@@ -196,11 +196,17 @@ async fn font_file(State(state): State<FontState>, UrlPath(file): UrlPath<String
 
 /// RGB of a pixel of page 1 rendered at `dpi`, (x, y) in pixels.
 pub(crate) fn pixel(pdf: &[u8], dpi: u32, x: usize, y: usize) -> [u8; 3] {
+    pixel_on(pdf, 1, dpi, x, y)
+}
+
+/// RGB of a pixel of `page` (from 1) rendered at `dpi`, (x, y) in pixels.
+pub(crate) fn pixel_on(pdf: &[u8], page: u32, dpi: u32, x: usize, y: usize) -> [u8; 3] {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("doc.pdf");
     std::fs::write(&path, pdf).unwrap();
+    let page = page.to_string();
     let out = Command::new("pdftoppm")
-        .args(["-r", &dpi.to_string(), "-f", "1", "-l", "1"])
+        .args(["-r", &dpi.to_string(), "-f", &page, "-l", &page])
         .arg(&path)
         .output()
         .unwrap();
