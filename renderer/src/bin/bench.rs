@@ -26,7 +26,7 @@ use chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams;
 use clap::Parser;
 use futures::StreamExt;
 use tailpdf_renderer::{
-    config::EngineConfig,
+    config::{EngineConfig, SandboxMode},
     engine::{document, BareBrowser, Engine},
     measure,
 };
@@ -77,7 +77,12 @@ fn row(what: &str, s: &Stats, fmt: fn(Duration) -> String) {
 }
 
 fn config(chromium: &Path, tabs: usize, cache: &Path) -> EngineConfig {
+    with_sandbox(chromium, tabs, cache, SandboxMode::Auto)
+}
+
+fn with_sandbox(chromium: &Path, tabs: usize, cache: &Path, sandbox: SandboxMode) -> EngineConfig {
     let mut cfg = EngineConfig::defaults();
+    cfg.sandbox = sandbox;
     cfg.chromium = chromium.to_path_buf();
     cfg.tabs = Some(tabs);
     cfg.restart_after = 0;
@@ -130,11 +135,12 @@ type CpuPerPdf = BTreeMap<String, f64>;
 async fn throughput(
     args: &Args,
     cache: &Path,
-    tabs: usize,
+    (tabs, sandbox): (usize, SandboxMode),
     spec: &RenderSpec,
     warmup: usize,
 ) -> anyhow::Result<(f64, CpuPerPdf)> {
-    let engine = Engine::start(config(&args.chromium, tabs, cache)).await.map_err(e)?;
+    let cfg = with_sandbox(&args.chromium, tabs, cache, sandbox);
+    let engine = Engine::start(cfg).await.map_err(e)?;
     let run = |n: usize| {
         let engine = engine.clone();
         let spec = spec.clone();
@@ -297,9 +303,14 @@ async fn main() -> anyhow::Result<()> {
 
     let mut rates = Vec::new();
     for tabs in [1, 2, 4] {
-        rates.push((tabs, throughput(&args, cache.path(), tabs, &spec, warmup).await?));
+        let measured = throughput(&args, cache.path(), (tabs, SandboxMode::Auto), &spec, warmup);
+        rates.push((tabs, measured.await?));
     }
-    let (scripted_rate, _) = throughput(&args, cache.path(), 2, &scripted_spec, warmup).await?;
+    let two = (2, SandboxMode::Auto);
+    let (scripted_rate, _) = throughput(&args, cache.path(), two, &scripted_spec, warmup).await?;
+    // What Chromium's sandbox costs (as root, `auto` runs Chromium sandboxed as another user;
+    // the peer runs without one).
+    let unsandboxed = throughput(&args, cache.path(), (2, SandboxMode::Off), &spec, warmup).await?;
     let peer = if args.no_peer { None } else { Some(peer(&args, &html)?) };
 
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
@@ -367,6 +378,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!("| 2, the invoice with a script | {scripted_rate:.1} PDF/s | | | | |");
+    println!("| 2, Chromium's sandbox off | {:.1} PDF/s | | | | |", unsandboxed.0);
     if peer.is_some() {
         println!();
         println!(
@@ -376,13 +388,13 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!();
-    cpu_table(&rates, peer.as_ref());
+    cpu_table(&rates, &unsandboxed.1, peer.as_ref());
     Ok(())
 }
 
 /// Where each PDF's CPU time went, the engine's against the peer's with a reused page: at
 /// two tabs on two cores both are CPU-bound, so this is what sets their throughput.
-fn cpu_table(rates: &[(usize, (f64, CpuPerPdf))], peer: Option<&Peers>) {
+fn cpu_table(rates: &[(usize, (f64, CpuPerPdf))], unsandboxed: &CpuPerPdf, peer: Option<&Peers>) {
     const KINDS: [(&str, &str); 5] = [
         ("host", "engine / node"),
         ("browser", "Chromium browser"),
@@ -400,8 +412,8 @@ fn cpu_table(rates: &[(usize, (f64, CpuPerPdf))], peer: Option<&Peers>) {
     for (tabs, _) in rates {
         print!(" engine, {tabs} tabs | Puppeteer reused, {tabs} at once |");
     }
-    println!();
-    println!("|---|{}", "---|---|".repeat(rates.len()));
+    println!(" engine, 2 tabs, no sandbox |");
+    println!("|---|{}---|", "---|---|".repeat(rates.len()));
     for (kind, name) in KINDS.into_iter().chain([("", "total")]) {
         print!("| {name} |");
         for (tabs, (_, cpu)) in rates {
@@ -412,6 +424,10 @@ fn cpu_table(rates: &[(usize, (f64, CpuPerPdf))], peer: Option<&Peers>) {
                 print!(" {} | {} |", cell(Some(cpu), kind), cell(theirs, kind));
             }
         }
-        println!();
+        if kind.is_empty() {
+            println!(" {} |", total(Some(unsandboxed)));
+        } else {
+            println!(" {} |", cell(Some(unsandboxed), kind));
+        }
     }
 }
