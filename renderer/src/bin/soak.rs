@@ -9,9 +9,11 @@
 //!   repeated, medians reported. The steady render is the baseline the first is read against.
 //! - memory: renders of four documents in turn (the invoice, a 20-page report, a letter in a
 //!   web font served by a local css2 stand-in, the invoice with a script), a few in flight at
-//!   once; every `--sample-every` renders the senders pause and the service is sampled: PSS
-//!   of the renderer and of all its descendants (Chromium) from /proc/PID/smaps_rollup, open
-//!   file descriptors, processes, and the files in its temp and font cache directories.
+//!   once; every `--sample-every` renders the senders pause and the service is sampled at
+//!   rest (the least of a few readings): PSS of the renderer and of all its descendants
+//!   (Chromium) from /proc/PID/smaps_rollup, open file descriptors, processes, and the files
+//!   in its temp and font cache directories. Flatness is reported over all samples, and over
+//!   samples of Chromiums of the same age (`--restart-after` makes a saw-tooth).
 //!
 //! Prints a Markdown report (figures for BENCHMARKS.md); `--csv` and `--svg` keep the samples.
 //! Nothing leaves loopback: the fonts come from a local server.
@@ -362,14 +364,48 @@ impl Sample {
     }
 }
 
+/// Readings per sample; the sample is the one of least total PSS.
+const READINGS: usize = 3;
+
+/// One sample of the service at rest: once its tabs are free and its spare contexts made (or
+/// 5 s passed), the least of [`READINGS`] readings 300 ms apart, so that a page process still
+/// being torn down or a garbage collection under way does not pass for growth.
 async fn sample(
+    service: &Service,
+    client: &reqwest::Client,
+    tabs: usize,
+    renders: usize,
+    pdf_per_s: Option<f64>,
+) -> Sample {
+    let settle = Instant::now();
+    loop {
+        let idle = service.metric(client, "tailpdf_tabs_idle").await;
+        let spares = service.metric(client, "tailpdf_spare_contexts").await;
+        let at_rest = [idle, spares].iter().all(|n| *n == Some(tabs as f64));
+        if at_rest || settle.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut least: Option<Sample> = None;
+    for i in 0..READINGS {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let reading = read(service, client, renders, pdf_per_s).await;
+        if least.as_ref().is_none_or(|l| reading.total() < l.total()) {
+            least = Some(reading);
+        }
+    }
+    least.unwrap_or_else(|| unreachable!("READINGS > 0"))
+}
+
+async fn read(
     service: &Service,
     client: &reqwest::Client,
     renders: usize,
     pdf_per_s: Option<f64>,
 ) -> Sample {
-    // Let the work that follows a render (tab resets, contexts disposed of) finish.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = service.child.id();
     let tree = tailpdf_renderer::measure::process_tree(pid);
     let (tmp_files, tmp_bytes) = files_under(&service.tmp);
@@ -461,7 +497,7 @@ async fn memory(
 ) -> anyhow::Result<Vec<Sample>> {
     let mut service = Service::spawn(args, renderer, fonts_api)?;
     service.wait_ready(client).await?;
-    let mut samples = vec![sample(&service, client, 0, None).await];
+    let mut samples = vec![sample(&service, client, args.tabs, 0, None).await];
     let mut done = 0;
     let mut sizes = vec![0; docs.len()];
     while done < args.renders {
@@ -482,7 +518,7 @@ async fn memory(
             sizes[which] = bytes;
         }
         done += batch;
-        let s = sample(&service, client, done, Some(rate)).await;
+        let s = sample(&service, client, args.tabs, done, Some(rate)).await;
         eprintln!(
             "{done}/{}: total PSS {}, {} processes, {} fds, {} temp files, {:.1} PDF/s",
             args.renders,
@@ -513,6 +549,11 @@ fn report_memory(args: &Args, docs: &[Doc], samples: &[Sample]) {
         args.concurrency,
         args.tabs,
         args.restart_after
+    );
+    println!();
+    println!(
+        "Each sample is taken at rest (tabs free, spare contexts made), the least of {READINGS} \
+         readings 300 ms apart."
     );
     println!();
     println!(
@@ -558,8 +599,43 @@ fn report_memory(args: &Args, docs: &[Doc], samples: &[Sample]) {
             (fds.iter().min(), fds.iter().max()),
             (tmp.iter().min(), tmp.iter().max())
         );
+        report_by_age(args, &after);
     }
     println!();
+}
+
+/// Chromium's memory grows over its life and drops when `--restart-after` replaces it: the
+/// same flatness figure over samples taken at the same age of each Chromium tells growth
+/// across Chromiums from that saw-tooth.
+fn report_by_age(args: &Args, after: &[&Sample]) {
+    let cycle = args.restart_after as usize;
+    if cycle == 0 || !cycle.is_multiple_of(args.sample_every) {
+        return;
+    }
+    let mut by_age: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
+    for s in after {
+        // The restart comes with the first render past the cycle: a sample at a multiple of
+        // it is of a Chromium at the end of its life.
+        let age = match s.renders % cycle {
+            0 => cycle,
+            age => age,
+        };
+        by_age.entry(age).or_default().push(s.total() as f64);
+    }
+    for (age, totals) in by_age.into_iter().filter(|(_, t)| t.len() >= 2) {
+        let mid = median(totals.clone());
+        let lo = totals.iter().copied().fold(f64::MAX, f64::min);
+        let hi = totals.iter().copied().fold(0.0, f64::max);
+        println!(
+            "- Chromium {age} renders old ({} samples): {} to {} around {} ({:+.1}% / {:+.1}%).",
+            totals.len(),
+            mib(lo as u64),
+            mib(hi as u64),
+            mib(mid as u64),
+            (lo / mid - 1.0) * 100.0,
+            (hi / mid - 1.0) * 100.0
+        );
+    }
 }
 
 fn write_csv(path: &Path, samples: &[Sample]) -> anyhow::Result<()> {
