@@ -6,17 +6,19 @@
 // - fresh: a browser context of its own per render, opened and closed around it: what
 //   isolation between documents costs with Puppeteer.
 // Both modes run in one browser, alternating at each measurement, so that the machine's drift
-// falls on both alike.
+// falls on both alike (tailpdf-bench runs the peer at each level right after the engine, for
+// the same reason).
 //
-//   node puppeteer-peer.mjs <chromium> <html file> <renders> <concurrency,...> [mode,...]
-// prints one JSON line: {"reused": {"p50_ms": .., "pdf_per_s": {"1": .., "2": ..},
+//   node puppeteer-peer.mjs <chromium> <html file> <renders> <concurrency,...> <mode,...> [p50]
+// prints one JSON line (p50_ms is null without "p50"):
+// {"reused": {"p50_ms": .., "pdf_per_s": {"1": .., "2": ..},
 // "cpu_ms_per_pdf": {"1": {"host": .., "browser": .., ..}, ..}}, "fresh": ..}: CPU time per PDF
 // of node ("host") and of Chromium's processes by kind, read from /proc as tailpdf-bench reads
 // the engine's (renderer/src/measure.rs).
 import fs from "node:fs";
 import puppeteer from "puppeteer-core";
 
-const [chromium, htmlFile, rendersArg, concurrencyArg, modesArg] = process.argv.slice(2);
+const [chromium, htmlFile, rendersArg, concurrencyArg, modesArg, latencyArg] = process.argv.slice(2);
 const html = fs.readFileSync(htmlFile, "utf8");
 const renders = Number(rendersArg);
 const levels = concurrencyArg.split(",").map(Number);
@@ -109,6 +111,8 @@ async function run(mode, n, concurrency) {
 const warmup = Math.max(5, Math.floor(renders / 10));
 const results = {};
 for (const mode of modes) {
+  results[mode] = { p50_ms: null, pdf_per_s: {}, cpu_ms_per_pdf: {} };
+  if (latencyArg !== "p50") continue;
   await run(mode, warmup, 1);
   const samples = [];
   for (let i = 0; i < renders; i++) {
@@ -117,7 +121,7 @@ for (const mode of modes) {
     samples.push(performance.now() - t);
   }
   samples.sort((a, b) => a - b);
-  results[mode] = { p50_ms: samples[Math.floor((samples.length - 1) / 2)], pdf_per_s: {}, cpu_ms_per_pdf: {} };
+  results[mode].p50_ms = samples[Math.floor((samples.length - 1) / 2)];
 }
 for (const c of levels) {
   for (const mode of modes) {

@@ -11,7 +11,11 @@
 //!   context of its own per render);
 //! - throughput with 1, 2 and 4 tabs; Tailwind CSS generation cached and uncached;
 //! - the peers: Puppeteer on the floor's HTML, with a reused page per render in flight, and
-//!   with a fresh browser context per render (renderer/bench), at 1, 2 and 4 renders at once.
+//!   with a fresh browser context per render (renderer/bench), at 1, 2 and 4 renders at once,
+//!   each level right after the engine's;
+//! - CPU time per PDF, of the engine's process and of Chromium's by process kind, against the
+//!   reused page's (at 2 tabs on 2 cores both are CPU-bound), and the engine's with Chromium's
+//!   sandbox off.
 //!
 //! Prints a Markdown report (BENCHMARKS.md keeps the figures).
 
@@ -169,7 +173,8 @@ async fn throughput(
 
 #[derive(serde::Deserialize)]
 struct Peer {
-    p50_ms: f64,
+    /// Measured by the first run only.
+    p50_ms: Option<f64>,
     pdf_per_s: BTreeMap<String, f64>,
     /// By renders at once.
     cpu_ms_per_pdf: BTreeMap<String, CpuPerPdf>,
@@ -180,6 +185,17 @@ struct Peer {
 struct Peers {
     reused: Peer,
     fresh: Peer,
+}
+
+impl Peers {
+    /// Adds the figures of a run at other levels.
+    fn merge(&mut self, other: Peers) {
+        for (mine, theirs) in [(&mut self.reused, other.reused), (&mut self.fresh, other.fresh)] {
+            mine.p50_ms = mine.p50_ms.or(theirs.p50_ms);
+            mine.pdf_per_s.extend(theirs.pdf_per_s);
+            mine.cpu_ms_per_pdf.extend(theirs.cpu_ms_per_pdf);
+        }
+    }
 }
 
 fn workspace() -> PathBuf {
@@ -213,8 +229,8 @@ fn cli_css(content: &str) -> anyhow::Result<String> {
 }
 
 /// The Puppeteer peer on `html` (ready-made CSS): a reused page, and a fresh browser context
-/// per render.
-fn peer(args: &Args, html: &str) -> anyhow::Result<Peers> {
+/// per render, at `level` renders at once, and their latency if `p50`.
+fn peer(args: &Args, html: &str, level: usize, p50: bool) -> anyhow::Result<Peers> {
     let root = workspace();
     let node = root.join("node_modules/.bin/node");
     let script = root.join("renderer/bench/puppeteer-peer.mjs");
@@ -226,8 +242,9 @@ fn peer(args: &Args, html: &str) -> anyhow::Result<Peers> {
         .arg(&args.chromium)
         .arg(&file)
         .arg((args.throughput_renders / 2).max(20).to_string())
-        .arg("1,2,4")
+        .arg(level.to_string())
         .arg("reused,fresh")
+        .args(p50.then_some("p50"))
         .output()
         .with_context(|| format!("{} (run `make setup`)", node.display()))?;
     anyhow::ensure!(
@@ -301,17 +318,25 @@ async fn main() -> anyhow::Result<()> {
     drop(page);
     bare.close().await;
 
+    // The peer at each level right after the engine: the machine's speed drifts by minutes.
     let mut rates = Vec::new();
+    let mut peer: Option<Peers> = None;
     for tabs in [1, 2, 4] {
         let measured = throughput(&args, cache.path(), (tabs, SandboxMode::Auto), &spec, warmup);
         rates.push((tabs, measured.await?));
+        if !args.no_peer {
+            let more = self::peer(&args, &html, tabs, peer.is_none())?;
+            match &mut peer {
+                Some(peer) => peer.merge(more),
+                None => peer = Some(more),
+            }
+        }
     }
     let two = (2, SandboxMode::Auto);
     let (scripted_rate, _) = throughput(&args, cache.path(), two, &scripted_spec, warmup).await?;
     // What Chromium's sandbox costs (as root, `auto` runs Chromium sandboxed as another user;
     // the peer runs without one).
     let unsandboxed = throughput(&args, cache.path(), (2, SandboxMode::Off), &spec, warmup).await?;
-    let peer = if args.no_peer { None } else { Some(peer(&args, &html)?) };
 
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!(
@@ -344,10 +369,10 @@ async fn main() -> anyhow::Result<()> {
         for (what, peer) in
             [("a reused page", &peers.reused), ("a fresh context per render", &peers.fresh)]
         {
+            let p50 = peer.p50_ms.unwrap_or(f64::NAN);
             println!(
-                "| Puppeteer, {what}, p50 / floor p50 | {:.2}× ({:.2} ms) | | |",
-                peer.p50_ms / (floor_stats.p50.as_secs_f64() * 1e3),
-                peer.p50_ms
+                "| Puppeteer, {what}, p50 / floor p50 | {:.2}× ({p50:.2} ms) | | |",
+                p50 / (floor_stats.p50.as_secs_f64() * 1e3),
             );
         }
     }

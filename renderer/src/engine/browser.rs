@@ -214,12 +214,13 @@ impl Instance {
                 .create_browser_context(CreateBrowserContextParams::default())
                 .await
                 .map_err(|e| RenderError::Browser(format!("no shared browser context: {e}")))?;
-            let cover = browser
-                .new_page(blank_tab(shared_context.clone(), false)?)
-                .await
-                .map_err(|e| RenderError::Browser(format!("no cover tab: {e}")))?;
+            // The cover tab opens while the compiler loads.
+            let cover = browser.new_page(blank_tab(shared_context.clone(), false)?);
+            let install = tailwind::install(&compiler, cfg.tabs(), Duration::from_secs(20));
+            let (cover, installed) = futures::future::join(cover, install).await;
+            let cover = cover.map_err(|e| RenderError::Browser(format!("no cover tab: {e}")))?;
+            installed?;
             drop(browser);
-            tailwind::install(&compiler, cfg.tabs(), Duration::from_secs(20)).await?;
             Ok::<_, RenderError>((compiler, shared_context, cover))
         };
         let (compiler, shared_context, cover) = match setup.await {
