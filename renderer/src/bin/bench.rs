@@ -427,11 +427,13 @@ fn cpu_table(rates: &[(usize, (f64, CpuPerPdf))], unsandboxed: &CpuPerPdf, peer:
         ("gpu", "Chromium GPU"),
         ("other", "Chromium, other"),
     ];
+    // A kind's milliseconds, or the total for "".
     let cell = |m: Option<&CpuPerPdf>, kind: &str| {
-        m.and_then(|m| m.get(kind)).map_or(String::from("—"), |v| format!("{v:.1}"))
-    };
-    let total = |m: Option<&CpuPerPdf>| {
-        m.map_or(String::from("—"), |m| format!("{:.1}", m.values().sum::<f64>()))
+        let v = match kind {
+            "" => m.map(|m| m.values().sum::<f64>()),
+            kind => m.and_then(|m| m.get(kind)).copied(),
+        };
+        v.map_or(String::from("—"), |v| format!("{v:.1}"))
     };
     print!("| CPU ms per PDF |");
     for (tabs, _) in rates {
@@ -443,16 +445,8 @@ fn cpu_table(rates: &[(usize, (f64, CpuPerPdf))], unsandboxed: &CpuPerPdf, peer:
         print!("| {name} |");
         for (tabs, (_, cpu)) in rates {
             let theirs = peer.and_then(|p| p.reused.cpu_ms_per_pdf.get(&tabs.to_string()));
-            if kind.is_empty() {
-                print!(" {} | {} |", total(Some(cpu)), total(theirs));
-            } else {
-                print!(" {} | {} |", cell(Some(cpu), kind), cell(theirs, kind));
-            }
+            print!(" {} | {} |", cell(Some(cpu), kind), cell(theirs, kind));
         }
-        if kind.is_empty() {
-            println!(" {} |", total(Some(unsandboxed)));
-        } else {
-            println!(" {} |", cell(Some(unsandboxed), kind));
-        }
+        println!(" {} |", cell(Some(unsandboxed), kind));
     }
 }

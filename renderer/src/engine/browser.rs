@@ -185,16 +185,11 @@ pub(crate) struct Instance {
 }
 
 /// A new blank tab in `context`, behind the tabs already there if `background`.
-fn blank_tab(
-    context: BrowserContextId,
-    background: bool,
-) -> Result<CreateTargetParams, RenderError> {
-    CreateTargetParams::builder()
-        .url("about:blank")
-        .browser_context_id(context)
-        .background(background)
-        .build()
-        .map_err(RenderError::Browser)
+fn blank_tab(context: BrowserContextId, background: bool) -> CreateTargetParams {
+    let mut params = CreateTargetParams::new("about:blank");
+    params.browser_context_id = Some(context);
+    params.background = Some(background);
+    params
 }
 
 impl Instance {
@@ -215,7 +210,7 @@ impl Instance {
                 .await
                 .map_err(|e| RenderError::Browser(format!("no shared browser context: {e}")))?;
             // The cover tab opens while the compiler loads.
-            let cover = browser.new_page(blank_tab(shared_context.clone(), false)?);
+            let cover = browser.new_page(blank_tab(shared_context.clone(), false));
             let install = tailwind::install(&compiler, cfg.tabs(), Duration::from_secs(20));
             let (cover, installed) = futures::future::join(cover, install).await;
             let cover = cover.map_err(|e| RenderError::Browser(format!("no cover tab: {e}")))?;
@@ -273,7 +268,7 @@ impl Instance {
 
     /// A new tab in the shared browser context, hidden behind its cover tab.
     pub(crate) async fn new_shared_page(&self) -> Result<Page, RenderError> {
-        self.new_page(blank_tab(self.shared_context.clone(), true)?).await
+        self.new_page(blank_tab(self.shared_context.clone(), true)).await
     }
 
     /// A new browser context with one tab.
@@ -288,8 +283,7 @@ impl Instance {
             .map_err(|e| RenderError::Browser(format!("no browser context: {e}")))?;
         // In front, the only tab of its context's window: a page that runs scripts sees a
         // visible page, where `requestAnimationFrame` runs.
-        let tab = blank_tab(context.clone(), false);
-        match async { self.new_page(tab?).await }.await {
+        match self.new_page(blank_tab(context.clone(), false)).await {
             Ok(page) => Ok((context, page)),
             Err(e) => {
                 let _ = self.dispose(context).await;
