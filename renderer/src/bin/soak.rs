@@ -12,8 +12,10 @@
 //!   once; every `--sample-every` renders the senders pause and the service is sampled at
 //!   rest (the least of a few readings): PSS of the renderer and of all its descendants
 //!   (Chromium) from /proc/PID/smaps_rollup, open file descriptors, processes, and the files
-//!   in its temp and font cache directories. Flatness is reported over all samples, and over
-//!   samples of Chromiums of the same age (`--restart-after` makes a saw-tooth).
+//!   in its temp and font cache directories; then the same PSS once every page of Chromium
+//!   has collected its garbage (through its DevTools port). Flatness is reported over all
+//!   samples, and over samples of Chromiums of the same age (`--restart-after` makes a
+//!   saw-tooth).
 //!
 //! Prints a Markdown report (figures for BENCHMARKS.md); `--csv` and `--svg` keep the samples.
 //! Nothing leaves loopback: the fonts come from a local server.
@@ -356,6 +358,9 @@ struct Sample {
     font_files: usize,
     browser_starts: f64,
     pdf_per_s: Option<f64>,
+    /// Total PSS once every page collected its garbage (the least of [`READINGS`] readings),
+    /// and the pages that did: memory held, apart from memory merely not collected yet.
+    collected: Option<(u64, usize)>,
 }
 
 impl Sample {
@@ -387,6 +392,28 @@ async fn sample(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut least = least_of_readings(service, client, renders, pdf_per_s).await;
+    least.collected = match collect_garbage(&service.tmp).await {
+        Ok(pages) => {
+            // Freed pages go back to the system a moment after the collection.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let collected = least_of_readings(service, client, renders, pdf_per_s).await;
+            Some((collected.total(), pages))
+        }
+        Err(e) => {
+            eprintln!("no garbage collection at {renders} renders: {e:#}");
+            None
+        }
+    };
+    least
+}
+
+async fn least_of_readings(
+    service: &Service,
+    client: &reqwest::Client,
+    renders: usize,
+    pdf_per_s: Option<f64>,
+) -> Sample {
     let mut least: Option<Sample> = None;
     for i in 0..READINGS {
         if i > 0 {
@@ -398,6 +425,93 @@ async fn sample(
         }
     }
     least.unwrap_or_else(|| unreachable!("READINGS > 0"))
+}
+
+/// Has every page of the service's Chromium collect its garbage (CDP
+/// `HeapProfiler.collectGarbage`), through the DevTools port Chromium opened on loopback for
+/// the service. The service is not changed for this: the benchmark talks to its Chromium as a
+/// second DevTools client, and detaches. Returns how many pages collected.
+async fn collect_garbage(tmp: &Path) -> anyhow::Result<usize> {
+    let mut cdp = Cdp::connect(&devtools_url(tmp)?).await?;
+    let targets = cdp.call("Target.getTargets", None, serde_json::json!({})).await?;
+    let pages: Vec<String> = targets["targetInfos"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["type"] == "page")
+        .filter_map(|t| t["targetId"].as_str().map(String::from))
+        .collect();
+    let mut collected = 0;
+    for target in pages {
+        // A page may close between the listing and the attach: count only those collected.
+        let attach = serde_json::json!({ "targetId": target, "flatten": true });
+        let Ok(attached) = cdp.call("Target.attachToTarget", None, attach).await else {
+            continue;
+        };
+        let Some(session) = attached["sessionId"].as_str().map(String::from) else { continue };
+        if cdp
+            .call("HeapProfiler.collectGarbage", Some(&session), serde_json::json!({}))
+            .await
+            .is_ok()
+        {
+            collected += 1;
+        }
+        let detach = serde_json::json!({ "sessionId": session });
+        let _ = cdp.call("Target.detachFromTarget", None, detach).await;
+    }
+    Ok(collected)
+}
+
+/// The DevTools URL of the service's current Chromium, from the `DevToolsActivePort` file in
+/// its profile (`<TMPDIR>/tailpdf-chromium-*/profile`); the newest, should an old one linger.
+fn devtools_url(tmp: &Path) -> anyhow::Result<String> {
+    let newest = std::fs::read_dir(tmp)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tailpdf-chromium-"))
+        .map(|e| e.path().join("profile/DevToolsActivePort"))
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .max()
+        .context("no DevToolsActivePort in the renderer's TMPDIR")?;
+    let text = std::fs::read_to_string(&newest.1)?;
+    let mut lines = text.lines();
+    let (Some(port), Some(path)) = (lines.next(), lines.next()) else {
+        anyhow::bail!("{} is not a port and a path", newest.1.display());
+    };
+    Ok(format!("ws://127.0.0.1:{port}{path}"))
+}
+
+/// A bare DevTools connection: one command at a time, events ignored.
+struct Cdp(chromiumoxide::Connection<chromiumoxide::types::CdpJsonEventMessage>);
+
+impl Cdp {
+    async fn connect(url: &str) -> anyhow::Result<Self> {
+        let connecting = chromiumoxide::Connection::connect(url);
+        Ok(Self(tokio::time::timeout(Duration::from_secs(5), connecting).await??))
+    }
+
+    async fn call(
+        &mut self,
+        method: &'static str,
+        session: Option<&str>,
+        params: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let session = session.map(|s| s.to_owned().into());
+        let id = self.0.submit_command(method.into(), session, params)?;
+        let answer = async {
+            while let Some(message) = self.0.next().await {
+                if let chromiumoxide::types::Message::Response(r) = message? {
+                    if r.id == id {
+                        if let Some(e) = r.error {
+                            anyhow::bail!("{method}: {} {}", e.code, e.message);
+                        }
+                        return Ok(r.result.unwrap_or_default());
+                    }
+                }
+            }
+            anyhow::bail!("{method}: the DevTools connection closed")
+        };
+        tokio::time::timeout(Duration::from_secs(10), answer).await?
+    }
 }
 
 async fn read(
@@ -424,6 +538,7 @@ async fn read(
             .await
             .unwrap_or(-1.0),
         pdf_per_s,
+        collected: None,
     }
 }
 
@@ -539,6 +654,9 @@ async fn memory(
     Ok(samples)
 }
 
+/// What a flatness figure is taken of, in KiB (`None`: not measured in that sample).
+type Measure = fn(&Sample) -> Option<u64>;
+
 fn report_memory(args: &Args, docs: &[Doc], samples: &[Sample]) {
     let names: Vec<&str> = docs.iter().map(|d| d.name).collect();
     println!(
@@ -553,21 +671,25 @@ fn report_memory(args: &Args, docs: &[Doc], samples: &[Sample]) {
     println!();
     println!(
         "Each sample is taken at rest (tabs free, spare contexts made), the least of {READINGS} \
-         readings 300 ms apart."
+         readings 300 ms apart; then again once every page has collected its garbage (CDP \
+         `HeapProfiler.collectGarbage`): memory held, apart from memory not collected yet."
     );
     println!();
     println!(
-        "| renders | renderer PSS | Chromium PSS | total PSS | processes | fds (renderer + \
-         Chromium) | temp files | font cache files | Chromium starts | PDF/s |"
+        "| renders | renderer PSS | Chromium PSS | total PSS | total PSS, garbage collected \
+         (pages) | processes | fds (renderer + Chromium) | temp files | font cache files | \
+         Chromium starts | PDF/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for s in samples {
         println!(
-            "| {} | {} | {} | {} | {} | {} + {} | {} ({} KB) | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} + {} | {} ({} KB) | {} | {} | {} |",
             s.renders,
             mib(s.renderer_pss),
             mib(s.chromium_pss),
             mib(s.total()),
+            s.collected
+                .map_or(String::from("—"), |(kib, pages)| format!("{} ({pages})", mib(kib))),
             s.processes,
             s.renderer_fds,
             s.chromium_fds,
@@ -580,34 +702,53 @@ fn report_memory(args: &Args, docs: &[Doc], samples: &[Sample]) {
     }
     let after: Vec<&Sample> = samples.iter().filter(|s| s.renders >= args.warmup).collect();
     if after.len() >= 2 {
-        let totals: Vec<f64> = after.iter().map(|s| s.total() as f64).collect();
-        let mid = median(totals.clone());
-        let lo = totals.iter().copied().fold(f64::MAX, f64::min);
-        let hi = totals.iter().copied().fold(0.0, f64::max);
         let fds: Vec<usize> = after.iter().map(|s| s.renderer_fds).collect();
         let tmp: Vec<usize> = after.iter().map(|s| s.tmp_files).collect();
         println!();
         println!(
-            "From {} renders on: total PSS {} to {} around a median of {} ({:+.1}% / {:+.1}%; \
-             goal ±10%); renderer fds {:?}; temp files {:?}.",
+            "From {} renders on (goal ±10%): renderer fds {:?}; temp files {:?}.",
             args.warmup,
-            mib(lo as u64),
-            mib(hi as u64),
-            mib(mid as u64),
-            (lo / mid - 1.0) * 100.0,
-            (hi / mid - 1.0) * 100.0,
             (fds.iter().min(), fds.iter().max()),
             (tmp.iter().min(), tmp.iter().max())
         );
-        report_by_age(args, &after);
+        let measures: [(&str, Measure); 2] = [
+            ("total PSS", |s| Some(s.total())),
+            ("total PSS, garbage collected", |s| s.collected.map(|(kib, _)| kib)),
+        ];
+        for (what, measure) in measures {
+            let values: Vec<f64> =
+                after.iter().filter_map(|s| measure(s)).map(|k| k as f64).collect();
+            if let Some(spread) = spread(&values) {
+                println!("- {what}: {spread}.");
+            }
+            report_by_age(args, &after, what, measure);
+        }
     }
     println!();
+}
+
+/// The least, the greatest and the median of `values` (KiB), as MiB and as % of the median.
+fn spread(values: &[f64]) -> Option<String> {
+    if values.len() < 2 {
+        return None;
+    }
+    let mid = median(values.to_vec());
+    let lo = values.iter().copied().fold(f64::MAX, f64::min);
+    let hi = values.iter().copied().fold(0.0, f64::max);
+    Some(format!(
+        "{} to {} around a median of {} ({:+.1}% / {:+.1}%)",
+        mib(lo as u64),
+        mib(hi as u64),
+        mib(mid as u64),
+        (lo / mid - 1.0) * 100.0,
+        (hi / mid - 1.0) * 100.0
+    ))
 }
 
 /// Chromium's memory grows over its life and drops when `--restart-after` replaces it: the
 /// same flatness figure over samples taken at the same age of each Chromium tells growth
 /// across Chromiums from that saw-tooth.
-fn report_by_age(args: &Args, after: &[&Sample]) {
+fn report_by_age(args: &Args, after: &[&Sample], what: &str, measure: fn(&Sample) -> Option<u64>) {
     let cycle = args.restart_after as usize;
     if cycle == 0 || !cycle.is_multiple_of(args.sample_every) {
         return;
@@ -620,33 +761,30 @@ fn report_by_age(args: &Args, after: &[&Sample]) {
             0 => cycle,
             age => age,
         };
-        by_age.entry(age).or_default().push(s.total() as f64);
+        if let Some(kib) = measure(s) {
+            by_age.entry(age).or_default().push(kib as f64);
+        }
     }
-    for (age, totals) in by_age.into_iter().filter(|(_, t)| t.len() >= 2) {
-        let mid = median(totals.clone());
-        let lo = totals.iter().copied().fold(f64::MAX, f64::min);
-        let hi = totals.iter().copied().fold(0.0, f64::max);
-        println!(
-            "- Chromium {age} renders old ({} samples): {} to {} around {} ({:+.1}% / {:+.1}%).",
-            totals.len(),
-            mib(lo as u64),
-            mib(hi as u64),
-            mib(mid as u64),
-            (lo / mid - 1.0) * 100.0,
-            (hi / mid - 1.0) * 100.0
-        );
+    for (age, values) in by_age {
+        if let Some(spread) = spread(&values) {
+            println!(
+                "  - {what}, Chromium {age} renders old ({} samples): {spread}.",
+                values.len()
+            );
+        }
     }
 }
 
 fn write_csv(path: &Path, samples: &[Sample]) -> anyhow::Result<()> {
     let mut out = String::from(
         "renders,renderer_pss_kib,chromium_pss_kib,total_pss_kib,processes,renderer_fds,\
-         chromium_fds,tmp_files,tmp_bytes,font_files,chromium_starts,pdf_per_s\n",
+         chromium_fds,tmp_files,tmp_bytes,font_files,chromium_starts,pdf_per_s,\
+         collected_total_pss_kib,collected_pages\n",
     );
     for s in samples {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             s.renders,
             s.renderer_pss,
             s.chromium_pss,
@@ -658,7 +796,9 @@ fn write_csv(path: &Path, samples: &[Sample]) -> anyhow::Result<()> {
             s.tmp_bytes,
             s.font_files,
             s.browser_starts + 1.0,
-            s.pdf_per_s.unwrap_or(0.0)
+            s.pdf_per_s.unwrap_or(0.0),
+            s.collected.map_or(String::new(), |c| c.0.to_string()),
+            s.collected.map_or(String::new(), |c| c.1.to_string())
         );
     }
     Ok(std::fs::write(path, out)?)
@@ -671,10 +811,10 @@ fn write_svg(path: &Path, samples: &[Sample]) -> anyhow::Result<()> {
     let max_y = samples.iter().map(Sample::total).max().unwrap_or(1) as f64 / 1024.0 * 1.1;
     let x = |r: usize| pad + (r as f64 / max_x) * (w - 2.0 * pad);
     let y = |kib: u64| h - pad - (kib as f64 / 1024.0 / max_y) * (h - 2.0 * pad);
-    let line = |f: &dyn Fn(&Sample) -> u64| {
+    let line = |f: &dyn Fn(&Sample) -> Option<u64>| {
         samples
             .iter()
-            .map(|s| format!("{:.1},{:.1}", x(s.renders), y(f(s))))
+            .filter_map(|s| Some(format!("{:.1},{:.1}", x(s.renders), y(f(s)?))))
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -684,7 +824,7 @@ fn write_svg(path: &Path, samples: &[Sample]) -> anyhow::Result<()> {
          fill=\"white\"/><line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"black\"/>\
          <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"black\"/>\
          <text x=\"{pad}\" y=\"{t}\">PSS (MiB) over renders; black: renderer + Chromium, \
-         teal: Chromium</text><text x=\"{r}\" y=\"{xl}\" text-anchor=\"end\">{max_x} renders</text>\
+         teal: Chromium, orange: total, garbage collected</text><text x=\"{r}\" y=\"{xl}\" text-anchor=\"end\">{max_x} renders</text>\
          <text x=\"{yl}\" y=\"{ytop}\" text-anchor=\"end\">{max_y:.0}</text>\
          <text x=\"{yl}\" y=\"{b}\" text-anchor=\"end\">0</text>",
         b = h - pad,
@@ -697,9 +837,11 @@ fn write_svg(path: &Path, samples: &[Sample]) -> anyhow::Result<()> {
     let _ = writeln!(
         svg,
         "<polyline fill=\"none\" stroke=\"black\" stroke-width=\"2\" points=\"{}\"/>\
-         <polyline fill=\"none\" stroke=\"#0f766e\" stroke-width=\"2\" points=\"{}\"/></svg>",
-        line(&Sample::total),
-        line(&|s: &Sample| s.chromium_pss)
+         <polyline fill=\"none\" stroke=\"#0f766e\" stroke-width=\"2\" points=\"{}\"/>\
+         <polyline fill=\"none\" stroke=\"#c2410c\" stroke-width=\"2\" points=\"{}\"/></svg>",
+        line(&|s: &Sample| Some(s.total())),
+        line(&|s: &Sample| Some(s.chromium_pss)),
+        line(&|s: &Sample| s.collected.map(|(kib, _)| kib))
     );
     Ok(std::fs::write(path, svg)?)
 }
