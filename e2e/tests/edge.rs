@@ -436,6 +436,65 @@ async fn a_job_no_renderer_completes_fails_after_the_last_attempt_with_its_webho
     assert_eq!(hook.json()["data"]["error_message"], view["error_message"]);
 }
 
+/// Per-account limits, counted by the `LIMITS` Durable Object under wrangler dev: a burst over
+/// an account's requests per minute gets 429 with `Retry-After`, another account does not, and
+/// the limit lets requests through again after that wait; an account's jobs in flight are
+/// capped until one of them ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_over_its_limits_gets_429_with_retry_after_and_no_other_account_does() {
+    const KEY_C: &str = "account-c-key";
+    const KEY_D: &str = "account-d-key";
+    let stack = start_with(0, |o| {
+        o.account(KEY_C, "c", None)
+            .limits("c", json!({"requests_per_minute": 20}))
+            .account(KEY_D, "d", Some(WEBHOOK_SECRET))
+            .limits("d", json!({"jobs_in_flight": 1}))
+    })
+    .await;
+
+    // 25 at once (each a bad body, so nothing renders): 20 are let through to validation.
+    let burst =
+        futures::future::join_all((0..25).map(|_| post_pdf(&stack, Some(KEY_C), "{}", None)));
+    let answers = burst.await;
+    let refused: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
+    let through = answers.iter().filter(|(s, _, _)| *s == 400).count();
+    assert_eq!((through, refused.len()), (20, 5), "{answers:?}");
+    let mut wait = 0;
+    for (_, headers, body) in &refused {
+        assert_eq!(body["error"], "rate_limited");
+        assert!(body["message"].as_str().unwrap().contains("20 requests a minute"), "{body}");
+        let secs: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=3).contains(&secs), "one request every 3 s: {secs}");
+        wait = wait.max(secs);
+    }
+    for _ in 0..5 {
+        let (status, _, _) = post_pdf(&stack, Some(KEY_B), "{}", None).await;
+        assert_eq!(status, 400, "another account is not limited");
+    }
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let (status, _, _) = post_pdf(&stack, Some(KEY_C), "{}", None).await;
+    assert_eq!(status, 400, "let through again after Retry-After");
+
+    // One job in flight for d: its first job never renders, so it holds the slot.
+    let (status, _, first) =
+        post_pdf(&stack, Some(KEY_D), &async_body(&stack, "never-renders"), None).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, headers, body) =
+        post_pdf(&stack, Some(KEY_D), &async_body(&stack, "second"), None).await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("rate_limited")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("1 async jobs"), "{body}");
+    assert!(headers.contains_key("retry-after"));
+    let (status, _, _) = post_pdf(&stack, Some(KEY_B), &async_body(&stack, "b's own"), None).await;
+    assert_eq!(status, 202, "another account's jobs are its own");
+    // The first job ends (as a renderer reports it): its slot is free.
+    let first_id = first["job_id"].as_str().unwrap();
+    let failed =
+        JobEvent::Failed { at: Timestamp::from_unix(now()).unwrap(), error_message: "gone".into() };
+    assert_eq!(report(&stack.edge, first_id, &failed).await["applied"], true);
+    let (status, _, body) = post_pdf(&stack, Some(KEY_D), &async_body(&stack, "third"), None).await;
+    assert_eq!(status, 202, "{body}");
+}
+
 /// Not a check: the Worker's timings under wrangler dev, for BENCHMARKS.md (issue 14's bundle
 /// item). Per round, a fresh wrangler dev: its start → first answer (polled every 100 ms), the
 /// first POST /pdf, then 200 sequential sync POST /pdf through the stand-in renderer.

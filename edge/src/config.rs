@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tailpdf_shared::{limits::JOB_TTL_DONE_SECS, origin::parse_origin, UrlPolicy};
 
+use crate::limits::Limits;
+
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     /// `INTERNAL_SECRET`: signs every edge ↔ renderer call.
@@ -28,6 +30,9 @@ pub struct EdgeConfig {
     /// `RENDER_MAX_ATTEMPTS`: push mode's deliveries of one job before it fails for want of a
     /// renderer (a renderer fails a job itself after its own `--max-attempts`).
     pub render_max_attempts: u32,
+    /// `RATE_LIMIT_REQUESTS_PER_MINUTE` and `RATE_LIMIT_JOBS_IN_FLIGHT`: the limits of an
+    /// account whose record sets none (0: no limit).
+    pub default_limits: Limits,
 }
 
 /// Svix-like growing delays: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h.
@@ -80,6 +85,14 @@ impl EdgeConfig {
             render_max_attempts: u32::try_from(number("RENDER_MAX_ATTEMPTS", 60)?)
                 .unwrap_or(60)
                 .max(1),
+            default_limits: Limits {
+                requests_per_minute: Some(
+                    u32::try_from(number("RATE_LIMIT_REQUESTS_PER_MINUTE", 0)?).unwrap_or(0),
+                ),
+                jobs_in_flight: Some(
+                    u32::try_from(number("RATE_LIMIT_JOBS_IN_FLIGHT", 0)?).unwrap_or(0),
+                ),
+            },
         })
     }
 }
@@ -99,18 +112,26 @@ mod tests {
         assert_eq!(c.webhook_retry_delays, DEFAULT_WEBHOOK_RETRY_DELAYS);
         assert_eq!(c.render_max_attempts, 60);
         assert!(!c.url_policy.allow_loopback);
+        assert_eq!(
+            c.default_limits,
+            Limits { requests_per_minute: Some(0), jobs_in_flight: Some(0) }
+        );
         let c = EdgeConfig::from_vars(vars(&[
             ("INTERNAL_SECRET", "s"),
             ("JOB_TTL_DONE_SECS", "5"),
             ("WEBHOOK_RETRY_DELAYS", "1, 2,3"),
             ("ALLOW_LOOPBACK", "true"),
             ("RENDER_MAX_ATTEMPTS", "0"),
+            ("RATE_LIMIT_REQUESTS_PER_MINUTE", "600"),
+            ("RATE_LIMIT_JOBS_IN_FLIGHT", "40"),
         ]))
         .unwrap();
         assert_eq!(c.render_max_attempts, 1, "at least one delivery");
         assert_eq!(c.job_ttl_done_secs, 5, "shorter than KV's minimum: enforced on read");
         assert_eq!(c.webhook_retry_delays, [1, 2, 3]);
         assert!(c.url_policy.allow_loopback);
+        let limits = Limits { requests_per_minute: Some(600), jobs_in_flight: Some(40) };
+        assert_eq!(c.default_limits, limits);
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! API keys live in their own namespace: `sha256(key)` → [`Account`].
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::limits::Limits;
 use tailpdf_shared::{
     job::WebhookDelivery, limits::KV_MIN_TTL_SECS, messages::SecretUrl, signing::hash_api_key,
     webhook::WebhookEvent, JobEvent, JobId, JobRecord, JobStatus, Timestamp,
@@ -48,6 +50,13 @@ pub struct Account {
     pub account: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
+    /// Its own limits; the Worker's defaults for those not set.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: Limits,
+}
+
+fn is_default(limits: &Limits) -> bool {
+    *limits == Limits::default()
 }
 
 /// What is known of a job from its submission.

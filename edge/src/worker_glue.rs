@@ -21,6 +21,7 @@ use crate::{
     api::{self, Submission, SubmitHeaders},
     config::EdgeConfig,
     consumers::{self, Answer, Http, Verdict},
+    limiter_object::ObjectLimiter,
     routes::{self, Route},
     store::{Kv, Queue, StoreError},
 };
@@ -147,6 +148,13 @@ fn kv(env: &Env, binding: &str) -> std::result::Result<WorkerKv, ApiError> {
     })
 }
 
+fn limiter(env: &Env) -> std::result::Result<ObjectLimiter, ApiError> {
+    env.durable_object("LIMITS").map(ObjectLimiter).map_err(|e| {
+        worker::console_error!("Durable Object binding LIMITS: {e}");
+        ApiError::unavailable("The service is not configured; retry later.", 60)
+    })
+}
+
 fn queue(env: &Env, binding: &str) -> std::result::Result<WorkerQueue, ApiError> {
     env.queue(binding).map(WorkerQueue).map_err(|e| {
         worker::console_error!("queue binding {binding}: {e}");
@@ -216,7 +224,9 @@ async fn post_pdf(req: &mut Request, env: &Env) -> std::result::Result<Response,
     let body = body(req).await?;
     let jobs = kv(env, "JOBS")?;
     let render_jobs = queue(env, "RENDER_JOBS")?;
-    let submitted = api::submit(&jobs, &render_jobs, &cfg, &account, headers, &body, now()).await?;
+    let limiter = limiter(env)?;
+    let stores = (&jobs, &render_jobs, &limiter);
+    let submitted = api::submit(stores, &cfg, &account, headers, &body, now()).await?;
     let mut response = match submitted.submission {
         Submission::Sync(spec) => render_sync(&cfg, &spec).await?,
         Submission::Accepted(accepted) | Submission::Replayed(accepted) => {
@@ -347,8 +357,8 @@ async fn post_event(
     let cfg = config(env)?;
     let body = body(req).await?;
     require_signature(req, &cfg, "POST", path, &body)?;
-    let ack =
-        api::apply_event(&kv(env, "JOBS")?, &queue(env, "WEBHOOKS")?, &cfg, id, &body).await?;
+    let (jobs, webhooks, limiter) = (kv(env, "JOBS")?, queue(env, "WEBHOOKS")?, limiter(env)?);
+    let ack = api::apply_event(&jobs, &webhooks, &limiter, &cfg, id, &body).await?;
     json(&ack, 200).map_err(internal)
 }
 
@@ -394,11 +404,13 @@ async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::M
     let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs-dlq") else {
         return;
     };
-    let (Ok(jobs), Ok(webhooks)) = (kv(env, "JOBS"), queue(env, "WEBHOOKS")) else {
+    let (Ok(jobs), Ok(webhooks), Ok(limiter)) =
+        (kv(env, "JOBS"), queue(env, "WEBHOOKS"), limiter(env))
+    else {
         retry(message, 30);
         return;
     };
-    match api::give_up(&jobs, &webhooks, cfg, &job.job_id, now()).await {
+    match api::give_up(&jobs, &webhooks, &limiter, cfg, &job.job_id, now()).await {
         Ok(ack) => {
             worker::console_warn!(
                 "render-jobs-dlq: {} dead-lettered; job now {:?} (changed: {})",
@@ -446,15 +458,15 @@ async fn push_render_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
     let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs") else {
         return;
     };
-    let (Ok(render_jobs), Ok(jobs), Ok(webhooks)) =
-        (queue(env, "RENDER_JOBS"), kv(env, "JOBS"), queue(env, "WEBHOOKS"))
+    let (Ok(render_jobs), Ok(jobs), Ok(webhooks), Ok(limiter)) =
+        (queue(env, "RENDER_JOBS"), kv(env, "JOBS"), queue(env, "WEBHOOKS"), limiter(env))
     else {
         retry(message, cfg.render_retry_delay_secs);
         return;
     };
+    let ends = (&jobs, &webhooks, &limiter);
     let verdict =
-        consumers::push_render_job(&WorkerHttp, &render_jobs, &jobs, &webhooks, cfg, &job, now())
-            .await;
+        consumers::push_render_job(&WorkerHttp, &render_jobs, ends, cfg, &job, now()).await;
     if verdict != Verdict::Ack {
         worker::console_warn!("render-jobs: {} comes back: {verdict:?}", job.job_id);
     }
