@@ -35,15 +35,18 @@ say "building the renderer and the Worker"
 # dev-fast (Cargo.toml): optimized, without release's LTO, so that the quickstart shows the
 # renderer's real speed and a rebuild after a change still takes seconds.
 cargo build --locked --profile dev-fast -p tailpdf-renderer --bin tailpdf-renderer --example presign --example webhook_receiver
+cargo build --locked --profile dev-fast -p tailpdf-admin
 make -s build-edge >/dev/null 2>&1 || { say "building the Worker failed: run make build-edge to see why"; exit 1; }
 
-say "seeding the dev API key ($API_KEY → account $ACCOUNT)"
+# The same tool an operator uses (docs/DEPLOY.md, "API keys"), on wrangler dev's storage.
+admin() { target/dev-fast/tailpdf-admin --persist-to "$state/wrangler" "$@"; }
 hash=$(printf '%s' "$API_KEY" | sha256sum | cut -d' ' -f1)
-# KV values are JSON text, so inside this JSON file they are strings with escaped quotes.
-account="\"{\\\"account\\\":\\\"$ACCOUNT\\\",\\\"webhook_secret\\\":\\\"$WEBHOOK_SECRET\\\"}\""
-printf '[{"key":"key:%s","value":%s},{"key":"account:%s","value":%s}]' "$hash" "$account" "$ACCOUNT" "$account" \
-  >"$state/keys.json"
-wrangler kv bulk put --local --binding API_KEYS --persist-to "$state/wrangler" "$state/keys.json" >/dev/null
+if admin key list --account "$ACCOUNT" | grep -q "^$hash "; then
+  say "dev API key: $API_KEY (account $ACCOUNT)"
+else
+  say "creating the dev API key ($API_KEY → account $ACCOUNT)"
+  admin key create --account "$ACCOUNT" --key "$API_KEY" --webhook-secret "$WEBHOOK_SECRET" >/dev/null
+fi
 
 pids=()
 stop() {
