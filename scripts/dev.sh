@@ -22,6 +22,7 @@ API_KEY=dev-api-key
 ACCOUNT=dev
 WEBHOOK_SECRET=dev-webhook-secret
 INTERNAL_SECRET=dev-internal-secret
+ADMIN_SECRET=dev-admin-secret
 
 say() { printf '\033[1mdev:\033[0m %s\n' "$*"; }
 
@@ -66,7 +67,7 @@ TAILPDF_INTERNAL_SECRET=$INTERNAL_SECRET setsid target/dev-fast/tailpdf-renderer
   --font-cache-dir "$state/fonts" >"$state/renderer.log" 2>&1 &
 pids+=($!)
 setsid wrangler dev --local --ip 127.0.0.1 --port $EDGE_PORT --show-interactive-dev-session=false \
-  --persist-to "$state/wrangler" --var "INTERNAL_SECRET:$INTERNAL_SECRET" --var ALLOW_LOOPBACK:true \
+  --persist-to "$state/wrangler" --var "INTERNAL_SECRET:$INTERNAL_SECRET" --var "ADMIN_SECRET:$ADMIN_SECRET" --var ALLOW_LOOPBACK:true \
   --var "RENDERER_URL:http://127.0.0.1:$RENDERER_PORT" >"$state/edge.log" 2>&1 &
 pids+=($!)
 # The receiver's lines (one per delivery, with both signatures checked) go to this terminal.

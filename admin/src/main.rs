@@ -33,7 +33,7 @@ struct Cli {
     /// The wrangler program.
     #[arg(long, global = true, default_value = "wrangler", env = "TAILPDF_ADMIN_WRANGLER")]
     wrangler: PathBuf,
-    /// Deadline of each wrangler call, in seconds.
+    /// Deadline of each wrangler call or call to the edge, in seconds.
     #[arg(long, global = true, default_value_t = 60, env = "TAILPDF_ADMIN_TIMEOUT_SECS")]
     timeout_secs: u64,
     #[command(subcommand)]
@@ -48,6 +48,33 @@ enum Top {
     /// Accounts: webhook secret, limits, what is set.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Webhooks whose every retry failed: list, replay (through the edge, not KV).
+    DeadLetters {
+        /// The edge's origin (`make dev`: http://127.0.0.1:8787).
+        #[arg(long, env = "TAILPDF_EDGE_URL")]
+        edge_url: String,
+        /// The Worker's ADMIN_SECRET.
+        #[arg(long, env = "TAILPDF_EDGE_ADMIN_SECRET", hide_env_values = true)]
+        admin_secret: String,
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// Every dead-lettered webhook kept (DEAD_LETTER_TTL_SECS), oldest first.
+    List,
+    /// Sends the given webhooks again, each with its own webhook-id and body, one attempt
+    /// each (a failure dead-letters it again); the job's `webhook` object records it.
+    Replay {
+        /// The webhook-ids to replay, as `list` shows them.
+        #[arg(required_unless_present = "all")]
+        webhook_ids: Vec<String>,
+        /// Every one listed.
+        #[arg(long, conflicts_with = "webhook_ids")]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,8 +174,48 @@ fn limits_text(limits: Limits) -> String {
     )
 }
 
+fn dead_letters(
+    edge: tailpdf_admin::edge::EdgeAdmin,
+    command: DeadLetterCommand,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match command {
+            DeadLetterCommand::List => {
+                for d in edge.dead_letters().await.context("dead-letters list")? {
+                    println!(
+                        "{}  {}  {}  {} attempts  dead at {}  {}",
+                        d.webhook_id, d.account, d.event, d.attempts, d.dead_at, d.url
+                    );
+                }
+            }
+            DeadLetterCommand::Replay { webhook_ids, all } => {
+                let ids = if all {
+                    let listed = edge.dead_letters().await.context("dead-letters list")?;
+                    listed.into_iter().map(|d| d.webhook_id).collect()
+                } else {
+                    webhook_ids
+                };
+                let outcome = edge.replay(ids).await.context("dead-letters replay")?;
+                for id in &outcome.replayed {
+                    println!("replayed {id}");
+                }
+                for id in &outcome.not_found {
+                    eprintln!("not found (replayed before, or expired): {id}");
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Top::DeadLetters { edge_url, admin_secret, command } = cli.command {
+        let timeout = Duration::from_secs(cli.timeout_secs);
+        let edge = tailpdf_admin::edge::EdgeAdmin { url: edge_url, secret: admin_secret, timeout };
+        return dead_letters(edge, command);
+    }
     let location =
         if cli.remote { Location::Remote } else { Location::Local { persist_to: cli.persist_to } };
     let admin = Admin {
@@ -195,6 +262,7 @@ fn main() -> anyhow::Result<()> {
             let (now, keys) = admin.set_limits(&account, change).context("account limits")?;
             eprintln!("Account {account}: {} ({keys} keys).", limits_text(now));
         }
+        Top::DeadLetters { .. } => unreachable!("handled above"),
         Top::Account(AccountCommand::Show { account }) => {
             let record = admin
                 .account(&account)

@@ -32,7 +32,8 @@ use tailpdf_shared::{
     job::RenderResult,
     messages::{JobOutcome, RenderJobMessage},
     signing::{
-        verify_internal, verify_tailpdf_signature, StandardWebhookKey, INTERNAL_SIGNATURE_HEADER,
+        sign_internal, verify_internal, verify_tailpdf_signature, StandardWebhookKey,
+        INTERNAL_SIGNATURE_HEADER,
     },
     JobEvent, Timestamp,
 };
@@ -377,23 +378,102 @@ async fn a_failing_receiver_gets_the_same_webhook_again_until_it_accepts() {
     assert!(view["webhook"]["delivered_at"].as_str().unwrap().ends_with('Z'));
 }
 
+/// Signs an operator's call with the admin secret.
+async fn admin_call(
+    stack: &Stack,
+    secret: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> (u16, Value) {
+    let signature = sign_internal(secret, now(), method.as_str(), path, body.as_bytes());
+    let r = client()
+        .request(method, format!("{}{path}", stack.edge))
+        .header(INTERNAL_SIGNATURE_HEADER, signature)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+const ADMIN_SECRET: &str = "e2e-admin-secret";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_that_never_accepts_is_given_up_on_after_the_last_retry() {
-    let stack = start(usize::MAX).await;
+async fn a_receiver_down_through_every_retry_gets_the_webhook_when_an_operator_replays_it() {
+    // Down for the first four attempts, up from the fifth.
+    let stack = start_with(4, |o| o.var("ADMIN_SECRET", ADMIN_SECRET)).await;
     let (s, _, accepted) =
         post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>never</p>"), None).await;
     assert_eq!(s, 202);
     let id = accepted["job_id"].as_str().unwrap().to_owned();
-    // One delivery and three retries (WEBHOOK_RETRY_DELAYS=1,1,1), then the dead-letter queue.
-    wait_until("four deliveries", Duration::from_secs(40), async || stack.hooks.all().len() >= 4)
-        .await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let webhook_id = format!("msg_{id}_completed");
+    // One delivery and three retries (WEBHOOK_RETRY_DELAYS=1,1,1), then the dead-letter queue,
+    // whose consumer keeps it.
+    let list = async || {
+        admin_call(&stack, ADMIN_SECRET, reqwest::Method::GET, "/internal/dead-letters", "").await
+    };
+    wait_until("the dead letter", Duration::from_secs(60), async || {
+        list().await.1.as_array().is_some_and(|l| !l.is_empty())
+    })
+    .await;
     assert_eq!(stack.hooks.all().len(), 4, "no delivery after the last retry");
     let (_, view) = get_job(&stack, KEY_A, &id).await;
-    assert_eq!(view["webhook"]["attempts"], 4);
-    assert_eq!(view["webhook"]["last_status"], 500);
+    assert_eq!(
+        (view["webhook"]["attempts"].clone(), view["webhook"]["last_status"].clone()),
+        (json!(4), json!(500))
+    );
     assert!(view["webhook"].get("delivered_at").is_none());
     assert_eq!(view["status"], "completed", "the job itself is unaffected");
+
+    let (status, listed) = list().await;
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let letter = &listed[0];
+    assert_eq!(
+        (letter["webhook_id"].as_str(), letter["job_id"].as_str()),
+        (Some(webhook_id.as_str()), Some(id.as_str()))
+    );
+    assert_eq!(
+        (letter["account"].clone(), letter["event"].clone(), letter["attempts"].clone()),
+        (json!("e2e"), json!("render.completed"), json!(4))
+    );
+    // Only the operator: not the renderer's secret, not unsigned.
+    let (status, _) =
+        admin_call(&stack, SECRET, reqwest::Method::GET, "/internal/dead-letters", "").await;
+    assert_eq!(status, 401);
+    let r = client().get(format!("{}/internal/dead-letters", stack.edge)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The receiver is back: the replay delivers the same webhook, once.
+    let body = json!({"webhook_ids": [webhook_id, "msg_unknown"]}).to_string();
+    let (status, outcome) = admin_call(
+        &stack,
+        ADMIN_SECRET,
+        reqwest::Method::POST,
+        "/internal/dead-letters/replay",
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome, json!({"replayed": [webhook_id], "not_found": ["msg_unknown"]}));
+    wait_until("the replayed delivery", Duration::from_secs(30), async || {
+        stack.hooks.all().len() >= 5
+    })
+    .await;
+    let received = stack.hooks.all();
+    assert!(received.iter().all(|d| d.header("webhook-id") == webhook_id), "the same webhook-id");
+    assert!(received.iter().all(|d| d.body == received[0].body), "the same body");
+    wait_until("the delivery recorded", Duration::from_secs(10), async || {
+        get_job(&stack, KEY_A, &id).await.1["webhook"]["attempts"] == 5
+    })
+    .await;
+    let (_, view) = get_job(&stack, KEY_A, &id).await;
+    assert_eq!(view["webhook"]["last_status"], 200);
+    assert!(view["webhook"]["delivered_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(list().await.1, json!([]), "no longer dead-lettered");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.hooks.all().len(), 5, "replayed once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

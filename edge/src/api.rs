@@ -342,6 +342,26 @@ pub fn verify_internal_call(
     })
 }
 
+/// Checks an operator's call (`/internal/dead-letters…`): signed like an internal call, but
+/// with `ADMIN_SECRET`, which no renderer holds; refused when that is not set.
+pub fn verify_admin_call(
+    cfg: &EdgeConfig,
+    header: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), ApiError> {
+    let secret = cfg.admin_secret.as_deref().ok_or_else(|| {
+        ApiError::unauthorized("The operator's endpoints are off: set the Worker's ADMIN_SECRET.")
+    })?;
+    verify_internal(secret, header, method, path, body, now).map_err(|e| {
+        ApiError::unauthorized(format!(
+            "{INTERNAL_SIGNATURE_HEADER} signed with the admin secret is required: {e}."
+        ))
+    })
+}
+
 /// A signed call to the renderer: its URL and the signature header's value.
 pub fn renderer_call(
     cfg: &EdgeConfig,
@@ -841,6 +861,21 @@ pub(crate) mod tests {
                 .status(),
             401
         );
+    }
+
+    #[test]
+    fn operator_calls_need_the_admin_secret_not_the_renderer_s() {
+        let path = "/internal/dead-letters";
+        let mut c = cfg();
+        let by_renderer = sign_internal(&c.internal_secret, 1000, "GET", path, b"");
+        let e = verify_admin_call(&c, Some(&by_renderer), "GET", path, b"", 1000).unwrap_err();
+        assert!(e.message.contains("ADMIN_SECRET"), "off while unset: {}", e.message);
+        c.admin_secret = Some("admin".into());
+        let e = verify_admin_call(&c, Some(&by_renderer), "GET", path, b"", 1000).unwrap_err();
+        assert_eq!(e.status(), 401, "the renderer's secret is not enough");
+        let by_admin = sign_internal("admin", 1000, "GET", path, b"");
+        assert!(verify_admin_call(&c, Some(&by_admin), "GET", path, b"", 1000).is_ok());
+        assert!(verify_internal_call(&c, Some(&by_admin), "GET", path, b"", 1000).is_err());
     }
 
     /// Submits an async job whose spec is too large for the queue message.

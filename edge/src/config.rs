@@ -11,6 +11,10 @@ use crate::limits::Limits;
 pub struct EdgeConfig {
     /// `INTERNAL_SECRET`: signs every edge ↔ renderer call.
     pub internal_secret: String,
+    /// `ADMIN_SECRET`: signs the operator's calls (dead letters); unset, they are refused.
+    pub admin_secret: Option<String>,
+    /// `DEAD_LETTER_TTL_SECS`: how long a dead-lettered webhook is kept for replay.
+    pub dead_letter_ttl_secs: u64,
     /// `RENDERER_URL`: the renderer for sync renders and push mode.
     pub renderer_url: String,
     /// `ALLOW_LOOPBACK` = "true": local development only.
@@ -65,6 +69,8 @@ impl EdgeConfig {
         };
         Ok(Self {
             internal_secret,
+            admin_secret: get("ADMIN_SECRET").filter(|s| !s.is_empty()),
+            dead_letter_ttl_secs: number("DEAD_LETTER_TTL_SECS", 7 * 24 * 3600)?.max(60),
             renderer_url: match get("RENDERER_URL") {
                 Some(v) => parse_origin(&v)
                     .map_err(|e| format!("RENDERER_URL: {e}"))?
@@ -111,6 +117,7 @@ mod tests {
         assert_eq!(c.job_ttl_done_secs, 3600);
         assert_eq!(c.webhook_retry_delays, DEFAULT_WEBHOOK_RETRY_DELAYS);
         assert_eq!(c.render_max_attempts, 60);
+        assert_eq!((c.admin_secret, c.dead_letter_ttl_secs), (None, 604_800));
         assert!(!c.url_policy.allow_loopback);
         assert_eq!(
             c.default_limits,

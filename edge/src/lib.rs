@@ -5,6 +5,7 @@
 //! - [`store`]: the KV layout and the traits over KV and Queues;
 //! - [`consumers`]: the queue consumers (push-mode render jobs, webhook deliveries);
 //! - [`delivery`]: webhook requests, retries and the dead-letter decision;
+//! - [`dead_letters`]: dead-lettered webhooks kept, listed and replayed;
 //! - [`limits`]: per-account requests per minute and jobs in flight (429);
 //! - [`config`]: wrangler vars and secrets.
 //!
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod config;
 pub mod consumers;
+pub mod dead_letters;
 pub mod delivery;
 #[cfg(target_arch = "wasm32")]
 mod limiter_object;

@@ -13,6 +13,7 @@
 //! | `job:{id}:webhook` | delivery status | after each delivery attempt (minutes apart) |
 //! | `job:{id}:webhook_queued:{event}` | `true` | once, when that end's webhook was queued, 1 h TTL |
 //! | `idem:{account}:{sha256(key)}` | [`IdempotencyRecord`] | once, 24 h |
+//! | `dead:{webhook-id}` | a dead-lettered delivery ([`crate::dead_letters`]) | once, 7 days; deleted when replayed |
 //!
 //! API keys live in their own namespace: `sha256(key)` → [`Account`].
 
@@ -34,6 +35,8 @@ pub trait Kv {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// The keys that start with `prefix`, all of them.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
 /// A Cloudflare queue producer.
@@ -213,6 +216,12 @@ pub(crate) mod memory {
             self.entries.borrow_mut().remove(key);
             Ok(())
         }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            let mut keys: Vec<String> =
+                self.entries.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+            keys.sort();
+            Ok(keys)
+        }
     }
 
     impl MemoryKv {
@@ -263,6 +272,10 @@ pub(crate) mod memory {
             YieldOnce(false).await;
             self.0.delete(key).await
         }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            YieldOnce(false).await;
+            self.0.list(prefix).await
+        }
     }
 
     /// Records the keys read, and the most reads ever in flight at once (each read yields
@@ -299,6 +312,9 @@ pub(crate) mod memory {
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
             self.kv.delete(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.kv.list(prefix).await
         }
     }
 
