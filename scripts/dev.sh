@@ -22,6 +22,7 @@ API_KEY=dev-api-key
 ACCOUNT=dev
 WEBHOOK_SECRET=dev-webhook-secret
 INTERNAL_SECRET=dev-internal-secret
+ADMIN_SECRET=dev-admin-secret
 
 say() { printf '\033[1mdev:\033[0m %s\n' "$*"; }
 
@@ -35,15 +36,18 @@ say "building the renderer and the Worker"
 # dev-fast (Cargo.toml): optimized, without release's LTO, so that the quickstart shows the
 # renderer's real speed and a rebuild after a change still takes seconds.
 cargo build --locked --profile dev-fast -p tailpdf-renderer --bin tailpdf-renderer --example presign --example webhook_receiver
+cargo build --locked --profile dev-fast -p tailpdf-admin
 make -s build-edge >/dev/null 2>&1 || { say "building the Worker failed: run make build-edge to see why"; exit 1; }
 
-say "seeding the dev API key ($API_KEY → account $ACCOUNT)"
+# The same tool an operator uses (docs/DEPLOY.md, "API keys"), on wrangler dev's storage.
+admin() { target/dev-fast/tailpdf-admin --persist-to "$state/wrangler" "$@"; }
 hash=$(printf '%s' "$API_KEY" | sha256sum | cut -d' ' -f1)
-# KV values are JSON text, so inside this JSON file they are strings with escaped quotes.
-account="\"{\\\"account\\\":\\\"$ACCOUNT\\\",\\\"webhook_secret\\\":\\\"$WEBHOOK_SECRET\\\"}\""
-printf '[{"key":"key:%s","value":%s},{"key":"account:%s","value":%s}]' "$hash" "$account" "$ACCOUNT" "$account" \
-  >"$state/keys.json"
-wrangler kv bulk put --local --binding API_KEYS --persist-to "$state/wrangler" "$state/keys.json" >/dev/null
+if admin key list --account "$ACCOUNT" | grep -q "^$hash "; then
+  say "dev API key: $API_KEY (account $ACCOUNT)"
+else
+  say "creating the dev API key ($API_KEY → account $ACCOUNT)"
+  admin key create --account "$ACCOUNT" --key "$API_KEY" --webhook-secret "$WEBHOOK_SECRET" >/dev/null
+fi
 
 pids=()
 stop() {
@@ -63,7 +67,7 @@ TAILPDF_INTERNAL_SECRET=$INTERNAL_SECRET setsid target/dev-fast/tailpdf-renderer
   --font-cache-dir "$state/fonts" >"$state/renderer.log" 2>&1 &
 pids+=($!)
 setsid wrangler dev --local --ip 127.0.0.1 --port $EDGE_PORT --show-interactive-dev-session=false \
-  --persist-to "$state/wrangler" --var "INTERNAL_SECRET:$INTERNAL_SECRET" --var ALLOW_LOOPBACK:true \
+  --persist-to "$state/wrangler" --var "INTERNAL_SECRET:$INTERNAL_SECRET" --var "ADMIN_SECRET:$ADMIN_SECRET" --var ALLOW_LOOPBACK:true \
   --var "RENDERER_URL:http://127.0.0.1:$RENDERER_PORT" >"$state/edge.log" 2>&1 &
 pids+=($!)
 # The receiver's lines (one per delivery, with both signatures checked) go to this terminal.

@@ -395,6 +395,8 @@ pub struct EdgeOptions {
     vars: Vec<(String, String)>,
     /// (API key, account, webhook secret)
     accounts: Vec<(String, String, Option<String>)>,
+    /// An account's own `limits`, in its KV record.
+    limits: Vec<(String, Value)>,
 }
 
 impl EdgeOptions {
@@ -408,11 +410,15 @@ impl EdgeOptions {
             ("WEBHOOK_RETRY_DELAYS", "1,1,1"),
             ("WEBHOOK_TIMEOUT_SECS", "5"),
             ("SYNC_TIMEOUT_SECS", "60"),
+            // The load tests and benchmarks measure the stack, not the limits of its accounts.
+            ("RATE_LIMIT_REQUESTS_PER_MINUTE", "0"),
+            ("RATE_LIMIT_JOBS_IN_FLIGHT", "0"),
         ];
         Self {
             ip: String::from("127.0.0.1"),
             vars: vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             accounts: vec![(API_KEY.into(), ACCOUNT.into(), Some(WEBHOOK_SECRET.into()))],
+            limits: Vec::new(),
         }
     }
 
@@ -437,6 +443,13 @@ impl EdgeOptions {
         self.accounts.push((api_key.into(), account.into(), webhook_secret.map(Into::into)));
         self
     }
+
+    /// Sets `account`'s own limits (its record's `limits`, e.g. `{"jobs_in_flight": 1}`).
+    #[must_use]
+    pub fn limits(mut self, account: &str, limits: Value) -> Self {
+        self.limits.push((account.into(), limits));
+        self
+    }
 }
 
 /// The built Worker under `wrangler dev --local`, its KV state in a temporary folder.
@@ -457,7 +470,11 @@ impl Edge {
         let state = dir.join("wrangler");
         let mut seed = Vec::new();
         for (key, account, secret) in &options.accounts {
-            let value = json!({"account": account, "webhook_secret": secret}).to_string();
+            let mut value = json!({"account": account, "webhook_secret": secret});
+            if let Some((_, limits)) = options.limits.iter().find(|(a, _)| a == account) {
+                value["limits"] = limits.clone();
+            }
+            let value = value.to_string();
             seed.push(json!({"key": format!("key:{}", hash_api_key(key)), "value": value}));
             seed.push(json!({"key": format!("account:{account}"), "value": value}));
         }

@@ -32,7 +32,8 @@ use tailpdf_shared::{
     job::RenderResult,
     messages::{JobOutcome, RenderJobMessage},
     signing::{
-        verify_internal, verify_tailpdf_signature, StandardWebhookKey, INTERNAL_SIGNATURE_HEADER,
+        sign_internal, verify_internal, verify_tailpdf_signature, StandardWebhookKey,
+        INTERNAL_SIGNATURE_HEADER,
     },
     JobEvent, Timestamp,
 };
@@ -377,23 +378,102 @@ async fn a_failing_receiver_gets_the_same_webhook_again_until_it_accepts() {
     assert!(view["webhook"]["delivered_at"].as_str().unwrap().ends_with('Z'));
 }
 
+/// Signs an operator's call with the admin secret.
+async fn admin_call(
+    stack: &Stack,
+    secret: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> (u16, Value) {
+    let signature = sign_internal(secret, now(), method.as_str(), path, body.as_bytes());
+    let r = client()
+        .request(method, format!("{}{path}", stack.edge))
+        .header(INTERNAL_SIGNATURE_HEADER, signature)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+const ADMIN_SECRET: &str = "e2e-admin-secret";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_that_never_accepts_is_given_up_on_after_the_last_retry() {
-    let stack = start(usize::MAX).await;
+async fn a_receiver_down_through_every_retry_gets_the_webhook_when_an_operator_replays_it() {
+    // Down for the first four attempts, up from the fifth.
+    let stack = start_with(4, |o| o.var("ADMIN_SECRET", ADMIN_SECRET)).await;
     let (s, _, accepted) =
         post_pdf(&stack, Some(KEY_A), &async_body(&stack, "<p>never</p>"), None).await;
     assert_eq!(s, 202);
     let id = accepted["job_id"].as_str().unwrap().to_owned();
-    // One delivery and three retries (WEBHOOK_RETRY_DELAYS=1,1,1), then the dead-letter queue.
-    wait_until("four deliveries", Duration::from_secs(40), async || stack.hooks.all().len() >= 4)
-        .await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let webhook_id = format!("msg_{id}_completed");
+    // One delivery and three retries (WEBHOOK_RETRY_DELAYS=1,1,1), then the dead-letter queue,
+    // whose consumer keeps it.
+    let list = async || {
+        admin_call(&stack, ADMIN_SECRET, reqwest::Method::GET, "/internal/dead-letters", "").await
+    };
+    wait_until("the dead letter", Duration::from_secs(60), async || {
+        list().await.1.as_array().is_some_and(|l| !l.is_empty())
+    })
+    .await;
     assert_eq!(stack.hooks.all().len(), 4, "no delivery after the last retry");
     let (_, view) = get_job(&stack, KEY_A, &id).await;
-    assert_eq!(view["webhook"]["attempts"], 4);
-    assert_eq!(view["webhook"]["last_status"], 500);
+    assert_eq!(
+        (view["webhook"]["attempts"].clone(), view["webhook"]["last_status"].clone()),
+        (json!(4), json!(500))
+    );
     assert!(view["webhook"].get("delivered_at").is_none());
     assert_eq!(view["status"], "completed", "the job itself is unaffected");
+
+    let (status, listed) = list().await;
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let letter = &listed[0];
+    assert_eq!(
+        (letter["webhook_id"].as_str(), letter["job_id"].as_str()),
+        (Some(webhook_id.as_str()), Some(id.as_str()))
+    );
+    assert_eq!(
+        (letter["account"].clone(), letter["event"].clone(), letter["attempts"].clone()),
+        (json!("e2e"), json!("render.completed"), json!(4))
+    );
+    // Only the operator: not the renderer's secret, not unsigned.
+    let (status, _) =
+        admin_call(&stack, SECRET, reqwest::Method::GET, "/internal/dead-letters", "").await;
+    assert_eq!(status, 401);
+    let r = client().get(format!("{}/internal/dead-letters", stack.edge)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The receiver is back: the replay delivers the same webhook, once.
+    let body = json!({"webhook_ids": [webhook_id, "msg_unknown"]}).to_string();
+    let (status, outcome) = admin_call(
+        &stack,
+        ADMIN_SECRET,
+        reqwest::Method::POST,
+        "/internal/dead-letters/replay",
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome, json!({"replayed": [webhook_id], "not_found": ["msg_unknown"]}));
+    wait_until("the replayed delivery", Duration::from_secs(30), async || {
+        stack.hooks.all().len() >= 5
+    })
+    .await;
+    let received = stack.hooks.all();
+    assert!(received.iter().all(|d| d.header("webhook-id") == webhook_id), "the same webhook-id");
+    assert!(received.iter().all(|d| d.body == received[0].body), "the same body");
+    wait_until("the delivery recorded", Duration::from_secs(10), async || {
+        get_job(&stack, KEY_A, &id).await.1["webhook"]["attempts"] == 5
+    })
+    .await;
+    let (_, view) = get_job(&stack, KEY_A, &id).await;
+    assert_eq!(view["webhook"]["last_status"], 200);
+    assert!(view["webhook"]["delivered_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(list().await.1, json!([]), "no longer dead-lettered");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.hooks.all().len(), 5, "replayed once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,6 +514,65 @@ async fn a_job_no_renderer_completes_fails_after_the_last_attempt_with_its_webho
     assert_eq!(hook.header("x-tailpdf-event"), "render.failed");
     assert_eq!(hook.header("webhook-id"), format!("msg_{id}_failed"));
     assert_eq!(hook.json()["data"]["error_message"], view["error_message"]);
+}
+
+/// Per-account limits, counted by the `LIMITS` Durable Object under wrangler dev: a burst over
+/// an account's requests per minute gets 429 with `Retry-After`, another account does not, and
+/// the limit lets requests through again after that wait; an account's jobs in flight are
+/// capped until one of them ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_over_its_limits_gets_429_with_retry_after_and_no_other_account_does() {
+    const KEY_C: &str = "account-c-key";
+    const KEY_D: &str = "account-d-key";
+    let stack = start_with(0, |o| {
+        o.account(KEY_C, "c", None)
+            .limits("c", json!({"requests_per_minute": 20}))
+            .account(KEY_D, "d", Some(WEBHOOK_SECRET))
+            .limits("d", json!({"jobs_in_flight": 1}))
+    })
+    .await;
+
+    // 25 at once (each a bad body, so nothing renders): 20 are let through to validation.
+    let burst =
+        futures::future::join_all((0..25).map(|_| post_pdf(&stack, Some(KEY_C), "{}", None)));
+    let answers = burst.await;
+    let refused: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
+    let through = answers.iter().filter(|(s, _, _)| *s == 400).count();
+    assert_eq!((through, refused.len()), (20, 5), "{answers:?}");
+    let mut wait = 0;
+    for (_, headers, body) in &refused {
+        assert_eq!(body["error"], "rate_limited");
+        assert!(body["message"].as_str().unwrap().contains("20 requests a minute"), "{body}");
+        let secs: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=3).contains(&secs), "one request every 3 s: {secs}");
+        wait = wait.max(secs);
+    }
+    for _ in 0..5 {
+        let (status, _, _) = post_pdf(&stack, Some(KEY_B), "{}", None).await;
+        assert_eq!(status, 400, "another account is not limited");
+    }
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let (status, _, _) = post_pdf(&stack, Some(KEY_C), "{}", None).await;
+    assert_eq!(status, 400, "let through again after Retry-After");
+
+    // One job in flight for d: its first job never renders, so it holds the slot.
+    let (status, _, first) =
+        post_pdf(&stack, Some(KEY_D), &async_body(&stack, "never-renders"), None).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, headers, body) =
+        post_pdf(&stack, Some(KEY_D), &async_body(&stack, "second"), None).await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("rate_limited")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("1 async jobs"), "{body}");
+    assert!(headers.contains_key("retry-after"));
+    let (status, _, _) = post_pdf(&stack, Some(KEY_B), &async_body(&stack, "b's own"), None).await;
+    assert_eq!(status, 202, "another account's jobs are its own");
+    // The first job ends (as a renderer reports it): its slot is free.
+    let first_id = first["job_id"].as_str().unwrap();
+    let failed =
+        JobEvent::Failed { at: Timestamp::from_unix(now()).unwrap(), error_message: "gone".into() };
+    assert_eq!(report(&stack.edge, first_id, &failed).await["applied"], true);
+    let (status, _, body) = post_pdf(&stack, Some(KEY_D), &async_body(&stack, "third"), None).await;
+    assert_eq!(status, 202, "{body}");
 }
 
 /// Not a check: the Worker's timings under wrangler dev, for BENCHMARKS.md (issue 14's bundle

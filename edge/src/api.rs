@@ -14,6 +14,7 @@ use tailpdf_shared::{
 
 use crate::{
     config::EdgeConfig,
+    limits::{check, LimitRequest, Limiter},
     store::{
         get_json, idempotency_key, job_key, load_job, put_json, spec_key, stage_key,
         webhook_queued_key, Account, IdempotencyRecord, JobBase, Kv, Queue, StoreError, StoredJob,
@@ -71,16 +72,27 @@ pub async fn account(keys: &impl Kv, name: &str) -> Result<Option<Account>, Stor
 }
 
 /// `POST /pdf`. The spec is written to KV only when it is too large to travel in the queue
-/// message, and deleted when the job ends: nothing of a document outlives its job.
+/// message, and deleted when the job ends: nothing of a document outlives its job. Counted
+/// against the account's requests per minute first, whatever the body.
 pub async fn submit(
-    jobs: &impl Kv,
-    render_jobs: &impl Queue<RenderJobMessage>,
+    (jobs, render_jobs, limiter): (&impl Kv, &impl Queue<RenderJobMessage>, &impl Limiter),
     cfg: &EdgeConfig,
     account: &Account,
     headers: SubmitHeaders<'_>,
     body: &[u8],
     now: Timestamp,
 ) -> Result<Submitted, ApiError> {
+    let limits = account.limits.or(cfg.default_limits);
+    let per_minute = limits.requests_per_minute.unwrap_or(0);
+    if per_minute > 0 {
+        let answer = limiter.ask(&account.account, &LimitRequest::Request { per_minute }).await;
+        check(answer, |secs| {
+            format!(
+                "Too many requests: this API key's account may send {per_minute} requests a \
+                 minute. Retry in {secs} s."
+            )
+        })?;
+    }
     let mut request = tailpdf_shared::parse_pdf_request(body, cfg.url_policy)?;
     // Checked whether or not the request makes a job: a malformed key is a client's mistake.
     if let Some(key) = headers.idempotency_key {
@@ -96,7 +108,9 @@ pub async fn submit(
                 upload_url: SecretUrl::new(upload_url.as_str()),
                 webhook_url: webhook_url.map(|u| SecretUrl::new(u.as_str())),
             };
-            submit_job(jobs, render_jobs, account, headers.idempotency_key, job, body, now).await?
+            let stores = (jobs, render_jobs, limiter);
+            let in_flight = limits.jobs_in_flight.unwrap_or(0);
+            submit_job(stores, account, in_flight, headers.idempotency_key, job, body, now).await?
         }
     };
     Ok(Submitted { submission, ignored })
@@ -109,9 +123,9 @@ struct NewJob {
 }
 
 async fn submit_job(
-    jobs: &impl Kv,
-    render_jobs: &impl Queue<RenderJobMessage>,
+    (jobs, render_jobs, limiter): (&impl Kv, &impl Queue<RenderJobMessage>, &impl Limiter),
     account: &Account,
+    in_flight: u32,
     idempotency: Option<&str>,
     job: NewJob,
     body: &[u8],
@@ -136,6 +150,15 @@ async fn submit_job(
         None => None,
     };
     let job_id = JobId::generate_at(u64::try_from(now.unix()).unwrap_or(0) * 1000);
+    if in_flight > 0 {
+        let start = LimitRequest::StartJob { job_id: job_id.clone(), in_flight };
+        check(limiter.ask(&account.account, &start).await, |secs| {
+            format!(
+                "Too many jobs in flight: this API key's account may have {in_flight} async jobs \
+                 rendering at once. Retry in {secs} s, or when one of them ends."
+            )
+        })?;
+    }
     let message =
         RenderJobMessage::new(job_id.clone(), &account.account, job.upload_url, &job.spec);
     let base = JobBase {
@@ -145,11 +168,20 @@ async fn submit_job(
         webhook_url: job.webhook_url,
         spec_stored: message.spec.is_none(),
     };
-    put_json(jobs, &job_key(&job_id), &base, JOB_TTL_OPEN_SECS).await?;
-    if base.spec_stored {
-        put_json(jobs, &spec_key(&job_id), &job.spec, JOB_TTL_OPEN_SECS).await?;
+    let queued = async {
+        put_json(jobs, &job_key(&job_id), &base, JOB_TTL_OPEN_SECS).await?;
+        if base.spec_stored {
+            put_json(jobs, &spec_key(&job_id), &job.spec, JOB_TTL_OPEN_SECS).await?;
+        }
+        render_jobs.send(&message).await
+    };
+    if let Err(e) = queued.await {
+        // No job: its slot is free again (or expires, should this fail too).
+        if in_flight > 0 {
+            let _ = limiter.ask(&account.account, &LimitRequest::EndJob { job_id }).await;
+        }
+        return Err(e.into());
     }
-    render_jobs.send(&message).await?;
     if let Some((record_key, body_sha256)) = idempotency {
         let record = IdempotencyRecord { job_id: job_id.clone(), body_sha256 };
         put_json(jobs, &record_key, &record, JOB_TTL_OPEN_SECS).await?;
@@ -199,6 +231,7 @@ pub async fn job_spec(jobs: &impl Kv, id: &str) -> Result<RenderSpec, ApiError> 
 pub async fn apply_event(
     jobs: &impl Kv,
     webhooks: &impl Queue<WebhookMessage>,
+    limiter: &impl Limiter,
     cfg: &EdgeConfig,
     id: &str,
     body: &[u8],
@@ -206,7 +239,7 @@ pub async fn apply_event(
     let id = JobId::parse(id).map_err(|_| ApiError::not_found("No such job."))?;
     let event: JobEvent = serde_json::from_slice(body)
         .map_err(|e| ApiError::validation(format!("The event is not valid: {e}.")))?;
-    apply(jobs, webhooks, cfg, &id, &event).await
+    apply(jobs, webhooks, limiter, cfg, &id, &event).await
 }
 
 /// Why a job the render-jobs queue dead-lettered failed: every delivery to a renderer failed.
@@ -219,19 +252,21 @@ pub const GAVE_UP_MESSAGE: &str =
 pub async fn give_up(
     jobs: &impl Kv,
     webhooks: &impl Queue<WebhookMessage>,
+    limiter: &impl Limiter,
     cfg: &EdgeConfig,
     id: &JobId,
     now: Timestamp,
 ) -> Result<EventAck, ApiError> {
     let event = JobEvent::Failed { at: now, error_message: GAVE_UP_MESSAGE.to_owned() };
-    apply(jobs, webhooks, cfg, id, &event).await
+    apply(jobs, webhooks, limiter, cfg, id, &event).await
 }
 
 /// Moves the job forward by `event` through the shared state machine; the event that ends the
-/// job queues its one webhook.
+/// job queues its one webhook and frees its slot among the account's jobs in flight.
 pub(crate) async fn apply(
     jobs: &impl Kv,
     webhooks: &impl Queue<WebhookMessage>,
+    limiter: &impl Limiter,
     cfg: &EdgeConfig,
     id: &JobId,
     event: &JobEvent,
@@ -259,6 +294,11 @@ pub(crate) async fn apply(
     // Also on a repeated end: the delete may have failed the first time.
     if job.record.status.is_terminal() && job.base.spec_stored {
         jobs.delete(&spec_key(id)).await?;
+    }
+    if ended_by_this {
+        // Best effort: a slot whose end is lost expires (limits::SLOT_TTL_MS).
+        let end = LimitRequest::EndJob { job_id: id.clone() };
+        let _ = limiter.ask(&job.base.account, &end).await;
     }
     Ok(EventAck { applied: transition.is_applied(), status: job.record.status })
 }
@@ -302,6 +342,26 @@ pub fn verify_internal_call(
     })
 }
 
+/// Checks an operator's call (`/internal/dead-letters…`): signed like an internal call, but
+/// with `ADMIN_SECRET`, which no renderer holds; refused when that is not set.
+pub fn verify_admin_call(
+    cfg: &EdgeConfig,
+    header: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), ApiError> {
+    let secret = cfg.admin_secret.as_deref().ok_or_else(|| {
+        ApiError::unauthorized("The operator's endpoints are off: set the Worker's ADMIN_SECRET.")
+    })?;
+    verify_internal(secret, header, method, path, body, now).map_err(|e| {
+        ApiError::unauthorized(format!(
+            "{INTERNAL_SIGNATURE_HEADER} signed with the admin secret is required: {e}."
+        ))
+    })
+}
+
 /// A signed call to the renderer: its URL and the signature header's value.
 pub fn renderer_call(
     cfg: &EdgeConfig,
@@ -322,7 +382,10 @@ pub fn location(accepted: &JobAccepted) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::store::memory::{MemoryKv, MemoryQueue};
+    use crate::{
+        limits::{tests::MemoryLimiter, Limits, SLOT_RETRY_AFTER_SECS},
+        store::memory::{MemoryKv, MemoryQueue},
+    };
     use tailpdf_shared::{job::RenderResult, limits::INLINE_SPEC_MAX_BYTES, JobStatus};
 
     pub(crate) fn cfg() -> EdgeConfig {
@@ -330,7 +393,16 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn acct(name: &str) -> Account {
-        Account { account: name.into(), webhook_secret: Some("whs".into()) }
+        Account {
+            account: name.into(),
+            webhook_secret: Some("whs".into()),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Counters that start empty and never move their clock.
+    pub(crate) fn lim() -> MemoryLimiter {
+        MemoryLimiter::default()
     }
 
     pub(crate) fn ts(s: i64) -> Timestamp {
@@ -361,7 +433,121 @@ pub(crate) mod tests {
         now: Timestamp,
     ) -> Result<Submission, ApiError> {
         let headers = SubmitHeaders { idempotency_key, no_store: false };
-        submit(jobs, queue, &cfg(), account, headers, body, now).await.map(|s| s.submission)
+        submit((jobs, queue, &lim()), &cfg(), account, headers, body, now)
+            .await
+            .map(|s| s.submission)
+    }
+
+    fn limited(name: &str, requests_per_minute: u32, jobs_in_flight: u32) -> Account {
+        let limits = Limits {
+            requests_per_minute: Some(requests_per_minute),
+            jobs_in_flight: Some(jobs_in_flight),
+        };
+        Account { limits, ..acct(name) }
+    }
+
+    const SYNC: &str = r#"{"content":"<p>x</p>"}"#;
+
+    #[test]
+    fn requests_over_an_account_s_rate_get_429_with_retry_after_and_no_other_account_does() {
+        run(async {
+            let (jobs, queue, limiter) = (MemoryKv::default(), MemoryQueue::default(), lim());
+            let c = cfg();
+            let headers = SubmitHeaders::default();
+            let post = |account: Account, body: &'static str| {
+                let (jobs, queue, limiter, c) = (&jobs, &queue, &limiter, &c);
+                async move {
+                    submit((jobs, queue, limiter), c, &account, headers, body.as_bytes(), ts(0))
+                        .await
+                }
+            };
+            // Two a minute: a burst of two, whatever the request, then one every 30 s.
+            assert!(post(limited("a", 2, 0), SYNC).await.is_ok());
+            assert_eq!(post(limited("a", 2, 0), "not json").await.unwrap_err().status(), 400);
+            let e = post(limited("a", 2, 0), ASYNC).await.unwrap_err();
+            assert_eq!((e.status(), e.retry_after_secs), (429, Some(30)));
+            assert_eq!(e.body().error, "rate_limited");
+            assert!(e.message.contains("2 requests a minute"), "{}", e.message);
+            assert!(queue.0.borrow().is_empty(), "nothing queued for a refused request");
+            assert!(post(limited("b", 2, 0), SYNC).await.is_ok(), "another account");
+            limiter.now_ms.set(30_000);
+            assert!(post(limited("a", 2, 0), ASYNC).await.is_ok(), "30 s later");
+            assert_eq!(post(limited("a", 2, 0), SYNC).await.unwrap_err().status(), 429);
+            // The counters out of reach: requests go through rather than fail.
+            limiter.down.set(true);
+            assert!(post(limited("a", 2, 0), SYNC).await.is_ok());
+            // No limit set: the Worker's default applies (none, in the tests' config).
+            limiter.down.set(false);
+            for _ in 0..50 {
+                assert!(post(acct("a"), SYNC).await.is_ok());
+            }
+        });
+    }
+
+    #[test]
+    fn an_account_s_jobs_in_flight_are_capped_and_each_end_frees_its_slot() {
+        run(async {
+            let (jobs, queue, webhooks, limiter) =
+                (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default(), lim());
+            let c = cfg();
+            let account = limited("a", 0, 2);
+            let post = |key: Option<&'static str>, body: &'static str| {
+                let (jobs, queue, limiter, c, account) = (&jobs, &queue, &limiter, &c, &account);
+                let headers = SubmitHeaders { idempotency_key: key, no_store: false };
+                async move {
+                    submit((jobs, queue, limiter), c, account, headers, body.as_bytes(), ts(0))
+                        .await
+                        .map(|s| s.submission)
+                }
+            };
+            let first = match post(Some("k1"), ASYNC).await.unwrap() {
+                Submission::Accepted(a) => a.job_id,
+                other => panic!("{other:?}"),
+            };
+            assert!(matches!(post(None, ASYNC).await.unwrap(), Submission::Accepted(_)));
+            let e = post(None, ASYNC).await.unwrap_err();
+            assert_eq!((e.status(), e.retry_after_secs), (429, Some(SLOT_RETRY_AFTER_SECS)));
+            assert!(e.message.contains("2 async jobs"), "{}", e.message);
+            // Neither a replay of a job in flight nor a sync render needs a slot.
+            assert!(matches!(post(Some("k1"), ASYNC).await.unwrap(), Submission::Replayed(_)));
+            assert!(matches!(post(None, SYNC).await.unwrap(), Submission::Sync(_)));
+            assert_eq!(queue.0.borrow().len(), 2);
+
+            let processing = event(&JobEvent::Processing { at: ts(1) });
+            apply_event(&jobs, &webhooks, &limiter, &c, first.as_str(), &processing).await.unwrap();
+            assert_eq!(post(None, ASYNC).await.unwrap_err().status(), 429, "not ended yet");
+            let failed = event(&JobEvent::Failed { at: ts(2), error_message: "x".into() });
+            apply_event(&jobs, &webhooks, &limiter, &c, first.as_str(), &failed).await.unwrap();
+            assert!(matches!(post(None, ASYNC).await.unwrap(), Submission::Accepted(_)));
+            assert_eq!(post(None, ASYNC).await.unwrap_err().status(), 429);
+        });
+    }
+
+    #[test]
+    fn a_job_that_could_not_be_queued_gives_its_slot_back() {
+        run(async {
+            let (jobs, limiter) = (MemoryKv::default(), lim());
+            let account = limited("a", 0, 1);
+            let headers = SubmitHeaders::default();
+            let body = ASYNC.as_bytes();
+            let refusing = MemoryQueue::failing_first(1);
+            let e = submit((&jobs, &refusing, &limiter), &cfg(), &account, headers, body, ts(0))
+                .await
+                .unwrap_err();
+            assert_eq!(e.status(), 503);
+            let accepted =
+                submit((&jobs, &refusing, &limiter), &cfg(), &account, headers, body, ts(0)).await;
+            assert!(matches!(accepted.unwrap().submission, Submission::Accepted(_)));
+            let (webhooks, dead) = (MemoryQueue::default(), queued(&refusing));
+            give_up(&jobs, &webhooks, &limiter, &cfg(), &dead, ts(9)).await.unwrap();
+            let again =
+                submit((&jobs, &refusing, &limiter), &cfg(), &account, headers, body, ts(10)).await;
+            assert!(again.is_ok(), "a dead-lettered job's end frees its slot too");
+        });
+    }
+
+    fn queued(queue: &MemoryQueue<RenderJobMessage>) -> JobId {
+        queue.0.borrow()[0].job_id.clone()
     }
 
     #[test]
@@ -463,7 +649,7 @@ pub(crate) mod tests {
             let id = submitted(&jobs).await;
             let webhooks = MemoryQueue::default();
             let reads = crate::store::memory::Reads::of(&jobs);
-            apply(&reads, &webhooks, &cfg(), &id, &JobEvent::Processing { at: ts(1) })
+            apply(&reads, &webhooks, &lim(), &cfg(), &id, &JobEvent::Processing { at: ts(1) })
                 .await
                 .unwrap();
             let event_reads = reads.keys.borrow().clone();
@@ -525,7 +711,9 @@ pub(crate) mod tests {
                 (JobEvent::Uploading { at: ts(5) }, false, JobStatus::Completed),
             ];
             for (e, applied, status) in steps {
-                let ack = apply_event(&jobs, &webhooks, &c, id.as_str(), &event(&e)).await.unwrap();
+                let ack = apply_event(&jobs, &webhooks, &lim(), &c, id.as_str(), &event(&e))
+                    .await
+                    .unwrap();
                 assert_eq!((ack.applied, ack.status), (applied, status), "{e:?}");
             }
             let sent = webhooks.0.borrow();
@@ -551,18 +739,22 @@ pub(crate) mod tests {
             let c = cfg();
             let completed = event(&JobEvent::Completed { at: ts(3), result: RESULT });
             // The queue refuses: 503, and the renderer will send the event again.
-            let e = apply_event(&jobs, &webhooks, &c, id.as_str(), &completed).await.unwrap_err();
+            let e = apply_event(&jobs, &webhooks, &lim(), &c, id.as_str(), &completed)
+                .await
+                .unwrap_err();
             assert_eq!(e.status(), 503);
             assert!(webhooks.0.borrow().is_empty());
             // Now already applied, yet its webhook is queued, once.
             for _ in 0..3 {
-                let ack = apply_event(&jobs, &webhooks, &c, id.as_str(), &completed).await.unwrap();
+                let ack = apply_event(&jobs, &webhooks, &lim(), &c, id.as_str(), &completed)
+                    .await
+                    .unwrap();
                 assert_eq!((ack.applied, ack.status), (false, JobStatus::Completed));
             }
             assert_eq!(webhooks.0.borrow().len(), 1, "one webhook for the one end");
             // Another terminal event for the ended job queues nothing.
             let failed = event(&JobEvent::Failed { at: ts(4), error_message: "late".into() });
-            apply_event(&jobs, &webhooks, &c, id.as_str(), &failed).await.unwrap();
+            apply_event(&jobs, &webhooks, &lim(), &c, id.as_str(), &failed).await.unwrap();
             assert_eq!(webhooks.0.borrow().len(), 1);
         });
     }
@@ -575,8 +767,10 @@ pub(crate) mod tests {
             let c = cfg();
             let stuck = submitted(&jobs).await;
             let processing = JobEvent::Processing { at: ts(1) };
-            apply_event(&jobs, &webhooks, &c, stuck.as_str(), &event(&processing)).await.unwrap();
-            let ack = give_up(&jobs, &webhooks, &c, &stuck, ts(600)).await.unwrap();
+            apply_event(&jobs, &webhooks, &lim(), &c, stuck.as_str(), &event(&processing))
+                .await
+                .unwrap();
+            let ack = give_up(&jobs, &webhooks, &lim(), &c, &stuck, ts(600)).await.unwrap();
             assert!(ack.applied);
             let view = job_status(&jobs, &c, &acct("a"), stuck.as_str(), ts(601)).await.unwrap();
             assert_eq!(view.status, JobStatus::Failed);
@@ -585,15 +779,17 @@ pub(crate) mod tests {
             assert_eq!(webhooks.0.borrow().len(), 1, "render.failed is sent");
             assert_eq!(webhooks.0.borrow()[0].payload.webhook_id(), format!("msg_{stuck}_failed"));
             // The same message again (at-least-once): nothing more.
-            let again = give_up(&jobs, &webhooks, &c, &stuck, ts(700)).await.unwrap();
+            let again = give_up(&jobs, &webhooks, &lim(), &c, &stuck, ts(700)).await.unwrap();
             assert!(!again.applied);
             assert_eq!(webhooks.0.borrow().len(), 1);
 
             // A job that completed but whose message was dead-lettered anyway stays completed.
             let done = submitted(&jobs).await;
             let completed = JobEvent::Completed { at: ts(2), result: RESULT };
-            apply_event(&jobs, &webhooks, &c, done.as_str(), &event(&completed)).await.unwrap();
-            let ack = give_up(&jobs, &webhooks, &c, &done, ts(600)).await.unwrap();
+            apply_event(&jobs, &webhooks, &lim(), &c, done.as_str(), &event(&completed))
+                .await
+                .unwrap();
+            let ack = give_up(&jobs, &webhooks, &lim(), &c, &done, ts(600)).await.unwrap();
             assert_eq!((ack.applied, ack.status), (false, JobStatus::Completed));
         });
     }
@@ -619,7 +815,7 @@ pub(crate) mod tests {
                 at: ts(10),
                 error_message: "Upload failed: 403 Forbidden".into(),
             };
-            apply_event(&jobs, &webhooks, &c, id.as_str(), &event(&failed)).await.unwrap();
+            apply_event(&jobs, &webhooks, &lim(), &c, id.as_str(), &event(&failed)).await.unwrap();
             let v = job_status(&jobs, &c, &acct("a"), id.as_str(), ts(11)).await.unwrap();
             assert_eq!(v.error_message.as_deref(), Some("Upload failed: 403 Forbidden"));
             assert!(job_status(&jobs, &c, &acct("a"), id.as_str(), ts(10 + 3600)).await.is_ok());
@@ -667,6 +863,21 @@ pub(crate) mod tests {
         );
     }
 
+    #[test]
+    fn operator_calls_need_the_admin_secret_not_the_renderer_s() {
+        let path = "/internal/dead-letters";
+        let mut c = cfg();
+        let by_renderer = sign_internal(&c.internal_secret, 1000, "GET", path, b"");
+        let e = verify_admin_call(&c, Some(&by_renderer), "GET", path, b"", 1000).unwrap_err();
+        assert!(e.message.contains("ADMIN_SECRET"), "off while unset: {}", e.message);
+        c.admin_secret = Some("admin".into());
+        let e = verify_admin_call(&c, Some(&by_renderer), "GET", path, b"", 1000).unwrap_err();
+        assert_eq!(e.status(), 401, "the renderer's secret is not enough");
+        let by_admin = sign_internal("admin", 1000, "GET", path, b"");
+        assert!(verify_admin_call(&c, Some(&by_admin), "GET", path, b"", 1000).is_ok());
+        assert!(verify_internal_call(&c, Some(&by_admin), "GET", path, b"", 1000).is_err());
+    }
+
     /// Submits an async job whose spec is too large for the queue message.
     async fn large_job(jobs: &MemoryKv, queue: &MemoryQueue<RenderJobMessage>) -> JobId {
         let big = format!("<p>{}</p>", "x".repeat(INLINE_SPEC_MAX_BYTES));
@@ -691,14 +902,20 @@ pub(crate) mod tests {
             );
             let c = cfg();
             let processing = JobEvent::Processing { at: ts(1) };
-            apply_event(&jobs, &webhooks, &c, id.as_str(), &event(&processing)).await.unwrap();
+            apply_event(&jobs, &webhooks, &lim(), &c, id.as_str(), &event(&processing))
+                .await
+                .unwrap();
             assert!(jobs.deletes.borrow().is_empty());
             let completed = JobEvent::Completed { at: ts(2), result: RESULT };
-            apply_event(&jobs, &webhooks, &c, id.as_str(), &event(&completed)).await.unwrap();
+            apply_event(&jobs, &webhooks, &lim(), &c, id.as_str(), &event(&completed))
+                .await
+                .unwrap();
             assert_eq!(*jobs.deletes.borrow(), [spec_key(&id)]);
             assert_eq!(job_spec(&jobs, id.as_str()).await.unwrap_err().status(), 404);
             // A repeated end deletes again (the first delete may have failed).
-            apply_event(&jobs, &webhooks, &c, id.as_str(), &event(&completed)).await.unwrap();
+            apply_event(&jobs, &webhooks, &lim(), &c, id.as_str(), &event(&completed))
+                .await
+                .unwrap();
             assert_eq!(jobs.deletes.borrow().len(), 2);
         });
     }
@@ -710,7 +927,7 @@ pub(crate) mod tests {
                 (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default());
             let id = large_job(&jobs, &queue).await;
             assert!(jobs.get(&spec_key(&id)).await.unwrap().is_some());
-            give_up(&jobs, &webhooks, &cfg(), &id, ts(600)).await.unwrap();
+            give_up(&jobs, &webhooks, &lim(), &cfg(), &id, ts(600)).await.unwrap();
             assert!(jobs.get(&spec_key(&id)).await.unwrap().is_none());
         });
     }
@@ -721,14 +938,23 @@ pub(crate) mod tests {
             let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
             let headers = SubmitHeaders { idempotency_key: None, no_store: true };
             let body = ASYNC.replace(r#""async""#, r#""pdfOptions":{"timeout":1},"async""#);
-            let s = submit(&jobs, &queue, &cfg(), &acct("a"), headers, body.as_bytes(), ts(0))
-                .await
-                .unwrap();
+            let s = submit(
+                (&jobs, &queue, &lim()),
+                &cfg(),
+                &acct("a"),
+                headers,
+                body.as_bytes(),
+                ts(0),
+            )
+            .await
+            .unwrap();
             assert_eq!(s.ignored, ["pdfOptions.timeout"]);
             assert!(queue.0.borrow()[0].spec.as_ref().unwrap().no_store);
             assert_eq!(jobs.writes.borrow().len(), 1, "only the job's base");
             let sync = br#"{"content":"x","upload_url":"https://b.example.com/a"}"#;
-            let s = submit(&jobs, &queue, &cfg(), &acct("a"), headers, sync, ts(0)).await.unwrap();
+            let s = submit((&jobs, &queue, &lim()), &cfg(), &acct("a"), headers, sync, ts(0))
+                .await
+                .unwrap();
             assert_eq!(s.ignored, ["upload_url"]);
             let Submission::Sync(spec) = s.submission else { panic!() };
             assert!(spec.no_store);

@@ -5,10 +5,16 @@ use std::time::Duration;
 
 use tailpdf_shared::{limits::JOB_TTL_DONE_SECS, origin::parse_origin, UrlPolicy};
 
+use crate::limits::Limits;
+
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     /// `INTERNAL_SECRET`: signs every edge ↔ renderer call.
     pub internal_secret: String,
+    /// `ADMIN_SECRET`: signs the operator's calls (dead letters); unset, they are refused.
+    pub admin_secret: Option<String>,
+    /// `DEAD_LETTER_TTL_SECS`: how long a dead-lettered webhook is kept for replay.
+    pub dead_letter_ttl_secs: u64,
     /// `RENDERER_URL`: the renderer for sync renders and push mode.
     pub renderer_url: String,
     /// `ALLOW_LOOPBACK` = "true": local development only.
@@ -28,6 +34,9 @@ pub struct EdgeConfig {
     /// `RENDER_MAX_ATTEMPTS`: push mode's deliveries of one job before it fails for want of a
     /// renderer (a renderer fails a job itself after its own `--max-attempts`).
     pub render_max_attempts: u32,
+    /// `RATE_LIMIT_REQUESTS_PER_MINUTE` and `RATE_LIMIT_JOBS_IN_FLIGHT`: the limits of an
+    /// account whose record sets none (0: no limit).
+    pub default_limits: Limits,
 }
 
 /// Svix-like growing delays: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h.
@@ -60,6 +69,8 @@ impl EdgeConfig {
         };
         Ok(Self {
             internal_secret,
+            admin_secret: get("ADMIN_SECRET").filter(|s| !s.is_empty()),
+            dead_letter_ttl_secs: number("DEAD_LETTER_TTL_SECS", 7 * 24 * 3600)?.max(60),
             renderer_url: match get("RENDERER_URL") {
                 Some(v) => parse_origin(&v)
                     .map_err(|e| format!("RENDERER_URL: {e}"))?
@@ -80,6 +91,14 @@ impl EdgeConfig {
             render_max_attempts: u32::try_from(number("RENDER_MAX_ATTEMPTS", 60)?)
                 .unwrap_or(60)
                 .max(1),
+            default_limits: Limits {
+                requests_per_minute: Some(
+                    u32::try_from(number("RATE_LIMIT_REQUESTS_PER_MINUTE", 0)?).unwrap_or(0),
+                ),
+                jobs_in_flight: Some(
+                    u32::try_from(number("RATE_LIMIT_JOBS_IN_FLIGHT", 0)?).unwrap_or(0),
+                ),
+            },
         })
     }
 }
@@ -98,19 +117,28 @@ mod tests {
         assert_eq!(c.job_ttl_done_secs, 3600);
         assert_eq!(c.webhook_retry_delays, DEFAULT_WEBHOOK_RETRY_DELAYS);
         assert_eq!(c.render_max_attempts, 60);
+        assert_eq!((c.admin_secret, c.dead_letter_ttl_secs), (None, 604_800));
         assert!(!c.url_policy.allow_loopback);
+        assert_eq!(
+            c.default_limits,
+            Limits { requests_per_minute: Some(0), jobs_in_flight: Some(0) }
+        );
         let c = EdgeConfig::from_vars(vars(&[
             ("INTERNAL_SECRET", "s"),
             ("JOB_TTL_DONE_SECS", "5"),
             ("WEBHOOK_RETRY_DELAYS", "1, 2,3"),
             ("ALLOW_LOOPBACK", "true"),
             ("RENDER_MAX_ATTEMPTS", "0"),
+            ("RATE_LIMIT_REQUESTS_PER_MINUTE", "600"),
+            ("RATE_LIMIT_JOBS_IN_FLIGHT", "40"),
         ]))
         .unwrap();
         assert_eq!(c.render_max_attempts, 1, "at least one delivery");
         assert_eq!(c.job_ttl_done_secs, 5, "shorter than KV's minimum: enforced on read");
         assert_eq!(c.webhook_retry_delays, [1, 2, 3]);
         assert!(c.url_policy.allow_loopback);
+        let limits = Limits { requests_per_minute: Some(600), jobs_in_flight: Some(40) };
+        assert_eq!(c.default_limits, limits);
     }
 
     #[test]

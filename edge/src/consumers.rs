@@ -19,6 +19,7 @@ use crate::{
     api::{self, renderer_call},
     config::EdgeConfig,
     delivery,
+    limits::Limiter,
     store::{get_json, put_json, stage_key, webhook_key, Kv, Queue},
 };
 
@@ -63,8 +64,8 @@ const STORAGE_RETRY_SECS: u32 = 30;
 pub async fn push_render_job(
     http: &impl Http,
     render_jobs: &impl Queue<RenderJobMessage>,
-    jobs: &impl Kv,
-    webhooks: &impl Queue<WebhookMessage>,
+    // Where a job that fails here records its end.
+    (jobs, webhooks, limiter): (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
     cfg: &EdgeConfig,
     job: &RenderJobMessage,
     now: Timestamp,
@@ -94,7 +95,7 @@ pub async fn push_render_job(
              it again."
         );
         let event = JobEvent::Failed { at: now, error_message };
-        return match api::apply(jobs, webhooks, cfg, &job.job_id, &event).await {
+        return match api::apply(jobs, webhooks, limiter, cfg, &job.job_id, &event).await {
             Ok(_) => Verdict::Ack,
             // Expired meanwhile: nothing left to fail.
             Err(e) if e.status() == 404 => Verdict::Ack,
@@ -163,7 +164,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        api::tests::{acct, cfg, queued_job, run, ts},
+        api::tests::{acct, cfg, lim, queued_job, run, ts},
         store::memory::{MemoryKv, MemoryQueue},
     };
     use tailpdf_shared::{job::WebhookDelivery, webhook::WebhookPayload, JobRecord};
@@ -212,9 +213,15 @@ mod tests {
             let c = cfg();
             let mut current = message;
             for expected in [1, 2] {
-                let verdict =
-                    push_render_job(&http, &render_jobs, &jobs, &webhooks, &c, &current, ts(1))
-                        .await;
+                let verdict = push_render_job(
+                    &http,
+                    &render_jobs,
+                    (&jobs, &webhooks, &lim()),
+                    &c,
+                    &current,
+                    ts(1),
+                )
+                .await;
                 assert_eq!(verdict, Verdict::Ack, "the next attempt is queued first");
                 let sent: RenderJobMessage =
                     serde_json::from_slice(&http.sent.borrow().last().unwrap().1).unwrap();
@@ -223,8 +230,15 @@ mod tests {
                 assert_eq!(current.attempt, expected + 1);
             }
             assert_eq!(render_jobs.delays(), [7, c.render_retry_delay_secs], "Retry-After first");
-            let verdict =
-                push_render_job(&http, &render_jobs, &jobs, &webhooks, &c, &current, ts(2)).await;
+            let verdict = push_render_job(
+                &http,
+                &render_jobs,
+                (&jobs, &webhooks, &lim()),
+                &c,
+                &current,
+                ts(2),
+            )
+            .await;
             assert_eq!(verdict, Verdict::Ack);
             assert_eq!(render_jobs.0.borrow().len(), 2, "done: nothing more queued");
         });
@@ -239,8 +253,15 @@ mod tests {
             let c = EdgeConfig { render_max_attempts: 3, ..cfg() };
             message.attempt = 3;
             let http = FakeHttp::answering(vec![Err("connection refused".into())]);
-            let verdict =
-                push_render_job(&http, &render_jobs, &jobs, &webhooks, &c, &message, ts(5)).await;
+            let verdict = push_render_job(
+                &http,
+                &render_jobs,
+                (&jobs, &webhooks, &lim()),
+                &c,
+                &message,
+                ts(5),
+            )
+            .await;
             assert_eq!(verdict, Verdict::Ack);
             assert!(render_jobs.0.borrow().is_empty(), "not queued again");
             let view = api::job_status(&jobs, &c, &acct("a"), message.job_id.as_str(), ts(6))
@@ -260,9 +281,15 @@ mod tests {
             let render_jobs = MemoryQueue::<RenderJobMessage>::failing();
             let message = queued_job(&jobs).await;
             let http = FakeHttp::answering(vec![status(503)]);
-            let verdict =
-                push_render_job(&http, &render_jobs, &jobs, &webhooks, &cfg(), &message, ts(1))
-                    .await;
+            let verdict = push_render_job(
+                &http,
+                &render_jobs,
+                (&jobs, &webhooks, &lim()),
+                &cfg(),
+                &message,
+                ts(1),
+            )
+            .await;
             assert!(matches!(verdict, Verdict::Retry { .. }), "never acked before it is safe");
         });
     }
@@ -323,7 +350,7 @@ mod tests {
             let c = cfg();
             let (id, webhooks) = (message.job_id.clone(), MemoryQueue::default());
             let processing = JobEvent::Processing { at: ts(1) };
-            api::apply(&base, &webhooks, &c, &id, &processing).await.unwrap();
+            api::apply(&base, &webhooks, &lim(), &c, &id, &processing).await.unwrap();
             let completed = JobEvent::Completed {
                 at: ts(2),
                 result: tailpdf_shared::job::RenderResult {
@@ -335,8 +362,9 @@ mod tests {
             let race = |schedule: &[bool]| {
                 let (jobs, queued) = (base.snapshot(), MemoryQueue::default());
                 let kv = crate::store::memory::Yielding(&jobs);
-                let a = api::apply(&kv, &queued, &c, &id, &completed);
-                let b = api::give_up(&kv, &queued, &c, &id, ts(3));
+                let limiter = lim();
+                let a = api::apply(&kv, &queued, &limiter, &c, &id, &completed);
+                let b = api::give_up(&kv, &queued, &limiter, &c, &id, ts(3));
                 let steps = interleave(a, b, schedule);
                 (jobs, queued, steps)
             };

@@ -5,15 +5,22 @@
 //! - [`store`]: the KV layout and the traits over KV and Queues;
 //! - [`consumers`]: the queue consumers (push-mode render jobs, webhook deliveries);
 //! - [`delivery`]: webhook requests, retries and the dead-letter decision;
+//! - [`dead_letters`]: dead-lettered webhooks kept, listed and replayed;
+//! - [`limits`]: per-account requests per minute and jobs in flight (429);
 //! - [`config`]: wrangler vars and secrets.
 //!
-//! All of it is plain Rust, tested natively; the Worker glue in `worker_glue` exists only on
-//! wasm32 and stays thin.
+//! All of it is plain Rust, tested natively; the Worker glue in `worker_glue` and the Durable
+//! Object that holds each account's counters (`limiter_object`) exist only on wasm32 and stay
+//! thin.
 
 pub mod api;
 pub mod config;
 pub mod consumers;
+pub mod dead_letters;
 pub mod delivery;
+#[cfg(target_arch = "wasm32")]
+mod limiter_object;
+pub mod limits;
 pub mod routes;
 pub mod store;
 #[cfg(target_arch = "wasm32")]

@@ -17,6 +17,10 @@ pub enum Route<'a> {
     JobEvents(&'a str),
     /// `GET /internal/jobs/{id}/spec` (signed).
     JobSpec(&'a str),
+    /// `GET /internal/dead-letters` (signed with the admin secret).
+    DeadLetters,
+    /// `POST /internal/dead-letters/replay` (signed with the admin secret).
+    ReplayDeadLetters,
 }
 
 /// The route for `method` on `path`: 404 for a path that is not one, 405 with `Allow` for a
@@ -29,6 +33,8 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         ["jobs", id] if !id.is_empty() => (Route::Job(id), "GET, HEAD"),
         ["internal", "jobs", id, "events"] => (Route::JobEvents(id), "POST"),
         ["internal", "jobs", id, "spec"] => (Route::JobSpec(id), "GET"),
+        ["internal", "dead-letters"] => (Route::DeadLetters, "GET"),
+        ["internal", "dead-letters", "replay"] => (Route::ReplayDeadLetters, "POST"),
         _ => {
             return Err(ApiError::not_found(format!(
                 "No such endpoint: {path}. Use POST /pdf or GET /jobs/{{id}}."
@@ -71,6 +77,8 @@ mod tests {
         assert_eq!(route("GET", "/jobs/01J"), Ok(Route::Job("01J")));
         assert_eq!(route("POST", "/internal/jobs/01J/events"), Ok(Route::JobEvents("01J")));
         assert_eq!(route("GET", "/internal/jobs/01J/spec"), Ok(Route::JobSpec("01J")));
+        assert_eq!(route("GET", "/internal/dead-letters"), Ok(Route::DeadLetters));
+        assert_eq!(route("POST", "/internal/dead-letters/replay"), Ok(Route::ReplayDeadLetters));
     }
 
     #[test]

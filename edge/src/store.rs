@@ -13,10 +13,13 @@
 //! | `job:{id}:webhook` | delivery status | after each delivery attempt (minutes apart) |
 //! | `job:{id}:webhook_queued:{event}` | `true` | once, when that end's webhook was queued, 1 h TTL |
 //! | `idem:{account}:{sha256(key)}` | [`IdempotencyRecord`] | once, 24 h |
+//! | `dead:{webhook-id}` | a dead-lettered delivery ([`crate::dead_letters`]) | once, 7 days; deleted when replayed |
 //!
 //! API keys live in their own namespace: `sha256(key)` → [`Account`].
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::limits::Limits;
 use tailpdf_shared::{
     job::WebhookDelivery, limits::KV_MIN_TTL_SECS, messages::SecretUrl, signing::hash_api_key,
     webhook::WebhookEvent, JobEvent, JobId, JobRecord, JobStatus, Timestamp,
@@ -32,6 +35,8 @@ pub trait Kv {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// The keys that start with `prefix`, all of them.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
 /// A Cloudflare queue producer.
@@ -48,6 +53,13 @@ pub struct Account {
     pub account: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
+    /// Its own limits; the Worker's defaults for those not set.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: Limits,
+}
+
+fn is_default(limits: &Limits) -> bool {
+    *limits == Limits::default()
 }
 
 /// What is known of a job from its submission.
@@ -204,6 +216,12 @@ pub(crate) mod memory {
             self.entries.borrow_mut().remove(key);
             Ok(())
         }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            let mut keys: Vec<String> =
+                self.entries.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+            keys.sort();
+            Ok(keys)
+        }
     }
 
     impl MemoryKv {
@@ -254,6 +272,10 @@ pub(crate) mod memory {
             YieldOnce(false).await;
             self.0.delete(key).await
         }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            YieldOnce(false).await;
+            self.0.list(prefix).await
+        }
     }
 
     /// Records the keys read, and the most reads ever in flight at once (each read yields
@@ -290,6 +312,9 @@ pub(crate) mod memory {
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
             self.kv.delete(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.kv.list(prefix).await
         }
     }
 

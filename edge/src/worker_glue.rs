@@ -21,6 +21,7 @@ use crate::{
     api::{self, Submission, SubmitHeaders},
     config::EdgeConfig,
     consumers::{self, Answer, Http, Verdict},
+    limiter_object::ObjectLimiter,
     routes::{self, Route},
     store::{Kv, Queue, StoreError},
 };
@@ -52,6 +53,23 @@ impl Kv for WorkerKv {
 
     async fn delete(&self, key: &str) -> std::result::Result<(), StoreError> {
         self.0.delete(key).await.map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn list(&self, prefix: &str) -> std::result::Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut cursor = None;
+        loop {
+            let mut page = self.0.list().prefix(prefix.to_owned());
+            if let Some(c) = cursor.take() {
+                page = page.cursor(c);
+            }
+            let page = page.execute().await.map_err(|e| StoreError(e.to_string()))?;
+            keys.extend(page.keys.into_iter().map(|k| k.name));
+            match page.cursor {
+                Some(c) if !page.list_complete => cursor = Some(c),
+                _ => return Ok(keys),
+            }
+        }
     }
 }
 
@@ -147,6 +165,13 @@ fn kv(env: &Env, binding: &str) -> std::result::Result<WorkerKv, ApiError> {
     })
 }
 
+fn limiter(env: &Env) -> std::result::Result<ObjectLimiter, ApiError> {
+    env.durable_object("LIMITS").map(ObjectLimiter).map_err(|e| {
+        worker::console_error!("Durable Object binding LIMITS: {e}");
+        ApiError::unavailable("The service is not configured; retry later.", 60)
+    })
+}
+
 fn queue(env: &Env, binding: &str) -> std::result::Result<WorkerQueue, ApiError> {
     env.queue(binding).map(WorkerQueue).map_err(|e| {
         worker::console_error!("queue binding {binding}: {e}");
@@ -182,6 +207,8 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Ok(Route::Job(id)) => get_job(&req, &env, id).await,
         Ok(Route::JobEvents(id)) => post_event(&mut req, &env, id, &path).await,
         Ok(Route::JobSpec(id)) => get_spec(&req, &env, id, &path).await,
+        Ok(Route::DeadLetters) => get_dead_letters(&req, &env, &path).await,
+        Ok(Route::ReplayDeadLetters) => post_replay(&mut req, &env, &path).await,
         Err(e) => Err(e),
     };
     let mut response = match result {
@@ -216,7 +243,9 @@ async fn post_pdf(req: &mut Request, env: &Env) -> std::result::Result<Response,
     let body = body(req).await?;
     let jobs = kv(env, "JOBS")?;
     let render_jobs = queue(env, "RENDER_JOBS")?;
-    let submitted = api::submit(&jobs, &render_jobs, &cfg, &account, headers, &body, now()).await?;
+    let limiter = limiter(env)?;
+    let stores = (&jobs, &render_jobs, &limiter);
+    let submitted = api::submit(stores, &cfg, &account, headers, &body, now()).await?;
     let mut response = match submitted.submission {
         Submission::Sync(spec) => render_sync(&cfg, &spec).await?,
         Submission::Accepted(accepted) | Submission::Replayed(accepted) => {
@@ -347,8 +376,8 @@ async fn post_event(
     let cfg = config(env)?;
     let body = body(req).await?;
     require_signature(req, &cfg, "POST", path, &body)?;
-    let ack =
-        api::apply_event(&kv(env, "JOBS")?, &queue(env, "WEBHOOKS")?, &cfg, id, &body).await?;
+    let (jobs, webhooks, limiter) = (kv(env, "JOBS")?, queue(env, "WEBHOOKS")?, limiter(env)?);
+    let ack = api::apply_event(&jobs, &webhooks, &limiter, &cfg, id, &body).await?;
     json(&ack, 200).map_err(internal)
 }
 
@@ -362,6 +391,39 @@ async fn get_spec(
     require_signature(req, &cfg, "GET", path, b"")?;
     let spec = api::job_spec(&kv(env, "JOBS")?, id).await?;
     json(&spec, 200).map_err(internal)
+}
+
+async fn get_dead_letters(
+    req: &Request,
+    env: &Env,
+    path: &str,
+) -> std::result::Result<Response, ApiError> {
+    let cfg = config(env)?;
+    let signature =
+        req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten();
+    api::verify_admin_call(&cfg, signature.as_deref(), "GET", path, b"", now_secs())?;
+    let letters = crate::dead_letters::list(&kv(env, "JOBS")?).await?;
+    json(&letters, 200).map_err(internal)
+}
+
+async fn post_replay(
+    req: &mut Request,
+    env: &Env,
+    path: &str,
+) -> std::result::Result<Response, ApiError> {
+    let cfg = config(env)?;
+    let body = body(req).await?;
+    let signature =
+        req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten();
+    api::verify_admin_call(&cfg, signature.as_deref(), "POST", path, &body, now_secs())?;
+    let (jobs, webhooks) = (kv(env, "JOBS")?, queue(env, "WEBHOOKS")?);
+    let outcome = crate::dead_letters::replay(&jobs, &webhooks, &body).await?;
+    worker::console_log!(
+        "dead letters: replayed {:?}, not found {:?}",
+        outcome.replayed,
+        outcome.not_found
+    );
+    json(&outcome, 200).map_err(internal)
 }
 
 #[event(queue)]
@@ -380,7 +442,7 @@ async fn queue_consumer(batch: MessageBatch<Value>, env: Env, _ctx: Context) -> 
             (true, _, false) => push_render_job(&cfg, &env, message).await,
             (true, _, true) => fail_dead_lettered_job(&cfg, &env, message).await,
             (_, true, false) => deliver_webhook(&cfg, &env, message).await,
-            // webhooks-dlq is kept for inspection (`wrangler queues` or a pull consumer).
+            (_, true, true) => keep_dead_letter(&cfg, &env, message).await,
             _ => message.ack(),
         }
     });
@@ -394,11 +456,13 @@ async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::M
     let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs-dlq") else {
         return;
     };
-    let (Ok(jobs), Ok(webhooks)) = (kv(env, "JOBS"), queue(env, "WEBHOOKS")) else {
+    let (Ok(jobs), Ok(webhooks), Ok(limiter)) =
+        (kv(env, "JOBS"), queue(env, "WEBHOOKS"), limiter(env))
+    else {
         retry(message, 30);
         return;
     };
-    match api::give_up(&jobs, &webhooks, cfg, &job.job_id, now()).await {
+    match api::give_up(&jobs, &webhooks, &limiter, cfg, &job.job_id, now()).await {
         Ok(ack) => {
             worker::console_warn!(
                 "render-jobs-dlq: {} dead-lettered; job now {:?} (changed: {})",
@@ -446,19 +510,45 @@ async fn push_render_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
     let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs") else {
         return;
     };
-    let (Ok(render_jobs), Ok(jobs), Ok(webhooks)) =
-        (queue(env, "RENDER_JOBS"), kv(env, "JOBS"), queue(env, "WEBHOOKS"))
+    let (Ok(render_jobs), Ok(jobs), Ok(webhooks), Ok(limiter)) =
+        (queue(env, "RENDER_JOBS"), kv(env, "JOBS"), queue(env, "WEBHOOKS"), limiter(env))
     else {
         retry(message, cfg.render_retry_delay_secs);
         return;
     };
+    let ends = (&jobs, &webhooks, &limiter);
     let verdict =
-        consumers::push_render_job(&WorkerHttp, &render_jobs, &jobs, &webhooks, cfg, &job, now())
-            .await;
+        consumers::push_render_job(&WorkerHttp, &render_jobs, ends, cfg, &job, now()).await;
     if verdict != Verdict::Ack {
         worker::console_warn!("render-jobs: {} comes back: {verdict:?}", job.job_id);
     }
     settle(message, verdict);
+}
+
+/// webhooks-dlq: the delivery is kept for an operator to list and replay (dead_letters.rs).
+async fn keep_dead_letter(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
+    let Some(hook) = body_or_drop::<WebhookMessage>(message, "webhooks-dlq") else {
+        return;
+    };
+    let Ok(jobs) = kv(env, "JOBS") else {
+        retry(message, 30);
+        return;
+    };
+    match crate::dead_letters::keep(&jobs, &hook, now(), cfg.dead_letter_ttl_secs).await {
+        Ok(()) => {
+            worker::console_warn!(
+                "webhooks-dlq: {} kept after {} attempts ({})",
+                hook.payload.webhook_id(),
+                hook.attempt,
+                hook.url
+            );
+            message.ack();
+        }
+        Err(e) => {
+            worker::console_error!("webhooks-dlq: {}: {e}", hook.payload.job_id);
+            retry(message, 30);
+        }
+    }
 }
 
 async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
