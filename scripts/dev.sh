@@ -46,7 +46,8 @@ if admin key list --account "$ACCOUNT" | grep -q "^$hash "; then
   say "dev API key: $API_KEY (account $ACCOUNT)"
 else
   say "creating the dev API key ($API_KEY → account $ACCOUNT)"
-  admin key create --account "$ACCOUNT" --key "$API_KEY" --webhook-secret "$WEBHOOK_SECRET" >/dev/null
+  admin key create --account "$ACCOUNT" --key "$API_KEY" --webhook-secret "$WEBHOOK_SECRET" \
+    >/dev/null 2>"$state/admin.log" || { say "creating the dev API key failed: $state/admin.log"; exit 1; }
 fi
 
 pids=()
