@@ -22,9 +22,6 @@ pub enum RenderError {
     /// The engine is shutting down and takes no more renders.
     #[error("the renderer is shutting down")]
     ShuttingDown,
-    /// Every tab is busy and the wait for one ran out.
-    #[error("all {0} tabs are busy")]
-    Busy(usize),
     /// The document needs more than a render may use; not retried.
     #[error(transparent)]
     Limit(#[from] LimitExceeded),
@@ -71,7 +68,7 @@ fn mib(bytes: u64) -> String {
 impl RenderError {
     /// Whether the same render may succeed if tried again (on this or another renderer).
     pub fn retryable(&self) -> bool {
-        matches!(self, Self::Font(_) | Self::Browser(_) | Self::ShuttingDown | Self::Busy(_))
+        matches!(self, Self::Font(_) | Self::Browser(_) | Self::ShuttingDown)
     }
 
     /// What a client is told: the failure in its own terms. What Chromium said is internal
@@ -87,9 +84,7 @@ impl RenderError {
     pub fn to_api_error(&self) -> ApiError {
         match self {
             Self::BadInput(m) => ApiError::validation(m.clone()),
-            Self::ShuttingDown | Self::Busy(_) => {
-                ApiError::unavailable(format!("{self}; retry shortly."), 2)
-            }
+            Self::ShuttingDown => ApiError::unavailable(format!("{self}; retry shortly."), 2),
             _ => ApiError::new(
                 ErrorCode::RenderFailed,
                 format!("Render failed: {}", self.public_message()),
@@ -110,7 +105,6 @@ mod tests {
             (RenderError::Font("Font \"Inter\" ...".into()), true, 500),
             (RenderError::Browser("crashed".into()), true, 500),
             (RenderError::ShuttingDown, true, 503),
-            (RenderError::Busy(2), true, 503),
             (RenderError::Limit(LimitExceeded::Pages(3)), false, 500),
         ];
         for (e, retryable, status) in cases {

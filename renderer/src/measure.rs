@@ -24,21 +24,16 @@ pub fn revision() -> String {
 
 /// A process's parent and its CPU time (user + system, its own threads), in clock ticks.
 fn stat(pid: u32) -> Option<(u32, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // pid (comm) state ppid … utime stime: the command name may hold spaces, not what follows.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
-    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-    Some((u32::try_from(field(1)?).ok()?, field(11)? + field(12)?))
+    let stat = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok()?;
+    Some((u32::try_from(stat.ppid).ok()?, stat.utime + stat.stime))
 }
 
 /// `pid` and all its descendants (`pid` first).
 pub fn process_tree(pid: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Some((ppid, _)) = stat(p) {
+    for process in procfs::process::all_processes().into_iter().flatten().flatten() {
+        let Ok(stat) = process.stat() else { continue };
+        if let (Ok(p), Ok(ppid)) = (u32::try_from(stat.pid), u32::try_from(stat.ppid)) {
             children.entry(ppid).or_default().push(p);
         }
     }
@@ -59,8 +54,12 @@ fn kind(pid: u32, root: u32) -> String {
     }
     // Chromium rewrites its command line into one string: its arguments are split by spaces
     // there, not NULs.
-    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let kind = cmdline.split(['\0', ' ']).find_map(|arg| arg.strip_prefix("--type="));
+    let cmdline = i32::try_from(pid)
+        .ok()
+        .and_then(|pid| procfs::process::Process::new(pid).ok()?.cmdline().ok())
+        .unwrap_or_default()
+        .join(" ");
+    let kind = cmdline.split(' ').find_map(|arg| arg.strip_prefix("--type="));
     match kind {
         Some("renderer") => String::from("renderer"),
         Some("gpu-process") => String::from("gpu"),
@@ -73,8 +72,7 @@ fn kind(pid: u32, root: u32) -> String {
 /// itself), "browser", "renderer", "gpu", "other" (zygotes, utilities). A process that ended
 /// meanwhile is missed: read before and after a run in which none ends.
 pub fn cpu_by_kind(root: u32) -> BTreeMap<String, f64> {
-    // USER_HZ, what /proc counts in, is 100 on every Linux (its ABI).
-    let ticks_per_s = 100.0;
+    let ticks_per_s = procfs::ticks_per_second() as f64;
     let mut by_kind = BTreeMap::new();
     for pid in process_tree(root) {
         if let Some((_, ticks)) = stat(pid) {

@@ -312,20 +312,20 @@ impl Drop for Service {
     }
 }
 
-/// Proportional set size of a process, in KiB.
+fn process(pid: u32) -> Option<procfs::process::Process> {
+    procfs::process::Process::new(i32::try_from(pid).ok()?).ok()
+}
+
+/// Proportional set size of a process, in KiB (0 once it has ended).
 fn pss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Pss:")?.trim().strip_suffix("kB")?.trim().parse().ok()
-            })
-        })
-        .unwrap_or(0)
+    let rollup = process(pid).and_then(|p| p.smaps_rollup().ok());
+    let pss = rollup
+        .and_then(|r| r.memory_map_rollup.iter().find_map(|m| m.extension.map.get("Pss").copied()));
+    pss.unwrap_or(0) / 1024
 }
 
 fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+    process(pid).and_then(|p| p.fd_count().ok()).unwrap_or(0)
 }
 
 /// Files (not directories) and their bytes under `dir`.
@@ -879,4 +879,17 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_a_pss_and_open_files_and_an_ended_one_none() {
+        let me = std::process::id();
+        assert!(pss_kib(me) > 1024, "{} KiB", pss_kib(me));
+        assert!(fd_count(me) >= 3, "stdin, stdout, stderr at least");
+        assert_eq!((pss_kib(u32::MAX), fd_count(u32::MAX)), (0, 0));
+    }
 }

@@ -414,13 +414,12 @@ pub(crate) fn reap_orphans(main_pid: Option<u32>) {
     for attempt in 0..20 {
         let mut waiting = false;
         for (pid, _, stat) in processes() {
-            let Some((ppid, state)) = parse_stat(&stat) else { continue };
             // Only Chromium's processes: other children of ours are waited for by their owners.
-            let chromium = stat.contains("(chrom");
-            if ppid != me || !chromium || Some(pid as u32) == main_pid {
+            let chromium = stat.comm.starts_with("chrom");
+            if u32::try_from(stat.ppid) != Ok(me) || !chromium || Some(pid as u32) == main_pid {
                 continue;
             }
-            if state == 'Z' {
+            if stat.state == 'Z' {
                 let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
             } else {
                 waiting = true;
@@ -433,25 +432,13 @@ pub(crate) fn reap_orphans(main_pid: Option<u32>) {
     }
 }
 
-/// (ppid, state) from /proc/PID/stat.
-fn parse_stat(stat: &str) -> Option<(u32, char)> {
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((ppid, state))
-}
-
-/// (pid, cmdline, stat) of every process we can read.
-fn processes() -> Vec<(i32, String, String)> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    dir.filter_map(|e| {
-        let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        Some((pid, String::from_utf8_lossy(&cmdline).replace('\0', " "), stat))
-    })
-    .collect()
+/// (pid, command line, stat) of every process we can read (one that ends meanwhile is
+/// skipped).
+fn processes() -> Vec<(i32, String, procfs::process::Stat)> {
+    let Ok(all) = procfs::process::all_processes() else { return Vec::new() };
+    all.flatten()
+        .filter_map(|p| Some((p.pid(), p.cmdline().ok()?.join(" "), p.stat().ok()?)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -459,9 +446,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_lines() {
-        assert_eq!(parse_stat("123 (chromium) Z 77 123 1 0"), Some((77, 'Z')));
-        assert_eq!(parse_stat("9 (a) b) c) S 1 9"), Some((1, 'S')));
-        assert_eq!(parse_stat("garbage"), None);
+    fn this_process_is_listed_with_its_parent_and_command_line() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let (_, cmdline, stat) = processes().into_iter().find(|(pid, _, _)| *pid == me).unwrap();
+        assert_eq!(stat.ppid, i32::try_from(std::os::unix::process::parent_id()).unwrap());
+        assert!(cmdline.contains("tailpdf_renderer"), "{cmdline}");
+        assert!(stat.comm.starts_with("tailpdf_render"), "{}", stat.comm);
     }
 }

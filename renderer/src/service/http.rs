@@ -104,11 +104,8 @@ async fn render(
 ) -> Result<Response, ErrorResponse> {
     let spec: RenderSpec = parse(&body)?;
     let _admitted = state.admit().ok_or_else(|| full(&state))?;
-    let rendered = state.runner.engine.render(&spec).await.map_err(|e| {
-        state.metrics.renders_failed.inc();
-        ErrorResponse(e.to_api_error())
-    })?;
-    state.metrics.renders_ok.inc();
+    let rendered =
+        state.runner.engine.render(&spec).await.map_err(|e| ErrorResponse(e.to_api_error()))?;
     state.metrics.render_seconds.observe(rendered.duration);
     Ok((
         [

@@ -81,8 +81,6 @@ impl Histogram {
 
 #[derive(Default)]
 pub struct Metrics {
-    pub renders_ok: Counter,
-    pub renders_failed: Counter,
     pub jobs_completed: Counter,
     pub jobs_failed: Counter,
     pub jobs_retried: Counter,
@@ -111,11 +109,8 @@ impl Metrics {
         };
         counter(
             "tailpdf_renders_total",
-            "Renders by outcome.",
-            &[
-                ("{outcome=\"ok\"}", self.renders_ok.get()),
-                ("{outcome=\"failed\"}", self.renders_failed.get()),
-            ],
+            "Renders by outcome (sync renders and jobs' renders, counted by the engine).",
+            &[("{outcome=\"ok\"}", engine.renders), ("{outcome=\"failed\"}", engine.failures)],
         );
         counter(
             "tailpdf_jobs_total",
@@ -203,14 +198,19 @@ mod tests {
     #[test]
     fn exposition_has_counters_gauges_and_cumulative_buckets() {
         let m = Metrics::default();
-        m.renders_ok.inc();
-        m.renders_ok.inc();
         m.render_seconds.observe(Duration::from_millis(40));
         m.render_seconds.observe(Duration::from_millis(700));
-        let stats = EngineStats { browser_starts: 3, escalations: 4, ..EngineStats::default() };
+        let stats = EngineStats {
+            renders: 2,
+            failures: 1,
+            browser_starts: 3,
+            escalations: 4,
+            ..EngineStats::default()
+        };
         let text = m.render(stats, 2, (1, 2));
         assert!(text.contains("tailpdf_escalations_total 4"));
         assert!(text.contains("tailpdf_renders_total{outcome=\"ok\"} 2"));
+        assert!(text.contains("tailpdf_renders_total{outcome=\"failed\"} 1"));
         assert!(text.contains("tailpdf_browser_restarts_total 2"));
         assert!(text.contains("tailpdf_backlog 2"));
         assert!(text.contains("tailpdf_tabs_idle 1"));

@@ -116,11 +116,9 @@ impl Runner {
         let rendered = match rendered {
             Ok(r) => {
                 self.metrics.render_seconds.observe(r.duration);
-                self.metrics.renders_ok.inc();
                 r
             }
             Err(e) => {
-                self.metrics.renders_failed.inc();
                 if e.retryable() && attempt < self.max_attempts {
                     return retry(&e);
                 }
