@@ -555,6 +555,32 @@ async fn an_account_over_its_limits_gets_429_with_retry_after_and_no_other_accou
     let (status, _, _) = post_pdf(&stack, Some(KEY_C), "{}", None).await;
     assert_eq!(status, 400, "let through again after Retry-After");
 
+    // One JSON line per request in the Worker's log, with the caller's trace id.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let r = client()
+        .post(format!("{}/pdf", stack.edge))
+        .header("X-API-Key", KEY_B)
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    wait_until("the access line", Duration::from_secs(10), async || {
+        stack._wrangler.log().contains(trace)
+    })
+    .await;
+    let log = stack._wrangler.log();
+    let line = log.lines().find(|l| l.contains(trace)).unwrap();
+    let line: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+    assert_eq!(
+        line,
+        json!({"method": "POST", "path": "/pdf", "status": 400, "error": "validation_error",
+               "ms": line["ms"], "trace_id": trace}),
+    );
+    assert!(log.contains(r#""status":429,"error":"rate_limited""#), "the 429s are logged too");
+    assert!(!log.contains(KEY_C), "no key in the log");
+
     // One job in flight for d: its first job never renders, so it holds the slot.
     let (status, _, first) =
         post_pdf(&stack, Some(KEY_D), &async_body(&stack, "never-renders"), None).await;

@@ -7,12 +7,14 @@
 //! - [`delivery`]: webhook requests, retries and the dead-letter decision;
 //! - [`dead_letters`]: dead-lettered webhooks kept, listed and replayed;
 //! - [`limits`]: per-account requests per minute and jobs in flight (429);
+//! - [`access_log`]: the one structured line logged per request;
 //! - [`config`]: wrangler vars and secrets.
 //!
 //! All of it is plain Rust, tested natively; the Worker glue in `worker_glue` and the Durable
 //! Object that holds each account's counters (`limiter_object`) exist only on wasm32 and stay
 //! thin.
 
+pub mod access_log;
 pub mod api;
 pub mod config;
 pub mod consumers;

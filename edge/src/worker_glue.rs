@@ -197,6 +197,7 @@ fn json<T: Serialize>(value: &T, status: u16) -> Result<Response> {
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let started = worker::Date::now().as_millis();
     let path = req.path();
     // The method as sent: workers-rs names only the methods it knows and reads any other
     // (QUERY, PROPFIND, ...) as GET.
@@ -211,12 +212,22 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Ok(Route::ReplayDeadLetters) => post_replay(&mut req, &env, &path).await,
         Err(e) => Err(e),
     };
-    let mut response = match result {
-        Ok(response) => response,
-        Err(e) => error_response(&e)?,
+    let (mut response, error) = match result {
+        Ok(response) => (response, None),
+        Err(e) => (error_response(&e)?, Some(e.code.as_str())),
     };
     // Every answer is one account's own (a PDF, a job): no cache may keep it.
     response.headers_mut().set("Cache-Control", "no-store")?;
+    let traceparent = req.headers().get("traceparent").ok().flatten();
+    let line = crate::access_log::AccessLine {
+        method: &method,
+        path: &path,
+        status: response.status_code(),
+        error,
+        ms: worker::Date::now().as_millis().saturating_sub(started),
+        trace_id: crate::access_log::trace_id(traceparent.as_deref()),
+    };
+    worker::console_log!("{}", line.to_json());
     Ok(response)
 }
 
