@@ -326,6 +326,17 @@ async fn queue_webhook_once(
     Ok(())
 }
 
+/// A call's `X-TailPDF-Internal` under `secret`; 401 saying `required` otherwise.
+fn verify_signed(
+    secret: &str,
+    required: &str,
+    (header, method, path, body, now): (Option<&str>, &str, &str, &[u8], i64),
+) -> Result<(), ApiError> {
+    verify_internal(secret, header, method, path, body, now).map_err(|e| {
+        ApiError::unauthorized(format!("{INTERNAL_SIGNATURE_HEADER} {required}: {e}."))
+    })
+}
+
 /// Checks an internal call's `X-TailPDF-Internal`; 401 otherwise.
 pub fn verify_internal_call(
     cfg: &EdgeConfig,
@@ -335,11 +346,8 @@ pub fn verify_internal_call(
     body: &[u8],
     now: i64,
 ) -> Result<(), ApiError> {
-    verify_internal(&cfg.internal_secret, header, method, path, body, now).map_err(|e| {
-        ApiError::unauthorized(format!(
-            "{INTERNAL_SIGNATURE_HEADER} is required and must be valid: {e}."
-        ))
-    })
+    let call = (header, method, path, body, now);
+    verify_signed(&cfg.internal_secret, "is required and must be valid", call)
 }
 
 /// Checks an operator's call (`/internal/dead-letters…`): signed like an internal call, but
@@ -355,11 +363,8 @@ pub fn verify_admin_call(
     let secret = cfg.admin_secret.as_deref().ok_or_else(|| {
         ApiError::unauthorized("The operator's endpoints are off: set the Worker's ADMIN_SECRET.")
     })?;
-    verify_internal(secret, header, method, path, body, now).map_err(|e| {
-        ApiError::unauthorized(format!(
-            "{INTERNAL_SIGNATURE_HEADER} signed with the admin secret is required: {e}."
-        ))
-    })
+    let call = (header, method, path, body, now);
+    verify_signed(secret, "signed with the admin secret is required", call)
 }
 
 /// A signed call to the renderer: its URL and the signature header's value.
