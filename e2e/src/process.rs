@@ -89,11 +89,8 @@ impl Drop for Process {
 
 /// (ppid, state) of a process, if it exists.
 fn stat(pid: u32) -> Option<(u32, char)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces; the fields after its ')' do not.
-    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
-    let state = fields.next()?.chars().next()?;
-    Some((fields.next()?.parse().ok()?, state))
+    let stat = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok()?;
+    Some((u32::try_from(stat.ppid).ok()?, stat.state))
 }
 
 /// Whether `pid` runs (exists and is not a zombie).
@@ -104,8 +101,8 @@ pub fn alive(pid: u32) -> bool {
 /// Every running (non-zombie) process below `pid`.
 pub fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+    for process in procfs::process::all_processes().into_iter().flatten().flatten() {
+        let Ok(p) = u32::try_from(process.pid()) else { continue };
         if let Some((ppid, state)) = stat(p) {
             if ppid == pid && state != 'Z' {
                 out.push(p);
@@ -114,4 +111,21 @@ pub fn descendants(pid: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_is_a_running_descendant_until_it_is_reaped() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        assert!(alive(pid));
+        assert!(descendants(std::process::id()).contains(&pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!alive(pid));
+        assert!(!descendants(std::process::id()).contains(&pid));
+    }
 }

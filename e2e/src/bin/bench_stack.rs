@@ -283,17 +283,14 @@ async fn mean_queue_secs(stack: &Stack, jobs: &[Job]) -> anyhow::Result<f64> {
 fn cpu_by_part() -> std::collections::BTreeMap<String, f64> {
     let mut parent_of = std::collections::HashMap::new();
     let mut stats = std::collections::HashMap::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // pid (comm) state ppid … utime stime cutime cstime: comm may hold spaces.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let comm = stat[open + 1..close].to_owned();
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        parent_of.insert(pid, field(1) as u32);
-        let ticks = field(11) + field(12) + field(13) + field(14);
-        stats.insert(pid, (comm, ticks));
+    for process in procfs::process::all_processes().into_iter().flatten().flatten() {
+        let Ok(stat) = process.stat() else { continue };
+        let (Ok(pid), Ok(ppid)) = (u32::try_from(stat.pid), u32::try_from(stat.ppid)) else {
+            continue;
+        };
+        parent_of.insert(pid, ppid);
+        let children = u64::try_from(stat.cutime + stat.cstime).unwrap_or(0);
+        stats.insert(pid, (stat.comm, stat.utime + stat.stime + children));
     }
     let me = std::process::id();
     let ours = |mut pid: u32| {
@@ -324,7 +321,8 @@ fn cpu_by_part() -> std::collections::BTreeMap<String, f64> {
             _ => "wrangler (node) and others",
         };
         // CLK_TCK is 100 on Linux.
-        *by_part.entry(part.to_owned()).or_insert(0.0) += *ticks as f64 / 100.0;
+        *by_part.entry(part.to_owned()).or_insert(0.0) +=
+            *ticks as f64 / procfs::ticks_per_second() as f64;
     }
     by_part
 }
