@@ -53,12 +53,17 @@ async fn serve(app: Router) -> String {
     base
 }
 
+/// Jobs and the `traceparent` each call for them carried.
+type Traces = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// The renderer's side of the internal protocol, without Chromium.
 #[derive(Clone)]
 struct StandIn {
     edge: Arc<Mutex<String>>,
     /// Every push: the job and the attempt number it came with.
     jobs: Arc<Mutex<Vec<(String, u32)>>>,
+    /// Every push: the job and the `traceparent` its message carried.
+    traces: Traces,
 }
 
 fn signed(headers: &HeaderMap, method: &str, uri: &Uri, body: &[u8]) -> bool {
@@ -94,6 +99,7 @@ async fn stand_in_jobs(
     }
     let job: RenderJobMessage = serde_json::from_slice(&body).unwrap();
     s.jobs.lock().unwrap().push((job.job_id.to_string(), job.attempt));
+    s.traces.lock().unwrap().push((job.job_id.to_string(), job.traceparent.clone()));
     if job.spec.as_ref().is_some_and(|spec| spec.content.contains("never-renders")) {
         return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")]).into_response();
     }
@@ -126,7 +132,7 @@ async fn start(fail_first: usize) -> Stack {
 
 async fn start_with(fail_first: usize, edit: impl FnOnce(EdgeOptions) -> EdgeOptions) -> Stack {
     let hooks = Receiver::start(fail_first).await;
-    let stand_in = StandIn { edge: Arc::default(), jobs: Arc::default() };
+    let stand_in = StandIn { edge: Arc::default(), jobs: Arc::default(), traces: Arc::default() };
     let renderer = serve(
         Router::new()
             .route("/render", post(stand_in_render))
@@ -579,6 +585,25 @@ async fn an_account_over_its_limits_gets_429_with_retry_after_and_no_other_accou
                "ms": line["ms"], "trace_id": trace}),
     );
     assert!(log.contains(r#""status":429,"error":"rate_limited""#), "the 429s are logged too");
+    // The trace goes on with the job: its message carries a span of the same trace.
+    let r = client()
+        .post(format!("{}/pdf", stack.edge))
+        .header("X-API-Key", KEY_B)
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .body(async_body(&stack, "traced"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job_id = r.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned();
+    wait_until("the job at the renderer", Duration::from_secs(20), async || {
+        stack.stand_in.traces.lock().unwrap().iter().any(|(id, _)| *id == job_id)
+    })
+    .await;
+    let traces = stack.stand_in.traces.lock().unwrap().clone();
+    let (_, sent) = traces.iter().find(|(id, _)| *id == job_id).unwrap();
+    let sent = tailpdf_shared::trace::TraceParent::parse(sent.as_deref().unwrap()).unwrap();
+    assert_eq!(sent.trace_id(), trace);
     assert!(!log.contains(KEY_C), "no key in the log");
 
     // One job in flight for d: its first job never renders, so it holds the slot.

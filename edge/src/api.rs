@@ -8,6 +8,7 @@ use tailpdf_shared::{
     messages::{EventAck, RenderJobMessage, SecretUrl, WebhookMessage},
     request::validate_idempotency_key,
     signing::{hash_api_key, sign_internal, verify_internal, INTERNAL_SIGNATURE_HEADER},
+    trace::TraceParent,
     webhook::WebhookPayload,
     ApiError, Delivery, ErrorCode, JobEvent, JobId, JobView, RenderSpec, Timestamp,
 };
@@ -42,6 +43,9 @@ pub struct SubmitHeaders<'a> {
     pub idempotency_key: Option<&'a str>,
     /// `X-No-Store: true`.
     pub no_store: bool,
+    /// The trace this request is part of (`traceparent`, or a new one): the job's message
+    /// carries a child of it to the renderer.
+    pub trace: Option<&'a TraceParent>,
 }
 
 /// What a `POST /pdf` comes to.
@@ -110,7 +114,7 @@ pub async fn submit(
             };
             let stores = (jobs, render_jobs, limiter);
             let in_flight = limits.jobs_in_flight.unwrap_or(0);
-            submit_job(stores, account, in_flight, headers.idempotency_key, job, body, now).await?
+            submit_job(stores, account, in_flight, headers, job, body, now).await?
         }
     };
     Ok(Submitted { submission, ignored })
@@ -126,12 +130,12 @@ async fn submit_job(
     (jobs, render_jobs, limiter): (&impl Kv, &impl Queue<RenderJobMessage>, &impl Limiter),
     account: &Account,
     in_flight: u32,
-    idempotency: Option<&str>,
+    headers: SubmitHeaders<'_>,
     job: NewJob,
     body: &[u8],
     now: Timestamp,
 ) -> Result<Submission, ApiError> {
-    let idempotency = match idempotency {
+    let idempotency = match headers.idempotency_key {
         Some(key) => {
             let record_key = idempotency_key(&account.account, key);
             let body_sha256 = hex::encode(Sha256::digest(body));
@@ -159,8 +163,9 @@ async fn submit_job(
             )
         })?;
     }
-    let message =
+    let mut message =
         RenderJobMessage::new(job_id.clone(), &account.account, job.upload_url, &job.spec);
+    message.traceparent = headers.trace.map(|t| t.child().header());
     let base = JobBase {
         job_id: job_id.clone(),
         account: account.account.clone(),
@@ -437,10 +442,27 @@ pub(crate) mod tests {
         body: &[u8],
         now: Timestamp,
     ) -> Result<Submission, ApiError> {
-        let headers = SubmitHeaders { idempotency_key, no_store: false };
+        let headers = SubmitHeaders { idempotency_key, no_store: false, trace: None };
         submit((jobs, queue, &lim()), &cfg(), account, headers, body, now)
             .await
             .map(|s| s.submission)
+    }
+
+    #[test]
+    fn the_job_s_message_carries_a_child_of_the_request_s_trace() {
+        run(async {
+            let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
+            let trace =
+                TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+                    .unwrap();
+            let headers = SubmitHeaders { trace: Some(&trace), ..SubmitHeaders::default() };
+            let stores = (&jobs, &queue, &lim());
+            submit(stores, &cfg(), &acct("a"), headers, ASYNC.as_bytes(), ts(0)).await.unwrap();
+            let sent = queue.0.borrow()[0].traceparent.clone().unwrap();
+            let sent = TraceParent::parse(&sent).unwrap();
+            assert_eq!(sent.trace_id(), trace.trace_id());
+            assert_ne!(sent, trace, "a span of its own");
+        });
     }
 
     fn limited(name: &str, requests_per_minute: u32, jobs_in_flight: u32) -> Account {
@@ -498,7 +520,7 @@ pub(crate) mod tests {
             let account = limited("a", 0, 2);
             let post = |key: Option<&'static str>, body: &'static str| {
                 let (jobs, queue, limiter, c, account) = (&jobs, &queue, &limiter, &c, &account);
-                let headers = SubmitHeaders { idempotency_key: key, no_store: false };
+                let headers = SubmitHeaders { idempotency_key: key, no_store: false, trace: None };
                 async move {
                     submit((jobs, queue, limiter), c, account, headers, body.as_bytes(), ts(0))
                         .await
@@ -941,7 +963,7 @@ pub(crate) mod tests {
     fn no_store_travels_with_the_spec_and_ignored_fields_come_back() {
         run(async {
             let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
-            let headers = SubmitHeaders { idempotency_key: None, no_store: true };
+            let headers = SubmitHeaders { idempotency_key: None, no_store: true, trace: None };
             let body = ASYNC.replace(r#""async""#, r#""pdfOptions":{"timeout":1},"async""#);
             let s = submit(
                 (&jobs, &queue, &lim()),

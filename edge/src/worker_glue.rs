@@ -198,13 +198,17 @@ fn json<T: Serialize>(value: &T, status: u16) -> Result<Response> {
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let started = worker::Date::now().as_millis();
+    let traceparent = req.headers().get("traceparent").ok().flatten();
+    let trace = traceparent
+        .and_then(|h| tailpdf_shared::trace::TraceParent::parse(&h))
+        .unwrap_or_else(tailpdf_shared::trace::TraceParent::new_trace);
     let path = req.path();
     // The method as sent: workers-rs names only the methods it knows and reads any other
     // (QUERY, PROPFIND, ...) as GET.
     let method = req.inner().method();
     let result = match routes::route(&method, &path) {
         Ok(Route::Index) => json(&routes::SERVICE_INFO, 200).map_err(internal),
-        Ok(Route::Pdf) => post_pdf(&mut req, &env).await,
+        Ok(Route::Pdf) => post_pdf(&mut req, &env, &trace).await,
         Ok(Route::Job(id)) => get_job(&req, &env, id).await,
         Ok(Route::JobEvents(id)) => post_event(&mut req, &env, id, &path).await,
         Ok(Route::JobSpec(id)) => get_spec(&req, &env, id, &path).await,
@@ -218,14 +222,13 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     };
     // Every answer is one account's own (a PDF, a job): no cache may keep it.
     response.headers_mut().set("Cache-Control", "no-store")?;
-    let traceparent = req.headers().get("traceparent").ok().flatten();
     let line = crate::access_log::AccessLine {
         method: &method,
         path: &path,
         status: response.status_code(),
         error,
         ms: worker::Date::now().as_millis().saturating_sub(started),
-        trace_id: crate::access_log::trace_id(traceparent.as_deref()),
+        trace_id: trace.trace_id(),
     };
     worker::console_log!("{}", line.to_json());
     Ok(response)
@@ -243,14 +246,19 @@ async fn body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
     req.bytes().await.map_err(|_| ApiError::validation("The request body could not be read."))
 }
 
-async fn post_pdf(req: &mut Request, env: &Env) -> std::result::Result<Response, ApiError> {
+async fn post_pdf(
+    req: &mut Request,
+    env: &Env,
+    trace: &tailpdf_shared::trace::TraceParent,
+) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let api_key = header("X-API-Key");
     let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
     let idempotency = header("Idempotency-Key");
     let no_store = tailpdf_shared::request::no_store_requested(header("X-No-Store").as_deref());
-    let headers = SubmitHeaders { idempotency_key: idempotency.as_deref(), no_store };
+    let headers =
+        SubmitHeaders { idempotency_key: idempotency.as_deref(), no_store, trace: Some(trace) };
     let body = body(req).await?;
     let jobs = kv(env, "JOBS")?;
     let render_jobs = queue(env, "RENDER_JOBS")?;

@@ -28,6 +28,7 @@ use tailpdf_renderer::service::{self, ServeConfig};
 use tailpdf_shared::{
     messages::{EventAck, JobOutcome, RenderJobMessage, SecretUrl},
     signing::{sign_internal, verify_internal, INTERNAL_SIGNATURE_HEADER},
+    trace::TraceParent,
     JobEvent, JobId, JobRecord, JobStatus, Timestamp,
 };
 
@@ -113,6 +114,9 @@ impl Drop for S3 {
 
 // ------------------------------------------------------- stand-in edge ----
 
+/// Jobs and the `traceparent` each call for them carried.
+type Traces = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// Verifies each event's signature, applies the shared state machine, records what arrived.
 #[derive(Clone, Default)]
 struct Edge {
@@ -121,6 +125,8 @@ struct Edge {
     specs: Arc<Mutex<HashMap<String, Value>>>,
     /// Answer 500 to this many event calls first.
     fail_first: Arc<Mutex<usize>>,
+    /// The `traceparent` of each event call, by job.
+    traces: Traces,
 }
 
 impl Edge {
@@ -155,6 +161,8 @@ async fn edge_event(
     let signed = verify_internal(SECRET, signature, "POST", uri.path(), &body, now()).is_ok();
     let event: JobEvent = serde_json::from_slice(&body).unwrap();
     edge.events.lock().unwrap().push((id.clone(), event.status(), signed));
+    let trace = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(String::from);
+    edge.traces.lock().unwrap().push((id.clone(), trace));
     if !signed {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -373,7 +381,9 @@ async fn push_jobs_upload_to_s3_and_report_every_state_signed_and_in_order() {
         if content_type.is_some() {
             assert!(url.contains("content-type"), "the URL should sign the content type: {url}");
         }
-        let message = job(&edge, &url, "<h1 class=\"text-2xl\">Stored</h1>");
+        let mut message = job(&edge, &url, "<h1 class=\"text-2xl\">Stored</h1>");
+        let trace = TraceParent::new_trace();
+        message.traceparent = Some(trace.header());
         let (status, outcome) = push(&renderer, &message).await;
         assert_eq!(status, 200, "{outcome}");
         let outcome: JobOutcome = serde_json::from_value(outcome).unwrap();
@@ -386,6 +396,17 @@ async fn push_jobs_upload_to_s3_and_report_every_state_signed_and_in_order() {
             [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed]
         );
         assert!(edge.events.lock().unwrap().iter().all(|(_, _, signed)| *signed));
+        // Each event comes on behalf of the job's trace, as a span of its own.
+        let traces: Vec<TraceParent> = edge
+            .traces
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| id == message.job_id.as_str())
+            .map(|(_, t)| TraceParent::parse(t.as_deref().unwrap()).unwrap())
+            .collect();
+        assert_eq!(traces.len(), 3);
+        assert!(traces.iter().all(|t| t.trace_id() == trace.trace_id() && *t != trace));
         let record = edge.record(&message.job_id);
         assert_eq!(record.status, JobStatus::Completed);
         assert_eq!(record.result, Some(result));

@@ -27,6 +27,7 @@ pub mod pdf_options;
 pub mod request;
 pub mod signing;
 pub mod time;
+pub mod trace;
 pub mod url_guard;
 pub mod webhook;
 

@@ -56,6 +56,9 @@ pub struct RenderJobMessage {
     /// Which delivery this is, from 1 (push mode; pull mode has Queues' own count).
     #[serde(default = "first_attempt")]
     pub attempt: u32,
+    /// The W3C `traceparent` of the edge's handling of the job's `POST /pdf` (crate::trace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 fn first_attempt() -> u32 {
@@ -80,6 +83,7 @@ impl RenderJobMessage {
             upload_url,
             spec: inline.then(|| spec.clone()),
             attempt: 1,
+            traceparent: None,
         }
     }
 }

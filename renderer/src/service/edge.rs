@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use tailpdf_shared::{
-    messages::EventAck,
+    messages::{EventAck, RenderJobMessage},
     signing::{sign_internal, INTERNAL_SIGNATURE_HEADER},
-    JobEvent, JobId, RenderSpec, Timestamp,
+    trace::TraceParent,
+    JobEvent, RenderSpec, Timestamp,
 };
 use url::Url;
 
@@ -45,11 +46,14 @@ impl EdgeClient {
         Ok(Self { client, base, secret, retry_budget })
     }
 
+    /// A signed call on behalf of `job`: it carries a child of the job's trace, so that the
+    /// edge logs it under the trace of the job's `POST /pdf`.
     fn signed(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Vec<u8>,
+        job: &RenderJobMessage,
     ) -> Result<reqwest::RequestBuilder, ServiceError> {
         let url = self.base.join(path.trim_start_matches('/')).map_err(ServiceError::EdgePath)?;
         let signed_path = match url.query() {
@@ -57,16 +61,24 @@ impl EdgeClient {
             None => url.path().to_owned(),
         };
         let signature = sign_internal(&self.secret, now(), method.as_str(), &signed_path, &body);
-        Ok(self
+        let mut request = self
             .client
             .request(method, url)
             .header(INTERNAL_SIGNATURE_HEADER, signature)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body))
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(trace) = job.traceparent.as_deref().and_then(TraceParent::parse) {
+            request = request.header("traceparent", trace.child().header());
+        }
+        Ok(request.body(body))
     }
 
     /// Reports `event`, retrying until the edge answers 2xx or the retry budget is spent.
-    pub async fn report(&self, job_id: &JobId, event: &JobEvent) -> Result<EventAck, ServiceError> {
+    pub async fn report(
+        &self,
+        job: &RenderJobMessage,
+        event: &JobEvent,
+    ) -> Result<EventAck, ServiceError> {
+        let job_id = &job.job_id;
         let path = format!("/internal/jobs/{job_id}/events");
         let body = serde_json::to_vec(event).map_err(ServiceError::Encode)?;
         let started = Instant::now();
@@ -74,7 +86,7 @@ impl EdgeClient {
         loop {
             attempt += 1;
             let problem =
-                match self.signed(reqwest::Method::POST, &path, body.clone())?.send().await {
+                match self.signed(reqwest::Method::POST, &path, body.clone(), job)?.send().await {
                     Ok(r) if r.status().is_success() => {
                         return r.json::<EventAck>().await.map_err(ServiceError::EdgeAnswer);
                     }
@@ -98,10 +110,10 @@ impl EdgeClient {
     }
 
     /// Fetches a spec that did not fit in the queue message.
-    pub async fn spec(&self, job_id: &JobId) -> Result<RenderSpec, ServiceError> {
-        let path = format!("/internal/jobs/{job_id}/spec");
+    pub async fn spec(&self, job: &RenderJobMessage) -> Result<RenderSpec, ServiceError> {
+        let path = format!("/internal/jobs/{}/spec", job.job_id);
         let response = self
-            .signed(reqwest::Method::GET, &path, Vec::new())?
+            .signed(reqwest::Method::GET, &path, Vec::new(), job)?
             .send()
             .await
             .map_err(ServiceError::EdgeUnreachable)?;

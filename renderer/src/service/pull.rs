@@ -355,6 +355,9 @@ mod tests {
             upload_url: SecretUrl::new("https://b.example/x.pdf?s=1"),
             spec: None,
             attempt: 1,
+            traceparent: Some(String::from(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )),
         };
         let json = serde_json::to_vec(&job).unwrap();
         let b64 = Value::String(BASE64.encode(&json));

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tailpdf_shared::{
     job::RenderResult,
     messages::{JobOutcome, RenderJobMessage},
+    trace::TraceParent,
     JobEvent,
 };
 use tracing::Instrument;
@@ -46,7 +47,10 @@ pub struct Runner {
 impl Runner {
     /// Runs `message`, delivery number `attempt` (from 1).
     pub async fn run(&self, message: RenderJobMessage, attempt: u32) -> JobEnd {
-        let span = tracing::info_span!("job", job_id = %message.job_id, account = %message.account, attempt);
+        // The trace of the job's POST /pdf at the edge: its lines there and here share it.
+        let trace = message.traceparent.as_deref().and_then(TraceParent::parse);
+        let trace_id = trace.as_ref().map_or("-", TraceParent::trace_id).to_owned();
+        let span = tracing::info_span!("job", job_id = %message.job_id, account = %message.account, attempt, trace_id = %trace_id);
         async move {
             self.metrics.jobs_in_flight.inc();
             let started = std::time::Instant::now();
@@ -94,7 +98,7 @@ impl Runner {
         };
         let spec = match &message.spec {
             Some(spec) => spec.clone(),
-            None => match self.edge.spec(&message.job_id).await {
+            None => match self.edge.spec(message).await {
                 Ok(spec) => spec,
                 Err(ServiceError::EdgeStatus(reqwest::StatusCode::NOT_FOUND)) => {
                     return JobEnd::Gone
@@ -107,7 +111,7 @@ impl Runner {
         // delivery) is thrown away before anything is uploaded.
         let processing = JobEvent::Processing { at: now_timestamp() };
         let (reported, rendered) =
-            tokio::join!(self.edge.report(&message.job_id, &processing), self.engine.render(&spec));
+            tokio::join!(self.edge.report(message, &processing), self.engine.render(&spec));
         match reported {
             Ok(ack) if ack.status.is_terminal() => return JobEnd::Gone,
             Ok(_) => {}
@@ -126,8 +130,7 @@ impl Runner {
                 return self.fail(message, format!("Render failed: {}", e.public_message())).await;
             }
         };
-        match self.edge.report(&message.job_id, &JobEvent::Uploading { at: now_timestamp() }).await
-        {
+        match self.edge.report(message, &JobEvent::Uploading { at: now_timestamp() }).await {
             // Ended meanwhile (given up on, or done by another delivery): no second object.
             Ok(ack) if ack.status.is_terminal() => return JobEnd::Gone,
             Ok(_) => {}
@@ -153,7 +156,7 @@ impl Runner {
             upload_duration_ms: upload_time.as_millis() as u64,
         };
         let event = JobEvent::Completed { at: now_timestamp(), result };
-        match self.edge.report(&message.job_id, &event).await {
+        match self.edge.report(message, &event).await {
             Ok(_) => {
                 JobEnd::Reported(JobOutcome::Completed { job_id: message.job_id.clone(), result })
             }
@@ -163,7 +166,7 @@ impl Runner {
 
     async fn fail(&self, message: &RenderJobMessage, error_message: String) -> JobEnd {
         let event = JobEvent::Failed { at: now_timestamp(), error_message: error_message.clone() };
-        match self.edge.report(&message.job_id, &event).await {
+        match self.edge.report(message, &event).await {
             Ok(_) => JobEnd::Reported(JobOutcome::Failed {
                 job_id: message.job_id.clone(),
                 error_message,
