@@ -161,7 +161,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let backlog = state.in_use().saturating_sub(engine.tabs() - engine.free_tabs());
     let ready = engine.ready_targets().await;
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
         state.metrics.render(engine.stats(), backlog, ready),
     )
         .into_response()

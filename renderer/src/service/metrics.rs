@@ -1,192 +1,207 @@
-//! Prometheus metrics, in the text exposition format, without a registry crate: a few
-//! counters, gauges and two histograms.
+//! `/metrics` through prometheus-client, in the OpenMetrics text format: the service's own
+//! counters, gauges and histograms live in a registry; the engine's counts and readiness are
+//! read at each scrape (a collector over the snapshot the handler takes).
 
 use std::{
-    fmt::Write,
-    sync::atomic::{AtomicI64, AtomicU64, Ordering},
+    sync::{Arc, Mutex},
     time::Duration,
+};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+        histogram::Histogram,
+    },
+    registry::Registry,
 };
 
 use crate::engine::EngineStats;
 
-#[derive(Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-#[derive(Default)]
-pub struct Gauge(AtomicI64);
-
-impl Gauge {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn dec(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+/// What `/metrics` answers with.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 const BUCKETS: [f64; 12] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
-pub struct Histogram {
-    buckets: [AtomicU64; 12],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
+type Outcome = [(&'static str, &'static str); 1];
 
-impl Default for Histogram {
+/// A histogram of durations, in seconds (a handle: clones share the counts).
+#[derive(Debug, Clone)]
+pub struct Seconds(Histogram);
+
+impl Default for Seconds {
     fn default() -> Self {
-        Self {
-            buckets: Default::default(),
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
-        }
+        Self(Histogram::new(BUCKETS))
     }
 }
 
-impl Histogram {
+impl Seconds {
     pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    fn write(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            let _ =
-                writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        self.0.observe(d.as_secs_f64());
     }
 }
 
-#[derive(Default)]
+/// The engine's side, as of the last scrape.
+#[derive(Debug, Default)]
+struct Snapshot(Mutex<(EngineStats, usize, (usize, usize))>);
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let (engine, backlog, ready) = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let renders = [("ok", engine.renders), ("failed", engine.failures)];
+        let counter = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "tailpdf_renders",
+            "Renders by outcome (sync renders and jobs' renders, counted by the engine).",
+            None,
+            counter.metric_type(),
+        )?;
+        for (outcome, n) in renders {
+            ConstCounter::new(n).encode(family.encode_family(&[("outcome", outcome)])?)?;
+        }
+        let counters = [
+            (
+                "tailpdf_browser_restarts",
+                "Chromium starts after the first (restarts and crash recoveries).",
+                engine.browser_starts.saturating_sub(1),
+            ),
+            ("tailpdf_tabs_replaced", "Tabs closed and replaced (deadline, error).", engine.tabs_replaced),
+            (
+                "tailpdf_isolated_renders",
+                "Renders in a browser context of their own (documents that run scripts).",
+                engine.isolated_renders,
+            ),
+            (
+                "tailpdf_escalations",
+                "Documents rendered again in a fresh context once their DOM showed they need scripts.",
+                engine.escalations,
+            ),
+            (
+                "tailpdf_limit_failures",
+                "Renders that crossed a limit (requests, bytes, pages, classes, CSS, compiler time).",
+                engine.limit_failures,
+            ),
+        ];
+        for (name, help, n) in counters {
+            let counter = ConstCounter::new(n);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let gauges = [
+            ("tailpdf_backlog", "Requests waiting for a tab.", backlog),
+            ("tailpdf_tabs_idle", "Shared tabs open and free.", ready.0),
+            (
+                "tailpdf_spare_contexts",
+                "Browser contexts made ahead for documents that run scripts.",
+                ready.1,
+            ),
+        ];
+        for (name, help, n) in gauges {
+            let gauge = ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The service's metrics; `render` writes them all.
+#[derive(Debug)]
 pub struct Metrics {
-    pub jobs_completed: Counter,
-    pub jobs_failed: Counter,
-    pub jobs_retried: Counter,
+    registry: Registry,
+    snapshot: Arc<Snapshot>,
+    jobs: Family<Outcome, Counter>,
     pub jobs_in_flight: Gauge,
     pub rejected_full: Counter,
     pub pulls: Counter,
     pub messages_pulled: Counter,
     pub acks: Counter,
     pub retries: Counter,
-    pub render_seconds: Histogram,
-    pub upload_seconds: Histogram,
+    pub render_seconds: Seconds,
+    pub upload_seconds: Seconds,
     /// A job's whole stay here: spec, events, render and upload.
-    pub job_seconds: Histogram,
+    pub job_seconds: Seconds,
 }
 
-impl Metrics {
-    /// The text exposition; `backlog` is the number of requests waiting for a tab, `ready` the
-    /// shared tabs free and the spare browser contexts made.
-    pub fn render(&self, engine: EngineStats, backlog: usize, ready: (usize, usize)) -> String {
-        let mut out = String::new();
-        let mut counter = |name: &str, help: &str, series: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (labels, v) in series {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let snapshot = Arc::new(Snapshot::default());
+        registry.register_collector(Box::new(snapshot.clone()));
+        let jobs = Family::<Outcome, Counter>::default();
+        registry.register("tailpdf_jobs", "Jobs by how they ended here.", jobs.clone());
+        let jobs_in_flight = Gauge::default();
+        registry.register("tailpdf_jobs_in_flight", "Jobs being run now.", jobs_in_flight.clone());
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
         };
-        counter(
-            "tailpdf_renders_total",
-            "Renders by outcome (sync renders and jobs' renders, counted by the engine).",
-            &[("{outcome=\"ok\"}", engine.renders), ("{outcome=\"failed\"}", engine.failures)],
-        );
-        counter(
-            "tailpdf_jobs_total",
-            "Jobs by how they ended here.",
-            &[
-                ("{outcome=\"completed\"}", self.jobs_completed.get()),
-                ("{outcome=\"failed\"}", self.jobs_failed.get()),
-                ("{outcome=\"retry\"}", self.jobs_retried.get()),
-            ],
-        );
-        counter(
-            "tailpdf_rejected_total",
+        let rejected_full = counter(
+            &mut registry,
+            "tailpdf_rejected",
             "Requests answered 503 because every tab and queue place was taken.",
-            &[("", self.rejected_full.get())],
         );
-        counter(
-            "tailpdf_browser_restarts_total",
-            "Chromium starts after the first (restarts and crash recoveries).",
-            &[("", engine.browser_starts.saturating_sub(1))],
-        );
-        counter(
-            "tailpdf_tabs_replaced_total",
-            "Tabs closed and replaced (deadline, error).",
-            &[("", engine.tabs_replaced)],
-        );
-        counter(
-            "tailpdf_isolated_renders_total",
-            "Renders in a browser context of their own (documents that run scripts).",
-            &[("", engine.isolated_renders)],
-        );
-        counter(
-            "tailpdf_escalations_total",
-            "Documents rendered again in a fresh context once their DOM showed they need scripts.",
-            &[("", engine.escalations)],
-        );
-        counter(
-            "tailpdf_limit_failures_total",
-            "Renders that crossed a limit (requests, bytes, pages, classes, CSS, compiler time).",
-            &[("", engine.limit_failures)],
-        );
-        counter(
-            "tailpdf_queue_pulls_total",
-            "Pull requests to the queue.",
-            &[("", self.pulls.get())],
-        );
-        counter(
-            "tailpdf_queue_messages_total",
-            "Messages pulled from the queue.",
-            &[("", self.messages_pulled.get())],
-        );
-        counter("tailpdf_queue_acks_total", "Messages acknowledged.", &[("", self.acks.get())]);
-        counter(
-            "tailpdf_queue_retries_total",
-            "Messages handed back for redelivery.",
-            &[("", self.retries.get())],
-        );
-        let _ = writeln!(out, "# HELP tailpdf_jobs_in_flight Jobs being run now.\n# TYPE tailpdf_jobs_in_flight gauge\ntailpdf_jobs_in_flight {}", self.jobs_in_flight.get());
-        let _ = writeln!(out, "# HELP tailpdf_backlog Requests waiting for a tab.\n# TYPE tailpdf_backlog gauge\ntailpdf_backlog {backlog}");
-        let _ = writeln!(out, "# HELP tailpdf_tabs_idle Shared tabs open and free.\n# TYPE tailpdf_tabs_idle gauge\ntailpdf_tabs_idle {}", ready.0);
-        let _ = writeln!(out, "# HELP tailpdf_spare_contexts Browser contexts made ahead for documents that run scripts.\n# TYPE tailpdf_spare_contexts gauge\ntailpdf_spare_contexts {}", ready.1);
-        self.render_seconds.write(
-            &mut out,
-            "tailpdf_render_duration_seconds",
-            "Time to render a PDF.",
-        );
-        self.upload_seconds.write(
-            &mut out,
+        let pulls = counter(&mut registry, "tailpdf_queue_pulls", "Pull requests to the queue.");
+        let messages_pulled =
+            counter(&mut registry, "tailpdf_queue_messages", "Messages pulled from the queue.");
+        let acks = counter(&mut registry, "tailpdf_queue_acks", "Messages acknowledged.");
+        let retries =
+            counter(&mut registry, "tailpdf_queue_retries", "Messages handed back for redelivery.");
+        let histogram = |registry: &mut Registry, name: &str, help: &str| {
+            let h = Seconds::default();
+            registry.register(name, help, h.0.clone());
+            h
+        };
+        let render_seconds =
+            histogram(&mut registry, "tailpdf_render_duration_seconds", "Time to render a PDF.");
+        let upload_seconds = histogram(
+            &mut registry,
             "tailpdf_upload_duration_seconds",
             "Time to upload a PDF, retries included.",
         );
-        self.job_seconds.write(
-            &mut out,
+        let job_seconds = histogram(
+            &mut registry,
             "tailpdf_job_duration_seconds",
             "Time a job spends in this renderer, from its arrival to its end: spec, events, \
              render and upload.",
         );
+        Self {
+            registry,
+            snapshot,
+            jobs,
+            jobs_in_flight,
+            rejected_full,
+            pulls,
+            messages_pulled,
+            acks,
+            retries,
+            render_seconds,
+            upload_seconds,
+            job_seconds,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a job that ended here: `completed`, `failed` or `retry`.
+    pub fn job_ended(&self, outcome: &'static str) {
+        self.jobs.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// The exposition; `backlog` is the number of requests waiting for a tab, `ready` the
+    /// shared tabs free and the spare browser contexts made.
+    pub fn render(&self, engine: EngineStats, backlog: usize, ready: (usize, usize)) -> String {
+        *self.snapshot.0.lock().unwrap_or_else(|e| e.into_inner()) = (engine, backlog, ready);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -200,6 +215,9 @@ mod tests {
         let m = Metrics::default();
         m.render_seconds.observe(Duration::from_millis(40));
         m.render_seconds.observe(Duration::from_millis(700));
+        m.job_ended("completed");
+        m.job_ended("completed");
+        m.acks.inc();
         let stats = EngineStats {
             renders: 2,
             failures: 1,
@@ -208,15 +226,25 @@ mod tests {
             ..EngineStats::default()
         };
         let text = m.render(stats, 2, (1, 2));
-        assert!(text.contains("tailpdf_escalations_total 4"));
-        assert!(text.contains("tailpdf_renders_total{outcome=\"ok\"} 2"));
-        assert!(text.contains("tailpdf_renders_total{outcome=\"failed\"} 1"));
-        assert!(text.contains("tailpdf_browser_restarts_total 2"));
-        assert!(text.contains("tailpdf_backlog 2"));
-        assert!(text.contains("tailpdf_tabs_idle 1"));
-        assert!(text.contains("tailpdf_spare_contexts 2"));
-        assert!(text.contains("tailpdf_render_duration_seconds_bucket{le=\"0.05\"} 1"));
-        assert!(text.contains("tailpdf_render_duration_seconds_bucket{le=\"1\"} 2"));
-        assert!(text.contains("tailpdf_render_duration_seconds_count 2"));
+        for line in [
+            "tailpdf_escalations_total 4",
+            "tailpdf_renders_total{outcome=\"ok\"} 2",
+            "tailpdf_renders_total{outcome=\"failed\"} 1",
+            "tailpdf_browser_restarts_total 2",
+            "tailpdf_jobs_total{outcome=\"completed\"} 2",
+            "tailpdf_queue_acks_total 1",
+            "tailpdf_backlog 2",
+            "tailpdf_tabs_idle 1",
+            "tailpdf_spare_contexts 2",
+            "tailpdf_render_duration_seconds_bucket{le=\"0.05\"} 1",
+            "tailpdf_render_duration_seconds_bucket{le=\"1.0\"} 2",
+            "tailpdf_render_duration_seconds_count 2",
+            "# TYPE tailpdf_render_duration_seconds histogram",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        let sum = text.lines().find_map(|l| l.strip_prefix("tailpdf_render_duration_seconds_sum "));
+        assert!((sum.unwrap().parse::<f64>().unwrap() - 0.74).abs() < 1e-9);
     }
 }

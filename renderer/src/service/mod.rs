@@ -4,7 +4,8 @@
 //! - [`runner`]: one job to its end, reporting each state to the edge ([`edge`]) and uploading
 //!   the PDF ([`upload`]);
 //! - [`pull`]: pull mode, Cloudflare Queues' HTTP pull consumer;
-//! - [`metrics`], [`retry`]: Prometheus text and backoff schedules.
+//! - [`metrics`], [`retry`]: the OpenMetrics exposition (prometheus-client) and backoff
+//!   schedules.
 //!
 //! Capacity is the tab pool plus a small bounded wait queue; past it, requests are answered
 //! 503 with `Retry-After` at once, never queued without bound.

@@ -264,7 +264,9 @@ pub async fn run(
                     }
                     Ok(job) => match state.runner.run(job, message.attempts.max(1)).await {
                         JobEnd::Reported(_) | JobEnd::Gone => match queue.ack(&lease).await {
-                            Ok(()) => state.metrics.acks.inc(),
+                            Ok(()) => {
+                                state.metrics.acks.inc();
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, "ack failed; the message will come back")
                             }

@@ -59,7 +59,7 @@ impl Runner {
             self.metrics.jobs_in_flight.dec();
             match &end {
                 JobEnd::Reported(JobOutcome::Completed { result, .. }) => {
-                    self.metrics.jobs_completed.inc();
+                    self.metrics.job_ended("completed");
                     tracing::info!(
                         outcome = "completed",
                         bytes = result.file_size_bytes,
@@ -69,11 +69,11 @@ impl Runner {
                     );
                 }
                 JobEnd::Reported(JobOutcome::Failed { error_message, .. }) => {
-                    self.metrics.jobs_failed.inc();
+                    self.metrics.job_ended("failed");
                     tracing::info!(outcome = "failed", error = %error_message, "job ended");
                 }
                 JobEnd::Retry { reason, delay } => {
-                    self.metrics.jobs_retried.inc();
+                    self.metrics.job_ended("retry");
                     tracing::warn!(outcome = "retry", %reason, ?delay, "job handed back");
                 }
                 JobEnd::Gone => {
