@@ -172,6 +172,7 @@ async fn submit_job(
         created_at: now,
         webhook_url: job.webhook_url,
         spec_stored: message.spec.is_none(),
+        holds_slot: in_flight > 0,
     };
     let queued = async {
         put_json(jobs, &job_key(&job_id), &base, JOB_TTL_OPEN_SECS).await?;
@@ -182,7 +183,7 @@ async fn submit_job(
     };
     if let Err(e) = queued.await {
         // No job: its slot is free again (or expires, should this fail too).
-        if in_flight > 0 {
+        if base.holds_slot {
             let _ = limiter.ask(&account.account, &LimitRequest::EndJob { job_id }).await;
         }
         return Err(e.into());
@@ -300,7 +301,7 @@ pub(crate) async fn apply(
     if job.record.status.is_terminal() && job.base.spec_stored {
         jobs.delete(&spec_key(id)).await?;
     }
-    if ended_by_this {
+    if ended_by_this && job.base.holds_slot {
         // Best effort: a slot whose end is lost expires (limits::SLOT_TTL_MS).
         let end = LimitRequest::EndJob { job_id: id.clone() };
         let _ = limiter.ask(&job.base.account, &end).await;
@@ -547,6 +548,27 @@ pub(crate) mod tests {
             apply_event(&jobs, &webhooks, &limiter, &c, first.as_str(), &failed).await.unwrap();
             assert!(matches!(post(None, ASYNC).await.unwrap(), Submission::Accepted(_)));
             assert_eq!(post(None, ASYNC).await.unwrap_err().status(), 429);
+        });
+    }
+
+    #[test]
+    fn a_job_without_a_slot_ends_without_asking_the_counters() {
+        run(async {
+            let (jobs, queue, webhooks, limiter) =
+                (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default(), lim());
+            let c = cfg();
+            let headers = SubmitHeaders::default();
+            let (stores, account) = ((&jobs, &queue, &limiter), acct("a"));
+            let submitted = submit(stores, &c, &account, headers, ASYNC.as_bytes(), ts(0));
+            let Submission::Accepted(accepted) = submitted.await.unwrap().submission else {
+                panic!("accepted")
+            };
+            let done = event(&JobEvent::Completed { at: ts(1), result: RESULT });
+            let id = accepted.job_id.as_str();
+            apply_event(&jobs, &webhooks, &limiter, &c, id, &done).await.unwrap();
+            // No limits, no slot: the account's counters were never asked (a round trip to
+            // its Durable Object saved on every job's end).
+            assert!(limiter.counters.borrow().is_empty());
         });
     }
 

@@ -74,6 +74,10 @@ pub struct JobBase {
     /// ends.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spec_stored: bool,
+    /// The job took a slot among its account's jobs in flight (crate::limits): its end frees
+    /// it. Jobs of accounts without that limit never ask the counters.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_slot: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
