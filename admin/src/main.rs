@@ -211,11 +211,7 @@ fn dead_letters(
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Top::DeadLetters { edge_url, admin_secret, command } = cli.command {
-        let timeout = Duration::from_secs(cli.timeout_secs);
-        let edge = tailpdf_admin::edge::EdgeAdmin { url: edge_url, secret: admin_secret, timeout };
-        return dead_letters(edge, command);
-    }
+    let timeout = Duration::from_secs(cli.timeout_secs);
     let location =
         if cli.remote { Location::Remote } else { Location::Local { persist_to: cli.persist_to } };
     let admin = Admin {
@@ -224,10 +220,15 @@ fn main() -> anyhow::Result<()> {
             config: cli.config,
             binding: cli.binding,
             location,
-            timeout: Duration::from_secs(cli.timeout_secs),
+            timeout,
         },
     };
     match cli.command {
+        Top::DeadLetters { edge_url, admin_secret, command } => {
+            let edge =
+                tailpdf_admin::edge::EdgeAdmin { url: edge_url, secret: admin_secret, timeout };
+            dead_letters(edge, command)?;
+        }
         Top::Key(KeyCommand::Create { account, key, webhook_secret }) => {
             let created = admin.create_key(&account, key, webhook_secret).context("key create")?;
             eprintln!("API key for account {account} (shown once; only its hash is stored):");
@@ -262,7 +263,6 @@ fn main() -> anyhow::Result<()> {
             let (now, keys) = admin.set_limits(&account, change).context("account limits")?;
             eprintln!("Account {account}: {} ({keys} keys).", limits_text(now));
         }
-        Top::DeadLetters { .. } => unreachable!("handled above"),
         Top::Account(AccountCommand::Show { account }) => {
             let record = admin
                 .account(&account)

@@ -381,9 +381,22 @@ fn require_signature(
     path: &str,
     body: &[u8],
 ) -> std::result::Result<(), ApiError> {
-    let signature =
-        req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten();
-    api::verify_internal_call(cfg, signature.as_deref(), method, path, body, now_secs())
+    api::verify_internal_call(cfg, signature(req).as_deref(), method, path, body, now_secs())
+}
+
+/// Operator calls carry `X-TailPDF-Internal` signed with `ADMIN_SECRET`; 401 otherwise.
+fn require_admin_signature(
+    req: &Request,
+    cfg: &EdgeConfig,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::result::Result<(), ApiError> {
+    api::verify_admin_call(cfg, signature(req).as_deref(), method, path, body, now_secs())
+}
+
+fn signature(req: &Request) -> Option<String> {
+    req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten()
 }
 
 async fn post_event(
@@ -418,9 +431,7 @@ async fn get_dead_letters(
     path: &str,
 ) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
-    let signature =
-        req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten();
-    api::verify_admin_call(&cfg, signature.as_deref(), "GET", path, b"", now_secs())?;
+    require_admin_signature(req, &cfg, "GET", path, b"")?;
     let letters = crate::dead_letters::list(&kv(env, "JOBS")?).await?;
     json(&letters, 200).map_err(internal)
 }
@@ -432,9 +443,7 @@ async fn post_replay(
 ) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
     let body = body(req).await?;
-    let signature =
-        req.headers().get(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER).ok().flatten();
-    api::verify_admin_call(&cfg, signature.as_deref(), "POST", path, &body, now_secs())?;
+    require_admin_signature(req, &cfg, "POST", path, &body)?;
     let (jobs, webhooks) = (kv(env, "JOBS")?, queue(env, "WEBHOOKS")?);
     let outcome = crate::dead_letters::replay(&jobs, &webhooks, &body).await?;
     worker::console_log!(
