@@ -85,7 +85,8 @@ apt_ensure() {
   fi
 }
 
-# Debian's Chromium, fonts, poppler-utils (pdfinfo, pdffonts, pdftotext), tini, openssl.
+# Debian's Chromium, fonts, poppler-utils (pdfinfo, pdffonts, pdftotext), tini, openssl, qpdf,
+# and PDFBox Preflight with a Java runtime (the tests' PDF/A validator).
 step_apt() {
   # shellcheck disable=SC2086 # a list of names
   apt_ensure $APT_PACKAGES

@@ -48,3 +48,69 @@ pub fn first_word_at(pdf: &[u8]) -> (f64, f64) {
     };
     (attr("xMin"), attr("yMin"))
 }
+
+/// Runs a tool on PDF bytes: (exit code, stdout, stderr). For tools whose refusal is the
+/// answer being tested (a wrong password).
+pub fn run_on(tool: &str, pdf: &[u8], before: &[&str], after: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("doc.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = Command::new(tool)
+        .args(before)
+        .arg(&path)
+        .args(after)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e} (`make setup` installs it)"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The jars of Apache PDFBox Preflight and what it needs, as Debian installs them
+/// (libpdfbox2-java, libactivation-java, libjaxb-api-java).
+const PREFLIGHT_JARS: [&str; 7] = [
+    "preflight",
+    "pdfbox2",
+    "fontbox2",
+    "xmpbox",
+    "commons-logging",
+    "javax.activation",
+    "jaxb-api",
+];
+
+/// Apache PDFBox Preflight's verdict on `pdf`: the codes and messages of every error it
+/// found (empty: a valid PDF/A-1b). Preflight checks ISO 19005-1 (PDF/A-1b); veraPDF, which
+/// checks part 2, is not to be had here (it is only on Maven Central).
+pub fn preflight(pdf: &[u8]) -> Vec<(String, String)> {
+    let classpath: Vec<String> =
+        PREFLIGHT_JARS.iter().map(|j| format!("/usr/share/java/{j}.jar")).collect();
+    let (code, stdout, stderr) = run_on(
+        "java",
+        pdf,
+        &["-cp", &classpath.join(":"), "org.apache.pdfbox.preflight.Validator_A1b"],
+        &[],
+    );
+    // Its exit code is no verdict (255 for any number of errors): its report is.
+    assert!(
+        stdout.contains("a valid PDF/A-1b file"),
+        "Preflight did not run ({code}): {stdout}{stderr}\n(`make setup` installs it)"
+    );
+    let errors: Vec<(String, String)> = stdout
+        .lines()
+        .filter_map(|l| {
+            let (code, message) = l.split_once(" : ")?;
+            let code = code.trim();
+            code.chars()
+                .all(|c| c.is_ascii_digit() || c == '.')
+                .then(|| (code.to_owned(), message.to_owned()))
+        })
+        .collect();
+    assert_eq!(
+        errors.is_empty(),
+        stdout.contains("is a valid PDF/A-1b file"),
+        "Preflight's output not understood:\n{stdout}\n{stderr}"
+    );
+    errors
+}

@@ -282,12 +282,59 @@ async fn tailpdf_clients_work_unchanged() {
             json!({"content": "x", "fonts": ["Nosuchfont"]}),
             "Font \"Nosuchfont\" could not be loaded",
         ),
+        // tailpdf's document features: checked at the edge, before anything is queued.
+        (json!({"content": "x", "pdfOptions": {"pdfa": "1b"}}), "`pdfOptions.pdfa` \"1b\""),
+        (
+            json!({"content": "x", "pdfOptions": {"pdfa": "2b", "password": {"user": "u"}}}),
+            "`pdfOptions.pdfa` and `pdfOptions.password` cannot go together",
+        ),
+        (
+            json!({"content": "x", "pdfOptions": {"password": {"user": "u", "owner": "u"}}}),
+            "`pdfOptions.password.owner` equals `user`",
+        ),
+        (
+            json!({"content": "x", "pdfOptions": {"password": {"user": "u",
+                "permissions": {"printing": false}}}}),
+            "`pdfOptions.password",
+        ),
+        (
+            json!({"content": "x", "pdfOptions": {"metadata": {"creationDate": "today"}}}),
+            "`pdfOptions.metadata.creationDate`",
+        ),
     ] {
         let reply = post(&stack, &contract, &[], body.to_string().into_bytes()).await;
         assert_eq!(reply.status, 400, "{body}");
         let message = reply.json()["message"].as_str().unwrap().to_owned();
         assert!(message.starts_with(starts), "{body}: {message}");
     }
+
+    // Password, metadata and PDF/A, sync and async alike.
+    let body = json!({"content": "<title>Doc</title><p>Locked</p>", "pdfOptions":
+        {"password": {"user": "sync-secret", "permissions": {"copy": false}},
+         "metadata": {"title": "Statement", "author": "ACME"}}});
+    let reply = post(&stack, &contract, &[], body.to_string().into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let (code, _, _) = tailpdf_e2e::pdf::run_on("pdfinfo", &reply.body, &[], &[]);
+    assert_ne!(code, 0, "opened without its password");
+    let info = poppler("pdfinfo", &reply.body, &["-upw", "sync-secret"]);
+    assert!(info.contains("Title:           Statement"), "{info}");
+    assert!(info.contains("copy:no") && info.contains("AES-256"), "{info}");
+    let job = json!({"content": "<p>Archived</p>", "async": true, "pdfOptions": {"pdfa": "2b"},
+        "upload_url": stack.bucket.upload_url("async/archived.pdf")});
+    let (id, _) = submit_with(&stack, &contract, &[], &job).await;
+    let ended_job = ended(&stack, &contract, &id, Duration::from_secs(90)).await;
+    assert_eq!(ended_job["status"], "completed", "{ended_job}");
+    let archived = stack.bucket.object("async/archived.pdf").unwrap();
+    let xmp = poppler("pdfinfo", &archived, &["-meta"]);
+    assert!(xmp.contains("<pdfaid:part>2</pdfaid:part>"), "{xmp}");
+    let job = json!({"content": "<p>Locked async</p>", "async": true,
+        "pdfOptions": {"password": {"user": "async-secret"}},
+        "upload_url": stack.bucket.upload_url("async/locked.pdf")});
+    let (id, _) = submit_with(&stack, &contract, &[], &job).await;
+    assert_eq!(ended(&stack, &contract, &id, Duration::from_secs(90)).await["status"], "completed");
+    let locked = stack.bucket.object("async/locked.pdf").unwrap();
+    let text = poppler("pdftotext", &locked, &["-upw", "async-secret"]);
+    assert!(text.contains("Locked async"), "{text}");
 
     // content of 1 MiB renders however its JSON is written; one byte more is a 400 naming the
     // limit.
@@ -322,6 +369,7 @@ async fn tailpdf_clients_work_unchanged() {
     }
     let logs = format!("{}\n{}", stack.renderer.log(), stack.edge.log());
     assert!(!logs.contains("Private</p>"), "no document text in the logs");
+    assert!(!logs.contains("-secret"), "no password in the logs");
 
     // A webhook answered with a redirect is not followed (it could point anywhere, private
     // included): the redirect is the answer, and the delivery is retried as a failure.

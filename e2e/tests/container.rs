@@ -107,6 +107,8 @@ fn without_capabilities_auto_renders_without_the_sandbox_and_says_why() {
         .args(["run", "--rm", "-i", "--read-only", "--cap-drop", "ALL"])
         .args(["--security-opt", "no-new-privileges", "--network", "none", image])
         .args(["render", "--input", "-", "--output", "-", "--fonts-api-base", "http://127.0.0.1:9"])
+        // Encrypted: the image's qpdf, writing in a read-only container.
+        .args(["--options", r#"{"password":{"user":"pw"}}"#])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -120,6 +122,10 @@ fn without_capabilities_auto_renders_without_the_sandbox_and_says_why() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the render failed: {stderr}");
     assert!(out.stdout.starts_with(b"%PDF-"), "no PDF on stdout");
+    let (code, _, _) = tailpdf_e2e::pdf::run_on("pdfinfo", &out.stdout, &[], &[]);
+    assert_ne!(code, 0, "the PDF opened without its password");
+    let info = tailpdf_e2e::pdf::poppler("pdfinfo", &out.stdout, &["-upw", "pw"]);
+    assert!(info.contains("AES-256"), "{info}");
     assert!(stderr.contains("chromium sandbox off"), "{stderr}");
     assert!(stderr.contains("CAP_SYS_CHROOT"), "the warning says what to allow: {stderr}");
 }

@@ -49,6 +49,15 @@ pub struct EngineConfig {
     #[arg(long, env = "TAILPDF_COMPILER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub compiler_timeout: Duration,
 
+    /// Deadline of the post-processing stage (metadata, PDF/A, encryption) of one PDF,
+    /// apart from the render's.
+    #[arg(long, env = "TAILPDF_POSTPROCESS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub postprocess_timeout: Duration,
+
+    /// The qpdf executable, which encrypts PDFs (`pdfOptions.password`).
+    #[arg(long, env = "TAILPDF_QPDF", default_value = "qpdf")]
+    pub qpdf: PathBuf,
+
     #[command(flatten)]
     pub limits: RenderLimits,
 
@@ -136,6 +145,11 @@ impl EngineConfig {
         self.tabs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
             .max(1)
+    }
+
+    /// The post-processing stage's settings.
+    pub fn postprocess(&self) -> crate::postprocess::Config {
+        crate::postprocess::Config { timeout: self.postprocess_timeout, qpdf: self.qpdf.clone() }
     }
 
     pub fn url_policy(&self) -> tailpdf_shared::UrlPolicy {

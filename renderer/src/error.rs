@@ -25,6 +25,10 @@ pub enum RenderError {
     /// The document needs more than a render may use; not retried.
     #[error(transparent)]
     Limit(#[from] LimitExceeded),
+    /// A step after the print (metadata, PDF/A, encryption) failed or ran out of time; not
+    /// retried (the same PDF would fail the same way).
+    #[error("{0}")]
+    PostProcess(String),
 }
 
 /// A limit of one render that was crossed; the message names the flag that sets it.
@@ -106,6 +110,7 @@ mod tests {
             (RenderError::Browser("crashed".into()), true, 500),
             (RenderError::ShuttingDown, true, 503),
             (RenderError::Limit(LimitExceeded::Pages(3)), false, 500),
+            (RenderError::PostProcess("the encrypt step failed: ...".into()), false, 500),
         ];
         for (e, retryable, status) in cases {
             assert_eq!(e.retryable(), retryable, "{e}");

@@ -152,6 +152,12 @@ async fn render(args: RenderArgs) -> anyhow::Result<()> {
     tracing::info!(
         bytes = rendered.pdf.len(),
         ms = rendered.duration.as_millis() as u64,
+        postprocess = %rendered
+            .steps
+            .iter()
+            .map(|s| format!("{}:{:.1}ms", s.name, s.took.as_secs_f64() * 1e3))
+            .collect::<Vec<_>>()
+            .join(","),
         "rendered"
     );
     Ok(())

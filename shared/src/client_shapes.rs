@@ -19,7 +19,7 @@ pub const REQUEST_KEYS: [&str; 7] =
     ["content", "fonts", "config", "pdfOptions", "async", "upload_url", "webhook_url"];
 
 /// The keys of `pdfOptions` ([`crate::pdf_options::PdfOptions`]).
-pub const PDF_OPTION_KEYS: [&str; 14] = [
+pub const PDF_OPTION_KEYS: [&str; 17] = [
     "format",
     "landscape",
     "printBackground",
@@ -34,6 +34,9 @@ pub const PDF_OPTION_KEYS: [&str; 14] = [
     "footerTemplate",
     "tagged",
     "outline",
+    "password",
+    "metadata",
+    "pdfa",
 ];
 
 /// The keys of `pdfOptions.margin` ([`crate::pdf_options::Margin`]).
@@ -198,6 +201,9 @@ mod tests {
             footer_template: Some("f".into()),
             tagged: Some(true),
             outline: Some(true),
+            password: Some(crate::postprocess::Password::default()),
+            metadata: Some(crate::postprocess::Metadata::default()),
+            pdfa: Some("2b".into()),
         };
         let request = PdfRequest {
             content: Some("x".into()),

@@ -6,7 +6,8 @@
 //!
 //! - [`request`]: `POST /pdf` bodies and their validation ([`request::parse_pdf_request`]);
 //!   [`client_shapes`]: what TailPDF's real clients send, brought to that shape.
-//! - [`pdf_options`], [`fonts`], [`url_guard`]: the parts of a request with rules of their own.
+//! - [`pdf_options`], [`fonts`], [`url_guard`]: the parts of a request with rules of their own;
+//!   [`postprocess`]: password, metadata and PDF/A, applied after the print.
 //! - [`job`]: job ids, records, the forward-only state machine and the public job JSON.
 //! - [`webhook`]: `render.completed` / `render.failed` payloads and their headers.
 //! - [`signing`]: `X-TailPDF-Signature`, Standard Webhooks v1 and the internal scheme.
@@ -24,6 +25,7 @@ pub mod messages;
 mod number;
 pub mod origin;
 pub mod pdf_options;
+pub mod postprocess;
 pub mod request;
 pub mod signing;
 pub mod time;

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::MAX_TEMPLATE_BYTES;
+use crate::{
+    limits::MAX_TEMPLATE_BYTES,
+    postprocess::{Metadata, Password, PdfA},
+};
 
 /// Puppeteer's default paper when neither `format` nor `width`/`height` is given.
 pub const DEFAULT_FORMAT: PaperFormat = PaperFormat::Letter;
@@ -47,12 +50,21 @@ pub struct PdfOptions {
     pub header_template: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footer_template: Option<String>,
-    /// A tagged (accessible) PDF.
+    /// A tagged (accessible) PDF. Default: on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tagged: Option<bool>,
-    /// A document outline (bookmarks) from the headings.
+    /// A document outline (bookmarks) from the headings. Default: on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outline: Option<bool>,
+    /// Encrypt with AES-256: a password to open, permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Password>,
+    /// Info dictionary and XMP metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// A PDF/A conformance level: `"2b"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdfa: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -241,7 +253,21 @@ impl PdfOptions {
                 ));
             }
         }
+        self.postprocess()?;
         self.geometry()
+    }
+
+    /// The PDF/A level asked for, once [`Self::validate`] has passed.
+    pub fn pdfa(&self) -> Option<PdfA> {
+        self.postprocess().ok().flatten()
+    }
+
+    fn postprocess(&self) -> Result<Option<PdfA>, String> {
+        crate::postprocess::validate(
+            self.password.as_ref(),
+            self.metadata.as_ref(),
+            self.pdfa.as_deref(),
+        )
     }
 
     /// Fields that were sent but play no part: as in Puppeteer, a paper `format` decides the
@@ -367,6 +393,18 @@ mod tests {
 
     fn opts(json: &str) -> PdfOptions {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn post_processing_options_are_checked_with_the_rest() {
+        let e = opts(r#"{"format":"A4","pdfa":"1b"}"#).validate().unwrap_err();
+        assert!(e.contains("`pdfOptions.pdfa`"), "{e}");
+        let e = opts(r#"{"password":{"user":"a","owner":"a"}}"#).validate().unwrap_err();
+        assert!(e.contains("`pdfOptions.password.owner`"), "{e}");
+        let ok = opts(r#"{"pdfa":"2b","metadata":{"title":"T"}}"#);
+        assert!(ok.validate().is_ok());
+        assert_eq!(ok.pdfa(), Some(PdfA::A2b));
+        assert_eq!(PdfOptions::default().pdfa(), None);
     }
 
     #[test]

@@ -53,6 +53,9 @@ struct Args {
     /// Skip the Puppeteer peer (it needs the npm tools of `make setup`).
     #[arg(long)]
     no_peer: bool,
+    /// Only the cost of the post-processing steps and of `tagged`/`outline`.
+    #[arg(long)]
+    postprocess_only: bool,
 }
 
 struct Stats {
@@ -96,9 +99,18 @@ fn with_sandbox(chromium: &Path, tabs: usize, cache: &Path, sandbox: SandboxMode
 }
 
 fn spec_of(content: &str) -> anyhow::Result<RenderSpec> {
+    spec_with(content, serde_json::json!({}))
+}
+
+/// The benchmark's options (A4, backgrounds) and `extra`.
+fn spec_with(content: &str, extra: serde_json::Value) -> anyhow::Result<RenderSpec> {
+    let mut options = serde_json::json!({"format": "A4", "printBackground": true});
+    if let (Some(o), Some(extra)) = (options.as_object_mut(), extra.as_object()) {
+        o.extend(extra.clone());
+    }
     let request = PdfRequest {
         content: Some(content.to_owned()),
-        pdf_options: Some(serde_json::from_str(r#"{"format":"A4","printBackground":true}"#)?),
+        pdf_options: Some(serde_json::from_value(options)?),
         ..PdfRequest::default()
     };
     Ok(request.validate(UrlPolicy::PRODUCTION).map_err(|e| anyhow::anyhow!(e.message))?.spec)
@@ -266,6 +278,9 @@ async fn main() -> anyhow::Result<()> {
     let scripted_spec = spec_of(&scripted)?;
     let cache = tempfile::tempdir()?;
     let warmup = (args.renders / 10).max(5);
+    if args.postprocess_only {
+        return postprocess_costs(&args, &content, cache.path(), warmup).await;
+    }
 
     // Engine latency, one tab: a static document, then one with a script.
     let engine = Engine::start(config(&args.chromium, 1, cache.path())).await.map_err(e)?;
@@ -414,6 +429,92 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
     cpu_table(&rates, &unsandboxed.1, peer.as_ref());
+    println!();
+    postprocess_costs(&args, &content, cache.path(), warmup).await
+}
+
+/// What `tagged`, `outline` and each post-processing step cost on the document: the variants
+/// in turn (one render of each per round, so drift hits all alike), one tab; each step's own
+/// time from the engine's account of it.
+async fn postprocess_costs(
+    args: &Args,
+    content: &str,
+    cache: &Path,
+    warmup: usize,
+) -> anyhow::Result<()> {
+    use serde_json::json;
+    let variants = [
+        ("untagged, no outline (Chromium's least)", json!({"tagged": false, "outline": false})),
+        ("tagged, no outline", json!({"tagged": true, "outline": false})),
+        ("defaults (tagged, outline)", json!({})),
+        (
+            "+ metadata (title, author, subject, keywords, date)",
+            json!({"metadata": {"title": "Invoice 2024-001", "author": "ACME GmbH",
+                "subject": "Invoice", "keywords": ["invoice", "2024"],
+                "creationDate": "2024-12-15T10:30:00Z"}}),
+        ),
+        ("+ pdfa 2b", json!({"pdfa": "2b"})),
+        (
+            "+ password (AES-256, qpdf)",
+            json!({"password": {"user": "open", "permissions": {"copy": false}}}),
+        ),
+    ];
+    let specs = variants
+        .iter()
+        .map(|(_, extra)| spec_with(content, extra.clone()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let engine = Engine::start(config(&args.chromium, 1, cache)).await.map_err(e)?;
+    let n = args.renders / 2;
+    let mut times = vec![Vec::new(); specs.len()];
+    let mut steps: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    let mut sizes = vec![0; specs.len()];
+    for round in 0..(warmup + n) {
+        for (i, spec) in specs.iter().enumerate() {
+            let t = Instant::now();
+            let rendered = engine.render(spec).await.map_err(e)?;
+            if round >= warmup {
+                times[i].push(t.elapsed());
+                sizes[i] = rendered.pdf.len();
+                for step in &rendered.steps {
+                    if i == 2 || step.name != "metadata" {
+                        steps.entry(step.name).or_default().push(step.took);
+                    }
+                }
+            }
+        }
+    }
+    engine.shutdown(Duration::from_secs(5)).await;
+    let base = stats(times[2].clone()).p50;
+    println!(
+        "## Post-processing and tagging on {}, 1 tab, {n} rounds of each after {warmup}; {}",
+        args.input.display(),
+        measure::revision()
+    );
+    println!();
+    println!("| options | p50 | p95 | p50 / defaults p50 | PDF bytes |");
+    println!("|---|---|---|---|---|");
+    for ((what, _), (samples, size)) in variants.iter().zip(times.into_iter().zip(sizes)) {
+        let s = stats(samples);
+        println!(
+            "| {what} | {} | {} | {:.3}× | {size} |",
+            ms(s.p50),
+            ms(s.p95),
+            s.p50.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+    println!();
+    println!("| step (its own time) | p50 | p95 | mean | mean / defaults p50 |");
+    println!("|---|---|---|---|---|");
+    for (name, samples) in steps {
+        let s = stats(samples);
+        println!(
+            "| {name} | {} | {} | {} | {:.1}% |",
+            ms(s.p50),
+            ms(s.p95),
+            ms(s.mean),
+            100.0 * s.mean.as_secs_f64() / base.as_secs_f64()
+        );
+    }
     Ok(())
 }
 

@@ -6,7 +6,8 @@
 //! scripts off, or a browser context of its own for a document that runs code. Then the
 //! classes the DOM really has, `document.fonts.ready`, and printToPDF within the page and byte
 //! limits ([`pdf`]). Every request of the page goes through the interceptor, within the
-//! render's budget ([`budget`]).
+//! render's budget ([`budget`]). Then, with the tab free again, the post-processing stage
+//! ([`crate::postprocess`]) under its own deadline.
 //!
 //! Tabs and contexts come and go in [`pool`]: a target that overruns is closed and replaced;
 //! Chromium is restarted after `--restart-after` renders, whenever it dies, and when it stops
@@ -56,6 +57,7 @@ use crate::{
     config::EngineConfig,
     error::{LimitExceeded, RenderError},
     net::GuardedFetcher,
+    postprocess,
 };
 
 /// A finished render.
@@ -67,6 +69,8 @@ pub struct Rendered {
     pub problems: Vec<String>,
     /// Whether the document had a browser context of its own (it runs scripts).
     pub isolated: bool,
+    /// The post-processing steps that ran, with their times (within `duration`).
+    pub steps: Vec<crate::postprocess::Step>,
 }
 
 /// Counters for metrics and tests.
@@ -83,6 +87,8 @@ pub struct EngineStats {
     pub escalations: u64,
     /// Renders that crossed one of their limits.
     pub limit_failures: u64,
+    /// Renders whose post-processing (metadata, PDF/A, encryption) failed.
+    pub postprocess_failures: u64,
 }
 
 #[derive(Clone)]
@@ -108,6 +114,7 @@ struct Inner {
     isolated_renders: AtomicU64,
     escalations: AtomicU64,
     limit_failures: AtomicU64,
+    postprocess_failures: AtomicU64,
 }
 
 /// Our part of a document: built once per render, whichever target renders it.
@@ -178,6 +185,7 @@ impl Engine {
                 isolated_renders: AtomicU64::new(0),
                 escalations: AtomicU64::new(0),
                 limit_failures: AtomicU64::new(0),
+                postprocess_failures: AtomicU64::new(0),
                 cfg,
             }),
         };
@@ -206,6 +214,7 @@ impl Engine {
             isolated_renders: get(&i.isolated_renders),
             escalations: get(&i.escalations),
             limit_failures: get(&i.limit_failures),
+            postprocess_failures: get(&i.postprocess_failures),
         }
     }
 
@@ -322,24 +331,38 @@ impl Engine {
         let slot = self.slot().await?;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.inner.cfg.render_timeout;
-        let result = tokio::time::timeout_at(deadline, self.render_in(spec, slot))
+        let printed = tokio::time::timeout_at(deadline, self.render_in(spec, slot))
             .await
             .unwrap_or(Err(RenderError::Timeout(self.inner.cfg.render_timeout)));
+        // The tab is free again: post-processing has a deadline of its own.
+        let result = match printed {
+            Ok((pdf, problems, isolated)) => {
+                postprocess::run(pdf, &spec.pdf_options, &self.inner.cfg.postprocess())
+                    .await
+                    .map(|(pdf, steps)| (pdf, problems, isolated, steps))
+            }
+            Err(e) => Err(e),
+        };
         let i = &self.inner;
         match &result {
             Ok(_) => i.renders.fetch_add(1, Ordering::Relaxed),
             Err(e) => {
-                if matches!(e, RenderError::Limit(_)) {
-                    i.limit_failures.fetch_add(1, Ordering::Relaxed);
-                }
+                match e {
+                    RenderError::Limit(_) => i.limit_failures.fetch_add(1, Ordering::Relaxed),
+                    RenderError::PostProcess(_) => {
+                        i.postprocess_failures.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => 0,
+                };
                 i.failures.fetch_add(1, Ordering::Relaxed)
             }
         };
-        result.map(|(pdf, problems, isolated)| Rendered {
+        result.map(|(pdf, problems, isolated, steps)| Rendered {
             pdf,
             duration: started.elapsed(),
             problems,
             isolated,
+            steps,
         })
     }
 

@@ -46,8 +46,10 @@ pub fn print_params(
         footer_template: with_css(&options.footer_template),
         prefer_css_page_size: options.prefer_css_page_size,
         transfer_mode: None,
-        generate_tagged_pdf: options.tagged,
-        generate_document_outline: options.outline,
+        // On unless turned off: accessible and navigable by default, at a cost measured in
+        // BENCHMARKS.md (post-processing section).
+        generate_tagged_pdf: Some(options.tagged.unwrap_or(true)),
+        generate_document_outline: Some(options.outline.unwrap_or(true)),
     })
 }
 
@@ -154,6 +156,17 @@ mod tests {
         );
         assert_eq!(p.header_template, None);
         assert_eq!((p.generate_tagged_pdf, p.generate_document_outline), (Some(true), Some(true)));
+    }
+
+    #[test]
+    fn tagged_and_outline_are_on_unless_turned_off() {
+        let p = print_params(&opts("{}"), "").unwrap();
+        assert_eq!((p.generate_tagged_pdf, p.generate_document_outline), (Some(true), Some(true)));
+        let p = print_params(&opts(r#"{"tagged":false,"outline":false}"#), "").unwrap();
+        assert_eq!(
+            (p.generate_tagged_pdf, p.generate_document_outline),
+            (Some(false), Some(false))
+        );
     }
 
     #[test]

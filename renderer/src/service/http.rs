@@ -106,7 +106,7 @@ async fn render(
     let _admitted = state.admit().ok_or_else(|| full(&state))?;
     let rendered =
         state.runner.engine.render(&spec).await.map_err(|e| ErrorResponse(e.to_api_error()))?;
-    state.metrics.render_seconds.observe(rendered.duration);
+    state.metrics.rendered(&rendered);
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),

@@ -27,6 +27,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 const BUCKETS: [f64; 12] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
 type Outcome = [(&'static str, &'static str); 1];
+type Step = [(&'static str, &'static str); 1];
 
 /// A histogram of durations, in seconds (a handle: clones share the counts).
 #[derive(Debug, Clone)]
@@ -63,6 +64,11 @@ impl Collector for Snapshot {
             ConstCounter::new(n).encode(family.encode_family(&[("outcome", outcome)])?)?;
         }
         let counters = [
+            (
+                "tailpdf_postprocess_failures",
+                "Renders whose post-processing (metadata, PDF/A, encryption) failed.",
+                engine.postprocess_failures,
+            ),
             (
                 "tailpdf_browser_restarts",
                 "Chromium starts after the first (restarts and crash recoveries).",
@@ -124,6 +130,8 @@ pub struct Metrics {
     pub acks: Counter,
     pub retries: Counter,
     pub render_seconds: Seconds,
+    /// The post-processing stage, by step (`metadata`, `pdfa`, `encrypt`).
+    postprocess_seconds: Family<Step, Histogram>,
     pub upload_seconds: Seconds,
     /// A job's whole stay here: spec, events, render and upload.
     pub job_seconds: Seconds,
@@ -161,6 +169,14 @@ impl Default for Metrics {
         };
         let render_seconds =
             histogram(&mut registry, "tailpdf_render_duration_seconds", "Time to render a PDF.");
+        let postprocess_seconds =
+            Family::<Step, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
+        registry.register(
+            "tailpdf_postprocess_duration_seconds",
+            "Time of each post-processing step of a PDF (metadata, pdfa, encrypt); part of the \
+             render's time.",
+            postprocess_seconds.clone(),
+        );
         let upload_seconds = histogram(
             &mut registry,
             "tailpdf_upload_duration_seconds",
@@ -183,6 +199,7 @@ impl Default for Metrics {
             acks,
             retries,
             render_seconds,
+            postprocess_seconds,
             upload_seconds,
             job_seconds,
         }
@@ -193,6 +210,16 @@ impl Metrics {
     /// Counts a job that ended here: `completed`, `failed` or `retry`.
     pub fn job_ended(&self, outcome: &'static str) {
         self.jobs.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// A finished render: its time, and its post-processing steps'.
+    pub fn rendered(&self, r: &crate::engine::Rendered) {
+        self.render_seconds.observe(r.duration);
+        for step in &r.steps {
+            self.postprocess_seconds
+                .get_or_create(&[("step", step.name)])
+                .observe(step.took.as_secs_f64());
+        }
     }
 
     /// The exposition; `backlog` is the number of requests waiting for a tab, `ready` the
@@ -213,8 +240,16 @@ mod tests {
     #[test]
     fn exposition_has_counters_gauges_and_cumulative_buckets() {
         let m = Metrics::default();
-        m.render_seconds.observe(Duration::from_millis(40));
-        m.render_seconds.observe(Duration::from_millis(700));
+        let rendered = |ms: u64, steps: Vec<crate::postprocess::Step>| crate::engine::Rendered {
+            pdf: Vec::new(),
+            duration: Duration::from_millis(ms),
+            problems: Vec::new(),
+            isolated: false,
+            steps,
+        };
+        m.rendered(&rendered(40, Vec::new()));
+        let step = |name, ms| crate::postprocess::Step { name, took: Duration::from_millis(ms) };
+        m.rendered(&rendered(700, vec![step("metadata", 3), step("encrypt", 30)]));
         m.job_ended("completed");
         m.job_ended("completed");
         m.acks.inc();
@@ -223,6 +258,7 @@ mod tests {
             failures: 1,
             browser_starts: 3,
             escalations: 4,
+            postprocess_failures: 5,
             ..EngineStats::default()
         };
         let text = m.render(stats, 2, (1, 2));
@@ -239,6 +275,10 @@ mod tests {
             "tailpdf_render_duration_seconds_bucket{le=\"0.05\"} 1",
             "tailpdf_render_duration_seconds_bucket{le=\"1.0\"} 2",
             "tailpdf_render_duration_seconds_count 2",
+            "tailpdf_postprocess_failures_total 5",
+            "tailpdf_postprocess_duration_seconds_bucket{le=\"0.025\",step=\"metadata\"} 1",
+            "tailpdf_postprocess_duration_seconds_bucket{le=\"0.025\",step=\"encrypt\"} 0",
+            "tailpdf_postprocess_duration_seconds_count{step=\"encrypt\"} 1",
             "# TYPE tailpdf_render_duration_seconds histogram",
             "# EOF",
         ] {

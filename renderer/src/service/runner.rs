@@ -119,7 +119,7 @@ impl Runner {
         }
         let rendered = match rendered {
             Ok(r) => {
-                self.metrics.render_seconds.observe(r.duration);
+                self.metrics.rendered(&r);
                 r
             }
             Err(e) => {

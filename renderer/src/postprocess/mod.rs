@@ -1,0 +1,113 @@
+//! The post-processing stage: what happens to Chromium's PDF before it leaves the renderer,
+//! for sync renders and jobs alike, under a deadline of its own (`--postprocess-timeout`).
+//!
+//! Steps, in order: [`metadata`] (every PDF: the Info dictionary and XMP, `tailpdf` as
+//! producer), [`pdfa`] (`pdfOptions.pdfa`), [`encrypt`] (`pdfOptions.password`, by qpdf).
+//! The first two edit one parsed document (lopdf); encryption comes last, on the finished
+//! bytes. The options were checked by `tailpdf_shared::postprocess` at the edge.
+
+mod encrypt;
+pub mod metadata;
+mod pdfa;
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant, SystemTime},
+};
+
+use tailpdf_shared::{pdf_options::PdfOptions, Timestamp};
+
+use crate::error::RenderError;
+
+/// The stage's settings (from the engine's flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Deadline of the whole stage.
+    pub timeout: Duration,
+    /// The qpdf executable.
+    pub qpdf: PathBuf,
+}
+
+/// One step that ran, and what it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub name: &'static str,
+    pub took: Duration,
+}
+
+/// Step names, as metrics label them.
+pub const STEPS: [&str; 3] = ["metadata", "pdfa", "encrypt"];
+
+/// Runs every step `options` asks for on `pdf` within `cfg.timeout`.
+pub async fn run(
+    pdf: Vec<u8>,
+    options: &PdfOptions,
+    cfg: &Config,
+) -> Result<(Vec<u8>, Vec<Step>), RenderError> {
+    let work = async {
+        let mut steps = Vec::with_capacity(3);
+        let opts = options.clone();
+        let now = now()?;
+        // lopdf is synchronous and CPU-bound: off the async threads.
+        let (pdf, edits) = tokio::task::spawn_blocking(move || edit(&pdf, &opts, now))
+            .await
+            .map_err(|e| failed("metadata", e))??;
+        steps.extend(edits);
+        let pdf = match &options.password {
+            Some(password) => {
+                let started = Instant::now();
+                let pdf = encrypt::encrypt(&pdf, password, &cfg.qpdf).await?;
+                steps.push(Step { name: "encrypt", took: started.elapsed() });
+                pdf
+            }
+            None => pdf,
+        };
+        Ok((pdf, steps))
+    };
+    tokio::time::timeout(cfg.timeout, work).await.unwrap_or_else(|_| {
+        Err(RenderError::PostProcess(format!(
+            "post-processing took longer than {:?}; the limit is --postprocess-timeout",
+            cfg.timeout
+        )))
+    })
+}
+
+/// The steps that edit the document: parsed once, written once.
+fn edit(
+    pdf: &[u8],
+    options: &PdfOptions,
+    now: Timestamp,
+) -> Result<(Vec<u8>, Vec<Step>), RenderError> {
+    let started = Instant::now();
+    let mut doc = lopdf::Document::load_mem(pdf).map_err(|e| failed("metadata", e))?;
+    let pdfa = options.pdfa();
+    let fields = metadata::Fields::new(options.metadata.as_ref(), &doc, now)
+        .map_err(|e| failed("metadata", e))?;
+    metadata::apply(&mut doc, &fields, pdfa).map_err(|e| failed("metadata", e))?;
+    let mut steps = Vec::with_capacity(2);
+    let mut pdfa_took = Duration::ZERO;
+    if pdfa.is_some() {
+        let t = Instant::now();
+        pdfa::apply(&mut doc, pdf).map_err(|e| failed("pdfa", e))?;
+        pdfa_took = t.elapsed();
+    }
+    let mut out = Vec::with_capacity(pdf.len() + 16 * 1024);
+    doc.save_to(&mut out).map_err(|e| failed("metadata", e))?;
+    steps.push(Step { name: "metadata", took: started.elapsed().saturating_sub(pdfa_took) });
+    if pdfa.is_some() {
+        steps.push(Step { name: "pdfa", took: pdfa_took });
+    }
+    Ok((out, steps))
+}
+
+/// The time of the render: the default creation date, and the modification date.
+fn now() -> Result<Timestamp, RenderError> {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Timestamp::from_unix(secs).map_err(|e| failed("metadata", format!("the clock: {e}")))
+}
+
+fn failed(step: &str, e: impl std::fmt::Display) -> RenderError {
+    RenderError::PostProcess(format!("the {step} step failed: {e}"))
+}
