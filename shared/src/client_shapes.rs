@@ -59,7 +59,9 @@ pub fn normalize(body: &mut Map<String, Value>) -> Vec<String> {
     }
     if let Some(Value::Object(options)) = body.get_mut("pdfOptions") {
         ignored.extend(drop_unknown(options, &PDF_OPTION_KEYS, "pdfOptions."));
+        // PHP's empty array; a password stays, to be refused as not an object.
         drop_if_empty(options, "margin");
+        drop_if_empty(options, "metadata");
         if let Some(Value::Object(margin)) = options.get_mut("margin") {
             ignored.extend(drop_unknown(margin, &MARGIN_KEYS, "pdfOptions.margin."));
         }
@@ -170,6 +172,13 @@ mod tests {
             body,
             json!({"content": "x", "pdfOptions": {"format": "A4", "margin": {"top": "1in"}}})
         );
+    }
+
+    #[test]
+    fn an_empty_metadata_array_means_none_and_a_password_array_stays_to_be_refused() {
+        let (body, _) = normalized(json!({"content": "x",
+            "pdfOptions": {"metadata": [], "password": []}}));
+        assert_eq!(body, json!({"content": "x", "pdfOptions": {"password": []}}));
     }
 
     #[test]

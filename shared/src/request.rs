@@ -555,6 +555,27 @@ mod tests {
         assert!(e.message.starts_with("`pdfOptions.scale`"), "{}", e.message);
         let e = refused(r#"{"content":"x","pdfOptions":{"landscape":"yes"}}"#);
         assert!(e.message.starts_with("`pdfOptions.landscape`: invalid type"), "{}", e.message);
+        for (body, expected) in [
+            (
+                r#"{"content":"x","pdfOptions":{"password":{"user":"u","permissions":{"printing":1}}}}"#,
+                "`pdfOptions.password`: `permissions`: has an unknown field `printing`",
+            ),
+            (
+                r#"{"content":"x","pdfOptions":{"metadata":{"tittle":"T"}}}"#,
+                "`pdfOptions.metadata`: has an unknown field `tittle`",
+            ),
+            (
+                r#"{"content":"x","pdfOptions":{"metadata":{"title":5}}}"#,
+                "`pdfOptions.metadata`: `title`: invalid type",
+            ),
+            (
+                r#"{"content":"x","pdfOptions":{"password":"pw"}}"#,
+                "`pdfOptions.password`: invalid type",
+            ),
+        ] {
+            let e = refused(body);
+            assert!(e.message.starts_with(expected), "{body}: {}", e.message);
+        }
     }
 
     #[test]
