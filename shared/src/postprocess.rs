@@ -2,8 +2,7 @@
 //! `pdfOptions.metadata` (Info dictionary and XMP) and `pdfOptions.pdfa` (PDF/A-2b). These
 //! options and their rules; the renderer's `postprocess` stage applies them.
 
-use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
@@ -26,32 +25,8 @@ pub struct Password {
     /// permissions hold for everyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    #[serde(default, deserialize_with = "object_only", skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Permissions>,
-}
-
-/// An option that is a struct, from a JSON object or `null` only: serde would also fill a
-/// struct from an array, field by field (`"metadata": [null, "x"]`).
-pub(crate) fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: DeserializeOwned,
-{
-    let Some(map) = Option::<Map<String, Value>>::deserialize(d)? else { return Ok(None) };
-    serde_path_to_error::deserialize(Value::Object(map)).map(Some).map_err(|e| {
-        // The caller's path ends at this option: name the field within it here.
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let message = match inner.strip_prefix("unknown field") {
-            Some(rest) => match path.rsplit_once('.') {
-                Some((parent, _)) => format!("`{parent}` has an unknown field{rest}"),
-                None => format!("has an unknown field{rest}"),
-            },
-            None if path == "." => inner,
-            None => format!("`{path}`: {inner}"),
-        };
-        serde::de::Error::custom(message)
-    })
 }
 
 /// Passwords never reach a log, even through `{:?}` of a whole spec.
@@ -258,7 +233,7 @@ impl PdfA {
         "B"
     }
 
-    fn parse(name: &str) -> Result<Self, String> {
+    pub(crate) fn parse(name: &str) -> Result<Self, String> {
         let n = name.trim().to_ascii_lowercase();
         match n.strip_prefix("pdf/a-").unwrap_or(&n) {
             "2b" => Ok(Self::A2b),
@@ -324,8 +299,6 @@ mod tests {
         let e = password(&long).validate().unwrap_err();
         assert!(e.contains("128 bytes") && e.contains("127"), "{e}");
         assert_eq!(password(&format!(r#"{{"user":"{}"}}"#, "x".repeat(127))).validate(), Ok(()));
-        // Only objects: serde would fill a struct from an array too.
-        assert!(serde_json::from_str::<Password>(r#"{"user":"u","permissions":[false]}"#).is_err());
         // Unknown permission names are refused, not ignored.
         assert!(serde_json::from_str::<Password>(
             r#"{"user":"u","permissions":{"printing":true}}"#

@@ -101,15 +101,27 @@ pub fn parse_pdf_request(body: &[u8], policy: UrlPolicy) -> Result<ValidPdfReque
         ));
     };
     let unknown = client_shapes::normalize(object);
-    // serde would read a struct from a list by position; nobody means that.
+    // serde would read a struct from a list by position; nobody means that. `[]` means none
+    // where PHP's empty array is taken for it (client_shapes).
     let options = object.get("pdfOptions");
-    for (field, value, example) in [
-        ("pdfOptions", options, r#"{"format": "A4"}"#),
-        ("pdfOptions.margin", options.and_then(|o| o.get("margin")), r#"{"top": "10mm"}"#),
+    let option = |key: &str| options.and_then(|o| o.get(key));
+    let password = option("password");
+    for (field, value, example, empty_is_none) in [
+        ("pdfOptions", options, r#"{"format": "A4"}"#, true),
+        ("pdfOptions.margin", option("margin"), r#"{"top": "10mm"}"#, true),
+        ("pdfOptions.metadata", option("metadata"), r#"{"title": "Invoice"}"#, true),
+        ("pdfOptions.password", password, r#"{"user": "..."}"#, false),
+        (
+            "pdfOptions.password.permissions",
+            password.and_then(|p| p.get("permissions")),
+            r#"{"print": false}"#,
+            false,
+        ),
     ] {
         if value.is_some_and(Value::is_array) {
+            let none = if empty_is_none { " (or [] for none)" } else { "" };
             return Err(ApiError::validation(format!(
-                "`{field}` must be an object such as {example} (or [] for none)."
+                "`{field}` must be an object such as {example}{none}."
             )));
         }
     }
@@ -558,19 +570,36 @@ mod tests {
         for (body, expected) in [
             (
                 r#"{"content":"x","pdfOptions":{"password":{"user":"u","permissions":{"printing":1}}}}"#,
-                "`pdfOptions.password`: `permissions`: has an unknown field `printing`",
+                "`pdfOptions.password.permissions`: unknown field `printing`",
             ),
             (
                 r#"{"content":"x","pdfOptions":{"metadata":{"tittle":"T"}}}"#,
-                "`pdfOptions.metadata`: has an unknown field `tittle`",
+                "`pdfOptions.metadata`: unknown field `tittle`",
             ),
             (
                 r#"{"content":"x","pdfOptions":{"metadata":{"title":5}}}"#,
-                "`pdfOptions.metadata`: `title`: invalid type",
+                "`pdfOptions.metadata.title`: invalid type",
             ),
             (
                 r#"{"content":"x","pdfOptions":{"password":"pw"}}"#,
                 "`pdfOptions.password`: invalid type",
+            ),
+            // Objects only (found by the schema fuzzer: serde fills structs from arrays too).
+            (
+                r#"{"content":"x","pdfOptions":{"metadata":[null,null]}}"#,
+                "`pdfOptions.metadata` must be an object such as {\"title\": \"Invoice\"} (or [] for none).",
+            ),
+            (
+                r#"{"content":"x","pdfOptions":{"password":["u"]}}"#,
+                "`pdfOptions.password` must be an object such as {\"user\": \"...\"}.",
+            ),
+            (
+                r#"{"content":"x","pdfOptions":{"password":[]}}"#,
+                "`pdfOptions.password` must be an object",
+            ),
+            (
+                r#"{"content":"x","pdfOptions":{"password":{"user":"u","permissions":[false]}}}"#,
+                "`pdfOptions.password.permissions` must be an object such as {\"print\": false}.",
             ),
         ] {
             let e = refused(body);
