@@ -31,15 +31,16 @@ impl Fields {
     /// left out.
     pub fn new(given: Option<&Metadata>, doc: &Document, now: Timestamp) -> Result<Self, String> {
         let given = given.cloned().unwrap_or_default();
+        let created = given.creation_date()?.unwrap_or(now);
         let some = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         Ok(Self {
-            title: some(given.title.clone()).or_else(|| some(document_title(doc))),
-            author: some(given.author.clone()),
-            subject: some(given.subject.clone()),
-            keywords: some(given.keywords.as_ref().map(|k| k.joined())),
-            creator: some(given.creator.clone()).unwrap_or_else(|| CREATOR.to_owned()),
-            producer: some(given.producer.clone()).unwrap_or_else(|| PRODUCER.to_owned()),
-            created: given.creation_date()?.unwrap_or(now),
+            title: some(given.title).or_else(|| some(document_title(doc))),
+            author: some(given.author),
+            subject: some(given.subject),
+            keywords: some(given.keywords.map(|k| k.joined())),
+            creator: some(given.creator).unwrap_or_else(|| CREATOR.to_owned()),
+            producer: some(given.producer).unwrap_or_else(|| PRODUCER.to_owned()),
+            created,
             modified: now,
         })
     }

@@ -15,7 +15,11 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use tailpdf_shared::{pdf_options::PdfOptions, Timestamp};
+use tailpdf_shared::{
+    pdf_options::PdfOptions,
+    postprocess::{Metadata, PdfA},
+    Timestamp,
+};
 
 use crate::error::RenderError;
 
@@ -35,9 +39,6 @@ pub struct Step {
     pub took: Duration,
 }
 
-/// Step names, as metrics label them.
-pub const STEPS: [&str; 3] = ["metadata", "pdfa", "encrypt"];
-
 /// Runs every step `options` asks for on `pdf` within `cfg.timeout`.
 pub async fn run(
     pdf: Vec<u8>,
@@ -46,12 +47,12 @@ pub async fn run(
 ) -> Result<(Vec<u8>, Vec<Step>), RenderError> {
     let work = async {
         let mut steps = Vec::with_capacity(3);
-        let opts = options.clone();
-        let now = now()?;
+        let (metadata, pdfa, now) = (options.metadata.clone(), options.pdfa(), now()?);
         // lopdf is synchronous and CPU-bound: off the async threads.
-        let (pdf, edits) = tokio::task::spawn_blocking(move || edit(&pdf, &opts, now))
-            .await
-            .map_err(|e| failed("metadata", e))??;
+        let (pdf, edits) =
+            tokio::task::spawn_blocking(move || edit(&pdf, metadata.as_ref(), pdfa, now))
+                .await
+                .map_err(|e| failed("metadata", e))??;
         steps.extend(edits);
         let pdf = match &options.password {
             Some(password) => {
@@ -73,30 +74,30 @@ pub async fn run(
 }
 
 /// The steps that edit the document: parsed once, written once.
+/// The document's parse and write count as the metadata step's, which every PDF has.
 fn edit(
     pdf: &[u8],
-    options: &PdfOptions,
+    given: Option<&Metadata>,
+    pdfa: Option<PdfA>,
     now: Timestamp,
 ) -> Result<(Vec<u8>, Vec<Step>), RenderError> {
     let started = Instant::now();
     let mut doc = lopdf::Document::load_mem(pdf).map_err(|e| failed("metadata", e))?;
-    let pdfa = options.pdfa();
-    let fields = metadata::Fields::new(options.metadata.as_ref(), &doc, now)
-        .map_err(|e| failed("metadata", e))?;
+    let fields = metadata::Fields::new(given, &doc, now).map_err(|e| failed("metadata", e))?;
     metadata::apply(&mut doc, &fields, pdfa).map_err(|e| failed("metadata", e))?;
-    let mut steps = Vec::with_capacity(2);
-    let mut pdfa_took = Duration::ZERO;
-    if pdfa.is_some() {
-        let t = Instant::now();
-        pdfa::apply(&mut doc, pdf).map_err(|e| failed("pdfa", e))?;
-        pdfa_took = t.elapsed();
-    }
+    let pdfa_took = match pdfa {
+        Some(_) => {
+            let t = Instant::now();
+            pdfa::apply(&mut doc, pdf).map_err(|e| failed("pdfa", e))?;
+            Some(t.elapsed())
+        }
+        None => None,
+    };
     let mut out = Vec::with_capacity(pdf.len() + 16 * 1024);
     doc.save_to(&mut out).map_err(|e| failed("metadata", e))?;
-    steps.push(Step { name: "metadata", took: started.elapsed().saturating_sub(pdfa_took) });
-    if pdfa.is_some() {
-        steps.push(Step { name: "pdfa", took: pdfa_took });
-    }
+    let metadata_took = started.elapsed().saturating_sub(pdfa_took.unwrap_or_default());
+    let mut steps = vec![Step { name: "metadata", took: metadata_took }];
+    steps.extend(pdfa_took.map(|took| Step { name: "pdfa", took }));
     Ok((out, steps))
 }
 
