@@ -114,7 +114,7 @@ async fn dead_letters_are_listed_and_replayed_through_the_edge() {
     let message = WebhookMessage {
         account: ACCOUNT.into(),
         url: SecretUrl::new(&receiver.url),
-        payload,
+        payload: payload.into(),
         attempt: 4,
     };
     let letter = serde_json::to_string(&DeadLetter { message, dead_at: now() }).unwrap();

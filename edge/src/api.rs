@@ -3,6 +3,7 @@
 
 use sha2::{Digest, Sha256};
 use tailpdf_shared::{
+    batch::parse_document_job_id,
     job::{status_path, JobAccepted},
     limits::JOB_TTL_OPEN_SECS,
     messages::{EventAck, RenderJobMessage, SecretUrl, WebhookMessage},
@@ -14,8 +15,9 @@ use tailpdf_shared::{
 };
 
 use crate::{
+    batches::{specs_key, SpecPack, SPECS_PER_PACK},
     config::EdgeConfig,
-    limits::{check, LimitRequest, Limiter},
+    limits::{check, LimitRequest, Limiter, Limits},
     store::{
         get_json, idempotency_key, job_key, load_job, put_json, spec_key, stage_key,
         webhook_queued_key, Account, IdempotencyRecord, JobBase, Kv, Queue, StoreError, StoredJob,
@@ -86,17 +88,7 @@ pub async fn submit(
     body: &[u8],
     now: Timestamp,
 ) -> Result<Submitted, ApiError> {
-    let limits = account.limits.or(cfg.default_limits);
-    let per_minute = limits.requests_per_minute.unwrap_or(0);
-    if per_minute > 0 {
-        let answer = limiter.ask(&account.account, &LimitRequest::Request { per_minute }).await;
-        check(answer, |secs| {
-            format!(
-                "Too many requests: this API key's account may send {per_minute} requests a \
-                 minute. Retry in {secs} s."
-            )
-        })?;
-    }
+    let limits = count_request(limiter, cfg, account).await?;
     let mut request = tailpdf_shared::parse_pdf_request(body, cfg.url_policy)?;
     // Checked whether or not the request makes a job: a malformed key is a client's mistake.
     if let Some(key) = headers.idempotency_key {
@@ -120,6 +112,63 @@ pub async fn submit(
     Ok(Submitted { submission, ignored })
 }
 
+/// Counts one request against the account's requests per minute (429 over it); returns the
+/// account's limits. `POST /pdf` and `POST /pdf/batch` alike: a batch is one request.
+pub(crate) async fn count_request(
+    limiter: &impl Limiter,
+    cfg: &EdgeConfig,
+    account: &Account,
+) -> Result<Limits, ApiError> {
+    let limits = account.limits.or(cfg.default_limits);
+    let per_minute = limits.requests_per_minute.unwrap_or(0);
+    if per_minute > 0 {
+        let answer = limiter.ask(&account.account, &LimitRequest::Request { per_minute }).await;
+        check(answer, |secs| {
+            format!(
+                "Too many requests: this API key's account may send {per_minute} requests a \
+                 minute. Retry in {secs} s."
+            )
+        })?;
+    }
+    Ok(limits)
+}
+
+/// What an `Idempotency-Key` says about a request.
+pub(crate) enum Idempotency {
+    /// No key: nothing to record.
+    Without,
+    /// A new key: record what the request makes under `record_key` once it is made.
+    New { record_key: String, body_sha256: String },
+    /// The key came before with this very body: what was made then.
+    Seen(IdempotencyRecord),
+}
+
+/// Looks the key up (jobs and batches share one key space); 409 when it came before with
+/// another body.
+pub(crate) async fn idempotency(
+    jobs: &impl Kv,
+    account: &Account,
+    key: Option<&str>,
+    body: &[u8],
+) -> Result<Idempotency, ApiError> {
+    let Some(key) = key else { return Ok(Idempotency::Without) };
+    let record_key = idempotency_key(&account.account, key);
+    let body_sha256 = hex::encode(Sha256::digest(body));
+    match get_json::<IdempotencyRecord>(jobs, &record_key).await? {
+        Some(seen) if seen.body_sha256 == body_sha256 => Ok(Idempotency::Seen(seen)),
+        Some(_) => Err(idempotency_conflict()),
+        None => Ok(Idempotency::New { record_key, body_sha256 }),
+    }
+}
+
+pub(crate) fn idempotency_conflict() -> ApiError {
+    ApiError::new(
+        ErrorCode::IdempotencyConflict,
+        "This Idempotency-Key was used with a different request body: use a new key for a new \
+         request.",
+    )
+}
+
 struct NewJob {
     spec: RenderSpec,
     upload_url: SecretUrl,
@@ -135,23 +184,14 @@ async fn submit_job(
     body: &[u8],
     now: Timestamp,
 ) -> Result<Submission, ApiError> {
-    let idempotency = match headers.idempotency_key {
-        Some(key) => {
-            let record_key = idempotency_key(&account.account, key);
-            let body_sha256 = hex::encode(Sha256::digest(body));
-            if let Some(seen) = get_json::<IdempotencyRecord>(jobs, &record_key).await? {
-                if seen.body_sha256 == body_sha256 {
-                    return Ok(Submission::Replayed(JobAccepted::new(seen.job_id)));
-                }
-                return Err(ApiError::new(
-                    ErrorCode::IdempotencyConflict,
-                    "This Idempotency-Key was used with a different request body: use a new key \
-                     for a new request.",
-                ));
-            }
-            Some((record_key, body_sha256))
+    let idempotency = match idempotency(jobs, account, headers.idempotency_key, body).await? {
+        Idempotency::Seen(IdempotencyRecord { job_id: Some(job_id), .. }) => {
+            return Ok(Submission::Replayed(JobAccepted::new(job_id)));
         }
-        None => None,
+        // The key made a batch: the same body cannot be a job too.
+        Idempotency::Seen(_) => return Err(idempotency_conflict()),
+        Idempotency::New { record_key, body_sha256 } => Some((record_key, body_sha256)),
+        Idempotency::Without => None,
     };
     let job_id = JobId::generate_at(u64::try_from(now.unix()).unwrap_or(0) * 1000);
     if in_flight > 0 {
@@ -173,6 +213,8 @@ async fn submit_job(
         webhook_url: job.webhook_url,
         spec_stored: message.spec.is_none(),
         holds_slot: in_flight > 0,
+        spec_pack: false,
+        batch: None,
     };
     let queued = async {
         put_json(jobs, &job_key(&job_id), &base, JOB_TTL_OPEN_SECS).await?;
@@ -189,7 +231,8 @@ async fn submit_job(
         return Err(e.into());
     }
     if let Some((record_key, body_sha256)) = idempotency {
-        let record = IdempotencyRecord { job_id: job_id.clone(), body_sha256 };
+        let record =
+            IdempotencyRecord { job_id: Some(job_id.clone()), batch_id: None, body_sha256 };
         put_json(jobs, &record_key, &record, JOB_TTL_OPEN_SECS).await?;
     }
     Ok(Submission::Accepted(JobAccepted::new(job_id)))
@@ -223,12 +266,30 @@ pub async fn job_status(
     Ok(job.record.view())
 }
 
-/// `GET /internal/jobs/{id}/spec`.
+/// `GET /internal/jobs/{id}/spec`: `job:{id}:spec`, or a batch's document's from its pack
+/// (both read at once).
 pub async fn job_spec(jobs: &impl Kv, id: &str) -> Result<RenderSpec, ApiError> {
     let id = JobId::parse(id).map_err(|_| ApiError::not_found("No such job."))?;
-    get_json(jobs, &spec_key(&id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("No spec for this job."))
+    let document = parse_document_job_id(&id);
+    let read_pack = async {
+        match &document {
+            Some((batch_id, index)) => {
+                let key = specs_key(batch_id, index / SPECS_PER_PACK);
+                get_json::<SpecPack>(jobs, &key).await
+            }
+            None => Ok(None),
+        }
+    };
+    let own_key = spec_key(&id);
+    let (own, pack) = futures::join!(get_json::<RenderSpec>(jobs, &own_key), read_pack);
+    if let Some(spec) = own? {
+        return Ok(spec);
+    }
+    let packed = match (pack?, document) {
+        (Some(pack), Some((_, index))) => pack.spec(index),
+        _ => None,
+    };
+    packed.ok_or_else(|| ApiError::not_found("No spec for this job."))
 }
 
 /// `POST /internal/jobs/{id}/events`: moves the job forward through the shared state machine.
@@ -301,6 +362,12 @@ pub(crate) async fn apply(
     if job.record.status.is_terminal() && job.base.spec_stored {
         jobs.delete(&spec_key(id)).await?;
     }
+    // A batch's document: its state goes to the batch's progress, repeats included (the
+    // report is idempotent, and the first may have failed); an error here is a 503, so the
+    // event comes again until the batch has heard it.
+    if let Some(batch) = &job.base.batch {
+        crate::batches::report(jobs, webhooks, limiter, cfg, &job, batch, ended_by_this).await?;
+    }
     if ended_by_this && job.base.holds_slot {
         // Best effort: a slot whose end is lost expires (limits::SLOT_TTL_MS).
         let end = LimitRequest::EndJob { job_id: id.clone() };
@@ -325,8 +392,12 @@ async fn queue_webhook_once(
     if jobs.get(&marker).await?.is_some() {
         return Ok(());
     }
-    let message =
-        WebhookMessage { account: job.base.account.clone(), url: url.clone(), payload, attempt: 0 };
+    let message = WebhookMessage {
+        account: job.base.account.clone(),
+        url: url.clone(),
+        payload: payload.into(),
+        attempt: 0,
+    };
     webhooks.send(&message).await?;
     put_json(jobs, &marker, &true, cfg.job_ttl_done_secs).await?;
     Ok(())

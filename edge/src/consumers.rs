@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use tailpdf_shared::{
-    messages::{RenderJobMessage, WebhookMessage},
+    messages::{GroupAnswer, GroupJobEnd, GroupRequest, RenderJobMessage, WebhookMessage},
     signing::INTERNAL_SIGNATURE_HEADER,
-    JobEvent, JobStatus, Timestamp,
+    JobEvent, JobId, JobStatus, Timestamp,
 };
 
 use crate::{
@@ -33,7 +33,20 @@ pub trait Http {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Answer, String>;
+
+    /// As [`Http::post`], and the answer's body too (at most [`MAX_ANSWER_BYTES`] of it).
+    async fn post_reading(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(Answer, Vec<u8>), String>;
 }
+
+/// The most of an answer's body [`Http::post_reading`] reads: a group's answer is a few dozen
+/// bytes a job.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// What an HTTP call answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,25 +83,52 @@ pub async fn push_render_job(
     job: &RenderJobMessage,
     now: Timestamp,
 ) -> Verdict {
-    let attempt = job.attempt.max(1);
-    let body = serde_json::to_vec(&RenderJobMessage { attempt, ..job.clone() }).unwrap_or_default();
+    let body = serde_json::to_vec(&RenderJobMessage { attempt: job.attempt.max(1), ..job.clone() })
+        .unwrap_or_default();
     let (url, signature) = renderer_call(cfg, "POST", "/jobs", &body, now.unix());
     let headers = [
         ("Content-Type", String::from("application/json")),
         (INTERNAL_SIGNATURE_HEADER, signature),
     ];
-    let (why, delay_secs) = match http.post(&url, &headers, body, PUSH_TIMEOUT).await {
+    let again = match http.post(&url, &headers, body, PUSH_TIMEOUT).await {
         Ok(answer) if answer.status == 200 => return Verdict::Ack,
-        Ok(Answer { status: 503, retry_after }) => (
-            String::from("every renderer stayed busy"),
-            retry_after.unwrap_or(cfg.render_retry_delay_secs),
-        ),
-        Ok(Answer { status, retry_after }) => (
-            format!("the renderer answered {status}"),
-            retry_after.unwrap_or(cfg.render_retry_delay_secs),
-        ),
-        Err(_) => (String::from("no renderer could be reached"), cfg.render_retry_delay_secs),
+        answered => Again::after(answered.ok().as_ref(), cfg),
     };
+    next_attempt(render_jobs, (jobs, webhooks, limiter), cfg, job, again, now).await
+}
+
+/// Why a delivery to the renderer did not end the job, and when to try again.
+#[derive(Clone)]
+struct Again {
+    why: String,
+    delay_secs: u32,
+}
+
+impl Again {
+    /// After an answer other than 200, or none.
+    fn after(answer: Option<&Answer>, cfg: &EdgeConfig) -> Self {
+        let why = match answer {
+            Some(Answer { status: 503, .. }) => String::from("every renderer stayed busy"),
+            Some(Answer { status, .. }) => format!("the renderer answered {status}"),
+            None => String::from("no renderer could be reached"),
+        };
+        let delay_secs = answer.and_then(|a| a.retry_after).unwrap_or(cfg.render_retry_delay_secs);
+        Self { why, delay_secs }
+    }
+}
+
+/// A job the renderer did not end: sent again with its attempt count raised after the delay,
+/// or, after `cfg.render_max_attempts`, failed here saying why. One rule for `POST /jobs` and
+/// `POST /jobs/group`.
+async fn next_attempt(
+    queue: &impl Queue<RenderJobMessage>,
+    (jobs, webhooks, limiter): (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
+    cfg: &EdgeConfig,
+    job: &RenderJobMessage,
+    Again { why, delay_secs }: Again,
+    now: Timestamp,
+) -> Verdict {
+    let attempt = job.attempt.max(1);
     if attempt >= cfg.render_max_attempts {
         let error_message = format!(
             "Render failed: the job was not rendered after {attempt} attempts ({why}); submit \
@@ -103,9 +143,102 @@ pub async fn push_render_job(
         };
     }
     let next = RenderJobMessage { attempt: attempt + 1, ..job.clone() };
-    match render_jobs.send_after(&next, delay_secs.max(1)).await {
+    match queue.send_after(&next, delay_secs.max(1)).await {
         Ok(()) => Verdict::Ack,
         Err(_) => Verdict::Retry { delay_secs: delay_secs.max(1) },
+    }
+}
+
+/// Push mode for `render-batches`: the messages of one delivery, grouped by batch, each group
+/// to the renderer's `POST /jobs/group` in one call (signed as `POST /jobs`), held until it
+/// answers with every job's end. A job it answers `ended` is done; one it asks to have again,
+/// one it does not mention, and every job of a group it did not answer with 200 and a
+/// [`GroupAnswer`] go through [`next_attempt`], as `POST /jobs`'s. The verdicts are in the
+/// order of `messages`.
+pub async fn push_render_group(
+    http: &impl Http,
+    render_batches: &impl Queue<RenderJobMessage>,
+    ends: (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
+    cfg: &EdgeConfig,
+    messages: &[RenderJobMessage],
+    now: Timestamp,
+) -> Vec<Verdict> {
+    // Groups in the order their first message came, each in its messages' order.
+    let mut groups: Vec<(Option<&JobId>, Vec<usize>)> = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let batch = message.batch.as_ref().map(|b| &b.batch_id);
+        match groups.iter_mut().find(|(b, _)| batch.is_some() && *b == batch) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((batch, vec![i])),
+        }
+    }
+    let calls = groups.iter().map(|(_, members)| async move {
+        let group: Vec<&RenderJobMessage> = members.iter().map(|&i| &messages[i]).collect();
+        let verdicts = push_group(http, render_batches, ends, cfg, &group, now).await;
+        members.iter().copied().zip(verdicts).collect::<Vec<_>>()
+    });
+    let mut verdicts = vec![Verdict::Retry { delay_secs: STORAGE_RETRY_SECS }; messages.len()];
+    for (i, verdict) in futures::future::join_all(calls).await.into_iter().flatten() {
+        verdicts[i] = verdict;
+    }
+    verdicts
+}
+
+/// One group to the renderer; its verdicts in the group's order.
+async fn push_group(
+    http: &impl Http,
+    render_batches: &impl Queue<RenderJobMessage>,
+    ends: (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
+    cfg: &EdgeConfig,
+    group: &[&RenderJobMessage],
+    now: Timestamp,
+) -> Vec<Verdict> {
+    let jobs: Vec<RenderJobMessage> = group
+        .iter()
+        .map(|job| RenderJobMessage { attempt: job.attempt.max(1), ..(*job).clone() })
+        .collect();
+    let body = serde_json::to_vec(&GroupRequest { jobs }).unwrap_or_default();
+    let (url, signature) = renderer_call(cfg, "POST", "/jobs/group", &body, now.unix());
+    let headers = [
+        ("Content-Type", String::from("application/json")),
+        (INTERNAL_SIGNATURE_HEADER, signature),
+    ];
+    let answered = http.post_reading(&url, &headers, body, PUSH_TIMEOUT).await;
+    // Each job's end as the renderer answered it, or why the whole group did not end.
+    let ends_by_job: Result<Vec<GroupJobEnd>, Again> = match answered {
+        Ok((answer, body)) if answer.status == 200 => {
+            serde_json::from_slice::<GroupAnswer>(&body).map(|a| a.jobs).map_err(|_| Again {
+                why: String::from("the renderer's answer could not be read"),
+                delay_secs: cfg.render_retry_delay_secs,
+            })
+        }
+        answered => Err(Again::after(answered.ok().map(|(a, _)| a).as_ref(), cfg)),
+    };
+    let settled = group.iter().map(|job| {
+        let again = match &ends_by_job {
+            Err(again) => again.clone(),
+            Ok(ends) => match ends.iter().find(|end| end_job_id(end) == &job.job_id) {
+                Some(GroupJobEnd::Ended { .. }) => {
+                    return futures::future::Either::Left(async { Verdict::Ack })
+                }
+                Some(GroupJobEnd::Retry { delay_secs, .. }) => Again {
+                    why: String::from("the renderer could not end it"),
+                    delay_secs: *delay_secs,
+                },
+                None => Again {
+                    why: String::from("the renderer's answer left it out"),
+                    delay_secs: cfg.render_retry_delay_secs,
+                },
+            },
+        };
+        futures::future::Either::Right(next_attempt(render_batches, ends, cfg, job, again, now))
+    });
+    futures::future::join_all(settled).await
+}
+
+fn end_job_id(end: &GroupJobEnd) -> &JobId {
+    match end {
+        GroupJobEnd::Ended { job_id } | GroupJobEnd::Retry { job_id, .. } => job_id,
     }
 }
 
@@ -123,14 +256,16 @@ pub async fn deliver_webhook(
     now: Timestamp,
 ) -> Verdict {
     // One job, one outcome: a webhook of an end that lost to another is dropped, undelivered.
-    // Only the end key decides, so only it is read.
-    let end_key = stage_key(&hook.payload.job_id, JobStatus::Completed);
-    match get_json::<JobEvent>(jobs, &end_key).await {
-        Ok(end) if !hook.payload.agrees_with(end.as_ref().map(JobEvent::status)) => {
-            return Verdict::Ack;
+    // Only the end key decides, so only it is read. A batch completes once: nothing to check.
+    if let Some(job) = hook.payload.job() {
+        let end_key = stage_key(&job.job_id, JobStatus::Completed);
+        match get_json::<JobEvent>(jobs, &end_key).await {
+            Ok(end) if !job.agrees_with(end.as_ref().map(JobEvent::status)) => {
+                return Verdict::Ack;
+            }
+            Ok(_) => {}
+            Err(_) => return Verdict::Retry { delay_secs: STORAGE_RETRY_SECS },
         }
-        Ok(_) => {}
-        Err(_) => return Verdict::Retry { delay_secs: STORAGE_RETRY_SECS },
     }
     let attempt = hook.attempt + 1;
     let request = delivery::request(hook, secret, now.unix());
@@ -140,8 +275,11 @@ pub async fn deliver_webhook(
         .ok()
         .map(|answer| answer.status);
     // The record is a view for GET /jobs; the count it shows comes from the message.
-    let state = delivery::record(attempt, status, now);
-    let _ = put_json(jobs, &webhook_key(&hook.payload.job_id), &state, cfg.job_ttl_done_secs).await;
+    // GET /batches/{id} shows no delivery: a batch's webhook is not recorded.
+    if let Some(job) = hook.payload.job() {
+        let state = delivery::record(attempt, status, now);
+        let _ = put_json(jobs, &webhook_key(&job.job_id), &state, cfg.job_ttl_done_secs).await;
+    }
     let sent_on = WebhookMessage { attempt, ..hook.clone() };
     let (queue, delay_secs) = match delivery::next(status, attempt, &cfg.webhook_retry_delays) {
         delivery::Next::Done => return Verdict::Ack,
@@ -169,16 +307,22 @@ mod tests {
     };
     use tailpdf_shared::{job::WebhookDelivery, webhook::WebhookPayload, JobRecord};
 
-    /// Answers each call with the next of `answers`; records what was sent.
+    /// Answers each call with the next of `answers` (and, when reading, the next of
+    /// `bodies`, or none); records what was sent.
     #[derive(Default)]
     struct FakeHttp {
         answers: RefCell<Vec<Result<Answer, String>>>,
+        bodies: RefCell<Vec<Vec<u8>>>,
         sent: RefCell<Vec<(String, Vec<u8>)>>,
     }
 
     impl FakeHttp {
         fn answering(answers: Vec<Result<Answer, String>>) -> Self {
-            Self { answers: RefCell::new(answers), sent: RefCell::default() }
+            Self { answers: RefCell::new(answers), ..Self::default() }
+        }
+
+        fn with_bodies(self, bodies: Vec<Vec<u8>>) -> Self {
+            Self { bodies: RefCell::new(bodies), ..self }
         }
     }
 
@@ -192,6 +336,18 @@ mod tests {
         ) -> Result<Answer, String> {
             self.sent.borrow_mut().push((url.to_owned(), body));
             self.answers.borrow_mut().remove(0)
+        }
+
+        async fn post_reading(
+            &self,
+            url: &str,
+            headers: &[(&str, String)],
+            body: Vec<u8>,
+            timeout: Duration,
+        ) -> Result<(Answer, Vec<u8>), String> {
+            let answer = self.post(url, headers, body, timeout).await?;
+            let mut bodies = self.bodies.borrow_mut();
+            Ok((answer, if bodies.is_empty() { Vec::new() } else { bodies.remove(0) }))
         }
     }
 
@@ -241,6 +397,114 @@ mod tests {
             .await;
             assert_eq!(verdict, Verdict::Ack);
             assert_eq!(render_jobs.0.borrow().len(), 2, "done: nothing more queued");
+        });
+    }
+
+    /// The messages of a batch of `n` documents, as `POST /pdf/batch` queued them.
+    async fn batch_messages(jobs: &MemoryKv, n: usize) -> Vec<RenderJobMessage> {
+        let queue = MemoryQueue::default();
+        let documents: Vec<_> = (0..n)
+            .map(|_| serde_json::json!({"content": "<p>x</p>", "upload_url": "https://b.example.com/a"}))
+            .collect();
+        let body = serde_json::json!({ "documents": documents }).to_string();
+        let limiter = lim();
+        crate::batches::submit_batch(
+            (jobs, &queue, &limiter),
+            &cfg(),
+            &acct("a"),
+            api::SubmitHeaders::default(),
+            body.as_bytes(),
+            ts(0),
+        )
+        .await
+        .unwrap();
+        let sent = queue.0.borrow().clone();
+        sent
+    }
+
+    #[test]
+    fn push_mode_hands_each_batch_s_documents_to_the_renderer_together() {
+        run(async {
+            let jobs = MemoryKv::default();
+            let (a, b) = (batch_messages(&jobs, 3).await, batch_messages(&jobs, 1).await);
+            // One delivery, batches interleaved.
+            let messages = vec![a[0].clone(), b[0].clone(), a[1].clone(), a[2].clone()];
+            let answer = GroupAnswer {
+                jobs: vec![
+                    GroupJobEnd::Ended { job_id: a[0].job_id.clone() },
+                    GroupJobEnd::Retry { job_id: a[1].job_id.clone(), delay_secs: 9 },
+                    // a[2] left out.
+                ],
+            };
+            let http = FakeHttp::answering(vec![
+                status(200),
+                Ok(Answer { status: 503, retry_after: Some(4) }),
+            ])
+            .with_bodies(vec![serde_json::to_vec(&answer).unwrap()]);
+            let (render_batches, webhooks) = (MemoryQueue::default(), MemoryQueue::default());
+            let c = cfg();
+            let verdicts = push_render_group(
+                &http,
+                &render_batches,
+                (&jobs, &webhooks, &lim()),
+                &c,
+                &messages,
+                ts(1),
+            )
+            .await;
+            assert_eq!(verdicts, [Verdict::Ack; 4], "each ended or sent again");
+            let sent = http.sent.borrow();
+            assert_eq!(sent.len(), 2, "one call per batch");
+            assert!(sent.iter().all(|(url, _)| url.ends_with("/jobs/group")));
+            let group: GroupRequest = serde_json::from_slice(&sent[0].1).unwrap();
+            let ids: Vec<_> = group.jobs.iter().map(|j| j.job_id.clone()).collect();
+            assert_eq!(ids, [a[0].job_id.clone(), a[1].job_id.clone(), a[2].job_id.clone()]);
+            assert!(group.jobs.iter().all(|j| j.attempt == 1));
+            // Sent again: a[1] after the delay it asked for, a[2] after the default, b[0]
+            // after the renderer's Retry-After.
+            let again: Vec<_> =
+                render_batches.0.borrow().iter().map(|m| m.job_id.clone()).collect();
+            assert_eq!(again.len(), 3);
+            assert!(render_batches.0.borrow().iter().all(|m| m.attempt == 2 && m.batch.is_some()));
+            let delay_of =
+                |id: &JobId| render_batches.delays()[again.iter().position(|x| x == id).unwrap()];
+            assert_eq!(delay_of(&a[1].job_id), 9);
+            assert_eq!(delay_of(&a[2].job_id), c.render_retry_delay_secs);
+            assert_eq!(delay_of(&b[0].job_id), 4);
+        });
+    }
+
+    #[test]
+    fn a_group_without_a_readable_answer_is_retried_and_fails_after_the_last_attempt() {
+        run(async {
+            let jobs = MemoryKv::default();
+            let mut a = batch_messages(&jobs, 2).await;
+            a[1].attempt = 3;
+            let c = EdgeConfig { render_max_attempts: 3, ..cfg() };
+            let http = FakeHttp::answering(vec![status(200)]).with_bodies(vec![b"{}".to_vec()]);
+            let (render_batches, webhooks) = (MemoryQueue::default(), MemoryQueue::default());
+            let verdicts = push_render_group(
+                &http,
+                &render_batches,
+                (&jobs, &webhooks, &lim()),
+                &c,
+                &a,
+                ts(1),
+            )
+            .await;
+            assert_eq!(verdicts, [Verdict::Ack, Verdict::Ack]);
+            assert_eq!(render_batches.0.borrow().len(), 1, "the first goes again");
+            let view =
+                api::job_status(&jobs, &c, &acct("a"), a[1].job_id.as_str(), ts(2)).await.unwrap();
+            assert_eq!(view.status, JobStatus::Failed, "the last attempt fails the job");
+            assert!(view.error_message.unwrap().contains("answer could not be read"));
+            // A queue that refuses the next attempt gets the message back.
+            let http = FakeHttp::answering(vec![Err("refused".into())]);
+            let refusing = MemoryQueue::failing();
+            let verdicts =
+                push_render_group(&http, &refusing, (&jobs, &webhooks, &lim()), &c, &a[..1], ts(3))
+                    .await;
+            assert!(matches!(verdicts[..], [Verdict::Retry { .. }]));
         });
     }
 
@@ -406,7 +670,7 @@ mod tests {
         WebhookMessage {
             account: "a".into(),
             url: tailpdf_shared::messages::SecretUrl::new("https://h.example.com/hook"),
-            payload: WebhookPayload::for_job(&record).unwrap(),
+            payload: WebhookPayload::for_job(&record).unwrap().into(),
             attempt: 0,
         }
     }
@@ -419,7 +683,7 @@ mod tests {
             let c = EdgeConfig { webhook_retry_delays: vec![5, 30], ..cfg() };
             let http = FakeHttp::answering(vec![status(500), status(307), Err("timed out".into())]);
             let mut current = hook();
-            let id = current.payload.job_id.clone();
+            let id = current.payload.subject().clone();
             for (n, expected_status) in [(1, Some(500)), (2, Some(307))] {
                 let v =
                     deliver_webhook(&http, &jobs, (&webhooks, &dead), &c, &current, None, ts(n))
@@ -453,7 +717,7 @@ mod tests {
                 .await;
             assert_eq!(v, Verdict::Ack);
             let record: WebhookDelivery =
-                crate::store::get_json(&jobs, &webhook_key(&h.payload.job_id))
+                crate::store::get_json(&jobs, &webhook_key(h.payload.subject()))
                     .await
                     .unwrap()
                     .unwrap();

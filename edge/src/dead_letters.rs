@@ -29,6 +29,7 @@ pub struct DeadLetter {
 pub struct DeadLetterView {
     pub webhook_id: String,
     pub account: String,
+    /// The job's id; for `batch.completed`, the batch's.
     pub job_id: String,
     pub event: String,
     pub url: String,
@@ -71,8 +72,8 @@ pub async fn list(jobs: &impl Kv) -> Result<Vec<DeadLetterView>, ApiError> {
         views.push(DeadLetterView {
             webhook_id: m.payload.webhook_id(),
             account: m.account.clone(),
-            job_id: m.payload.job_id.to_string(),
-            event: m.payload.event.as_str().to_owned(),
+            job_id: m.payload.subject().to_string(),
+            event: m.payload.event().as_str().to_owned(),
             url: m.url.to_string(),
             attempts: m.attempt,
             dead_at: letter.dead_at,
@@ -125,7 +126,7 @@ mod tests {
         WebhookMessage {
             account: "acme".into(),
             url: SecretUrl::new("https://hooks.example.com/in?token=s3cret"),
-            payload: WebhookPayload::for_job(&job).unwrap(),
+            payload: WebhookPayload::for_job(&job).unwrap().into(),
             attempt: 8,
         }
     }

@@ -19,8 +19,13 @@ pub struct DeliveryRequest {
 
 pub fn request(message: &WebhookMessage, secret: Option<&str>, now: i64) -> DeliveryRequest {
     let body = message.payload.to_body();
-    let headers =
-        delivery_headers(message.payload.event, &message.payload.webhook_id(), &body, secret, now);
+    let headers = delivery_headers(
+        message.payload.event(),
+        &message.payload.webhook_id(),
+        &body,
+        secret,
+        now,
+    );
     DeliveryRequest { url: message.url.expose().to_owned(), body, headers }
 }
 
@@ -85,7 +90,7 @@ mod tests {
         WebhookMessage {
             account: "a".into(),
             url: SecretUrl::new("https://h.example/hook"),
-            payload: WebhookPayload::for_job(&job).unwrap(),
+            payload: WebhookPayload::for_job(&job).unwrap().into(),
             attempt: 0,
         }
     }

@@ -2,11 +2,13 @@
 //!
 //! - [`routes`]: which endpoint a request is for (404 and 405 decided there);
 //! - [`api`]: what `POST /pdf`, `GET /jobs/{id}` and the internal endpoints do;
+//! - [`batches`]: `POST /pdf/batch` and `GET /batches/{id}`, and batch progress;
 //! - [`store`]: the KV layout and the traits over KV and Queues;
-//! - [`consumers`]: the queue consumers (push-mode render jobs, webhook deliveries);
+//! - [`consumers`]: the queue consumers (push-mode render jobs and batch groups, webhook
+//!   deliveries);
 //! - [`delivery`]: webhook requests, retries and the dead-letter decision;
 //! - [`dead_letters`]: dead-lettered webhooks kept, listed and replayed;
-//! - [`limits`]: per-account requests per minute and jobs in flight (429);
+//! - [`limits`]: per-account requests per minute and jobs in flight (429), batch progress;
 //! - [`access_log`]: the one structured line logged per request;
 //! - [`config`]: wrangler vars and secrets.
 //!
@@ -16,6 +18,7 @@
 
 pub mod access_log;
 pub mod api;
+pub mod batches;
 pub mod config;
 pub mod consumers;
 pub mod dead_letters;

@@ -1,5 +1,5 @@
-//! The Durable Object that holds one account's [`Counters`] (binding `LIMITS`, class
-//! `AccountLimiter`), and the edge's way to it ([`ObjectLimiter`]). An object handles its
+//! The Durable Object that holds one account's [`Counters`] and its batches' progress
+//! (binding `LIMITS`, class `AccountLimiter`), and the edge's way to it ([`ObjectLimiter`]). An object handles its
 //! requests one at a time, and no other request runs between its storage read and write (the
 //! object's input gate), so the counts are exact across every edge location.
 
@@ -12,12 +12,22 @@ use worker::{
 };
 
 use crate::{
-    limits::{Counters, LimitAnswer, LimitRequest, Limiter},
+    limits::{
+        BatchProgress, BatchRequest, BatchSnapshot, Counters, LimitAnswer, LimitRequest, Limiter,
+    },
     store::StoreError,
 };
 
 /// The storage key of the object's counters.
 const COUNTERS: &str = "counters";
+/// The path of batch requests (any other path is a limit request).
+const BATCH_PATH: &str = "/batch";
+
+/// The storage key of a batch's progress: one key each, so that a report reads and writes
+/// only its own batch.
+fn batch_key(id: &tailpdf_shared::JobId) -> String {
+    format!("batch:{id}")
+}
 
 /// How long the edge waits for an account's object before letting the request through.
 const DEADLINE: Duration = Duration::from_secs(2);
@@ -33,13 +43,13 @@ impl DurableObject for AccountLimiter {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if req.path() == BATCH_PATH {
+            let request: BatchRequest = req.json().await?;
+            return Response::from_json(&self.batch(&request).await?);
+        }
         let request: LimitRequest = req.json().await?;
         let storage = self.state.storage();
-        // Kept as JSON text: exact integers whatever JavaScript numbers can hold.
-        let mut counters: Counters = match storage.get::<String>(COUNTERS).await? {
-            Some(text) => serde_json::from_str(&text).unwrap_or_default(),
-            None => Counters::default(),
-        };
+        let mut counters = self.counters().await?;
         let before = counters.clone();
         let answer = counters.handle(&request, Date::now().as_millis());
         if counters != before {
@@ -49,8 +59,76 @@ impl DurableObject for AccountLimiter {
     }
 }
 
+impl AccountLimiter {
+    async fn counters(&self) -> Result<Counters> {
+        // Kept as JSON text: exact integers whatever JavaScript numbers can hold.
+        Ok(match self.state.storage().get::<String>(COUNTERS).await? {
+            Some(text) => serde_json::from_str(&text).unwrap_or_default(),
+            None => Counters::default(),
+        })
+    }
+
+    /// A batch request: its progress loaded, changed by [`Counters::handle_batch`], stored
+    /// back, and the keys of batches that expired deleted.
+    async fn batch(&self, request: &BatchRequest) -> Result<Option<BatchSnapshot>> {
+        let storage = self.state.storage();
+        let key = batch_key(request.batch_id());
+        let mut counters = self.counters().await?;
+        let mut progress: Option<BatchProgress> = match storage.get::<String>(&key).await? {
+            Some(text) => serde_json::from_str(&text).ok(),
+            None => None,
+        };
+        let (counters_before, progress_before) = (counters.clone(), progress.clone());
+        let outcome = counters.handle_batch(request, &mut progress, Date::now().as_millis());
+        if progress != progress_before {
+            match &progress {
+                Some(p) => storage.put(&key, serde_json::to_string(p)?).await?,
+                None => {
+                    storage.delete(&key).await?;
+                }
+            }
+        }
+        for id in &outcome.expired {
+            storage.delete(&batch_key(id)).await?;
+        }
+        if counters != counters_before {
+            storage.put(COUNTERS, serde_json::to_string(&counters)?).await?;
+        }
+        Ok(outcome.answer)
+    }
+}
+
 /// The accounts' objects, one per account name.
 pub(crate) struct ObjectLimiter(pub(crate) ObjectNamespace);
+
+impl ObjectLimiter {
+    /// `request` to `account`'s object at `path`, answered within [`DEADLINE`].
+    async fn call<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
+        &self,
+        account: &str,
+        path: &str,
+        request: &Q,
+    ) -> std::result::Result<A, StoreError> {
+        let failed = |e: worker::Error| StoreError(format!("limits of {account}: {e}"));
+        let stub = self.0.get_by_name(account).map_err(failed)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(serde_json::to_string(request).map_err(|e| failed(e.into()))?.into()));
+        // The host is never resolved: the request goes to the object.
+        let req =
+            Request::new_with_init(&format!("https://limits{path}"), &init).map_err(failed)?;
+        let call = async {
+            let mut answer = stub.fetch_with_request(req).await?;
+            answer.json::<A>().await
+        };
+        let deadline = worker::Delay::from(DEADLINE);
+        futures::pin_mut!(call, deadline);
+        match select(call, deadline).await {
+            Either::Left((answer, _)) => answer.map_err(failed),
+            Either::Right(_) => Err(StoreError(format!("limits of {account}: no answer in time"))),
+        }
+    }
+}
 
 impl Limiter for ObjectLimiter {
     async fn ask(
@@ -58,26 +136,22 @@ impl Limiter for ObjectLimiter {
         account: &str,
         request: &LimitRequest,
     ) -> std::result::Result<LimitAnswer, StoreError> {
-        let failed = |e: worker::Error| StoreError(format!("limits of {account}: {e}"));
-        let stub = self.0.get_by_name(account).map_err(failed)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(serde_json::to_string(request).map_err(|e| failed(e.into()))?.into()));
-        // The host is never resolved: the request goes to the object.
-        let req = Request::new_with_init("https://limits/", &init).map_err(failed)?;
-        let call = async {
-            let mut answer = stub.fetch_with_request(req).await?;
-            answer.json::<LimitAnswer>().await
-        };
-        let deadline = worker::Delay::from(DEADLINE);
-        futures::pin_mut!(call, deadline);
-        let answer = match select(call, deadline).await {
-            Either::Left((answer, _)) => answer.map_err(failed),
-            Either::Right(_) => Err(StoreError(format!("limits of {account}: no answer in time"))),
-        };
+        let answer = self.call(account, "/", request).await;
         if let Err(e) = &answer {
             // The request goes through unlimited (limits::check): say so.
             worker::console_warn!("{e}");
+        }
+        answer
+    }
+
+    async fn batch(
+        &self,
+        account: &str,
+        request: &BatchRequest,
+    ) -> std::result::Result<Option<BatchSnapshot>, StoreError> {
+        let answer = self.call(account, BATCH_PATH, request).await;
+        if let Err(e) = &answer {
+            worker::console_error!("{e}");
         }
         answer
     }

@@ -8,11 +8,17 @@
 //! Rate Limiting binding, whose limit is fixed per binding in wrangler.toml (not per account)
 //! and counted per Cloudflare location, and which cannot count jobs in flight at all. The cost
 //! is one call to the account's object per `POST /pdf`, and one more per new async job.
+//!
+//! The same object keeps the progress of the account's batches (`POST /pdf/batch`), for the
+//! same reason: a batch completes when its last document ends, and documents end at once on
+//! many renderers, with their events repeated and racing. Counted in one place, one request at
+//! a time, each document's state moves only forward and exactly one report makes the batch
+//! complete ([`BatchRequest`], [`BatchProgress`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tailpdf_shared::{ApiError, JobId};
+use tailpdf_shared::{limits::JOB_TTL_OPEN_SECS, ApiError, JobId, JobStatus};
 
 use crate::store::StoreError;
 
@@ -81,6 +87,10 @@ pub struct Counters {
     /// Jobs holding a slot → when the slot expires (ms).
     #[serde(default)]
     jobs: BTreeMap<JobId, u64>,
+    /// Batches whose progress is kept (each under its own key, [`BatchProgress`]) → when it
+    /// expires (ms): what to delete, without listing the object's storage.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    batches: BTreeMap<JobId, u64>,
 }
 
 impl Counters {
@@ -129,6 +139,185 @@ impl Counters {
     }
 }
 
+/// How long a batch's progress is kept at most: as long as its open jobs' keys.
+pub const BATCH_TTL_MS: u64 = JOB_TTL_OPEN_SECS * 1000;
+
+/// What the edge asks about an account's batches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum BatchRequest {
+    /// A new batch of `total` documents, all pending (again for the same batch: nothing).
+    Start { batch_id: JobId, total: u32 },
+    /// Document `index` is now in `status`: recorded if it moves the document forward. The
+    /// batch is kept `done_ttl_secs` after it completes (the ended jobs' TTL).
+    Progress { batch_id: JobId, index: u32, status: JobStatus, done_ttl_secs: u64 },
+    /// The batch as it stands.
+    Status { batch_id: JobId },
+}
+
+impl BatchRequest {
+    pub fn batch_id(&self) -> &JobId {
+        match self {
+            Self::Start { batch_id, .. }
+            | Self::Progress { batch_id, .. }
+            | Self::Status { batch_id } => batch_id,
+        }
+    }
+}
+
+/// One batch's progress: a character per document, kept by the object under its own key so
+/// that a report reads and writes a few hundred bytes, not every batch of the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchProgress {
+    /// Each document's state in order, one character each ([`state_char`]).
+    states: String,
+    created_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    completed_ms: Option<u64>,
+    expires_ms: u64,
+}
+
+/// The batch as the object answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSnapshot {
+    /// Each document's state in order, one character each ([`BatchSnapshot::statuses`]).
+    pub states: String,
+    pub created_ms: u64,
+    /// When the last document ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_ms: Option<u64>,
+    /// This very request made every document terminal: true for exactly one request.
+    #[serde(default)]
+    pub completed_now: bool,
+}
+
+impl BatchSnapshot {
+    /// Each document's state, in order.
+    pub fn statuses(&self) -> impl Iterator<Item = JobStatus> + '_ {
+        self.states.chars().map(char_state)
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.completed_ms.is_some()
+    }
+}
+
+/// What the object does for a [`BatchRequest`]: the answer (`None`: no such batch, or
+/// expired), and the batches whose kept progress expired (their keys to delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub answer: Option<BatchSnapshot>,
+    pub expired: Vec<JobId>,
+}
+
+/// A state as one character.
+pub fn state_char(status: JobStatus) -> char {
+    match status {
+        JobStatus::Pending => 'p',
+        JobStatus::Processing => 'r',
+        JobStatus::Uploading => 'u',
+        JobStatus::Completed => 'c',
+        JobStatus::Failed => 'f',
+    }
+}
+
+fn char_state(c: char) -> JobStatus {
+    match c {
+        'r' => JobStatus::Processing,
+        'u' => JobStatus::Uploading,
+        'c' => JobStatus::Completed,
+        'f' => JobStatus::Failed,
+        _ => JobStatus::Pending,
+    }
+}
+
+impl Counters {
+    /// Applies `request` at `now_ms` to `progress`, the kept progress of
+    /// `request.batch_id()` (the caller loads it before and stores it after: `None` deletes).
+    pub fn handle_batch(
+        &mut self,
+        request: &BatchRequest,
+        progress: &mut Option<BatchProgress>,
+        now_ms: u64,
+    ) -> BatchOutcome {
+        let expired: Vec<JobId> =
+            self.batches.iter().filter(|(_, e)| **e <= now_ms).map(|(id, _)| id.clone()).collect();
+        for id in &expired {
+            self.batches.remove(id);
+        }
+        if progress.as_ref().is_some_and(|p| p.expires_ms <= now_ms) {
+            *progress = None;
+        }
+        let batch_id = request.batch_id();
+        let mut completed_now = false;
+        match request {
+            BatchRequest::Start { total, .. } => {
+                if progress.is_none() {
+                    let states =
+                        std::iter::repeat_n(state_char(JobStatus::Pending), *total as usize);
+                    *progress = Some(BatchProgress {
+                        states: states.collect(),
+                        created_ms: now_ms,
+                        completed_ms: None,
+                        expires_ms: now_ms + BATCH_TTL_MS,
+                    });
+                }
+            }
+            BatchRequest::Progress { index, status, done_ttl_secs, .. } => {
+                if let Some(p) = progress.as_mut() {
+                    completed_now = p.advance(*index as usize, *status, now_ms, *done_ttl_secs);
+                }
+            }
+            BatchRequest::Status { .. } => {}
+        }
+        match progress {
+            Some(p) => {
+                self.batches.insert(batch_id.clone(), p.expires_ms);
+            }
+            None => {
+                self.batches.remove(batch_id);
+            }
+        }
+        let answer = progress.as_ref().map(|p| BatchSnapshot {
+            states: p.states.clone(),
+            created_ms: p.created_ms,
+            completed_ms: p.completed_ms,
+            completed_now,
+        });
+        BatchOutcome { answer, expired }
+    }
+}
+
+impl BatchProgress {
+    /// Moves document `index` forward to `status`; true when that made every document
+    /// terminal for the first time.
+    fn advance(
+        &mut self,
+        index: usize,
+        status: JobStatus,
+        now_ms: u64,
+        done_ttl_secs: u64,
+    ) -> bool {
+        let Some(current) = self.states.chars().nth(index).map(char_state) else {
+            return false;
+        };
+        if status.rank() <= current.rank() {
+            return false;
+        }
+        // One ASCII character per document: the index is the byte offset.
+        let c = state_char(status).to_string();
+        self.states.replace_range(index..=index, &c);
+        if self.completed_ms.is_some() || !self.states.chars().all(|c| char_state(c).is_terminal())
+        {
+            return false;
+        }
+        self.completed_ms = Some(now_ms);
+        // Readable for as long as its ended jobs, then gone.
+        self.expires_ms = self.expires_ms.min(now_ms + done_ttl_secs.saturating_mul(1000));
+        true
+    }
+}
+
 fn secs_ceil(us: u64) -> u32 {
     u32::try_from(us.div_ceil(1_000_000)).unwrap_or(u32::MAX).max(1)
 }
@@ -138,6 +327,12 @@ fn secs_ceil(us: u64) -> u32 {
 #[allow(async_fn_in_trait)]
 pub trait Limiter {
     async fn ask(&self, account: &str, request: &LimitRequest) -> Result<LimitAnswer, StoreError>;
+    /// The account's batch progress: `None` for a batch it does not know (or no longer).
+    async fn batch(
+        &self,
+        account: &str,
+        request: &BatchRequest,
+    ) -> Result<Option<BatchSnapshot>, StoreError>;
 }
 
 /// The 429 for `answer`, if it is one. When the counters cannot be reached the request goes
@@ -164,6 +359,8 @@ pub(crate) mod tests {
     #[derive(Default)]
     pub(crate) struct MemoryLimiter {
         pub counters: RefCell<HashMap<String, Counters>>,
+        /// Each account's batches, as the object keeps them (a key each).
+        pub batches: RefCell<HashMap<(String, JobId), BatchProgress>>,
         pub now_ms: std::cell::Cell<u64>,
         pub down: std::cell::Cell<bool>,
     }
@@ -179,6 +376,30 @@ pub(crate) mod tests {
             }
             let mut all = self.counters.borrow_mut();
             Ok(all.entry(account.to_owned()).or_default().handle(request, self.now_ms.get()))
+        }
+
+        async fn batch(
+            &self,
+            account: &str,
+            request: &BatchRequest,
+        ) -> Result<Option<BatchSnapshot>, StoreError> {
+            if self.down.get() {
+                return Err(StoreError("the limiter is down".into()));
+            }
+            let mut all = self.counters.borrow_mut();
+            let counters = all.entry(account.to_owned()).or_default();
+            let mut batches = self.batches.borrow_mut();
+            let key = (account.to_owned(), request.batch_id().clone());
+            let mut progress = batches.get(&key).cloned();
+            let outcome = counters.handle_batch(request, &mut progress, self.now_ms.get());
+            match progress {
+                Some(p) => batches.insert(key, p),
+                None => batches.remove(&key),
+            };
+            for id in outcome.expired {
+                batches.remove(&(account.to_owned(), id));
+            }
+            Ok(outcome.answer)
         }
     }
 
@@ -249,6 +470,68 @@ pub(crate) mod tests {
         );
         let record: Limits = serde_json::from_str(r#"{"jobs_in_flight":3}"#).unwrap();
         assert_eq!(record, Limits { requests_per_minute: None, jobs_in_flight: Some(3) });
+    }
+
+    fn progress(batch: u64, index: u32, status: JobStatus) -> BatchRequest {
+        BatchRequest::Progress { batch_id: job(batch), index, status, done_ttl_secs: 3600 }
+    }
+
+    #[test]
+    fn a_batch_completes_once_whatever_the_order_and_repeats_of_its_reports() {
+        use JobStatus::*;
+        let (mut c, mut kept) = (Counters::default(), None);
+        let start = BatchRequest::Start { batch_id: job(1), total: 3 };
+        let s = c.handle_batch(&start, &mut kept, 0).answer.unwrap();
+        assert_eq!((s.states.as_str(), s.completed_now), ("ppp", false));
+        // Started again (a retried submit): nothing is reset.
+        c.handle_batch(&progress(1, 0, Processing), &mut kept, 1);
+        assert_eq!(c.handle_batch(&start, &mut kept, 2).answer.unwrap().states, "rpp");
+        let mut completions = 0;
+        for (index, status) in [
+            (0, Completed),
+            (0, Processing), // late: never backwards
+            (2, Uploading),
+            (1, Failed),
+            (1, Failed), // repeated
+            (2, Completed),
+            (2, Completed),
+            (0, Failed),    // a different end for an ended document: the first stays
+            (7, Completed), // no such document
+        ] {
+            let s = c.handle_batch(&progress(1, index, status), &mut kept, 10).answer.unwrap();
+            completions += usize::from(s.completed_now);
+        }
+        assert_eq!(completions, 1, "exactly one report completes the batch");
+        let s = c.handle_batch(&BatchRequest::Status { batch_id: job(1) }, &mut kept, 11);
+        let s = s.answer.unwrap();
+        assert_eq!(s.states, "cfc");
+        assert_eq!(s.statuses().collect::<Vec<_>>(), [Completed, Failed, Completed]);
+        assert_eq!((s.completed_ms, s.is_complete(), s.completed_now), (Some(10), true, false));
+        assert_eq!(c.handle_batch(&progress(9, 0, Completed), &mut None, 11).answer, None);
+    }
+
+    #[test]
+    fn batches_expire_a_day_after_they_start_or_soon_after_they_complete() {
+        use JobStatus::*;
+        let mut c = Counters::default();
+        let (mut open, mut done) = (None, None);
+        c.handle_batch(&BatchRequest::Start { batch_id: job(1), total: 1 }, &mut open, 0);
+        c.handle_batch(&BatchRequest::Start { batch_id: job(2), total: 1 }, &mut done, 0);
+        c.handle_batch(&progress(2, 0, Completed), &mut done, 1_000);
+        assert_eq!(c.batches.len(), 2);
+        // An hour after it completed, the completed one is dropped (its key to be deleted).
+        let out = c.handle_batch(&BatchRequest::Status { batch_id: job(1) }, &mut open, 3_601_000);
+        assert_eq!(out.expired, [job(2)]);
+        assert!(out.answer.is_some());
+        // A day after it started, the open one too.
+        let out =
+            c.handle_batch(&BatchRequest::Status { batch_id: job(1) }, &mut open, BATCH_TTL_MS);
+        assert_eq!((out.answer, open), (None, None));
+        assert!(c.batches.is_empty());
+        // Counters written before batches existed still read.
+        let old: Counters = serde_json::from_str(r#"{"tat_us":5,"jobs":{}}"#).unwrap();
+        assert!(old.batches.is_empty());
+        assert!(!serde_json::to_string(&old).unwrap().contains("batches"));
     }
 
     #[test]

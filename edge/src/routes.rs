@@ -13,6 +13,10 @@ pub enum Route<'a> {
     Pdf,
     /// `GET /jobs/{id}`.
     Job(&'a str),
+    /// `POST /pdf/batch` (a tailpdf extension).
+    PdfBatch,
+    /// `GET /batches/{id}`.
+    Batch(&'a str),
     /// `POST /internal/jobs/{id}/events` (signed).
     JobEvents(&'a str),
     /// `GET /internal/jobs/{id}/spec` (signed).
@@ -31,6 +35,8 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         [""] => (Route::Index, "GET, HEAD"),
         ["pdf"] => (Route::Pdf, "POST"),
         ["jobs", id] if !id.is_empty() => (Route::Job(id), "GET, HEAD"),
+        ["pdf", "batch"] => (Route::PdfBatch, "POST"),
+        ["batches", id] if !id.is_empty() => (Route::Batch(id), "GET, HEAD"),
         ["internal", "jobs", id, "events"] => (Route::JobEvents(id), "POST"),
         ["internal", "jobs", id, "spec"] => (Route::JobSpec(id), "GET"),
         ["internal", "dead-letters"] => (Route::DeadLetters, "GET"),
@@ -75,6 +81,9 @@ mod tests {
         assert_eq!(route("POST", "/pdf"), Ok(Route::Pdf));
         assert_eq!(route("POST", "/pdf/"), Ok(Route::Pdf));
         assert_eq!(route("GET", "/jobs/01J"), Ok(Route::Job("01J")));
+        assert_eq!(route("POST", "/pdf/batch"), Ok(Route::PdfBatch));
+        assert_eq!(route("GET", "/batches/01J"), Ok(Route::Batch("01J")));
+        assert_eq!(route("HEAD", "/batches/01J"), Ok(Route::Batch("01J")));
         assert_eq!(route("POST", "/internal/jobs/01J/events"), Ok(Route::JobEvents("01J")));
         assert_eq!(route("GET", "/internal/jobs/01J/spec"), Ok(Route::JobSpec("01J")));
         assert_eq!(route("GET", "/internal/dead-letters"), Ok(Route::DeadLetters));
@@ -89,6 +98,8 @@ mod tests {
             ("DELETE", "/jobs/01J", "GET, HEAD"),
             ("POST", "/", "GET, HEAD"),
             ("GET", "/internal/jobs/01J/events", "POST"),
+            ("GET", "/pdf/batch", "POST"),
+            ("POST", "/batches/01J", "GET, HEAD"),
         ] {
             let e = route(method, path).unwrap_err();
             assert_eq!((e.status(), e.allow), (405, Some(allow)), "{method} {path}");
@@ -98,7 +109,17 @@ mod tests {
 
     #[test]
     fn anything_else_is_404() {
-        for path in ["/pdfs", "/jobs", "/jobs/", "/jobs/a/b", "/internal/jobs/a", "/x/y"] {
+        for path in [
+            "/pdfs",
+            "/jobs",
+            "/jobs/",
+            "/jobs/a/b",
+            "/internal/jobs/a",
+            "/x/y",
+            "/batches",
+            "/batches/a/jobs",
+            "/pdf/batches",
+        ] {
             assert_eq!(route("GET", path).unwrap_err().status(), 404, "{path}");
         }
     }

@@ -6,23 +6,38 @@
 //!
 //! | key | value | written |
 //! |---|---|---|
-//! | `job:{id}` | [`JobBase`] | at submit (24 h TTL); again when the job ends, with the 1 h TTL |
-//! | `job:{id}:spec` | the render spec, only when too large for the queue message | at submit (24 h); deleted when the job ends |
+//! | `job:{id}` | [`JobBase`] | at submit (24 h TTL), not for a batch's document (its `batch:{id}` holds it); when the job ends, with the 1 h TTL |
+//! | `job:{id}:spec` | the render spec, only when too large for the queue message (a batch's document: and its `content` over 256 KiB) | at submit (24 h); deleted when the job ends |
 //! | `job:{id}:processing`, `job:{id}:uploading` | the event | once each |
 //! | `job:{id}:end` | the terminal event | once, 1 h TTL |
 //! | `job:{id}:webhook` | delivery status | after each delivery attempt (minutes apart) |
 //! | `job:{id}:webhook_queued:{event}` | `true` | once, when that end's webhook was queued, 1 h TTL |
-//! | `idem:{account}:{sha256(key)}` | [`IdempotencyRecord`] | once, 24 h |
+//! | `idem:{account}:{sha256(key)}` | [`IdempotencyRecord`] (a job's or a batch's) | once, 24 h |
+//! | `batch:{id}` | [`crate::batches::BatchRecord`]: account, webhook, each document's webhook and where its spec is | once, at submit, 24 h |
+//! | `batch:{id}:specs:{n}` | [`crate::batches::SpecPack`]: the specs of documents `8n..8n+8` too large for their messages | once, at submit, 24 h; deleted when the last of them ends |
+//! | `batch:{id}:webhook_queued` | `true` | once, when `batch.completed` was queued, 1 h TTL |
 //! | `dead:{webhook-id}` | a dead-lettered delivery ([`crate::dead_letters`]) | once, 7 days; deleted when replayed |
+//!
+//! A batch's document's job id is its batch's id and its index
+//! ([`tailpdf_shared::batch::document_job_id`]): until `job:{id}` is written, [`load_job`]
+//! builds its [`JobBase`] from `batch:{id}`.
 //!
 //! API keys live in their own namespace: `sha256(key)` → [`Account`].
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::limits::Limits;
+use crate::{
+    batches::{batch_key, BatchRecord},
+    limits::Limits,
+};
 use tailpdf_shared::{
-    job::WebhookDelivery, limits::KV_MIN_TTL_SECS, messages::SecretUrl, signing::hash_api_key,
-    webhook::WebhookEvent, JobEvent, JobId, JobRecord, JobStatus, Timestamp,
+    batch::parse_document_job_id,
+    job::WebhookDelivery,
+    limits::KV_MIN_TTL_SECS,
+    messages::{BatchRef, SecretUrl},
+    signing::hash_api_key,
+    webhook::WebhookEvent,
+    JobEvent, JobId, JobRecord, JobStatus, Timestamp,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,9 +58,17 @@ pub trait Kv {
 #[allow(async_fn_in_trait)]
 pub trait Queue<M> {
     async fn send(&self, message: &M) -> Result<(), StoreError>;
+    /// Sends `messages` in one call (Queues' `sendBatch`): all or none. The caller keeps to
+    /// [`SEND_MANY_MAX_MESSAGES`] and [`SEND_MANY_MAX_BYTES`].
+    async fn send_many(&self, messages: &[M]) -> Result<(), StoreError>;
     /// Sends `message`, to be delivered no sooner than `delay_secs` from now.
     async fn send_after(&self, message: &M, delay_secs: u32) -> Result<(), StoreError>;
 }
+
+/// Queues' `sendBatch` takes at most this many messages at once...
+pub const SEND_MANY_MAX_MESSAGES: usize = 100;
+/// ...and at most this many bytes of them in all (256 KB).
+pub const SEND_MANY_MAX_BYTES: usize = 256 * 1000;
 
 /// An account, found by its API key's hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,11 +101,24 @@ pub struct JobBase {
     /// it. Jobs of accounts without that limit never ask the counters.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub holds_slot: bool,
+    /// A batch's document whose range of documents keeps specs in a pack
+    /// ([`crate::batches::specs_key`]), its own or its neighbours': the last of them to end
+    /// deletes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spec_pack: bool,
+    /// The batch the job is a document of: its moves are reported to the batch's progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchRef>,
 }
 
+/// What an `Idempotency-Key` made: a job (`POST /pdf`) or a batch (`POST /pdf/batch`); one
+/// key space for both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
-    pub job_id: JobId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<JobId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<JobId>,
     /// sha256 of the request body: the same key with another body is a conflict.
     pub body_sha256: String,
 }
@@ -158,7 +194,8 @@ pub enum WebhookRecord {
     Skip,
 }
 
-/// Reads the keys of a job; `None` when the job is unknown or expired.
+/// Reads the keys of a job; `None` when the job is unknown or expired. A batch's document
+/// without `job:{id}` (not ended yet) has its base from its batch's record.
 pub async fn load_job(
     kv: &impl Kv,
     id: &JobId,
@@ -169,18 +206,33 @@ pub async fn load_job(
     let stages = [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed]
         .map(|status| stage_key(id, status));
     let (base_key, webhook_key) = (job_key(id), webhook_key(id));
+    let document = parse_document_job_id(id);
     let read_webhook = async {
         match webhook {
             WebhookRecord::Read => get_json::<WebhookDelivery>(kv, &webhook_key).await,
             WebhookRecord::Skip => Ok(None),
         }
     };
-    let (base, events, webhook) = futures::join!(
+    let read_batch = async {
+        match &document {
+            Some((batch_id, _)) => get_json::<BatchRecord>(kv, &batch_key(batch_id)).await,
+            None => Ok(None),
+        }
+    };
+    let (base, events, webhook, batch) = futures::join!(
         get_json::<JobBase>(kv, &base_key),
         futures::future::join_all(stages.iter().map(|key| get_json::<JobEvent>(kv, key))),
         read_webhook,
+        read_batch,
     );
-    let Some(base) = base? else { return Ok(None) };
+    let base = match (base?, document) {
+        (Some(base), _) => base,
+        (None, Some((_, index))) => match batch?.and_then(|record| record.job_base(index)) {
+            Some(base) => base,
+            None => return Ok(None),
+        },
+        (None, None) => return Ok(None),
+    };
     let mut record = JobRecord::new(base.job_id.clone(), base.account.clone(), base.created_at);
     for event in events {
         if let Some(event) = event? {
@@ -203,24 +255,32 @@ pub(crate) mod memory {
         pub(crate) entries: RefCell<HashMap<String, (String, u64)>>,
         pub(crate) writes: RefCell<Vec<String>>,
         pub(crate) deletes: RefCell<Vec<String>>,
+        /// Every operation (get, put, delete, list), as Cloudflare counts them against an
+        /// invocation's 1,000.
+        pub(crate) ops: std::cell::Cell<usize>,
     }
 
     impl Kv for MemoryKv {
         async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            self.ops.set(self.ops.get() + 1);
             Ok(self.entries.borrow().get(key).map(|(v, _)| v.clone()))
         }
         async fn put(&self, key: &str, value: &str, ttl: u64) -> Result<(), StoreError> {
             assert!(ttl >= 60, "KV refuses a TTL under 60 s ({key}: {ttl})");
+            assert!(value.len() <= 25 * 1024 * 1024, "KV refuses values over 25 MiB ({key})");
+            self.ops.set(self.ops.get() + 1);
             self.writes.borrow_mut().push(key.to_owned());
             self.entries.borrow_mut().insert(key.to_owned(), (value.to_owned(), ttl));
             Ok(())
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.ops.set(self.ops.get() + 1);
             self.deletes.borrow_mut().push(key.to_owned());
             self.entries.borrow_mut().remove(key);
             Ok(())
         }
         async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.ops.set(self.ops.get() + 1);
             let mut keys: Vec<String> =
                 self.entries.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect();
             keys.sort();
@@ -322,11 +382,13 @@ pub(crate) mod memory {
         }
     }
 
-    /// The messages sent, their delays, and how many sends are still to fail.
+    /// The messages sent, their delays, how many sends are still to fail, and the size of
+    /// each `send_many`.
     pub(crate) struct MemoryQueue<M>(
         pub(crate) RefCell<Vec<M>>,
         RefCell<Vec<u32>>,
         std::cell::Cell<u32>,
+        pub(crate) RefCell<Vec<usize>>,
     );
 
     impl<M> Default for MemoryQueue<M> {
@@ -343,7 +405,12 @@ pub(crate) mod memory {
 
         /// A queue that refuses the first `n` messages.
         pub(crate) fn failing_first(n: u32) -> Self {
-            Self(RefCell::new(Vec::new()), RefCell::new(Vec::new()), std::cell::Cell::new(n))
+            Self(
+                RefCell::new(Vec::new()),
+                RefCell::new(Vec::new()),
+                std::cell::Cell::new(n),
+                RefCell::new(Vec::new()),
+            )
         }
 
         /// The delay of every message sent, in order.
@@ -352,9 +419,26 @@ pub(crate) mod memory {
         }
     }
 
-    impl<M: Clone> Queue<M> for MemoryQueue<M> {
+    impl<M: Clone + Serialize> Queue<M> for MemoryQueue<M> {
         async fn send(&self, message: &M) -> Result<(), StoreError> {
             self.send_after(message, 0).await
+        }
+
+        async fn send_many(&self, messages: &[M]) -> Result<(), StoreError> {
+            let bytes: usize =
+                messages.iter().map(|m| serde_json::to_vec(m).map_or(0, |j| j.len())).sum();
+            assert!(messages.len() <= SEND_MANY_MAX_MESSAGES, "{} messages", messages.len());
+            assert!(bytes <= SEND_MANY_MAX_BYTES, "{bytes} bytes in one sendBatch");
+            if self.2.get() > 0 {
+                self.2.set(self.2.get().saturating_sub(1));
+                return Err(StoreError(String::from("queue unavailable")));
+            }
+            self.3.borrow_mut().push(messages.len());
+            for m in messages {
+                self.0.borrow_mut().push(m.clone());
+                self.1.borrow_mut().push(0);
+            }
+            Ok(())
         }
 
         async fn send_after(&self, message: &M, delay_secs: u32) -> Result<(), StoreError> {

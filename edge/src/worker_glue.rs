@@ -12,13 +12,14 @@ use tailpdf_shared::{
     ApiError, Timestamp,
 };
 use worker::{
-    event, AbortController, Context, Delay, Env, Fetch, Headers, KvStore, MessageBatch,
-    MessageBuilder, MessageExt, Method, QueueContentType, QueueRetryOptionsBuilder, Request,
-    RequestInit, RequestRedirect, Response, Result,
+    event, AbortController, BatchMessageBuilder, Context, Delay, Env, Fetch, Headers, KvStore,
+    MessageBatch, MessageBuilder, MessageExt, Method, QueueContentType, QueueRetryOptionsBuilder,
+    Request, RequestInit, RequestRedirect, Response, Result,
 };
 
 use crate::{
     api::{self, Submission, SubmitHeaders},
+    batches::{self, BatchSubmission},
     config::EdgeConfig,
     consumers::{self, Answer, Http, Verdict},
     limiter_object::ObjectLimiter,
@@ -27,6 +28,7 @@ use crate::{
 };
 
 const RENDER_JOBS: &str = "render-jobs";
+const RENDER_BATCHES: &str = "render-batches";
 const WEBHOOKS: &str = "webhooks";
 
 struct WorkerKv(KvStore);
@@ -98,6 +100,21 @@ impl<M: Serialize> Queue<M> for WorkerQueue {
         self.send_text(message, None).await
     }
 
+    async fn send_many(&self, messages: &[M]) -> std::result::Result<(), StoreError> {
+        let texts = messages
+            .iter()
+            .map(|m| serde_json::to_string(m).map_err(|e| StoreError(e.to_string())))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let batch = BatchMessageBuilder::new()
+            .messages(
+                texts
+                    .into_iter()
+                    .map(|t| MessageBuilder::new(t).content_type(QueueContentType::Text).build()),
+            )
+            .build();
+        self.0.send_batch(batch).await.map_err(|e| StoreError(e.to_string()))
+    }
+
     async fn send_after(
         &self,
         message: &M,
@@ -123,10 +140,40 @@ impl Http for WorkerHttp {
             h.set(name, value).map_err(|e| e.to_string())?;
         }
         let answer = post_with_timeout(url, h, body, timeout).await?;
-        let retry_after =
-            answer.headers().get("Retry-After").ok().flatten().and_then(|v| v.trim().parse().ok());
-        Ok(Answer { status: answer.status_code(), retry_after })
+        Ok(answer_of(&answer))
     }
+
+    async fn post_reading(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> std::result::Result<(Answer, Vec<u8>), String> {
+        let h = Headers::new();
+        for (name, value) in headers {
+            h.set(name, value).map_err(|e| e.to_string())?;
+        }
+        let mut response = post_with_timeout(url, h, body, timeout).await?;
+        let answer = answer_of(&response);
+        let declared = response
+            .headers()
+            .get("Content-Length")
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > consumers::MAX_ANSWER_BYTES) {
+            return Ok((answer, Vec::new()));
+        }
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        Ok((answer, bytes))
+    }
+}
+
+fn answer_of(response: &Response) -> Answer {
+    let retry_after =
+        response.headers().get("Retry-After").ok().flatten().and_then(|v| v.trim().parse().ok());
+    Answer { status: response.status_code(), retry_after }
 }
 
 /// A consumer's verdict, carried out on its message.
@@ -210,6 +257,8 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Ok(Route::Index) => json(&routes::SERVICE_INFO, 200).map_err(internal),
         Ok(Route::Pdf) => post_pdf(&mut req, &env, &trace).await,
         Ok(Route::Job(id)) => get_job(&req, &env, id).await,
+        Ok(Route::PdfBatch) => post_pdf_batch(&mut req, &env, &trace).await,
+        Ok(Route::Batch(id)) => get_batch(&req, &env, id).await,
         Ok(Route::JobEvents(id)) => post_event(&mut req, &env, id, &path).await,
         Ok(Route::JobSpec(id)) => get_spec(&req, &env, id, &path).await,
         Ok(Route::DeadLetters) => get_dead_letters(&req, &env, &path).await,
@@ -235,15 +284,62 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 async fn body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+    body_within(req, tailpdf_shared::limits::MAX_BODY_BYTES).await
+}
+
+/// The body, refused (413) when it declares more than `max` bytes; the parsers check the
+/// length read too.
+async fn body_within(req: &mut Request, max: usize) -> std::result::Result<Vec<u8>, ApiError> {
     let declared =
         req.headers().get("Content-Length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > tailpdf_shared::limits::MAX_BODY_BYTES) {
+    if declared.is_some_and(|n| n > max) {
         return Err(ApiError::new(
             tailpdf_shared::ErrorCode::PayloadTooLarge,
-            format!("The request body is over {} bytes.", tailpdf_shared::limits::MAX_BODY_BYTES),
+            format!("The request body is over {max} bytes."),
         ));
     }
     req.bytes().await.map_err(|_| ApiError::validation("The request body could not be read."))
+}
+
+async fn post_pdf_batch(
+    req: &mut Request,
+    env: &Env,
+    trace: &tailpdf_shared::trace::TraceParent,
+) -> std::result::Result<Response, ApiError> {
+    let cfg = config(env)?;
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let api_key = header("X-API-Key");
+    let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
+    let idempotency = header("Idempotency-Key");
+    let no_store = tailpdf_shared::request::no_store_requested(header("X-No-Store").as_deref());
+    let headers =
+        SubmitHeaders { idempotency_key: idempotency.as_deref(), no_store, trace: Some(trace) };
+    let body = body_within(req, tailpdf_shared::limits::MAX_BATCH_BODY_BYTES).await?;
+    let jobs = kv(env, "JOBS")?;
+    let render_batches = queue(env, "RENDER_BATCHES")?;
+    let limiter = limiter(env)?;
+    let stores = (&jobs, &render_batches, &limiter);
+    let submitted = batches::submit_batch(stores, &cfg, &account, headers, &body, now()).await?;
+    let (BatchSubmission::Accepted(accepted) | BatchSubmission::Replayed(accepted)) =
+        submitted.submission;
+    let mut response = json(&accepted, 202).map_err(internal)?;
+    response.headers_mut().set("Location", batches::location(&accepted)).map_err(internal)?;
+    if let Some(ignored) = tailpdf_shared::client_shapes::ignored_header_value(&submitted.ignored) {
+        response
+            .headers_mut()
+            .set(tailpdf_shared::client_shapes::IGNORED_HEADER, &ignored)
+            .map_err(internal)?;
+    }
+    Ok(response)
+}
+
+async fn get_batch(req: &Request, env: &Env, id: &str) -> std::result::Result<Response, ApiError> {
+    let cfg = config(env)?;
+    let api_key = req.headers().get("X-API-Key").ok().flatten();
+    let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
+    let (jobs, limiter) = (kv(env, "JOBS")?, limiter(env)?);
+    let view = batches::batch_status(&jobs, &limiter, &cfg, &account, id, now()).await?;
+    json(&view, 200).map_err(internal)
 }
 
 async fn post_pdf(
@@ -463,6 +559,10 @@ async fn queue_consumer(batch: MessageBatch<Value>, env: Env, _ctx: Context) -> 
     let name = batch.queue();
     let dead_letters = name.ends_with("dlq");
     let messages = batch.messages()?;
+    if name.starts_with(RENDER_BATCHES) && !dead_letters {
+        push_render_group(&cfg, &env, &messages).await;
+        return Ok(());
+    }
     // A batch's messages are independent: handled at once, so that one slow render or webhook
     // endpoint does not hold up the others (each is acknowledged or retried on its own).
     let handled = messages.iter().map(|message| async {
@@ -553,6 +653,33 @@ async fn push_render_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
     settle(message, verdict);
 }
 
+/// Push mode for render-batches: every message of the delivery at once, a batch's documents
+/// to the renderer together; each message acknowledged or retried by its own verdict.
+async fn push_render_group(cfg: &EdgeConfig, env: &Env, messages: &[worker::Message<Value>]) {
+    let readable: Vec<(&worker::Message<Value>, RenderJobMessage)> = messages
+        .iter()
+        .filter_map(|m| body_or_drop::<RenderJobMessage>(m, RENDER_BATCHES).map(|job| (m, job)))
+        .collect();
+    let (Ok(render_batches), Ok(jobs), Ok(webhooks), Ok(limiter)) =
+        (queue(env, "RENDER_BATCHES"), kv(env, "JOBS"), queue(env, "WEBHOOKS"), limiter(env))
+    else {
+        for (message, _) in &readable {
+            retry(*message, cfg.render_retry_delay_secs);
+        }
+        return;
+    };
+    let group: Vec<RenderJobMessage> = readable.iter().map(|(_, job)| job.clone()).collect();
+    let ends = (&jobs, &webhooks, &limiter);
+    let verdicts =
+        consumers::push_render_group(&WorkerHttp, &render_batches, ends, cfg, &group, now()).await;
+    for ((message, job), verdict) in readable.iter().zip(verdicts) {
+        if verdict != Verdict::Ack {
+            worker::console_warn!("{RENDER_BATCHES}: {} comes back: {verdict:?}", job.job_id);
+        }
+        settle(*message, verdict);
+    }
+}
+
 /// webhooks-dlq: the delivery is kept for an operator to list and replay (dead_letters.rs).
 async fn keep_dead_letter(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
     let Some(hook) = body_or_drop::<WebhookMessage>(message, "webhooks-dlq") else {
@@ -573,7 +700,7 @@ async fn keep_dead_letter(cfg: &EdgeConfig, env: &Env, message: &worker::Message
             message.ack();
         }
         Err(e) => {
-            worker::console_error!("webhooks-dlq: {}: {e}", hook.payload.job_id);
+            worker::console_error!("webhooks-dlq: {}: {e}", hook.payload.webhook_id());
             retry(message, 30);
         }
     }
@@ -592,7 +719,7 @@ async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
     let secret = match api::account(&keys, &hook.account).await {
         Ok(account) => account.and_then(|a| a.webhook_secret),
         Err(e) => {
-            worker::console_error!("webhooks: {}: account: {e}", hook.payload.job_id);
+            worker::console_error!("webhooks: {}: account: {e}", hook.payload.subject());
             retry(message, 30);
             return;
         }
@@ -609,9 +736,9 @@ async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
     .await;
     worker::console_log!(
         "webhooks: {} attempt {} of {:?}: {verdict:?}",
-        hook.payload.job_id,
+        hook.payload.subject(),
         hook.attempt + 1,
-        hook.payload.event
+        hook.payload.event()
     );
     settle(message, verdict);
 }

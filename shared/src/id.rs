@@ -13,7 +13,8 @@ pub struct JobId(String);
 #[error("not a job id: expected 16 to 32 characters of 0-9 and A-Z (without I, L, O, U)")]
 pub struct InvalidJobId;
 
-const CROCKFORD: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Crockford's base32 alphabet, in the order of its values.
+pub(crate) const CROCKFORD: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 impl JobId {
     /// A new, time-ordered id.

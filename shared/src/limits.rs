@@ -6,6 +6,19 @@ pub const MAX_CONTENT_BYTES: usize = 1024 * 1024;
 /// the largest valid request: JSON may escape every character of `content` as `\u0000` (6×),
 /// and the templates and `config` come on top.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// `POST /pdf/batch`: at most this many `documents`, each a job of its own (its id made from
+/// the batch's and its index: at most 32⁴). Cloudflare allows 1,000 KV operations per Worker
+/// invocation: the edge writes one record for the whole batch and bounds the specs it stores
+/// (under 400 operations for any accepted batch, see the edge's `batches` module).
+pub const MAX_BATCH_DOCUMENTS: usize = 1000;
+/// A `POST /pdf/batch` body larger than this is refused (413) before it is parsed. Workers
+/// accept bodies up to 100 MB; the Worker holds the body and what it parses into at once
+/// within its 128 MB, so the body stays well under that.
+pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The `content` of every document of a batch, summed, at most this many bytes; over it the
+/// batch is refused whole with 413 `payload_too_large` (each document may be within
+/// [`MAX_CONTENT_BYTES`]: it is the batch as a whole that is too large, so split it).
+pub const MAX_BATCH_CONTENT_BYTES: usize = 48 * 1024 * 1024;
 /// The Tailwind `config` at most this many bytes as JSON.
 pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
 /// At most this many entries in `fonts`.

@@ -8,7 +8,7 @@ use crate::{
     job::{JobStatus, RenderResult},
     limits::INLINE_SPEC_MAX_BYTES,
     url_guard::redact_url,
-    webhook::WebhookPayload,
+    webhook::WebhookBody,
     JobId, RenderSpec,
 };
 
@@ -59,6 +59,42 @@ pub struct RenderJobMessage {
     /// The W3C `traceparent` of the edge's handling of the job's `POST /pdf` (crate::trace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The batch this job is a document of (`POST /pdf/batch`): the renderer prints the
+    /// documents of one batch together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchRef>,
+}
+
+/// A document's place in its batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRef {
+    pub batch_id: JobId,
+    /// Its index in the batch's `documents`, from 0.
+    pub index: u32,
+}
+
+/// `POST /jobs/group` (push mode): jobs of one batch for the renderer to print together, each
+/// run to its end as `POST /jobs` would.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRequest {
+    pub jobs: Vec<RenderJobMessage>,
+}
+
+/// The `200` answer to `POST /jobs/group`: what became of each job, in the request's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupAnswer {
+    pub jobs: Vec<GroupJobEnd>,
+}
+
+/// How one job of a group ended on the renderer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "end", rename_all = "snake_case")]
+pub enum GroupJobEnd {
+    /// Ended, and the edge accepted its terminal event (or it had ended before): done.
+    Ended { job_id: JobId },
+    /// Not ended (Chromium crashed, the edge was unreachable, the renderer is stopping):
+    /// deliver it again, no sooner than `delay_secs` from now.
+    Retry { job_id: JobId, delay_secs: u32 },
 }
 
 fn first_attempt() -> u32 {
@@ -74,27 +110,44 @@ impl RenderJobMessage {
         upload_url: SecretUrl,
         spec: &RenderSpec,
     ) -> Self {
-        let inline =
-            serde_json::to_vec(spec).map(|j| j.len() <= INLINE_SPEC_MAX_BYTES).unwrap_or(false);
+        let spec = Self::travels_inline(spec).then(|| spec.clone());
+        Self::with_spec(job_id, account, upload_url, spec)
+    }
+
+    /// A first attempt carrying `spec`, or none (the renderer fetches it): for callers that
+    /// already know whether it [travels inline](Self::travels_inline).
+    pub fn with_spec(
+        job_id: JobId,
+        account: impl Into<String>,
+        upload_url: SecretUrl,
+        spec: Option<RenderSpec>,
+    ) -> Self {
         Self {
             v: RENDER_JOB_MESSAGE_VERSION,
             job_id,
             account: account.into(),
             upload_url,
-            spec: inline.then(|| spec.clone()),
+            spec,
             attempt: 1,
             traceparent: None,
+            batch: None,
         }
+    }
+
+    /// Whether [`Self::new`] inlines `spec` (its JSON is at most [`INLINE_SPEC_MAX_BYTES`]).
+    pub fn travels_inline(spec: &RenderSpec) -> bool {
+        serde_json::to_vec(spec).map(|j| j.len() <= INLINE_SPEC_MAX_BYTES).unwrap_or(false)
     }
 }
 
-/// A `webhooks` message: one delivery to make (and retry) for an ended job. The secret is
-/// looked up by account at delivery time, never carried in the queue.
+/// A `webhooks` message: one delivery to make (and retry) for an ended job or a completed
+/// batch. The secret is looked up by account at delivery time, never carried in the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookMessage {
     pub account: String,
     pub url: SecretUrl,
-    pub payload: WebhookPayload,
+    /// A job's payload serializes as it did before batches: messages queued then still read.
+    pub payload: WebhookBody,
     /// Deliveries made so far (Queues' own attempt count is not exposed to Rust Workers).
     #[serde(default)]
     pub attempt: u32,

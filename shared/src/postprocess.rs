@@ -155,17 +155,41 @@ impl Keywords {
 impl Metadata {
     /// `creationDate`, parsed.
     pub fn creation_date(&self) -> Result<Option<Timestamp>, String> {
+        self.creation_date_at("pdfOptions.metadata")
+    }
+
+    fn creation_date_at(&self, path: &str) -> Result<Option<Timestamp>, String> {
         self.creation_date
             .as_deref()
             .map(|s| {
-                Timestamp::parse(s.trim()).map_err(|e| {
-                    format!("`pdfOptions.metadata.creationDate` {s:?}: {e} (offsets allowed).")
-                })
+                Timestamp::parse(s.trim())
+                    .map_err(|e| format!("`{path}.creationDate` {s:?}: {e} (offsets allowed)."))
             })
             .transpose()
     }
 
+    /// These fields where set, `base`'s elsewhere: a batch document's metadata over the
+    /// batch's, field by field.
+    pub fn merged_over(self, base: Option<&Metadata>) -> Metadata {
+        let Some(base) = base else { return self };
+        Metadata {
+            title: self.title.or_else(|| base.title.clone()),
+            author: self.author.or_else(|| base.author.clone()),
+            subject: self.subject.or_else(|| base.subject.clone()),
+            keywords: self.keywords.or_else(|| base.keywords.clone()),
+            creator: self.creator.or_else(|| base.creator.clone()),
+            producer: self.producer.or_else(|| base.producer.clone()),
+            creation_date: self.creation_date.or_else(|| base.creation_date.clone()),
+        }
+    }
+
     fn validate(&self) -> Result<(), String> {
+        self.validate_at("pdfOptions.metadata")
+    }
+
+    /// Every rule of each field, on its own: metadata merged from checked parts is checked.
+    /// Messages name the fields under `path` (`documents[2].metadata`).
+    pub fn validate_at(&self, path: &str) -> Result<(), String> {
         let texts = [
             ("title", &self.title),
             ("author", &self.author),
@@ -179,7 +203,7 @@ impl Metadata {
             Some(Keywords::Many(list)) => {
                 if list.len() > MAX_KEYWORDS {
                     return Err(format!(
-                        "`pdfOptions.metadata.keywords` has {} entries; at most {MAX_KEYWORDS}.",
+                        "`{path}.keywords` has {} entries; at most {MAX_KEYWORDS}.",
                         list.len()
                     ));
                 }
@@ -193,25 +217,25 @@ impl Metadata {
         for (name, value) in all {
             if value.len() > MAX_METADATA_BYTES {
                 return Err(format!(
-                    "`pdfOptions.metadata.{name}` is {} bytes; at most {MAX_METADATA_BYTES}.",
+                    "`{path}.{name}` is {} bytes; at most {MAX_METADATA_BYTES}.",
                     value.len()
                 ));
             }
             if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t')) {
                 return Err(format!(
-                    "`pdfOptions.metadata.{name}` has a control character; only text, newlines \
-                     and tabs are kept."
+                    "`{path}.{name}` has a control character; only text, newlines and tabs \
+                     are kept."
                 ));
             }
         }
         if matches!(&self.keywords, Some(Keywords::Many(list)) if list.iter().any(|k| k.contains(',')))
         {
-            return Err(String::from(
-                "`pdfOptions.metadata.keywords`: an entry of the list has a comma, which would \
-                 split it in two; send one string instead.",
+            return Err(format!(
+                "`{path}.keywords`: an entry of the list has a comma, which would split it in \
+                 two; send one string instead."
             ));
         }
-        self.creation_date().map(|_| ())
+        self.creation_date_at(path).map(|_| ())
     }
 }
 

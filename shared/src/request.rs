@@ -2,7 +2,7 @@
 //! ([`parse_pdf_request`]) and what a valid request becomes ([`ValidPdfRequest`]: a
 //! [`RenderSpec`] for the renderer and how the result is delivered).
 
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -77,16 +77,29 @@ pub struct ValidPdfRequest {
 /// Parses and validates a `POST /pdf` body. Every refusal is an [`ApiError`] whose message
 /// names the field and says how to fix it.
 pub fn parse_pdf_request(body: &[u8], policy: UrlPolicy) -> Result<ValidPdfRequest, ApiError> {
-    if body.len() > MAX_BODY_BYTES {
+    let mut object = json_object(body, MAX_BODY_BYTES, r#"{"content": "<h1>Hello</h1>"}"#)?;
+    let unknown = client_shapes::normalize(&mut object);
+    objects_only(&object)?;
+    let request: PdfRequest = typed(Value::Object(object), "")?;
+    let mut valid = request.validate(policy)?;
+    valid.ignored.splice(0..0, unknown);
+    Ok(valid)
+}
+
+/// A request body as a JSON object: 413 over `max_bytes`, 400 when it is not JSON or not an
+/// object (`example` shows one).
+pub(crate) fn json_object(
+    body: &[u8],
+    max_bytes: usize,
+    example: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    if body.len() > max_bytes {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!(
-                "The request body is {} bytes; at most {MAX_BODY_BYTES} are accepted.",
-                body.len()
-            ),
+            format!("The request body is {} bytes; at most {max_bytes} are accepted.", body.len()),
         ));
     }
-    let mut value: Value = serde_json::from_slice(body).map_err(|e| {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidJson,
             format!(
@@ -95,21 +108,24 @@ pub fn parse_pdf_request(body: &[u8], policy: UrlPolicy) -> Result<ValidPdfReque
             ),
         )
     })?;
-    let Some(object) = value.as_object_mut() else {
-        return Err(ApiError::validation(
-            "The request body must be a JSON object such as {\"content\": \"<h1>Hello</h1>\"}.",
-        ));
-    };
-    let unknown = client_shapes::normalize(object);
-    // serde would read a struct from a list by position; nobody means that. `[]` means none
-    // where PHP's empty array is taken for it (client_shapes).
+    match value {
+        Value::Object(object) => Ok(object),
+        _ => Err(ApiError::validation(format!(
+            "The request body must be a JSON object such as {example}."
+        ))),
+    }
+}
+
+/// serde would read a struct from a list by position; nobody means that. `[]` means none
+/// where PHP's empty array is taken for it (client_shapes), which has run on `object`.
+pub(crate) fn objects_only(object: &Map<String, Value>) -> Result<(), ApiError> {
     let options = object.get("pdfOptions");
     let option = |key: &str| options.and_then(|o| o.get(key));
     let password = option("password");
     for (field, value, example, empty_is_none) in [
         ("pdfOptions", options, r#"{"format": "A4"}"#, true),
         ("pdfOptions.margin", option("margin"), r#"{"top": "10mm"}"#, true),
-        ("pdfOptions.metadata", option("metadata"), r#"{"title": "Invoice"}"#, true),
+        ("pdfOptions.metadata", option("metadata"), METADATA_EXAMPLE, true),
         ("pdfOptions.password", password, r#"{"user": "..."}"#, false),
         (
             "pdfOptions.password.permissions",
@@ -125,22 +141,32 @@ pub fn parse_pdf_request(body: &[u8], policy: UrlPolicy) -> Result<ValidPdfReque
             )));
         }
     }
-    let request: PdfRequest = serde_path_to_error::deserialize(value).map_err(|e| {
+    Ok(())
+}
+
+/// An example of `pdfOptions.metadata`, for messages.
+pub(crate) const METADATA_EXAMPLE: &str = r#"{"title": "Invoice"}"#;
+
+/// `value` as a `T`; a refusal names the field, under `prefix` (`documents[3]`) when given.
+pub(crate) fn typed<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let mut path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // For an unknown key the path ends with that key; name the object that holds it.
         if inner.starts_with("unknown field") {
             path = path.rsplit_once('.').map_or_else(|| String::from("."), |(p, _)| p.to_owned());
         }
+        let path = match (prefix, path.as_str()) {
+            (p, ".") if !p.is_empty() => p.to_owned(),
+            (p, rest) if !p.is_empty() => format!("{p}.{rest}"),
+            _ => path,
+        };
         ApiError::validation(if path == "." {
             format!("{}.", capitalize(&inner))
         } else {
             format!("`{path}`: {inner}.")
         })
-    })?;
-    let mut valid = request.validate(policy)?;
-    valid.ignored.splice(0..0, unknown);
-    Ok(valid)
+    })
 }
 
 fn capitalize(s: &str) -> String {
@@ -151,35 +177,9 @@ fn capitalize(s: &str) -> String {
 impl PdfRequest {
     /// Applies every rule of the contract to an already-typed request.
     pub fn validate(self, policy: UrlPolicy) -> Result<ValidPdfRequest, ApiError> {
-        let content = match self.content {
-            Some(c) if !c.trim().is_empty() => c,
-            Some(_) => {
-                return Err(ApiError::validation(
-                    "`content` is empty: send the HTML to render, e.g. \"<h1 class=\\\"text-2xl\\\">Hello</h1>\".",
-                ))
-            }
-            None => {
-                return Err(ApiError::validation(
-                    "`content` is required: send the HTML to render as a string.",
-                ))
-            }
-        };
-        if content.len() > MAX_CONTENT_BYTES {
-            // TailPDF answers 400 here: the body is fine, one field of it is too large.
-            return Err(ApiError::validation(format!(
-                "`content` is {} bytes; at most {MAX_CONTENT_BYTES} bytes (1 MB) are accepted. \
-                 Move large images to https URLs instead of inlining them.",
-                content.len()
-            )));
-        }
-        let fonts = parse_fonts(self.fonts.as_deref().unwrap_or_default())?;
-        if let Some(config) = &self.config {
-            validate_config(config)?;
-        }
-        let pdf_options = self.pdf_options.unwrap_or_default();
-        pdf_options.validate().map_err(ApiError::validation)?;
-        let mut ignored: Vec<String> =
-            pdf_options.ignored_fields().iter().map(|f| format!("pdfOptions.{f}")).collect();
+        let content = check_content("content", self.content)?;
+        let common = Common::validate(self.fonts, self.config, self.pdf_options)?;
+        let mut ignored = common.ignored;
         let webhook_url = self.webhook_url.filter(|w| !w.trim().is_empty());
 
         let delivery = match self.is_async {
@@ -208,11 +208,71 @@ impl PdfRequest {
             }
         };
         Ok(ValidPdfRequest {
-            spec: RenderSpec { content, fonts, config: self.config, pdf_options, no_store: false },
+            spec: RenderSpec {
+                content,
+                fonts: common.fonts,
+                config: common.config,
+                pdf_options: common.pdf_options,
+                no_store: false,
+            },
             delivery,
             ignored,
         })
     }
+}
+
+/// What every document of a request shares: `fonts`, `config` and `pdfOptions`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Common {
+    pub(crate) fonts: Vec<FontSpec>,
+    pub(crate) config: Option<Map<String, Value>>,
+    pub(crate) pdf_options: PdfOptions,
+    /// `pdfOptions` fields that play no part (`width` beside a paper `format`).
+    pub(crate) ignored: Vec<String>,
+}
+
+impl Common {
+    pub(crate) fn validate(
+        fonts: Option<Vec<String>>,
+        config: Option<Map<String, Value>>,
+        pdf_options: Option<PdfOptions>,
+    ) -> Result<Self, ApiError> {
+        let fonts = parse_fonts(fonts.as_deref().unwrap_or_default())?;
+        if let Some(config) = &config {
+            validate_config(config)?;
+        }
+        let pdf_options = pdf_options.unwrap_or_default();
+        pdf_options.validate().map_err(ApiError::validation)?;
+        let ignored =
+            pdf_options.ignored_fields().iter().map(|f| format!("pdfOptions.{f}")).collect();
+        Ok(Self { fonts, config, pdf_options, ignored })
+    }
+}
+
+/// `content` (named `field` in messages): required, not blank, at most [`MAX_CONTENT_BYTES`].
+pub(crate) fn check_content(field: &str, content: Option<String>) -> Result<String, ApiError> {
+    let content = match content {
+        Some(c) if !c.trim().is_empty() => c,
+        Some(_) => {
+            return Err(ApiError::validation(format!(
+                "`{field}` is empty: send the HTML to render, e.g. \"<h1 class=\\\"text-2xl\\\">Hello</h1>\"."
+            )))
+        }
+        None => {
+            return Err(ApiError::validation(format!(
+                "`{field}` is required: send the HTML to render as a string."
+            )))
+        }
+    };
+    if content.len() > MAX_CONTENT_BYTES {
+        // TailPDF answers 400 here: the body is fine, one field of it is too large.
+        return Err(ApiError::validation(format!(
+            "`{field}` is {} bytes; at most {MAX_CONTENT_BYTES} bytes (1 MB) are accepted. \
+             Move large images to https URLs instead of inlining them.",
+            content.len()
+        )));
+    }
+    Ok(content)
 }
 
 fn parse_fonts(specs: &[String]) -> Result<Vec<FontSpec>, ApiError> {

@@ -1,9 +1,11 @@
-//! Webhooks: the seed's `render.completed` / `render.failed` payloads and every header of a
-//! delivery, TailPDF's and Standard Webhooks'.
+//! Webhooks: the seed's `render.completed` / `render.failed` payloads, our `batch.completed`
+//! (a tailpdf extension, for `POST /pdf/batch`), and every header of a delivery, TailPDF's and
+//! Standard Webhooks'.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    batch::BatchJobState,
     job::{JobRecord, RenderResult},
     signing::{tailpdf_signature, StandardWebhookKey, TAILPDF_SIGNATURE_HEADER},
     JobId, JobStatus, Timestamp,
@@ -17,6 +19,9 @@ pub enum WebhookEvent {
     RenderCompleted,
     #[serde(rename = "render.failed")]
     RenderFailed,
+    /// Every document of a batch has ended (`POST /pdf/batch`).
+    #[serde(rename = "batch.completed")]
+    BatchCompleted,
 }
 
 impl WebhookEvent {
@@ -24,6 +29,7 @@ impl WebhookEvent {
         match self {
             Self::RenderCompleted => "render.completed",
             Self::RenderFailed => "render.failed",
+            Self::BatchCompleted => "batch.completed",
         }
     }
 }
@@ -100,13 +106,107 @@ impl WebhookPayload {
     }
 }
 
-/// `msg_<job id>_<completed|failed>`.
-pub fn webhook_id(job_id: &JobId, event: WebhookEvent) -> String {
+/// `msg_<job id>_<completed|failed>`, `msg_<batch id>_batch_completed`.
+pub fn webhook_id(id: &JobId, event: WebhookEvent) -> String {
     let suffix = match event {
         WebhookEvent::RenderCompleted => "completed",
         WebhookEvent::RenderFailed => "failed",
+        WebhookEvent::BatchCompleted => "batch_completed",
     };
-    format!("msg_{job_id}_{suffix}")
+    format!("msg_{id}_{suffix}")
+}
+
+/// The body of `batch.completed`: every document of the batch has ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchWebhookPayload {
+    pub event: WebhookEvent,
+    pub batch_id: JobId,
+    /// When the last document ended: the same in every attempt and duplicate.
+    pub timestamp: Timestamp,
+    pub data: BatchWebhookData,
+}
+
+/// `data` of `batch.completed`: the counts and every job's end, in the order of `documents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchWebhookData {
+    pub total: u32,
+    pub completed: u32,
+    pub failed: u32,
+    pub jobs: Vec<BatchJobState>,
+}
+
+impl BatchWebhookPayload {
+    pub fn completed(batch_id: JobId, at: Timestamp, jobs: Vec<BatchJobState>) -> Self {
+        let count = |status| {
+            let n = jobs.iter().filter(|j| j.status == status).count();
+            u32::try_from(n).unwrap_or(u32::MAX)
+        };
+        let data = BatchWebhookData {
+            total: u32::try_from(jobs.len()).unwrap_or(u32::MAX),
+            completed: count(JobStatus::Completed),
+            failed: count(JobStatus::Failed),
+            jobs,
+        };
+        Self { event: WebhookEvent::BatchCompleted, batch_id, timestamp: at, data }
+    }
+}
+
+/// What a `webhooks` queue message delivers: a job's end or a batch's. Untagged, so that the
+/// job payloads queued before batches existed read as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WebhookBody {
+    Job(WebhookPayload),
+    Batch(BatchWebhookPayload),
+}
+
+impl From<WebhookPayload> for WebhookBody {
+    fn from(payload: WebhookPayload) -> Self {
+        Self::Job(payload)
+    }
+}
+
+impl From<BatchWebhookPayload> for WebhookBody {
+    fn from(payload: BatchWebhookPayload) -> Self {
+        Self::Batch(payload)
+    }
+}
+
+impl WebhookBody {
+    pub fn event(&self) -> WebhookEvent {
+        match self {
+            Self::Job(p) => p.event,
+            Self::Batch(p) => p.event,
+        }
+    }
+
+    /// The job's id, or the batch's.
+    pub fn subject(&self) -> &JobId {
+        match self {
+            Self::Job(p) => &p.job_id,
+            Self::Batch(p) => &p.batch_id,
+        }
+    }
+
+    /// The job's payload, when it is one.
+    pub fn job(&self) -> Option<&WebhookPayload> {
+        match self {
+            Self::Job(p) => Some(p),
+            Self::Batch(_) => None,
+        }
+    }
+
+    /// The stable Standard Webhooks `webhook-id` of this event.
+    pub fn webhook_id(&self) -> String {
+        webhook_id(self.subject(), self.event())
+    }
+
+    pub fn to_body(&self) -> String {
+        // Plain data with string keys always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// Every header of one delivery attempt of `body` (the exact bytes sent) at `now`.
@@ -194,6 +294,43 @@ mod tests {
             serde_json::json!({"event":"render.failed","job_id":"01JFXYZ123456789ABCDEFGH","timestamp":"2024-12-15T10:30:05Z",
                 "data":{"status":"failed","error_message":"Upload failed: 403 Forbidden"}})
         );
+    }
+
+    #[test]
+    fn batch_completed_payload_and_its_id() {
+        let job = |n: &str, status| BatchJobState { job_id: JobId::parse(n).unwrap(), status };
+        let p = BatchWebhookPayload::completed(
+            JobId::parse("01JFXYZ123456789ABCDEFGH").unwrap(),
+            Timestamp::from_unix(1_734_258_605).unwrap(),
+            vec![
+                job("01JFXYZ123456789ABCDEFGJ", JobStatus::Completed),
+                job("01JFXYZ123456789ABCDEFGK", JobStatus::Failed),
+            ],
+        );
+        let body = WebhookBody::from(p);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body.to_body()).unwrap(),
+            serde_json::json!({"event":"batch.completed","batch_id":"01JFXYZ123456789ABCDEFGH","timestamp":"2024-12-15T10:30:05Z",
+                "data":{"total":2,"completed":1,"failed":1,"jobs":[
+                    {"job_id":"01JFXYZ123456789ABCDEFGJ","status":"completed"},
+                    {"job_id":"01JFXYZ123456789ABCDEFGK","status":"failed"}]}})
+        );
+        assert_eq!(body.webhook_id(), "msg_01JFXYZ123456789ABCDEFGH_batch_completed");
+        assert_eq!(body.event().as_str(), "batch.completed");
+        assert_eq!(serde_json::from_str::<WebhookBody>(&body.to_body()).unwrap(), body);
+    }
+
+    #[test]
+    fn a_job_payload_reads_as_a_webhook_body_unchanged() {
+        let job = ended(&JobEvent::Failed {
+            at: Timestamp::from_unix(1_734_258_605).unwrap(),
+            error_message: "x".into(),
+        });
+        let p = WebhookPayload::for_job(&job).unwrap();
+        let body: WebhookBody = serde_json::from_str(&p.to_body()).unwrap();
+        assert_eq!(body, WebhookBody::Job(p.clone()));
+        assert_eq!(body.to_body(), p.to_body(), "the same bytes as before batches");
+        assert_eq!(body.webhook_id(), p.webhook_id());
     }
 
     #[test]

@@ -207,7 +207,7 @@ proptest! {
         prop_assert_eq!(serde_json::from_str::<tailpdf_shared::JobView>(&view).unwrap(), job.view());
         prop_assert_eq!(job.status == JobStatus::Pending, job.started_at.is_none());
         if let Some(payload) = WebhookPayload::for_job(&job) {
-            let msg = WebhookMessage { account: "acct".into(), url: SecretUrl::new("https://h.example/x"), payload, attempt: 3 };
+            let msg = WebhookMessage { account: "acct".into(), url: SecretUrl::new("https://h.example/x"), payload: payload.into(), attempt: 3 };
             let json = serde_json::to_string(&msg).unwrap();
             prop_assert_eq!(serde_json::from_str::<WebhookMessage>(&json).unwrap(), msg);
         }
