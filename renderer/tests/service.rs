@@ -26,7 +26,10 @@ use serde_json::{json, Value};
 use tailpdf_e2e::queues::{self, PullQueue};
 use tailpdf_renderer::service::{self, ServeConfig};
 use tailpdf_shared::{
-    messages::{EventAck, JobOutcome, RenderJobMessage, SecretUrl},
+    messages::{
+        BatchRef, EventAck, GroupAnswer, GroupJobEnd, GroupRequest, JobOutcome, RenderJobMessage,
+        SecretUrl,
+    },
     signing::{sign_internal, verify_internal, INTERNAL_SIGNATURE_HEADER},
     trace::TraceParent,
     JobEvent, JobId, JobRecord, JobStatus, Timestamp,
@@ -232,8 +235,10 @@ fn serve_config(edge: &str, f: impl FnOnce(&mut ServeConfig)) -> (ServeConfig, t
         cf_api_base: "http://127.0.0.1:9/client/v4".parse().unwrap(),
         cf_account_id: None,
         cf_queue_id: None,
+        cf_batch_queue_id: None,
         cf_api_token: None,
         pull_interval: Duration::from_millis(100),
+        group_size: 20,
         engine,
     };
     f(&mut cfg);
@@ -434,6 +439,65 @@ async fn push_jobs_upload_to_s3_and_report_every_state_signed_and_in_order() {
     renderer.stop().await;
 }
 
+/// `message` as document `index` of `batch`.
+fn in_batch(mut message: RenderJobMessage, batch: &JobId, index: u32) -> RenderJobMessage {
+    message.batch = Some(BatchRef { batch_id: batch.clone(), index });
+    message
+}
+
+async fn metric(renderer: &Renderer, name: &str) -> String {
+    let text =
+        reqwest::get(format!("{}/metrics", renderer.base)).await.unwrap().text().await.unwrap();
+    text.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_group_prints_its_batch_together_and_each_job_ends_on_its_own() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;
+    let batch = JobId::generate();
+    let mut jobs: Vec<RenderJobMessage> = (0..3)
+        .map(|i| {
+            let url = s3.presign(&format!("doc-{i}.pdf"), None, None);
+            let content = format!("<h1 class=\"text-2xl font-bold\">Statement {i}</h1>");
+            in_batch(job(&edge, &url, &content), &batch, i)
+        })
+        .collect();
+    // A document whose upload the bucket refuses fails alone.
+    let refused = tamper(&s3.presign("refused.pdf", None, None));
+    jobs.push(in_batch(job(&edge, &refused, "<p>refused</p>"), &batch, 3));
+    let request = GroupRequest { jobs: jobs.clone() };
+    let r =
+        signed_post(&renderer.base, "/jobs/group", &serde_json::to_value(&request).unwrap()).await;
+    assert_eq!(r.status(), 200);
+    let answer: GroupAnswer = r.json().await.unwrap();
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.job_id.clone()).collect();
+    assert_eq!(
+        answer.jobs,
+        ids.iter().map(|id| GroupJobEnd::Ended { job_id: id.clone() }).collect::<Vec<_>>()
+    );
+    for i in 0..3 {
+        let pdf = s3.object(&format!("doc-{i}.pdf")).expect("uploaded");
+        let text = tailpdf_e2e::pdf::poppler("pdftotext", &pdf, &[]);
+        assert!(text.contains(&format!("Statement {i}")), "{text}");
+        for other in (0..3).filter(|o| *o != i) {
+            assert!(!text.contains(&format!("Statement {other}")), "{text}");
+        }
+        assert_eq!(
+            edge.statuses(&ids[i as usize]),
+            [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed]
+        );
+    }
+    assert_eq!(edge.record(&ids[3]).error_message.as_deref(), Some("Upload failed: 403 Forbidden"));
+    // Printed as one group of four.
+    assert_eq!(
+        metric(&renderer, "tailpdf_grouped_documents_total").await,
+        "tailpdf_grouped_documents_total 4"
+    );
+    renderer.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_delivery_of_an_ended_job_uploads_and_reports_nothing_more() {
     let s3 = S3::start();
@@ -527,6 +591,35 @@ async fn a_full_renderer_answers_503_at_once() {
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "service_unavailable");
+    assert_eq!(busy.await.unwrap(), 200);
+    renderer.stop().await;
+}
+
+/// Found by the schema fuzzer: jobs (batch groups among them) holding every place made a sync
+/// render, which someone waits for, answer 503. One place is kept for sync renders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_leave_a_place_for_a_sync_render() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |c| {
+        c.engine.tabs = Some(1);
+        c.queue_size = 1;
+    }))
+    .await;
+    let slow = "<script>const t = Date.now(); while (Date.now() - t < 3000) {}</script>";
+    let first = job(&edge, &s3.presign("slow.pdf", None, None), slow);
+    let base = renderer.base.clone();
+    let busy = tokio::spawn(async move {
+        signed_post(&base, "/jobs", &serde_json::to_value(&first).unwrap()).await.status()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A second job: no place for it (it is delivered again later)...
+    let second = job(&edge, &s3.presign("second.pdf", None, None), "<p>second</p>");
+    let (status, _) = push(&renderer, &second).await;
+    assert_eq!(status, 503);
+    // ...but a sync render gets the place kept for it, and waits for the tab.
+    let r = signed_post(&renderer.base, "/render", &json!({"content": "<p>sync</p>"})).await;
+    assert_eq!(r.status(), 200);
     assert_eq!(busy.await.unwrap(), 200);
     renderer.stop().await;
 }
@@ -642,6 +735,38 @@ async fn pull_mode_takes_jobs_and_acks_them_after_the_edge_accepted_the_end() {
     let metrics =
         reqwest::get(format!("{}/metrics", renderer.base)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tailpdf_queue_acks_total 3"), "{metrics}");
+    renderer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_mode_prints_a_batch_s_documents_together_and_acks_each() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    let queue = PullQueue::start(None).await;
+    let api = queue.api_base.clone();
+    let batch = JobId::generate();
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let url = s3.presign(&format!("b-{i}.pdf"), None, None);
+        let message =
+            in_batch(job(&edge, &url, &format!("<p class=\"p-4\">Letter {i}</p>")), &batch, i);
+        queue.send(&message);
+        sent.push(message);
+    }
+    let single = job(&edge, &s3.presign("single.pdf", None, None), "<p>single</p>");
+    queue.send(&single);
+    let renderer = start_renderer(serve_config(&edge_base, pull_mode(&api))).await;
+    wait_for("four acks", Duration::from_secs(30), || queue.acked().len() == 4).await;
+    for (i, message) in sent.iter().enumerate() {
+        assert_eq!(edge.record(&message.job_id).status, JobStatus::Completed);
+        let pdf = s3.object(&format!("b-{i}.pdf")).unwrap();
+        assert!(tailpdf_e2e::pdf::poppler("pdftotext", &pdf, &[]).contains(&format!("Letter {i}")));
+    }
+    assert!(s3.object("single.pdf").is_some());
+    assert_eq!(
+        metric(&renderer, "tailpdf_grouped_documents_total").await,
+        "tailpdf_grouped_documents_total 3"
+    );
     renderer.stop().await;
 }
 

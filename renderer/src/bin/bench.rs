@@ -56,6 +56,12 @@ struct Args {
     /// Only the cost of the post-processing steps and of `tagged`/`outline`.
     #[arg(long)]
     postprocess_only: bool,
+    /// Only the batch section: per-document throughput alone and in groups.
+    #[arg(long)]
+    batch_only: bool,
+    /// Documents per variant and round in the batch section.
+    #[arg(long, default_value_t = 100)]
+    batch_documents: usize,
 }
 
 struct Stats {
@@ -281,6 +287,9 @@ async fn main() -> anyhow::Result<()> {
     if args.postprocess_only {
         return postprocess_costs(&args, &content, cache.path(), warmup).await;
     }
+    if args.batch_only {
+        return batch_costs(&args, &content, cache.path()).await;
+    }
 
     // Engine latency, one tab: a static document, then one with a script.
     let engine = Engine::start(config(&args.chromium, 1, cache.path())).await.map_err(e)?;
@@ -430,7 +439,99 @@ async fn main() -> anyhow::Result<()> {
     println!();
     cpu_table(&rates, &unsandboxed.1, peer.as_ref());
     println!();
-    postprocess_costs(&args, &content, cache.path(), warmup).await
+    postprocess_costs(&args, &content, cache.path(), warmup).await?;
+    println!();
+    batch_costs(&args, &content, cache.path()).await
+}
+
+/// Per-document cost of a batch's documents (distinct invoices) rendered one by one and in
+/// groups of 5, 20 and 50 on one tab, variants in turn each round so that drift hits all alike.
+async fn batch_costs(args: &Args, content: &str, cache: &Path) -> anyhow::Result<()> {
+    let n = args.batch_documents.max(50);
+    let specs = (0..n)
+        .map(|i| {
+            let doc = content
+                .replace("#INV-2024-1234", &format!("#INV-2024-{}", 10_000 + i))
+                .replace("Globex Corporation", &format!("Client {i}"));
+            spec_of(&doc)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let engine = Engine::start(config(&args.chromium, 1, cache)).await.map_err(e)?;
+    let sizes = [1usize, 5, 20, 50];
+    let rounds = 3;
+    let mut per_doc = vec![Vec::new(); sizes.len()];
+    // Where a grouped document's time goes: (group, step) → total, documents.
+    let mut steps: BTreeMap<(usize, &'static str), (Duration, u32)> = BTreeMap::new();
+    // Warm-up: each variant once over a few documents.
+    for size in sizes {
+        for chunk in specs[..size.max(5)].chunks(size) {
+            engine.render_group(chunk).await;
+        }
+    }
+    let before = engine.stats();
+    for _ in 0..rounds {
+        for (v, size) in sizes.iter().enumerate() {
+            let t = Instant::now();
+            for chunk in specs.chunks(*size) {
+                let results = if *size == 1 {
+                    vec![engine.render(&chunk[0]).await]
+                } else {
+                    engine.render_group(chunk).await
+                };
+                for r in results {
+                    let r = r.map_err(e)?;
+                    anyhow::ensure!(r.pdf.starts_with(b"%PDF"), "no PDF");
+                    for step in &r.steps {
+                        let entry = steps.entry((*size, step.name)).or_default();
+                        entry.0 += step.took;
+                        entry.1 += 1;
+                    }
+                }
+            }
+            per_doc[v].push(t.elapsed() / n as u32);
+        }
+    }
+    let after = engine.stats();
+    engine.shutdown(Duration::from_secs(5)).await;
+    anyhow::ensure!(after.group_fallbacks == before.group_fallbacks, "a group fell back");
+    let grouped = (after.grouped - before.grouped) as usize;
+    anyhow::ensure!(grouped == rounds * 3 * n, "{grouped} documents grouped");
+    println!("### Batches: per-document cost of {n} distinct invoices, 1 tab, {rounds} rounds\n");
+    println!("| how | per document (mean of rounds) | best round | documents per second | throughput vs alone |");
+    println!("|---|---|---|---|---|");
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
+    let alone = mean(&per_doc[0]);
+    for (v, size) in sizes.iter().enumerate() {
+        let m = mean(&per_doc[v]);
+        let what = if *size == 1 {
+            String::from("alone (one render each)")
+        } else {
+            format!("groups of {size}")
+        };
+        println!(
+            "| {what} | {} | {} | {:.1} | {:.2}× |",
+            ms(m),
+            ms(*per_doc[v].iter().min().unwrap_or(&m)),
+            1.0 / m.as_secs_f64(),
+            alone.as_secs_f64() / m.as_secs_f64()
+        );
+    }
+    println!("\nPer document, the mean of each step (a group's print and split shared by its documents):\n");
+    println!("| how | {} |", ["group print", "split", "metadata"].join(" | "));
+    println!("|---|---|---|---|");
+    for size in sizes {
+        let cell = |name: &str| {
+            steps.get(&(size, name)).map_or(String::from("–"), |(d, n)| ms(*d / (*n).max(1)))
+        };
+        let what = if size == 1 { String::from("alone") } else { format!("groups of {size}") };
+        println!("| {what} | {} | {} | {} |", cell("group print"), cell("split"), cell("metadata"));
+    }
+    let at20 = alone.as_secs_f64() / mean(&per_doc[2]).as_secs_f64();
+    println!(
+        "\nGoal (issue 17): at least 3× the per-document throughput in groups of 20: {} ({at20:.2}×).",
+        if at20 >= 3.0 { "met" } else { "NOT met" }
+    );
+    Ok(())
 }
 
 /// What `tagged`, `outline` and each post-processing step cost on the document: the variants

@@ -67,6 +67,17 @@ fn escape_style_text(css: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The text of the first `<title>` element, as `document.title` gives it: entities decoded,
+/// whitespace collapsed; `None` when there is none or it is blank.
+pub fn title(content: &str) -> Option<String> {
+    let lower = content.to_ascii_lowercase();
+    let open = find_tag(&lower, "title")?;
+    let close = lower[open..].find("</title").map_or(content.len(), |i| open + i);
+    let text = decode_entities(&content[open..close]);
+    let title = text.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+    (!title.is_empty()).then_some(title)
+}
+
 /// Whether the document may load fonts of its own (stylesheets, `@font-face`, `@import`).
 pub fn may_load_fonts(content: &str) -> bool {
     let lower = content.to_ascii_lowercase();

@@ -19,11 +19,13 @@ mod budget;
 mod cdp;
 pub mod document;
 mod fonts;
+pub mod group;
 pub mod isolation;
 mod lru;
 pub mod pdf;
 mod pool;
 mod sandbox;
+pub mod split;
 pub mod tailwind;
 mod target;
 
@@ -89,6 +91,10 @@ pub struct EngineStats {
     pub limit_failures: u64,
     /// Renders whose post-processing (metadata, PDF/A, encryption) failed.
     pub postprocess_failures: u64,
+    /// Documents printed in a group page with others of their batch ([`group`]).
+    pub grouped: u64,
+    /// Groups that could not be printed as one, whose documents were rendered alone.
+    pub group_fallbacks: u64,
 }
 
 #[derive(Clone)]
@@ -115,6 +121,8 @@ struct Inner {
     escalations: AtomicU64,
     limit_failures: AtomicU64,
     postprocess_failures: AtomicU64,
+    grouped: AtomicU64,
+    group_fallbacks: AtomicU64,
 }
 
 /// Our part of a document: built once per render, whichever target renders it.
@@ -186,6 +194,8 @@ impl Engine {
                 escalations: AtomicU64::new(0),
                 limit_failures: AtomicU64::new(0),
                 postprocess_failures: AtomicU64::new(0),
+                grouped: AtomicU64::new(0),
+                group_fallbacks: AtomicU64::new(0),
                 cfg,
             }),
         };
@@ -215,6 +225,8 @@ impl Engine {
             escalations: get(&i.escalations),
             limit_failures: get(&i.limit_failures),
             postprocess_failures: get(&i.postprocess_failures),
+            grouped: get(&i.grouped),
+            group_fallbacks: get(&i.group_fallbacks),
         }
     }
 
@@ -424,6 +436,26 @@ impl Engine {
         let classes = document::class_candidates(&spec.content);
         let keep_css = !spec.no_store;
         let page_css = self.css(instance, &classes, &config, keep_css).await?;
+        let params = self.print_params_for(instance, spec, &config, keep_css).await?;
+        let head = head_html(&fonts.css, &page_css, spec.fonts.first().map(|f| f.family()));
+        Ok(Prepared {
+            html: document::build_document(&spec.content, &head),
+            params,
+            classes,
+            config,
+            keep_css,
+            fonts: !spec.fonts.is_empty() || document::may_load_fonts(&spec.content),
+        })
+    }
+
+    /// The print parameters of `spec`, its header and footer templates with their Tailwind CSS.
+    async fn print_params_for(
+        &self,
+        instance: &Instance,
+        spec: &RenderSpec,
+        config: &str,
+        keep_css: bool,
+    ) -> Result<PrintToPdfParams, RenderError> {
         let options = &spec.pdf_options;
         let templates: String = [&options.header_template, &options.footer_template]
             .into_iter()
@@ -435,18 +467,9 @@ impl Engine {
         let template_css = if template_classes.is_empty() {
             None
         } else {
-            Some(self.css(instance, &template_classes, &config, keep_css).await?)
+            Some(self.css(instance, &template_classes, config, keep_css).await?)
         };
-        let params = pdf::print_params(options, template_css.as_deref().unwrap_or(""))?;
-        let head = head_html(&fonts.css, &page_css, spec.fonts.first().map(|f| f.family()));
-        Ok(Prepared {
-            html: document::build_document(&spec.content, &head),
-            params,
-            classes,
-            config,
-            keep_css,
-            fonts: !spec.fonts.is_empty() || document::may_load_fonts(&spec.content),
-        })
+        pdf::print_params(options, template_css.as_deref().unwrap_or(""))
     }
 
     /// Tailwind CSS for `classes`, within the class and CSS limits and the compiler deadline,

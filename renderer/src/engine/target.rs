@@ -189,17 +189,27 @@ impl Target {
         html: &str,
         then: Option<&str>,
     ) -> Result<Option<T>, RenderError> {
-        let mut lifecycle =
-            self.page.event_listener::<EventLifecycleEvent>().await.map_err(cdp_error)?;
-        let mut stopped =
-            self.page.event_listener::<EventFrameStoppedLoading>().await.map_err(cdp_error)?;
         let write = format!(
             "(async (html) => {{ document.open(); document.write(html); document.close(); \
              return {}; }})({})",
             then.map_or_else(|| String::from("null"), |t| format!("await ({t})")),
             serde_json::Value::String(html.to_owned())
         );
-        let answer: Option<T> = evaluate_as(&self.page, write).await?;
+        self.load(write).await
+    }
+
+    /// Runs `expression`, a script of ours that replaces the document (`document.open()`
+    /// ... `document.close()`), and waits for the new document's load event; returns the
+    /// script's answer.
+    pub(crate) async fn load<T: serde::de::DeserializeOwned>(
+        &self,
+        expression: String,
+    ) -> Result<Option<T>, RenderError> {
+        let mut lifecycle =
+            self.page.event_listener::<EventLifecycleEvent>().await.map_err(cdp_error)?;
+        let mut stopped =
+            self.page.event_listener::<EventFrameStoppedLoading>().await.map_err(cdp_error)?;
+        let answer: Option<T> = evaluate_as(&self.page, expression).await?;
         // The new document's lifecycle starts at "init" (sent during the call, so before its
         // answer); a "load" before that belongs to an earlier document. A script that
         // navigates while the document is parsed stops the parser: there is no load then,

@@ -13,7 +13,7 @@ use axum::{
     Router,
 };
 use tailpdf_shared::{
-    messages::RenderJobMessage,
+    messages::{GroupAnswer, GroupJobEnd, GroupRequest, RenderJobMessage},
     signing::{verify_internal, INTERNAL_SIGNATURE_HEADER},
     ApiError, RenderSpec,
 };
@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let internal = Router::new()
         .route("/render", post(render))
         .route("/jobs", post(jobs))
+        .route("/jobs/group", post(group))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_signature));
     Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
@@ -122,7 +123,7 @@ async fn render(
 
 async fn jobs(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ErrorResponse> {
     let message: RenderJobMessage = parse(&body)?;
-    let admitted = state.admit().ok_or_else(|| full(&state))?;
+    let admitted = state.admit_job().ok_or_else(|| full(&state))?;
     let attempt = message.attempt.max(1);
     // The job runs to its end even if the edge's connection drops (the edge restarted, or
     // gave up waiting): its events reach the edge on their own, so dropping it here would
@@ -146,6 +147,46 @@ async fn jobs(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respons
             u32::try_from(delay.as_secs().max(1)).unwrap_or(60),
         ))),
     }
+}
+
+/// Push mode for a batch: its jobs run as a group (one place of the capacity, since the group
+/// takes tabs one at a time as the single jobs do); the answer says which ended.
+async fn group(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ErrorResponse> {
+    let request: GroupRequest = parse(&body)?;
+    let admitted = state.admit_job().ok_or_else(|| full(&state))?;
+    let jobs: Vec<(RenderJobMessage, u32)> = request
+        .jobs
+        .into_iter()
+        .map(|message| {
+            let attempt = message.attempt.max(1);
+            (message, attempt)
+        })
+        .collect();
+    let ids: Vec<_> = jobs.iter().map(|(m, _)| m.job_id.clone()).collect();
+    // As for `POST /jobs`: the jobs run to their ends even if the edge stops waiting.
+    let run = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let _admitted = admitted;
+            state.runner.run_group(jobs).await
+        }
+    });
+    let ends = run.await.map_err(|e| {
+        tracing::error!(error = %e, "a group's task failed");
+        ErrorResponse(ApiError::unavailable("The jobs did not end here; deliver them again.", 5))
+    })?;
+    let jobs = ids
+        .into_iter()
+        .zip(ends)
+        .map(|(job_id, end)| match end {
+            JobEnd::Reported(_) | JobEnd::Gone => GroupJobEnd::Ended { job_id },
+            JobEnd::Retry { delay, .. } => GroupJobEnd::Retry {
+                job_id,
+                delay_secs: u32::try_from(delay.as_secs().max(1)).unwrap_or(60),
+            },
+        })
+        .collect();
+    Ok(axum::Json(GroupAnswer { jobs }).into_response())
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {

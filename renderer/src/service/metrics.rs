@@ -86,6 +86,16 @@ impl Collector for Snapshot {
                 engine.escalations,
             ),
             (
+                "tailpdf_grouped_documents",
+                "Batch documents printed in a group page with others of their batch.",
+                engine.grouped,
+            ),
+            (
+                "tailpdf_group_fallbacks",
+                "Groups that could not be printed as one; their documents were rendered alone.",
+                engine.group_fallbacks,
+            ),
+            (
                 "tailpdf_limit_failures",
                 "Renders that crossed a limit (requests, bytes, pages, classes, CSS, compiler time).",
                 engine.limit_failures,

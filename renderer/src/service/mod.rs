@@ -1,6 +1,7 @@
 //! `tailpdf-renderer serve`: the engine as the edge's render backend.
 //!
-//! - [`http`]: `POST /render`, `POST /jobs` (push mode), `/healthz`, `/readyz`, `/metrics`;
+//! - [`http`]: `POST /render`, `POST /jobs` and `POST /jobs/group` (push mode), `/healthz`,
+//!   `/readyz`, `/metrics`;
 //! - [`runner`]: one job to its end, reporting each state to the edge ([`edge`]) and uploading
 //!   the PDF ([`upload`]);
 //! - [`pull`]: pull mode, Cloudflare Queues' HTTP pull consumer;
@@ -82,6 +83,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TAILPDF_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
 
+    /// Documents of one batch printed together at most, on one page in one print (see
+    /// BENCHMARKS.md, "Batches", for how the default was chosen).
+    #[arg(long, env = "TAILPDF_GROUP_SIZE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub group_size: u32,
+
     /// Pull jobs from Cloudflare Queues instead of waiting for the edge to push them.
     #[arg(long, env = "TAILPDF_PULL")]
     pub pull: bool,
@@ -102,6 +108,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TAILPDF_CF_QUEUE_ID", required_if_eq("pull", "true"))]
     pub cf_queue_id: Option<String>,
 
+    /// The render-batches queue's id (pull mode): documents of `POST /pdf/batch`, pulled by a
+    /// second loop and printed together. Unset: that queue's messages are not pulled here.
+    #[arg(long, env = "TAILPDF_CF_BATCH_QUEUE_ID")]
+    pub cf_batch_queue_id: Option<String>,
+
     /// API token with Queues Edit permission (pull mode).
     #[arg(
         long,
@@ -120,14 +131,23 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
-    fn pull_settings(&self) -> Option<pull::PullSettings> {
+    /// One pull loop per queue: render-jobs, and render-batches when its id is given.
+    fn pull_settings(&self) -> Vec<pull::PullSettings> {
+        let Some(jobs) = self.pull_settings_for(self.cf_queue_id.clone()) else {
+            return Vec::new();
+        };
+        let batches = self.pull_settings_for(self.cf_batch_queue_id.clone());
+        std::iter::once(jobs).chain(batches).collect()
+    }
+
+    fn pull_settings_for(&self, queue_id: Option<String>) -> Option<pull::PullSettings> {
         if !self.pull {
             return None;
         }
         Some(pull::PullSettings {
             api_base: self.cf_api_base.clone(),
             account_id: self.cf_account_id.clone()?,
-            queue_id: self.cf_queue_id.clone()?,
+            queue_id: queue_id?,
             api_token: self.cf_api_token.clone()?,
             interval: self.pull_interval,
             visibility_timeout: pull::JobBounds {
@@ -154,7 +174,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// A place for one request or job, if there is one.
+    /// A place for one sync render, if there is one.
     pub(crate) fn admit(&self) -> Option<OwnedSemaphorePermit> {
         if self.is_closing() {
             return None;
@@ -162,8 +182,20 @@ impl AppState {
         self.capacity.clone().try_acquire_owned().ok()
     }
 
+    /// A place for a job or a group of them, if there is one besides the place always kept
+    /// for a sync render: someone waits for that one, while a refused job is only delivered
+    /// again a little later.
+    pub(crate) fn admit_job(&self) -> Option<OwnedSemaphorePermit> {
+        if self.free_capacity() == 0 {
+            return None;
+        }
+        self.admit()
+    }
+
+    /// Places free for jobs (the one kept for sync renders aside).
     pub(crate) fn free_capacity(&self) -> usize {
-        self.capacity.available_permits()
+        let reserve = usize::from(self.capacity_total > 1);
+        self.capacity.available_permits().saturating_sub(reserve)
     }
 
     pub(crate) fn in_use(&self) -> usize {
@@ -206,6 +238,7 @@ pub async fn run(
         max_attempts: cfg.max_attempts.max(1),
         metrics: metrics.clone(),
         engine: engine.clone(),
+        group_size: cfg.group_size as usize,
     };
     let state = Arc::new(AppState {
         runner,
@@ -217,10 +250,17 @@ pub async fn run(
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let queue = cfg.pull_settings().map(pull::QueueClient::new).transpose()?;
-    let puller = queue.map(|queue| {
-        tokio::spawn(pull::run(state.clone(), queue, stop_rx.clone(), cfg.grace_period))
-    });
+    let queues = cfg
+        .pull_settings()
+        .into_iter()
+        .map(pull::QueueClient::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    let pullers: Vec<_> = queues
+        .into_iter()
+        .map(|queue| {
+            tokio::spawn(pull::run(state.clone(), queue, stop_rx.clone(), cfg.grace_period))
+        })
+        .collect();
 
     let local = listener.local_addr().ok();
     let mut server_stop = stop_rx.clone();
@@ -238,9 +278,11 @@ pub async fn run(
     // Requests in flight (push jobs, sync renders) finish within the grace period.
     let all = u32::try_from(capacity_total).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(cfg.grace_period, state.capacity.acquire_many(all)).await;
-    if let Some(puller) = puller {
-        let _ = tokio::time::timeout(cfg.grace_period + Duration::from_secs(15), puller).await;
-    }
+    let _ = tokio::time::timeout(
+        cfg.grace_period + Duration::from_secs(15),
+        futures::future::join_all(pullers),
+    )
+    .await;
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     engine.shutdown(Duration::from_secs(5)).await;
     tracing::info!("renderer stopped");

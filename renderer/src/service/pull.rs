@@ -12,7 +12,7 @@ use std::{
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tailpdf_shared::messages::RenderJobMessage;
+use tailpdf_shared::{messages::RenderJobMessage, JobId};
 use tokio::sync::watch;
 use url::Url;
 
@@ -216,6 +216,70 @@ impl QueueClient {
     }
 }
 
+/// What one task does with pulled messages: a job, the jobs of one batch together, or
+/// nothing (a message that is no job).
+enum Work {
+    Unreadable(PulledMessage, ServiceError),
+    Job(PulledMessage, Box<RenderJobMessage>),
+    Group(Vec<(PulledMessage, RenderJobMessage)>),
+}
+
+impl Work {
+    fn len(&self) -> usize {
+        match self {
+            Self::Group(members) => members.len(),
+            _ => 1,
+        }
+    }
+
+    fn leases(&self) -> Vec<String> {
+        match self {
+            Self::Unreadable(m, _) | Self::Job(m, _) => vec![m.lease_id.clone()],
+            Self::Group(members) => members.iter().map(|(m, _)| m.lease_id.clone()).collect(),
+        }
+    }
+}
+
+/// Pulled messages as work: documents of one batch together, every other job on its own.
+fn into_work(pulled: Vec<PulledMessage>) -> Vec<Work> {
+    let mut work = Vec::new();
+    let mut batches: Vec<(JobId, Vec<(PulledMessage, RenderJobMessage)>)> = Vec::new();
+    for message in pulled {
+        match decode_body(&message) {
+            Err(e) => work.push(Work::Unreadable(message, e)),
+            Ok(job) => match job.batch.as_ref().map(|b| b.batch_id.clone()) {
+                None => work.push(Work::Job(message, Box::new(job))),
+                Some(batch) => match batches.iter_mut().find(|(b, _)| *b == batch) {
+                    Some((_, members)) => members.push((message, job)),
+                    None => batches.push((batch, vec![(message, job)])),
+                },
+            },
+        }
+    }
+    work.extend(batches.into_iter().map(|(_, members)| Work::Group(members)));
+    work
+}
+
+/// Acknowledges the message of a job that ended, or hands it back to come again.
+async fn settle(state: &AppState, queue: &QueueClient, lease: &str, end: JobEnd) {
+    match end {
+        JobEnd::Reported(_) | JobEnd::Gone => match queue.ack(lease).await {
+            Ok(()) => {
+                state.metrics.acks.inc();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ack failed; the message will come back");
+            }
+        },
+        JobEnd::Retry { delay, .. } => {
+            state.metrics.retries.inc();
+            if let Err(e) = queue.retry(vec![lease.to_owned()], delay).await {
+                tracing::warn!(error = %e, "retry failed; the lease will expire");
+            }
+        }
+    }
+}
+
 /// Pulls until `stop` turns true, then hands back the leases still held after `grace`.
 pub async fn run(
     state: Arc<AppState>,
@@ -242,45 +306,44 @@ pub async fn run(
             }
         };
         let idle = pulled.is_empty();
-        for message in pulled {
-            state.metrics.messages_pulled.inc();
-            let Some(permit) = state.admit() else {
+        for work in into_work(pulled) {
+            state.metrics.messages_pulled.inc_by(work.len() as u64);
+            let leases: Vec<String> = work.leases();
+            let Some(permit) = state.admit_job() else {
                 // More than we asked for: hand it straight back.
-                let _ = queue.retry(vec![message.lease_id.clone()], Duration::ZERO).await;
+                let _ = queue.retry(leases, Duration::ZERO).await;
                 continue;
             };
             if let Ok(mut h) = held.lock() {
-                h.insert(message.lease_id.clone());
+                h.extend(leases.iter().cloned());
             }
             let (state, queue, held) = (state.clone(), queue.clone(), held.clone());
             tasks.spawn(async move {
                 let _permit = permit;
-                let lease = message.lease_id.clone();
-                match decode_body(&message) {
-                    Err(e) => {
+                let ends = match work {
+                    Work::Unreadable(message, e) => {
                         // A message that is not a job never becomes one: drop it, loudly.
                         tracing::error!(error = %e, "acknowledging an unreadable message");
-                        let _ = queue.ack(&lease).await;
+                        vec![(message.lease_id, JobEnd::Gone)]
                     }
-                    Ok(job) => match state.runner.run(job, message.attempts.max(1)).await {
-                        JobEnd::Reported(_) | JobEnd::Gone => match queue.ack(&lease).await {
-                            Ok(()) => {
-                                state.metrics.acks.inc();
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "ack failed; the message will come back")
-                            }
-                        },
-                        JobEnd::Retry { delay, .. } => {
-                            state.metrics.retries.inc();
-                            if let Err(e) = queue.retry(vec![lease.clone()], delay).await {
-                                tracing::warn!(error = %e, "retry failed; the lease will expire");
-                            }
-                        }
-                    },
-                }
-                if let Ok(mut h) = held.lock() {
-                    h.remove(&lease);
+                    Work::Job(message, job) => {
+                        let end = state.runner.run(*job, message.attempts.max(1)).await;
+                        vec![(message.lease_id, end)]
+                    }
+                    Work::Group(members) => {
+                        let jobs = members
+                            .iter()
+                            .map(|(m, job)| (job.clone(), m.attempts.max(1)))
+                            .collect();
+                        let ends = state.runner.run_group(jobs).await;
+                        members.into_iter().map(|(m, _)| m.lease_id).zip(ends).collect()
+                    }
+                };
+                for (lease, end) in ends {
+                    settle(&state, &queue, &lease, end).await;
+                    if let Ok(mut h) = held.lock() {
+                        h.remove(&lease);
+                    }
                 }
             });
         }
@@ -360,6 +423,7 @@ mod tests {
             traceparent: Some(String::from(
                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             )),
+            batch: None,
         };
         let json = serde_json::to_vec(&job).unwrap();
         let b64 = Value::String(BASE64.encode(&json));

@@ -9,7 +9,7 @@ use tailpdf_shared::{
     job::RenderResult,
     messages::{JobOutcome, RenderJobMessage},
     trace::TraceParent,
-    JobEvent,
+    JobEvent, RenderSpec,
 };
 use tracing::Instrument;
 
@@ -20,7 +20,11 @@ use super::{
     retry::{backoff, jitter},
     upload::{upload, UploadPolicy},
 };
-use crate::{engine::Engine, net::GuardedFetcher};
+use crate::{
+    engine::{Engine, Rendered},
+    error::RenderError,
+    net::GuardedFetcher,
+};
 
 /// How a job run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,33 @@ pub struct Runner {
     pub(crate) edge: EdgeClient,
     pub(crate) max_attempts: u32,
     pub(crate) metrics: Arc<Metrics>,
+    /// Documents of one batch printed together at most (`--group-size`).
+    pub(crate) group_size: usize,
+}
+
+/// A job handed back to be delivered again after a backoff of its attempt.
+fn retry(attempt: u32, reason: &dyn std::fmt::Display) -> JobEnd {
+    JobEnd::Retry {
+        reason: reason.to_string(),
+        delay: backoff(
+            attempt,
+            Duration::from_secs(2),
+            Duration::from_secs(60),
+            0.5 + jitter() / 2.0,
+        ),
+    }
+}
+
+/// What the edge's answer to `processing` means for the job: go on, or stop here.
+fn started(
+    reported: Result<tailpdf_shared::messages::EventAck, ServiceError>,
+    attempt: u32,
+) -> Result<(), JobEnd> {
+    match reported {
+        Ok(ack) if ack.status.is_terminal() => Err(JobEnd::Gone),
+        Ok(_) => Ok(()),
+        Err(e) => Err(retry(attempt, &e)),
+    }
 }
 
 impl Runner {
@@ -57,29 +88,7 @@ impl Runner {
             let end = self.run_inner(&message, attempt).await;
             self.metrics.job_seconds.observe(started.elapsed());
             self.metrics.jobs_in_flight.dec();
-            match &end {
-                JobEnd::Reported(JobOutcome::Completed { result, .. }) => {
-                    self.metrics.job_ended("completed");
-                    tracing::info!(
-                        outcome = "completed",
-                        bytes = result.file_size_bytes,
-                        render_ms = result.render_duration_ms,
-                        upload_ms = result.upload_duration_ms,
-                        "job ended"
-                    );
-                }
-                JobEnd::Reported(JobOutcome::Failed { error_message, .. }) => {
-                    self.metrics.job_ended("failed");
-                    tracing::info!(outcome = "failed", error = %error_message, "job ended");
-                }
-                JobEnd::Retry { reason, delay } => {
-                    self.metrics.job_ended("retry");
-                    tracing::warn!(outcome = "retry", %reason, ?delay, "job handed back");
-                }
-                JobEnd::Gone => {
-                    tracing::info!(outcome = "gone", "the job already ended; nothing to do");
-                }
-            }
+            self.record(&end);
             end
         }
         .instrument(span)
@@ -87,24 +96,9 @@ impl Runner {
     }
 
     async fn run_inner(&self, message: &RenderJobMessage, attempt: u32) -> JobEnd {
-        let retry = |reason: &dyn std::fmt::Display| JobEnd::Retry {
-            reason: reason.to_string(),
-            delay: backoff(
-                attempt,
-                Duration::from_secs(2),
-                Duration::from_secs(60),
-                0.5 + jitter() / 2.0,
-            ),
-        };
-        let spec = match &message.spec {
-            Some(spec) => spec.clone(),
-            None => match self.edge.spec(message).await {
-                Ok(spec) => spec,
-                Err(ServiceError::EdgeStatus(reqwest::StatusCode::NOT_FOUND)) => {
-                    return JobEnd::Gone
-                }
-                Err(e) => return retry(&e),
-            },
+        let spec = match self.spec(message, attempt).await {
+            Ok(spec) => spec,
+            Err(end) => return end,
         };
         // `processing` need not hold up the render: both at once, one round trip to the edge
         // less per job. The render of a job that had ended meanwhile (rare: a repeated
@@ -112,11 +106,100 @@ impl Runner {
         let processing = JobEvent::Processing { at: now_timestamp() };
         let (reported, rendered) =
             tokio::join!(self.edge.report(message, &processing), self.engine.render(&spec));
-        match reported {
-            Ok(ack) if ack.status.is_terminal() => return JobEnd::Gone,
-            Ok(_) => {}
-            Err(e) => return retry(&e),
+        if let Err(end) = started(reported, attempt) {
+            return end;
         }
+        self.deliver(message, attempt, rendered).await
+    }
+
+    /// Runs the jobs of a group, each delivery number `attempt` of its message: their
+    /// documents printed together where they may be ([`crate::engine::group`]), in groups of
+    /// at most `group_size`, never with documents of another batch; each job then uploaded and
+    /// reported on its own. One end per job, in order.
+    pub async fn run_group(&self, jobs: Vec<(RenderJobMessage, u32)>) -> Vec<JobEnd> {
+        let span = tracing::info_span!("group", jobs = jobs.len());
+        async move {
+            self.metrics.jobs_in_flight.inc_by(jobs.len() as i64);
+            let started_at = std::time::Instant::now();
+            // Each job's spec and `processing` first, all at once.
+            let begun = futures::future::join_all(jobs.iter().map(|(message, attempt)| async move {
+                let spec = self.spec(message, *attempt).await?;
+                let processing = JobEvent::Processing { at: now_timestamp() };
+                started(self.edge.report(message, &processing).await, *attempt)?;
+                Ok::<_, JobEnd>(spec)
+            }))
+            .await;
+            let mut ends: Vec<Option<JobEnd>> = Vec::with_capacity(jobs.len());
+            let mut printable: Vec<Vec<(usize, RenderSpec)>> = Vec::new();
+            let mut batch_of: Vec<(Option<&tailpdf_shared::JobId>, &str)> = Vec::new();
+            for (i, ((message, _), begun)) in jobs.iter().zip(begun).enumerate() {
+                match begun {
+                    Err(end) => ends.push(Some(end)),
+                    Ok(spec) => {
+                        ends.push(None);
+                        // Documents of different batches (or accounts) never share a page.
+                        let key = (message.batch.as_ref().map(|b| &b.batch_id), message.account.as_str());
+                        let at = batch_of.iter().position(|k| *k == key).unwrap_or_else(|| {
+                            batch_of.push(key);
+                            printable.push(Vec::new());
+                            batch_of.len() - 1
+                        });
+                        printable[at].push((i, spec));
+                    }
+                }
+            }
+            let size = self.group_size.max(1);
+            let groups: Vec<&[(usize, RenderSpec)]> =
+                printable.iter().flat_map(|docs| docs.chunks(size)).collect();
+            let rendered = futures::future::join_all(groups.iter().map(|group| async move {
+                let specs: Vec<RenderSpec> = group.iter().map(|(_, s)| s.clone()).collect();
+                let results = self.engine.render_group(&specs).await;
+                group.iter().map(|(i, _)| *i).zip(results).collect::<Vec<_>>()
+            }))
+            .await;
+            let delivered = futures::future::join_all(rendered.into_iter().flatten().map(|(i, rendered)| {
+                let (message, attempt) = &jobs[i];
+                async move { (i, self.deliver(message, *attempt, rendered).await) }
+            }))
+            .await;
+            for (i, end) in delivered {
+                ends[i] = Some(end);
+            }
+            let ends: Vec<JobEnd> = ends
+                .into_iter()
+                .map(|e| e.unwrap_or_else(|| JobEnd::Retry { reason: String::from("not run"), delay: Duration::from_secs(2) }))
+                .collect();
+            self.metrics.jobs_in_flight.dec_by(jobs.len() as i64);
+            for ((message, attempt), end) in jobs.iter().zip(&ends) {
+                self.metrics.job_seconds.observe(started_at.elapsed());
+                let _job = tracing::info_span!("job", job_id = %message.job_id, account = %message.account, attempt).entered();
+                self.record(end);
+            }
+            ends
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The job's spec: in its message, or fetched from the edge.
+    async fn spec(&self, message: &RenderJobMessage, attempt: u32) -> Result<RenderSpec, JobEnd> {
+        match &message.spec {
+            Some(spec) => Ok(spec.clone()),
+            None => match self.edge.spec(message).await {
+                Ok(spec) => Ok(spec),
+                Err(ServiceError::EdgeStatus(reqwest::StatusCode::NOT_FOUND)) => Err(JobEnd::Gone),
+                Err(e) => Err(retry(attempt, &e)),
+            },
+        }
+    }
+
+    /// After the render: failed (or retried), or uploaded and completed.
+    async fn deliver(
+        &self,
+        message: &RenderJobMessage,
+        attempt: u32,
+        rendered: Result<Rendered, RenderError>,
+    ) -> JobEnd {
         let rendered = match rendered {
             Ok(r) => {
                 self.metrics.rendered(&r);
@@ -124,9 +207,9 @@ impl Runner {
             }
             Err(e) => {
                 if e.retryable() && attempt < self.max_attempts {
-                    return retry(&e);
+                    return retry(attempt, &e);
                 }
-                tracing::warn!(error = %e, "render failed");
+                tracing::warn!(job_id = %message.job_id, error = %e, "render failed");
                 return self.fail(message, format!("Render failed: {}", e.public_message())).await;
             }
         };
@@ -134,7 +217,7 @@ impl Runner {
             // Ended meanwhile (given up on, or done by another delivery): no second object.
             Ok(ack) if ack.status.is_terminal() => return JobEnd::Gone,
             Ok(_) => {}
-            Err(e) => return retry(&e),
+            Err(e) => return retry(attempt, &e),
         }
         let size = rendered.pdf.len() as u64;
         let started = std::time::Instant::now();
@@ -160,7 +243,34 @@ impl Runner {
             Ok(_) => {
                 JobEnd::Reported(JobOutcome::Completed { job_id: message.job_id.clone(), result })
             }
-            Err(e) => retry(&e),
+            Err(e) => retry(attempt, &e),
+        }
+    }
+
+    /// The job's end in the metrics and the log (within the job's span).
+    fn record(&self, end: &JobEnd) {
+        match end {
+            JobEnd::Reported(JobOutcome::Completed { result, .. }) => {
+                self.metrics.job_ended("completed");
+                tracing::info!(
+                    outcome = "completed",
+                    bytes = result.file_size_bytes,
+                    render_ms = result.render_duration_ms,
+                    upload_ms = result.upload_duration_ms,
+                    "job ended"
+                );
+            }
+            JobEnd::Reported(JobOutcome::Failed { error_message, .. }) => {
+                self.metrics.job_ended("failed");
+                tracing::info!(outcome = "failed", error = %error_message, "job ended");
+            }
+            JobEnd::Retry { reason, delay } => {
+                self.metrics.job_ended("retry");
+                tracing::warn!(outcome = "retry", %reason, ?delay, "job handed back");
+            }
+            JobEnd::Gone => {
+                tracing::info!(outcome = "gone", "the job already ended; nothing to do");
+            }
         }
     }
 

@@ -1,0 +1,285 @@
+//! Group renders (a batch's documents on one page, one print, one PDF each) against the same
+//! documents rendered alone, judged by poppler: the same pages pixel for pixel (within
+//! anti-aliasing), the same text, the same metadata.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod common;
+
+use common::{engine_config, spec};
+use serde_json::json;
+use tailpdf_e2e::pdf::{poppler, run_on};
+use tailpdf_renderer::{
+    engine::{Engine, Rendered},
+    error::RenderError,
+};
+use tailpdf_shared::RenderSpec;
+
+const INVOICE: &str = include_str!("../../examples/invoice.html");
+
+/// An invoice made different from the others by its number, client, and what `extra` adds.
+fn invoice(n: usize, extra: &str) -> String {
+    INVOICE
+        .replace("#INV-2024-1234", &format!("#INV-2024-{}", 7000 + n))
+        .replace("Globex Corporation", &format!("Client number {n}"))
+        + extra
+}
+
+fn batch_spec(content: &str, metadata: Option<serde_json::Value>) -> RenderSpec {
+    let mut options = json!({"format": "A4", "printBackground": true});
+    if let Some(m) = metadata {
+        options["metadata"] = m;
+    }
+    spec(json!({"content": content, "pdfOptions": options}))
+}
+
+/// The documents of the batch: invoices, one of two pages with a fixed header on each (it goes
+/// alone), one
+/// with its own CSS (which must stay its own), one that draws far outside its box and covers
+/// its page (it goes alone), one with a forged split marker, one with a title.
+fn documents() -> Vec<RenderSpec> {
+    let contents = [
+        invoice(0, ""),
+        invoice(
+            1,
+            "<div class=\"fixed top-0 left-0 h-6 w-full bg-teal-700\"></div>\
+             <section style=\"break-before: page\" class=\"p-10 text-lg\">Terms, page two of invoice 1</section>",
+        ),
+        invoice(2, "<style>p { color: rgb(220, 0, 0) !important } .text-sm { font-size: 20px }</style>"),
+        invoice(
+            3,
+            "<div class=\"absolute inset-0 bg-red-500/30\"></div>\
+             <p class=\"-mt-[3000px] text-4xl\">above</p><p class=\"translate-y-[2000px] text-4xl\">below</p>",
+        ),
+        invoice(4, "<a href=\"https://tailpdf-split.invalid/0000000000000000/0\">a forged marker</a>"),
+        format!("<title>Statement  &amp; summary</title>{}", invoice(5, "")),
+    ];
+    contents
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let metadata = (i == 4).then(|| json!({"title": "Invoice four", "author": "Acme"}));
+            batch_spec(c, metadata)
+        })
+        .collect()
+}
+
+/// Each page of `pdf` as RGB pixels at `dpi`.
+fn raster(pdf: &[u8], dpi: u32) -> Vec<(usize, usize, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("doc.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftoppm")
+        .args(["-r", &dpi.to_string()])
+        .arg(&path)
+        .arg(dir.path().join("p"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ppm"))
+        .collect();
+    files.sort();
+    files.iter().map(|f| ppm(&std::fs::read(f).unwrap())).collect()
+}
+
+fn ppm(data: &[u8]) -> (usize, usize, Vec<u8>) {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while !data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(String::from_utf8_lossy(&data[start..i]).into_owned());
+    }
+    let (w, h) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (w, h, data[i + 1..].to_vec())
+}
+
+/// `text` with Chromium's element ids (`node00000039`, numbered in the order the page made
+/// them) numbered in order of appearance instead, and without annotations' object numbers.
+fn renumbered(text: &str) -> String {
+    let mut ids: Vec<String> = Vec::new();
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("node") {
+        out.push_str(&rest[..at]);
+        let digits: String = rest[at + 4..].chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            out.push_str("node");
+        } else {
+            let id = digits.clone();
+            let n = ids.iter().position(|i| *i == id).unwrap_or_else(|| {
+                ids.push(id);
+                ids.len() - 1
+            });
+            out.push_str(&format!("id{n}"));
+        }
+        rest = &rest[at + 4 + digits.len()..];
+    }
+    out.push_str(rest);
+    // Annotations by object number, which depends on the file's layout.
+    out.lines()
+        .map(|l| match l.trim_start().strip_prefix("Object ") {
+            Some(_) => format!("{}Object", &l[..l.len() - l.trim_start().len()]),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The outline's entries: their titles and depths, and the pages they go to.
+fn outline(pdf: &[u8]) -> Vec<(usize, String, i64)> {
+    let (code, out, err) = run_on("qpdf", pdf, &["--json", "--json-key=outlines"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    fn walk(items: &serde_json::Value, depth: usize, out: &mut Vec<(usize, String, i64)>) {
+        for item in items.as_array().into_iter().flatten() {
+            let title = item["title"].as_str().unwrap_or_default().to_owned();
+            out.push((depth, title, item["destpageposfrom1"].as_i64().unwrap_or(-1)));
+            walk(&item["kids"], depth + 1, out);
+        }
+    }
+    let mut entries = Vec::new();
+    walk(&json["outlines"], 0, &mut entries);
+    entries
+}
+
+fn info_field(pdf: &[u8], name: &str) -> Option<String> {
+    poppler("pdfinfo", pdf, &[])
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(|v| v.trim().to_owned()))
+}
+
+/// Asserts that `grouped` looks as `alone` does: pages, pixels, text, metadata.
+fn assert_same(i: usize, grouped: &Rendered, alone: &Rendered) {
+    if let Ok(dir) = std::env::var("TAILPDF_BATCH_DUMP") {
+        std::fs::write(format!("{dir}/{i}-grouped.pdf"), &grouped.pdf).unwrap();
+        std::fs::write(format!("{dir}/{i}-alone.pdf"), &alone.pdf).unwrap();
+    }
+    let (g, a) = (raster(&grouped.pdf, 60), raster(&alone.pdf, 60));
+    assert_eq!(g.len(), a.len(), "document {i}: page count");
+    for (page, (gp, ap)) in g.iter().zip(&a).enumerate() {
+        assert_eq!((gp.0, gp.1), (ap.0, ap.1), "document {i} page {page}: size");
+        let pixels = gp.2.len() / 3;
+        let (mut differing, mut worst) = (0, 0u8);
+        for (x, y) in gp.2.chunks(3).zip(ap.2.chunks(3)) {
+            let delta = x.iter().zip(y).map(|(p, q)| p.abs_diff(*q)).max().unwrap_or(0);
+            if delta > 0 {
+                differing += 1;
+                worst = worst.max(delta);
+            }
+        }
+        // Glyphs and edges anti-aliased at another sub-pixel phase of the page (up to a 1-px
+        // column at a page edge), nothing more: a moved or missing element is thousands.
+        assert!(
+            differing * 10_000 <= pixels,
+            "document {i} page {page}: {differing} of {pixels} pixels differ, by up to {worst}"
+        );
+    }
+    let text = |pdf: &[u8]| poppler("pdftotext", pdf, &["-layout"]);
+    assert_eq!(text(&grouped.pdf), text(&alone.pdf), "document {i}: text");
+    // Tags: the same structure with the same text, element by element.
+    let structure = |pdf: &[u8]| renumbered(&poppler("pdfinfo", pdf, &["-struct-text"]));
+    assert_eq!(structure(&grouped.pdf), structure(&alone.pdf), "document {i}: tags");
+    assert_eq!(outline(&grouped.pdf), outline(&alone.pdf), "document {i}: outline");
+    for field in
+        ["Title", "Author", "Subject", "Keywords", "Creator", "Producer", "Pages", "Tagged"]
+    {
+        assert_eq!(
+            info_field(&grouped.pdf, field),
+            info_field(&alone.pdf, field),
+            "document {i}: {field}"
+        );
+    }
+    let (code, _, err) = run_on("qpdf", &grouped.pdf, &["--check"], &[]);
+    assert_eq!(code, 0, "document {i}: qpdf --check: {err}");
+}
+
+#[tokio::test]
+async fn every_document_of_a_group_renders_as_it_does_alone() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = Engine::start(engine_config("http://127.0.0.1:9/", cache.path())).await.unwrap();
+    let docs = documents();
+    let grouped = engine.render_group(&docs).await;
+    let stats = engine.stats();
+    // One group, without the invoice with a fixed header (which repeats on each of its pages
+    // only when it has the page to itself) and the one that draws outside its box (which its
+    // host would clip): those two rendered alone.
+    assert_eq!((stats.grouped, stats.group_fallbacks), (docs.len() as u64 - 2, 0), "one group");
+    for (i, (spec, grouped)) in docs.iter().zip(grouped).enumerate() {
+        let grouped = grouped.unwrap_or_else(|e| panic!("document {i}: {e}"));
+        assert!(!grouped.isolated);
+        let alone = engine.render(spec).await.unwrap();
+        assert_same(i, &grouped, &alone);
+        // No page of another document was carried along, shown or not.
+        let pages = info_field(&grouped.pdf, "Pages").unwrap();
+        let doc = lopdf::Document::load_mem(&grouped.pdf).unwrap();
+        let page_objects = doc
+            .objects
+            .values()
+            .filter(|o| {
+                o.as_dict().is_ok_and(|d| {
+                    d.get(b"Type").and_then(|t| t.as_name()).is_ok_and(|t| t == b"Page")
+                })
+            })
+            .count();
+        assert_eq!(page_objects.to_string(), pages, "document {i}");
+    }
+    let title = |r: &Rendered| info_field(&r.pdf, "Title");
+    let again = engine.render_group(&docs).await;
+    assert_eq!(title(again[5].as_ref().unwrap()).as_deref(), Some("Statement & summary"));
+    assert_eq!(title(again[4].as_ref().unwrap()).as_deref(), Some("Invoice four"));
+    assert_eq!(info_field(&again[4].as_ref().unwrap().pdf, "Author").as_deref(), Some("Acme"));
+    assert_eq!(title(again[0].as_ref().unwrap()), None);
+}
+
+#[tokio::test]
+async fn a_failing_document_fails_alone_and_the_rest_render() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = engine_config("http://127.0.0.1:9/", cache.path());
+    cfg.limits.pages = 2;
+    let engine = Engine::start(cfg).await.unwrap();
+    let pages = |n: usize| {
+        (0..n).map(|p| format!("<p style=\"break-before: page\">page {p}</p>")).collect::<String>()
+    };
+    let docs: Vec<RenderSpec> = [
+        invoice(0, ""),
+        invoice(1, &pages(2)),
+        invoice(2, "<script>document.body.append('scripted')</script>"),
+        invoice(3, ""),
+    ]
+    .iter()
+    .map(|c| batch_spec(c, None))
+    .collect();
+    let results = engine.render_group(&docs).await;
+    assert!(
+        matches!(&results[1], Err(RenderError::Limit(_))),
+        "over the page limit: {:?}",
+        results[1].as_ref().map(|r| r.pdf.len()).map_err(ToString::to_string)
+    );
+    for i in [0, 2, 3] {
+        assert!(results[i].is_ok(), "document {i}: {:?}", results[i].as_ref().err());
+    }
+    // The scripted one went alone, to a context of its own; the others were one group.
+    assert!(results[2].as_ref().unwrap().isolated);
+    assert!(poppler("pdftotext", &results[2].as_ref().unwrap().pdf, &[]).contains("scripted"));
+    assert_eq!(engine.stats().grouped, 3);
+
+    // A document whose need for scripts only its DOM shows (an entity-encoded javascript:
+    // URL) fails the group as a whole: every document is rendered alone, and all succeed.
+    let sneaky = batch_spec(&invoice(9, "<a href=\"jav&#x61;script:void(0)\">x</a>"), None);
+    let docs = vec![docs[0].clone(), sneaky, docs[3].clone()];
+    let before = engine.stats();
+    let results = engine.render_group(&docs).await;
+    assert!(results.iter().all(Result::is_ok));
+    let after = engine.stats();
+    assert_eq!(after.group_fallbacks - before.group_fallbacks, 1);
+    assert_eq!(after.grouped, before.grouped);
+    assert!(results[1].as_ref().unwrap().isolated, "rendered where scripts may run");
+}
