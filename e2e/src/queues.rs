@@ -28,7 +28,7 @@ use axum::{
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use serde_json::{json, Value};
 use tailpdf_shared::{
-    messages::RenderJobMessage,
+    messages::{GroupAnswer, GroupJobEnd, GroupRequest, RenderJobMessage},
     signing::{verify_internal, INTERNAL_SIGNATURE_HEADER},
 };
 
@@ -98,6 +98,7 @@ impl PullQueue {
                     post(messages),
                 )
                 .route("/jobs", post(ingest))
+                .route("/jobs/group", post(ingest_group))
                 .with_state(state)
         })
         .await;
@@ -258,6 +259,26 @@ fn ack(q: &Shared, body: &Value) -> Response {
     }
     let result = json!({"ackCount": acks, "retryCount": retries, "warnings": []});
     envelope(StatusCode::OK, result, json!([]))
+}
+
+/// The edge's push delivery of a `render-batches` group: each job queued here (the stand-in
+/// is one queue for both), every one answered as ended here.
+async fn ingest_group(State(q): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(secret) = &q.internal_secret {
+        let signature = headers.get(INTERNAL_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+        if verify_internal(secret, signature, "POST", "/jobs/group", &body, now()).is_err() {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+    }
+    let Ok(group) = serde_json::from_slice::<GroupRequest>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let mut ended = Vec::new();
+    for job in group.jobs {
+        q.push(serde_json::to_vec(&job).unwrap_or_default());
+        ended.push(GroupJobEnd::Ended { job_id: job.job_id });
+    }
+    Json(GroupAnswer { jobs: ended }).into_response()
 }
 
 /// The edge's push delivery of a `render-jobs` message: queued here, answered at once.

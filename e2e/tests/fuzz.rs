@@ -19,6 +19,10 @@ use tailpdf_e2e::{
     stack::{Settings, Stack, API_KEY},
 };
 
+/// One worker: with two, Python 3.11's `compile()` in both threads at once (Hypothesis
+/// describing a strategy) fails now and then with "SystemError: AST constructor recursion depth
+/// mismatch", a CPython bug, not ours.
+///
 /// Test cases per operation.
 const EXAMPLES: &str = "100";
 
@@ -41,7 +45,7 @@ async fn what_the_fuzzer_sends_is_answered_as_documented() {
         .args(["--url", &stack.edge.url, "--header", &format!("X-API-Key: {API_KEY}")])
         .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
         .args(["--max-examples", EXAMPLES, "--seed", "20261202"])
-        .args(["--workers", "2", "--request-timeout", "90", "--no-color"])
+        .args(["--workers", "1", "--request-timeout", "90", "--no-color"])
         .args(["--generation-database", "none", "--report", "junit", "--report-junit-path"])
         .arg(&report)
         .env("SCHEMATHESIS_HOOKS", "hooks")

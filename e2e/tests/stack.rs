@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tailpdf_e2e::{
-    client::{ended, get_job, post_pdf, seed_verifies, submit},
+    client::{client, ended, get_job, post_pdf, seed_verifies, send, submit, Reply},
     contract::Contract,
     now,
     pdf::poppler,
@@ -207,4 +207,161 @@ async fn a_renderer_killed_mid_job_loses_nothing() {
         ids.iter().all(|w| *w == format!("msg_{id}_completed")),
         "every delivery carries the same webhook-id: {ids:?}"
     );
+}
+
+/// `POST /pdf/batch` with `body`, its request and response checked against the document.
+async fn post_batch(stack: &Stack, contract: &Contract, key: Option<&str>, body: &Value) -> Reply {
+    let mut request = client()
+        .post(format!("{}/pdf/batch", stack.edge.url))
+        .header("Content-Type", "application/json")
+        .header("X-API-Key", API_KEY)
+        .body(body.to_string());
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let reply = send(request).await;
+    if reply.status < 300 {
+        contract.check_request("/pdf/batch", "post", body);
+    }
+    contract.check_response("/pdf/batch", "post", reply.status, &reply.headers, &reply.body);
+    reply
+}
+
+async fn get_batch(stack: &Stack, contract: &Contract, id: &str) -> Reply {
+    let request =
+        client().get(format!("{}/batches/{id}", stack.edge.url)).header("X-API-Key", API_KEY);
+    let reply = send(request).await;
+    contract.check_response(
+        "/batches/{batch_id}",
+        "get",
+        reply.status,
+        &reply.headers,
+        &reply.body,
+    );
+    reply
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_printed_together_and_each_document_ends_as_a_job() {
+    let stack = Stack::start(Settings::default()).await;
+    let contract = Contract::load();
+    let invoice = std::fs::read_to_string(root().join("examples/invoice.html")).unwrap();
+    const N: usize = 12;
+    const REFUSED: usize = 5;
+    let documents: Vec<Value> = (0..N)
+        .map(|i| {
+            let url = if i == REFUSED {
+                stack.bucket.forbidden_url("batch/refused.pdf")
+            } else {
+                stack.bucket.upload_url(&format!("batch/{i}.pdf"))
+            };
+            json!({
+                "content": invoice.replace("#INV-2024-1234", &format!("#INV-2024-{}", 8000 + i)),
+                "upload_url": url,
+                "webhook_url": stack.receiver.url,
+                "metadata": {"title": format!("Invoice {i}")},
+            })
+        })
+        .collect();
+    let body = json!({
+        "pdfOptions": {"format": "A4", "printBackground": true, "metadata": {"author": "Acme"}},
+        "webhook_url": stack.receiver.url,
+        "documents": documents,
+    });
+
+    // All or nothing: one bad document refuses the batch, naming it.
+    let mut bad = body.clone();
+    bad["documents"][3]["upload_url"] = json!("ftp://bucket.example.com/x.pdf");
+    let reply = post_batch(&stack, &contract, None, &bad).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.json()["message"].as_str().unwrap().contains("documents[3].upload_url"));
+
+    let reply = post_batch(&stack, &contract, Some("batch-key-1"), &body).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let accepted = reply.json();
+    let batch = accepted["batch_id"].as_str().unwrap().to_owned();
+    assert_eq!(accepted["status_url"], format!("/batches/{batch}"));
+    let jobs: Vec<String> = accepted["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(jobs.len(), N);
+    // The same key and body: the same batch.
+    let again = post_batch(&stack, &contract, Some("batch-key-1"), &body).await;
+    assert_eq!((again.status, again.json()), (202, accepted.clone()));
+
+    let mut view = Value::Null;
+    wait_until("the batch to complete", Duration::from_secs(120), async || {
+        let reply = get_batch(&stack, &contract, &batch).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        view = reply.json();
+        view["status"] == "completed"
+    })
+    .await;
+    assert_eq!(view["total"], N);
+    assert_eq!(view["counts"]["completed"], N - 1, "{view}");
+    assert_eq!(view["counts"]["failed"], 1, "{view}");
+
+    // Each document: its own PDF, with its own invoice and title only; its own job and webhook.
+    for (i, id) in jobs.iter().enumerate() {
+        let job = ended(&stack, &contract, id, Duration::from_secs(30)).await;
+        if i == REFUSED {
+            assert_eq!(job["error_message"], "Upload failed: 403 Forbidden", "{job}");
+            webhook_for(&stack, &contract, id, "render.failed").await;
+            continue;
+        }
+        assert_eq!(job["status"], "completed", "{job}");
+        let pdf = stack.bucket.object(&format!("batch/{i}.pdf")).expect("uploaded");
+        assert_eq!(job["result"]["file_size_bytes"], pdf.len());
+        let text = poppler("pdftotext", &pdf, &[]);
+        assert!(text.contains(&format!("#INV-2024-{}", 8000 + i)), "{text}");
+        assert_eq!(text.matches("#INV-2024-").count(), 1, "only its own invoice: {text}");
+        let info = poppler("pdfinfo", &pdf, &[]);
+        assert!(info.contains(&format!("Invoice {i}")) && info.contains("Acme"), "{info}");
+        webhook_for(&stack, &contract, id, "render.completed").await;
+    }
+
+    // One batch.completed, signed like the others.
+    wait_until("the batch webhook", Duration::from_secs(30), async || {
+        stack.receiver.all().iter().any(|d| d.json()["event"] == "batch.completed")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let hooks: Vec<_> = stack
+        .receiver
+        .all()
+        .into_iter()
+        .filter(|d| d.json()["event"] == "batch.completed")
+        .collect();
+    assert_eq!(hooks.len(), 1);
+    let hook = &hooks[0];
+    contract.check_webhook("batchCompleted", &hook.headers, &hook.body);
+    assert!(seed_verifies(&hook.body, hook.header("x-tailpdf-signature"), WEBHOOK_SECRET));
+    let key = StandardWebhookKey::from_secret(WEBHOOK_SECRET);
+    let (wid, wts) = (hook.header("webhook-id"), hook.header("webhook-timestamp"));
+    assert_eq!(wid, format!("msg_{batch}_batch_completed"));
+    assert!(key.verify(wid, wts, hook.header("webhook-signature"), &hook.body, now()).is_ok());
+    let data = &hook.json()["data"];
+    assert_eq!(
+        (data["total"].as_u64(), data["completed"].as_u64(), data["failed"].as_u64()),
+        (Some(N as u64), Some(N as u64 - 1), Some(1))
+    );
+
+    // The renderer printed the batch's documents together.
+    let metrics = client()
+        .get(format!("{}/metrics", stack.renderer.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let grouped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tailpdf_grouped_documents_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(grouped >= N as u64 / 2, "{grouped} documents printed in groups\n{metrics}");
 }

@@ -51,6 +51,12 @@ struct Args {
     /// The document.
     #[arg(long, default_value = "examples/invoice.html")]
     input: PathBuf,
+    /// Documents of the batch run (push mode; 0: none).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Only the batch run (with its baseline of as many single async jobs).
+    #[arg(long)]
+    batch_only: bool,
 }
 
 fn ms(d: Duration) -> String {
@@ -518,8 +524,16 @@ async fn main() -> anyhow::Result<()> {
             Ok((n.parse()?, c.parse()?))
         })
         .collect::<anyhow::Result<_>>()?;
+    if args.batch_only {
+        let stack =
+            Stack::start(Settings { release: true, tabs: args.tabs, ..Settings::default() }).await;
+        let batch = batch_run(&stack, &content, args.batch).await?;
+        print_batch(&args, &batch);
+        return Ok(());
+    }
     let mut results = Vec::new();
     let mut idles = Vec::new();
+    let mut batch = None;
     for mode in &args.modes {
         let mode: &'static str = match mode.as_str() {
             "push" => "push",
@@ -541,9 +555,192 @@ async fn main() -> anyhow::Result<()> {
         for &(jobs, clients) in &runs {
             results.push(run(&stack, mode, &content, (jobs, clients), args.tabs).await?);
         }
+        if mode == "push" && args.batch > 0 {
+            batch = Some(batch_run(&stack, &content, args.batch).await?);
+        }
     }
     report(&args, &results, &idles);
+    if let Some(batch) = &batch {
+        print_batch(&args, batch);
+    }
     Ok(())
+}
+
+/// One batch of `count` distinct invoices end to end, against as many single async jobs of
+/// the same invoices just before (20 clients).
+struct BatchRun {
+    count: usize,
+    singles_rate: f64,
+    accepted: Duration,
+    rate: f64,
+    first_webhook: Duration,
+    batch_webhook: Duration,
+    grouped: f64,
+}
+
+async fn batch_run(stack: &Stack, content: &str, count: usize) -> anyhow::Result<BatchRun> {
+    eprintln!("push: a batch of {count} documents");
+    let invoice =
+        |i: usize| content.replace("#INV-2024-1234", &format!("#INV-2024-{}", 20_000 + i));
+    // The baseline: the same documents as single async jobs.
+    let singles: Vec<Job> = {
+        let http = client();
+        let url = format!("{}/pdf", stack.edge.url);
+        let bodies: Arc<Vec<Value>> = Arc::new(
+            (0..count)
+                .map(|i| {
+                    stack.async_job(
+                        &invoice(i),
+                        &stack.bucket.upload_url(&format!("singles/{i}.pdf")),
+                    )
+                })
+                .collect(),
+        );
+        let jobs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = jobs.clone();
+        from_clients(count, 20, move |i| {
+            let (http, url, bodies, sink) =
+                (http.clone(), url.clone(), bodies.clone(), sink.clone());
+            async move {
+                let submitted = Instant::now();
+                let reply =
+                    http.post(&url).header("X-API-Key", API_KEY).json(&bodies[i]).send().await?;
+                let accepted_after = submitted.elapsed();
+                ensure!(reply.status() == 202, "async POST /pdf answered {}", reply.status());
+                let id = reply.json::<Value>().await?["job_id"]
+                    .as_str()
+                    .context("no job_id")?
+                    .to_owned();
+                sink.lock().expect("not poisoned").push(Job { id, submitted, accepted_after });
+                Ok(accepted_after)
+            }
+        })
+        .await?;
+        let jobs = std::mem::take(&mut *jobs.lock().expect("not poisoned"));
+        jobs
+    };
+    let arrived = webhooks_of(stack, &singles).await?;
+    let first = singles.iter().map(|j| j.submitted).min().context("no jobs")?;
+    let singles_rate =
+        count as f64 / (*arrived.iter().max().context("none")? - first).as_secs_f64();
+
+    let grouped_before = counter(&stack.renderer.url, "tailpdf_grouped_documents_total").await?;
+    let documents: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "content": invoice(i),
+                "upload_url": stack.bucket.upload_url(&format!("batch/{i}.pdf")),
+                "webhook_url": stack.receiver.url,
+            })
+        })
+        .collect();
+    let body =
+        json!({"pdfOptions": options(), "webhook_url": stack.receiver.url, "documents": documents});
+    let submitted = Instant::now();
+    let reply = client()
+        .post(format!("{}/pdf/batch", stack.edge.url))
+        .header("X-API-Key", API_KEY)
+        .json(&body)
+        .send()
+        .await?;
+    let accepted = submitted.elapsed();
+    ensure!(reply.status() == 202, "POST /pdf/batch answered {}", reply.status());
+    let answer: Value = reply.json().await?;
+    let batch_id = answer["batch_id"].as_str().context("no batch_id")?.to_owned();
+    let jobs: Vec<Job> = answer["jobs"]
+        .as_array()
+        .context("no jobs")?
+        .iter()
+        .map(|j| Job {
+            id: j["job_id"].as_str().unwrap_or_default().to_owned(),
+            submitted,
+            accepted_after: accepted,
+        })
+        .collect();
+    ensure!(jobs.len() == count, "{} jobs for {count} documents", jobs.len());
+    let arrived = webhooks_of(stack, &jobs).await?;
+    // Every job webhook verified, and the one batch webhook.
+    let key = tailpdf_shared::signing::StandardWebhookKey::from_secret(
+        tailpdf_e2e::stack::WEBHOOK_SECRET,
+    );
+    let wanted: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    let mut verified = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let batch_at = loop {
+        let all = stack.receiver.all();
+        if let Some(d) = all.iter().find(|d| d.json()["batch_id"] == batch_id.as_str()) {
+            for d in &all {
+                let body = d.json();
+                let id = body["job_id"]
+                    .as_str()
+                    .or_else(|| body["batch_id"].as_str())
+                    .unwrap_or_default();
+                if wanted.contains(id) || id == batch_id {
+                    let (wid, ts) = (d.header("webhook-id"), d.header("webhook-timestamp"));
+                    // The signature, checked at the time it was sent (the run outlasts the
+                    // receivers' 5-minute tolerance for the first webhooks).
+                    let sent: i64 = ts.parse().context("webhook-timestamp")?;
+                    let signature = d.header("webhook-signature");
+                    ensure!(
+                        key.verify(wid, ts, signature, &d.body, sent).is_ok(),
+                        "{wid} does not verify"
+                    );
+                    verified += 1;
+                }
+            }
+            break d.at;
+        }
+        ensure!(Instant::now() < deadline, "no batch.completed webhook");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    ensure!(verified > count, "{verified} webhooks verified");
+    let objects =
+        (0..count).filter(|i| stack.bucket.object(&format!("batch/{i}.pdf")).is_some()).count();
+    ensure!(objects == count, "{objects} of {count} objects uploaded");
+    let last = arrived.iter().max().copied().context("no webhooks")?;
+    let grouped =
+        counter(&stack.renderer.url, "tailpdf_grouped_documents_total").await? - grouped_before;
+    Ok(BatchRun {
+        count,
+        singles_rate,
+        accepted,
+        rate: count as f64 / (last - submitted).as_secs_f64(),
+        first_webhook: *arrived.iter().min().context("none")? - submitted,
+        batch_webhook: batch_at - submitted,
+        grouped,
+    })
+}
+
+/// A counter of the renderer's metrics.
+async fn counter(renderer: &str, name: &str) -> anyhow::Result<f64> {
+    let text = client().get(format!("{renderer}/metrics")).send().await?.text().await?;
+    Ok(text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0))
+}
+
+fn print_batch(args: &Args, b: &BatchRun) {
+    println!(
+        "\n### A batch of {} distinct invoices end to end (push mode, {} tab(s)); {}\n",
+        b.count,
+        args.tabs,
+        revision()
+    );
+    println!("| | documents per second | vs single async jobs | 202 after | first webhook | batch.completed after | printed in groups |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {} single async jobs (20 clients) | {:.1} | 1.00× | | | | |",
+        b.count, b.singles_rate
+    );
+    println!(
+        "| one batch of {} | {:.1} | {:.2}× | {} | {} | {} | {:.0} of {} |",
+        b.count,
+        b.rate,
+        b.rate / b.singles_rate,
+        ms(b.accepted),
+        ms(b.first_webhook),
+        ms(b.batch_webhook),
+        b.grouped,
+        b.count
+    );
 }
 
 fn report(args: &Args, results: &[Run], idles: &[(&str, Idle)]) {
