@@ -15,7 +15,7 @@
 //! that cannot be cut (deeper than [`MAX_DEPTH`], or written in a form Chromium does not use)
 //! leaves that document untagged rather than wrong.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use lopdf::{dictionary, Document, Object, ObjectId};
 
@@ -47,11 +47,14 @@ pub fn split(pdf: &[u8], marker: &str, count: usize) -> Result<Vec<Part>, SplitE
     let pages: Vec<ObjectId> = doc.get_pages().into_values().collect();
     let (starts, markers) = find_markers(&doc, &pages, marker, count)?;
     let all_pages: HashSet<ObjectId> = pages.iter().copied().collect();
+    let spans = tags::Spans::of(&doc, &pages);
+    let group = Group { src: &doc, all_pages: &all_pages, skip: &markers, spans: &spans };
     (0..count)
         .map(|i| {
             let end = starts.get(i + 1).copied().unwrap_or(pages.len());
             let own = &pages[starts[i]..end];
-            Ok(Part { pdf: extract(&doc, own, &all_pages, &markers)?, pages: own.len() })
+            let pdf = extract(&group, own, (starts[i], end - 1))?;
+            Ok(Part { pdf, pages: own.len() })
         })
         .collect()
 }
@@ -123,14 +126,24 @@ fn link_uri(doc: &Document, annot: ObjectId) -> Option<String> {
     String::from_utf8(uri.to_vec()).ok()
 }
 
-/// A PDF of `pages` and everything they reach, without `skip` (the markers) and without any
-/// other page; with the group's tags and outline cut down to what lies on `pages`.
+/// The group PDF and what is known of it once for all its documents.
+struct Group<'a> {
+    src: &'a Document,
+    all_pages: &'a HashSet<ObjectId>,
+    /// The markers' annotations.
+    skip: &'a HashSet<ObjectId>,
+    spans: &'a tags::Spans,
+}
+
+/// A PDF of `pages` (the group's `range` of page indexes) and everything they reach, without
+/// the markers and without any other page; with the group's tags and outline cut down to what
+/// lies on `pages`.
 fn extract(
-    src: &Document,
+    group: &Group<'_>,
     pages: &[ObjectId],
-    all_pages: &HashSet<ObjectId>,
-    skip: &HashSet<ObjectId>,
+    range: (usize, usize),
 ) -> Result<Vec<u8>, SplitError> {
+    let Group { src, all_pages, skip, spans } = *group;
     let own: HashSet<ObjectId> = pages.iter().copied().collect();
     let annots: HashSet<ObjectId> =
         pages.iter().flat_map(|p| annotations(src, *p)).filter(|a| !skip.contains(a)).collect();
@@ -138,8 +151,10 @@ fn extract(
     let mut catalog = dictionary! { "Type" => "Catalog" };
     let mut roots: Vec<ObjectId> = pages.to_vec();
     if let Ok(source) = src.catalog() {
-        let tagged = reference(source, b"StructTreeRoot")
-            .and_then(|root| tags::prune(src, root, &own, &annots, &mut overrides).then_some(root));
+        let tagged = reference(source, b"StructTreeRoot").and_then(|root| {
+            let cut = tags::Cut { own: &own, annots: &annots, spans, range };
+            tags::prune(src, root, &cut, &mut overrides).then_some(root)
+        });
         if let Some(root) = tagged {
             catalog.set("StructTreeRoot", root);
             roots.push(root);
@@ -251,35 +266,109 @@ const MAX_DEPTH: usize = 256;
 mod tags {
     use super::*;
 
-    struct Pruner<'a> {
-        src: &'a Document,
-        own: &'a HashSet<ObjectId>,
-        annots: &'a HashSet<ObjectId>,
-        out: BTreeMap<ObjectId, Object>,
-        kept: HashSet<ObjectId>,
+    /// The first and last page (indexes) each structure element has content on, found once
+    /// for the whole group: each document's cut then skips the others' subtrees at once instead
+    /// of walking them (which made splitting quadratic in the group's size).
+    pub(super) struct Spans {
+        spans: HashMap<ObjectId, (usize, usize)>,
         too_deep: bool,
     }
 
-    /// Writes into `overrides` the structure tree of `own` pages under `root`; false when there
-    /// is nothing of it there, or it cannot be cut (then the document is untagged).
+    impl Spans {
+        pub(super) fn of(src: &Document, pages: &[ObjectId]) -> Self {
+            let index: HashMap<ObjectId, usize> =
+                pages.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+            let mut spans = Self { spans: HashMap::new(), too_deep: false };
+            let root = src.catalog().ok().and_then(|c| reference(c, b"StructTreeRoot"));
+            if let Some(root) = root.and_then(|r| src.get_dictionary(r).ok()) {
+                spans.of_kids(src, root, None, &index, 0);
+            }
+            spans
+        }
+
+        fn of_kids(
+            &mut self,
+            src: &Document,
+            dict: &lopdf::Dictionary,
+            page: Option<ObjectId>,
+            index: &HashMap<ObjectId, usize>,
+            depth: usize,
+        ) -> Option<(usize, usize)> {
+            let page = reference(dict, b"Pg").or(page);
+            let at = |p: Option<ObjectId>| p.and_then(|p| index.get(&p)).map(|i| (*i, *i));
+            let mut span: Option<(usize, usize)> = None;
+            for kid in kid_list(dict) {
+                let s = match &kid {
+                    Object::Integer(_) => at(page),
+                    Object::Dictionary(d) => at(reference(d, b"Pg").or(page)),
+                    Object::Reference(id) => match src.get_dictionary(*id) {
+                        Ok(d) if d.has(b"S") => {
+                            if depth > MAX_DEPTH {
+                                self.too_deep = true;
+                                None
+                            } else if let Some(s) = self.spans.get(id) {
+                                Some(*s)
+                            } else {
+                                let s = self.of_kids(src, d, page, index, depth + 1);
+                                if let Some(s) = s {
+                                    self.spans.insert(*id, s);
+                                }
+                                s
+                            }
+                        }
+                        Ok(d) => at(reference(d, b"Pg").or(page)),
+                        Err(_) => None,
+                    },
+                    _ => None,
+                };
+                span = match (span, s) {
+                    (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+                    (a, b) => a.or(b),
+                };
+            }
+            span
+        }
+    }
+
+    fn kid_list(dict: &lopdf::Dictionary) -> Vec<Object> {
+        match dict.get(b"K") {
+            Ok(Object::Array(items)) => items.clone(),
+            Ok(other) => vec![other.clone()],
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// One document's part of the group: its pages, its annotations, their indexes.
+    pub(super) struct Cut<'a> {
+        pub(super) own: &'a HashSet<ObjectId>,
+        pub(super) annots: &'a HashSet<ObjectId>,
+        pub(super) spans: &'a Spans,
+        pub(super) range: (usize, usize),
+    }
+
+    struct Pruner<'a> {
+        src: &'a Document,
+        cut: &'a Cut<'a>,
+        out: BTreeMap<ObjectId, Object>,
+        kept: HashSet<ObjectId>,
+    }
+
+    /// Writes into `overrides` the structure tree of the document's pages under `root`; false
+    /// when there is nothing of it there, or it cannot be cut (then the document is untagged).
     pub(super) fn prune(
         src: &Document,
         root: ObjectId,
-        own: &HashSet<ObjectId>,
-        annots: &HashSet<ObjectId>,
+        cut: &Cut<'_>,
         overrides: &mut BTreeMap<ObjectId, Object>,
     ) -> bool {
+        if cut.spans.too_deep {
+            return false;
+        }
+        let (own, annots) = (cut.own, cut.annots);
         let Ok(root_dict) = src.get_dictionary(root) else { return false };
-        let mut p = Pruner {
-            src,
-            own,
-            annots,
-            out: BTreeMap::new(),
-            kept: HashSet::new(),
-            too_deep: false,
-        };
+        let mut p = Pruner { src, cut, out: BTreeMap::new(), kept: HashSet::new() };
         let kids = p.kids(root_dict, None, 0);
-        if kids.is_empty() || p.too_deep {
+        if kids.is_empty() {
             return false;
         }
         // The parent tree: the entries of this document's pages and annotations.
@@ -383,18 +472,13 @@ mod tags {
             depth: usize,
         ) -> Vec<Object> {
             let page = reference(dict, b"Pg").or(page);
-            let kids: Vec<Object> = match dict.get(b"K") {
-                Ok(Object::Array(items)) => items.clone(),
-                Ok(other) => vec![other.clone()],
-                Err(_) => Vec::new(),
-            };
-            kids.into_iter().filter(|kid| self.keep(kid, page, depth)).collect()
+            kid_list(dict).into_iter().filter(|kid| self.keep(kid, page, depth)).collect()
         }
 
         fn keep(&mut self, kid: &Object, page: Option<ObjectId>, depth: usize) -> bool {
             match kid {
                 // A marked-content id on the element's page.
-                Object::Integer(_) => page.is_some_and(|p| self.own.contains(&p)),
+                Object::Integer(_) => page.is_some_and(|p| self.cut.own.contains(&p)),
                 Object::Dictionary(d) => self.leaf(d, page),
                 Object::Reference(id) => {
                     let Ok(d) = self.src.get_dictionary(*id) else { return false };
@@ -412,8 +496,8 @@ mod tags {
         fn leaf(&self, d: &lopdf::Dictionary, page: Option<ObjectId>) -> bool {
             let page = reference(d, b"Pg").or(page);
             match d.get(b"Type").and_then(Object::as_name) {
-                Ok(b"OBJR") => reference(d, b"Obj").is_some_and(|o| self.annots.contains(&o)),
-                _ => page.is_some_and(|p| self.own.contains(&p)),
+                Ok(b"OBJR") => reference(d, b"Obj").is_some_and(|o| self.cut.annots.contains(&o)),
+                _ => page.is_some_and(|p| self.cut.own.contains(&p)),
             }
         }
 
@@ -424,8 +508,13 @@ mod tags {
             page: Option<ObjectId>,
             depth: usize,
         ) -> bool {
+            // No content on this document's pages (or none at all): not walked.
+            let (first, last) = self.cut.range;
+            match self.cut.spans.spans.get(&id) {
+                Some((lo, hi)) if *hi >= first && *lo <= last => {}
+                _ => return false,
+            }
             if depth > MAX_DEPTH {
-                self.too_deep = true;
                 return false;
             }
             if self.kept.contains(&id) {
