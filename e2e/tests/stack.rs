@@ -365,3 +365,80 @@ async fn a_batch_is_printed_together_and_each_document_ends_as_a_job() {
         .unwrap_or(0);
     assert!(grouped >= N as u64 / 2, "{grouped} documents printed in groups\n{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_killed_mid_batch_loses_nothing() {
+    let mut stack = Stack::start(Settings::default()).await;
+    let contract = Contract::load();
+    let image = HeldImage::start().await;
+    const N: usize = 6;
+    let documents: Vec<Value> = (0..N)
+        .map(|i| {
+            json!({
+                "content": format!(
+                    r#"<img src="{}" class="w-10 h-10"><p class="text-xl">Survivor {i}</p>"#,
+                    image.url
+                ),
+                "upload_url": stack.bucket.upload_url(&format!("crash-batch/{i}.pdf")),
+                "webhook_url": stack.receiver.url,
+            })
+        })
+        .collect();
+    let body = json!({
+        "pdfOptions": {"format": "A4"},
+        "webhook_url": stack.receiver.url,
+        "documents": documents,
+    });
+    let reply = post_batch(&stack, &contract, None, &body).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let accepted = reply.json();
+    let batch = accepted["batch_id"].as_str().unwrap().to_owned();
+    let jobs: Vec<String> = accepted["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap().to_owned())
+        .collect();
+
+    // The group is printing (Chromium asked for the image): kill the renderer outright.
+    wait_until("the group to start", Duration::from_secs(60), async || image.hits() > 0).await;
+    let chromium = descendants(stack.renderer.pid());
+    stack.renderer.kill_hard();
+    wait_until("the killed renderer's Chromium to exit", Duration::from_secs(10), async || {
+        chromium.iter().all(|&pid| !alive(pid))
+    })
+    .await;
+    for id in &jobs {
+        let job = get_job(&stack, &contract, id).await.json();
+        assert!(
+            matches!(job["status"].as_str(), Some("pending" | "processing")),
+            "not lost, not failed: {job}"
+        );
+    }
+
+    // Started again, the renderer gets every document again and finishes the batch.
+    stack.renderer.restart().await;
+    wait_until("the batch to complete", Duration::from_secs(120), async || {
+        get_batch(&stack, &contract, &batch).await.json()["status"] == "completed"
+    })
+    .await;
+    let view = get_batch(&stack, &contract, &batch).await.json();
+    assert_eq!(view["counts"]["completed"], N, "{view}\n{}", stack.renderer.log());
+    assert!(image.hits() >= 2, "rendered again after the restart");
+    assert_eq!(stack.bucket.objects().len(), N, "one object per document");
+    for (i, id) in jobs.iter().enumerate() {
+        let pdf = stack.bucket.object(&format!("crash-batch/{i}.pdf")).unwrap();
+        assert!(poppler("pdftotext", &pdf, &[]).contains(&format!("Survivor {i}")));
+        webhook_for(&stack, &contract, id, "render.completed").await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for id in &jobs {
+        let ids: Vec<String> =
+            stack.receiver.for_job(id).iter().map(|d| d.header("webhook-id").to_owned()).collect();
+        assert!(ids.iter().all(|w| *w == format!("msg_{id}_completed")), "{ids:?}");
+    }
+    let batch_hooks =
+        stack.receiver.all().into_iter().filter(|d| d.json()["event"] == "batch.completed");
+    let ids: Vec<String> = batch_hooks.map(|d| d.header("webhook-id").to_owned()).collect();
+    assert_eq!(ids, [format!("msg_{batch}_batch_completed")], "one batch.completed");
+}

@@ -576,6 +576,23 @@ struct BatchRun {
     first_webhook: Duration,
     batch_webhook: Duration,
     grouped: f64,
+    /// CPU milliseconds per document by part of the stack: single jobs, the batch.
+    cpu: Vec<(String, f64, f64)>,
+}
+
+/// CPU milliseconds per document by part, between two readings of [`cpu_by_part`].
+fn cpu_per_document(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    count: usize,
+) -> std::collections::BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(part, secs)| {
+            let spent = secs - before.get(part).copied().unwrap_or(0.0);
+            (part.clone(), spent * 1e3 / count as f64)
+        })
+        .collect()
 }
 
 async fn batch_run(stack: &Stack, content: &str, count: usize) -> anyhow::Result<BatchRun> {
@@ -583,6 +600,7 @@ async fn batch_run(stack: &Stack, content: &str, count: usize) -> anyhow::Result
     let invoice =
         |i: usize| content.replace("#INV-2024-1234", &format!("#INV-2024-{}", 20_000 + i));
     // The baseline: the same documents as single async jobs.
+    let cpu_start = cpu_by_part();
     let singles: Vec<Job> = {
         let http = client();
         let url = format!("{}/pdf", stack.edge.url);
@@ -623,6 +641,7 @@ async fn batch_run(stack: &Stack, content: &str, count: usize) -> anyhow::Result
     let first = singles.iter().map(|j| j.submitted).min().context("no jobs")?;
     let singles_rate =
         count as f64 / (*arrived.iter().max().context("none")? - first).as_secs_f64();
+    let cpu_singles = cpu_by_part();
 
     let grouped_before = counter(&stack.renderer.url, "tailpdf_grouped_documents_total").await?;
     let documents: Vec<Value> = (0..count)
@@ -700,6 +719,12 @@ async fn batch_run(stack: &Stack, content: &str, count: usize) -> anyhow::Result
     let last = arrived.iter().max().copied().context("no webhooks")?;
     let grouped =
         counter(&stack.renderer.url, "tailpdf_grouped_documents_total").await? - grouped_before;
+    let singles_cpu = cpu_per_document(&cpu_start, &cpu_singles, count);
+    let batch_cpu = cpu_per_document(&cpu_singles, &cpu_by_part(), count);
+    let cpu = singles_cpu
+        .iter()
+        .map(|(part, ms)| (part.clone(), *ms, batch_cpu.get(part).copied().unwrap_or(0.0)))
+        .collect();
     Ok(BatchRun {
         count,
         singles_rate,
@@ -708,6 +733,7 @@ async fn batch_run(stack: &Stack, content: &str, count: usize) -> anyhow::Result
         first_webhook: *arrived.iter().min().context("none")? - submitted,
         batch_webhook: batch_at - submitted,
         grouped,
+        cpu,
     })
 }
 
@@ -741,6 +767,12 @@ fn print_batch(args: &Args, b: &BatchRun) {
         b.grouped,
         b.count
     );
+    println!("\nCPU milliseconds per document, by part of the stack:\n");
+    println!("| part | single async jobs | in the batch |");
+    println!("|---|---|---|");
+    for (part, singles, batch) in &b.cpu {
+        println!("| {part} | {singles:.1} | {batch:.1} |");
+    }
 }
 
 fn report(args: &Args, results: &[Run], idles: &[(&str, Idle)]) {
