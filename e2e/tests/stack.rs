@@ -227,6 +227,12 @@ async fn post_batch(stack: &Stack, contract: &Contract, key: Option<&str>, body:
     reply
 }
 
+/// The job ids of a batch's `202`, in the order of its documents.
+fn job_ids(accepted: &Value) -> Vec<String> {
+    let jobs = accepted["jobs"].as_array().unwrap();
+    jobs.iter().map(|j| j["job_id"].as_str().unwrap().to_owned()).collect()
+}
+
 async fn get_batch(stack: &Stack, contract: &Contract, id: &str) -> Reply {
     let request =
         client().get(format!("{}/batches/{id}", stack.edge.url)).header("X-API-Key", API_KEY);
@@ -281,12 +287,7 @@ async fn a_batch_is_printed_together_and_each_document_ends_as_a_job() {
     let accepted = reply.json();
     let batch = accepted["batch_id"].as_str().unwrap().to_owned();
     assert_eq!(accepted["status_url"], format!("/batches/{batch}"));
-    let jobs: Vec<String> = accepted["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["job_id"].as_str().unwrap().to_owned())
-        .collect();
+    let jobs = job_ids(&accepted);
     assert_eq!(jobs.len(), N);
     // The same key and body: the same batch.
     let again = post_batch(&stack, &contract, Some("batch-key-1"), &body).await;
@@ -393,12 +394,7 @@ async fn a_renderer_killed_mid_batch_loses_nothing() {
     assert_eq!(reply.status, 202, "{}", reply.text());
     let accepted = reply.json();
     let batch = accepted["batch_id"].as_str().unwrap().to_owned();
-    let jobs: Vec<String> = accepted["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["job_id"].as_str().unwrap().to_owned())
-        .collect();
+    let jobs = job_ids(&accepted);
 
     // The group is printing (Chromium asked for the image): kill the renderer outright.
     wait_until("the group to start", Duration::from_secs(60), async || image.hits() > 0).await;

@@ -135,10 +135,7 @@ impl Http for WorkerHttp {
         body: Vec<u8>,
         timeout: Duration,
     ) -> std::result::Result<Answer, String> {
-        let h = Headers::new();
-        for (name, value) in headers {
-            h.set(name, value).map_err(|e| e.to_string())?;
-        }
+        let h = headers_of(headers)?;
         let answer = post_with_timeout(url, h, body, timeout).await?;
         Ok(answer_of(&answer))
     }
@@ -150,10 +147,7 @@ impl Http for WorkerHttp {
         body: Vec<u8>,
         timeout: Duration,
     ) -> std::result::Result<(Answer, Vec<u8>), String> {
-        let h = Headers::new();
-        for (name, value) in headers {
-            h.set(name, value).map_err(|e| e.to_string())?;
-        }
+        let h = headers_of(headers)?;
         let mut response = post_with_timeout(url, h, body, timeout).await?;
         let answer = answer_of(&response);
         let declared = response
@@ -168,6 +162,14 @@ impl Http for WorkerHttp {
         let bytes = response.bytes().await.map_err(|e| e.to_string())?;
         Ok((answer, bytes))
     }
+}
+
+fn headers_of(pairs: &[(&str, String)]) -> std::result::Result<Headers, String> {
+    let h = Headers::new();
+    for (name, value) in pairs {
+        h.set(name, value).map_err(|e| e.to_string())?;
+    }
+    Ok(h)
 }
 
 fn answer_of(response: &Response) -> Answer {
@@ -301,17 +303,41 @@ async fn body_within(req: &mut Request, max: usize) -> std::result::Result<Vec<u
     req.bytes().await.map_err(|_| ApiError::validation("The request body could not be read."))
 }
 
+/// What `POST /pdf` and `POST /pdf/batch` read before their body: the configuration, the
+/// key's account, and the headers of a submission.
+struct Submitter {
+    cfg: EdgeConfig,
+    account: crate::store::Account,
+    idempotency: Option<String>,
+    no_store: bool,
+}
+
+async fn submitter(req: &Request, env: &Env) -> std::result::Result<Submitter, ApiError> {
+    let cfg = config(env)?;
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let api_key = header("X-API-Key");
+    let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
+    let no_store = tailpdf_shared::request::no_store_requested(header("X-No-Store").as_deref());
+    Ok(Submitter { cfg, account, idempotency: header("Idempotency-Key"), no_store })
+}
+
+/// `X-TailPDF-Ignored` on `response`, when fields of the request were ignored.
+fn with_ignored(response: &mut Response, ignored: &[String]) -> std::result::Result<(), ApiError> {
+    if let Some(value) = tailpdf_shared::client_shapes::ignored_header_value(ignored) {
+        response
+            .headers_mut()
+            .set(tailpdf_shared::client_shapes::IGNORED_HEADER, &value)
+            .map_err(internal)?;
+    }
+    Ok(())
+}
+
 async fn post_pdf_batch(
     req: &mut Request,
     env: &Env,
     trace: &tailpdf_shared::trace::TraceParent,
 ) -> std::result::Result<Response, ApiError> {
-    let cfg = config(env)?;
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    let api_key = header("X-API-Key");
-    let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
-    let idempotency = header("Idempotency-Key");
-    let no_store = tailpdf_shared::request::no_store_requested(header("X-No-Store").as_deref());
+    let Submitter { cfg, account, idempotency, no_store } = submitter(req, env).await?;
     let headers =
         SubmitHeaders { idempotency_key: idempotency.as_deref(), no_store, trace: Some(trace) };
     let body = body_within(req, tailpdf_shared::limits::MAX_BATCH_BODY_BYTES).await?;
@@ -324,12 +350,7 @@ async fn post_pdf_batch(
         submitted.submission;
     let mut response = json(&accepted, 202).map_err(internal)?;
     response.headers_mut().set("Location", batches::location(&accepted)).map_err(internal)?;
-    if let Some(ignored) = tailpdf_shared::client_shapes::ignored_header_value(&submitted.ignored) {
-        response
-            .headers_mut()
-            .set(tailpdf_shared::client_shapes::IGNORED_HEADER, &ignored)
-            .map_err(internal)?;
-    }
+    with_ignored(&mut response, &submitted.ignored)?;
     Ok(response)
 }
 
@@ -347,12 +368,7 @@ async fn post_pdf(
     env: &Env,
     trace: &tailpdf_shared::trace::TraceParent,
 ) -> std::result::Result<Response, ApiError> {
-    let cfg = config(env)?;
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    let api_key = header("X-API-Key");
-    let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
-    let idempotency = header("Idempotency-Key");
-    let no_store = tailpdf_shared::request::no_store_requested(header("X-No-Store").as_deref());
+    let Submitter { cfg, account, idempotency, no_store } = submitter(req, env).await?;
     let headers =
         SubmitHeaders { idempotency_key: idempotency.as_deref(), no_store, trace: Some(trace) };
     let body = body(req).await?;
@@ -370,12 +386,7 @@ async fn post_pdf(
             response
         }
     };
-    if let Some(ignored) = tailpdf_shared::client_shapes::ignored_header_value(&submitted.ignored) {
-        response
-            .headers_mut()
-            .set(tailpdf_shared::client_shapes::IGNORED_HEADER, &ignored)
-            .map_err(internal)?;
-    }
+    with_ignored(&mut response, &submitted.ignored)?;
     Ok(response)
 }
 

@@ -81,24 +81,7 @@ fn raster(pdf: &[u8], dpi: u32) -> Vec<(usize, usize, Vec<u8>)> {
         .filter(|p| p.extension().is_some_and(|e| e == "ppm"))
         .collect();
     files.sort();
-    files.iter().map(|f| ppm(&std::fs::read(f).unwrap())).collect()
-}
-
-fn ppm(data: &[u8]) -> (usize, usize, Vec<u8>) {
-    let mut fields = Vec::new();
-    let mut i = 0;
-    while fields.len() < 4 {
-        while data[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let start = i;
-        while !data[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        fields.push(String::from_utf8_lossy(&data[start..i]).into_owned());
-    }
-    let (w, h) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
-    (w, h, data[i + 1..].to_vec())
+    files.iter().map(|f| common::ppm(&std::fs::read(f).unwrap())).collect()
 }
 
 /// `text` with Chromium's element ids (`node00000039`, numbered in the order the page made

@@ -156,7 +156,7 @@ struct Job {
     accepted_after: Duration,
 }
 
-/// Submits `count` async jobs from `clients` clients, each one after the other.
+/// Submits `count` async jobs of `content` from `clients` clients, each one after the other.
 async fn submit_jobs(
     stack: &Stack,
     content: &str,
@@ -164,10 +164,21 @@ async fn submit_jobs(
     clients: usize,
     tag: &str,
 ) -> anyhow::Result<Vec<Job>> {
+    submit_documents(stack, |_| content.to_owned(), count, clients, tag).await
+}
+
+/// Submits `count` async jobs, the i-th of `content(i)`, from `clients` clients.
+async fn submit_documents(
+    stack: &Stack,
+    content: impl Fn(usize) -> String,
+    count: usize,
+    clients: usize,
+    tag: &str,
+) -> anyhow::Result<Vec<Job>> {
     let http = client();
     let url = format!("{}/pdf", stack.edge.url);
     let bodies: Vec<Value> = (0..count)
-        .map(|i| stack.async_job(content, &stack.bucket.upload_url(&format!("{tag}/{i}.pdf"))))
+        .map(|i| stack.async_job(&content(i), &stack.bucket.upload_url(&format!("{tag}/{i}.pdf"))))
         .collect();
     let bodies = Arc::new(bodies);
     let jobs = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -601,42 +612,7 @@ async fn batch_run(stack: &Stack, content: &str, count: usize) -> anyhow::Result
         |i: usize| content.replace("#INV-2024-1234", &format!("#INV-2024-{}", 20_000 + i));
     // The baseline: the same documents as single async jobs.
     let cpu_start = cpu_by_part();
-    let singles: Vec<Job> = {
-        let http = client();
-        let url = format!("{}/pdf", stack.edge.url);
-        let bodies: Arc<Vec<Value>> = Arc::new(
-            (0..count)
-                .map(|i| {
-                    stack.async_job(
-                        &invoice(i),
-                        &stack.bucket.upload_url(&format!("singles/{i}.pdf")),
-                    )
-                })
-                .collect(),
-        );
-        let jobs = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = jobs.clone();
-        from_clients(count, 20, move |i| {
-            let (http, url, bodies, sink) =
-                (http.clone(), url.clone(), bodies.clone(), sink.clone());
-            async move {
-                let submitted = Instant::now();
-                let reply =
-                    http.post(&url).header("X-API-Key", API_KEY).json(&bodies[i]).send().await?;
-                let accepted_after = submitted.elapsed();
-                ensure!(reply.status() == 202, "async POST /pdf answered {}", reply.status());
-                let id = reply.json::<Value>().await?["job_id"]
-                    .as_str()
-                    .context("no job_id")?
-                    .to_owned();
-                sink.lock().expect("not poisoned").push(Job { id, submitted, accepted_after });
-                Ok(accepted_after)
-            }
-        })
-        .await?;
-        let jobs = std::mem::take(&mut *jobs.lock().expect("not poisoned"));
-        jobs
-    };
+    let singles = submit_documents(stack, invoice, count, 20, "singles").await?;
     let arrived = webhooks_of(stack, &singles).await?;
     let first = singles.iter().map(|j| j.submitted).min().context("no jobs")?;
     let singles_rate =

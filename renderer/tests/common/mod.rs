@@ -211,8 +211,13 @@ pub(crate) fn pixel_on(pdf: &[u8], page: u32, dpi: u32, x: usize, y: usize) -> [
         .output()
         .unwrap();
     assert!(out.status.success());
-    // Binary PPM: "P6\n<w> <h>\n255\n" then RGB triples.
-    let data = out.stdout;
+    let (width, _, pixels) = ppm(&out.stdout);
+    let at = (y * width + x) * 3;
+    [pixels[at], pixels[at + 1], pixels[at + 2]]
+}
+
+/// A binary PPM ("P6\n<w> <h>\n255\n", then RGB triples): its width, height and pixels.
+pub(crate) fn ppm(data: &[u8]) -> (usize, usize, Vec<u8>) {
     let mut fields = Vec::new();
     let mut i = 0;
     while fields.len() < 4 {
@@ -225,10 +230,8 @@ pub(crate) fn pixel_on(pdf: &[u8], page: u32, dpi: u32, x: usize, y: usize) -> [
         }
         fields.push(String::from_utf8_lossy(&data[start..i]).into_owned());
     }
-    i += 1;
-    let width: usize = fields[1].parse().unwrap();
-    let at = i + (y * width + x) * 3;
-    [data[at], data[at + 1], data[at + 2]]
+    let (w, h) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (w, h, data[i + 1..].to_vec())
 }
 
 fn now() -> i64 {
