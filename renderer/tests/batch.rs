@@ -266,3 +266,28 @@ async fn a_failing_document_fails_alone_and_the_rest_render() {
     assert_eq!(after.grouped, before.grouped);
     assert!(results[1].as_ref().unwrap().isolated, "rendered where scripts may run");
 }
+
+#[tokio::test]
+async fn grouped_documents_get_their_post_processing_each() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = Engine::start(engine_config("http://127.0.0.1:9/", cache.path())).await.unwrap();
+    let pdfa = |n: usize| {
+        spec(json!({"content": invoice(n, ""), "pdfOptions": {"format": "A4", "pdfa": "2b",
+            "metadata": {"title": format!("PDF/A {n}")}}}))
+    };
+    let results = engine.render_group(&[pdfa(0), pdfa(1)]).await;
+    assert_eq!(engine.stats().grouped, 2);
+    let mut ids = Vec::new();
+    for (n, r) in results.iter().enumerate() {
+        let pdf = &r.as_ref().unwrap().pdf;
+        assert!(pdf.starts_with(b"%PDF-1.7"), "the PDF/A header");
+        let meta = poppler("pdfinfo", pdf, &["-meta"]);
+        assert!(meta.contains("<pdfaid:part>2</pdfaid:part>"), "{meta}");
+        assert_eq!(info_field(pdf, "Title"), Some(format!("PDF/A {n}")));
+        let (code, _, err) = run_on("qpdf", pdf, &["--check"], &[]);
+        assert_eq!(code, 0, "{err}");
+        let doc = lopdf::Document::load_mem(pdf).unwrap();
+        ids.push(format!("{:?}", doc.trailer.get(b"ID").unwrap()));
+    }
+    assert_ne!(ids[0], ids[1], "each file has an identifier of its own");
+}

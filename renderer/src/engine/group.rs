@@ -386,11 +386,13 @@ impl Engine {
                 if pages > limits.pages as usize {
                     return Err(LimitExceeded::Pages(limits.pages).into());
                 }
+                let options = with_default_title(&spec.pdf_options, &spec.content);
+                let parsed = postprocess::Pdf::Parsed(Box::new(pdf));
+                let (pdf, steps) = postprocess::run(parsed, &options, post).await?;
+                // Checked on the finished file: the split's parts are never written before.
                 if pdf.len() as u64 > limits.pdf_bytes {
                     return Err(LimitExceeded::PdfBytes(limits.pdf_bytes).into());
                 }
-                let options = with_default_title(&spec.pdf_options, &spec.content);
-                let (pdf, steps) = postprocess::run(pdf, &options, post).await?;
                 let steps = group_steps.iter().copied().chain(steps).collect();
                 Ok(Rendered {
                     pdf,

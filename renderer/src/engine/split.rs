@@ -30,14 +30,11 @@ pub enum SplitError {
     Repeated(usize),
     #[error("document {0} does not start after the one before it")]
     OutOfOrder(usize),
-    #[error("a document's PDF could not be written: {0}")]
-    Write(String),
 }
 
-/// One document's PDF.
-#[derive(Debug)]
+/// One document's PDF, parsed (the post-processing stage writes it).
 pub struct Part {
-    pub pdf: Vec<u8>,
+    pub pdf: Document,
     pub pages: usize,
 }
 
@@ -142,7 +139,7 @@ fn extract(
     group: &Group<'_>,
     pages: &[ObjectId],
     range: (usize, usize),
-) -> Result<Vec<u8>, SplitError> {
+) -> Result<Document, SplitError> {
     let Group { src, all_pages, skip, spans } = *group;
     let own: HashSet<ObjectId> = pages.iter().copied().collect();
     let annots: HashSet<ObjectId> =
@@ -228,9 +225,7 @@ fn extract(
     let catalog_id = out.add_object(catalog);
     out.trailer.set("Root", catalog_id);
     out.renumber_objects();
-    let mut bytes = Vec::new();
-    out.save_to(&mut bytes).map_err(|e| SplitError::Write(e.to_string()))?;
-    Ok(bytes)
+    Ok(out)
 }
 
 fn reference(dict: &lopdf::Dictionary, key: &[u8]) -> Option<ObjectId> {

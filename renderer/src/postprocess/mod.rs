@@ -39,18 +39,26 @@ pub struct Step {
     pub took: Duration,
 }
 
+/// A PDF for the stage: Chromium's bytes, or a document already parsed (a batch document
+/// cut from its group's PDF), which is then not written and parsed again in between.
+pub enum Pdf {
+    Bytes(Vec<u8>),
+    Parsed(Box<lopdf::Document>),
+}
+
 /// Runs every step `options` asks for on `pdf` within `cfg.timeout`.
 pub async fn run(
-    pdf: Vec<u8>,
+    pdf: impl Into<Pdf>,
     options: &PdfOptions,
     cfg: &Config,
 ) -> Result<(Vec<u8>, Vec<Step>), RenderError> {
+    let pdf = pdf.into();
     let work = async {
         let mut steps = Vec::with_capacity(3);
         let (metadata, pdfa, now) = (options.metadata.clone(), options.pdfa(), now()?);
         // lopdf is synchronous and CPU-bound: off the async threads.
         let (pdf, edits) =
-            tokio::task::spawn_blocking(move || edit(&pdf, metadata.as_ref(), pdfa, now))
+            tokio::task::spawn_blocking(move || edit(pdf, metadata.as_ref(), pdfa, now))
                 .await
                 .map_err(|e| failed("metadata", e))??;
         steps.extend(edits);
@@ -73,16 +81,35 @@ pub async fn run(
     })
 }
 
-/// The steps that edit the document: parsed once, written once.
+impl From<Vec<u8>> for Pdf {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::Bytes(bytes)
+    }
+}
+
+/// The steps that edit the document: parsed once (unless it comes parsed), written once.
 /// The document's parse and write count as the metadata step's, which every PDF has.
 fn edit(
-    pdf: &[u8],
+    pdf: Pdf,
     given: Option<&Metadata>,
     pdfa: Option<PdfA>,
     now: Timestamp,
 ) -> Result<(Vec<u8>, Vec<Step>), RenderError> {
     let started = Instant::now();
-    let mut doc = lopdf::Document::load_mem(pdf).map_err(|e| failed("metadata", e))?;
+    // What the PDF/A file identifier is made from: the file as it came, or for a parsed
+    // document random bytes (the identifier need only be its own).
+    let (mut doc, original) = match pdf {
+        Pdf::Bytes(bytes) => {
+            let doc = lopdf::Document::load_mem(&bytes).map_err(|e| failed("metadata", e))?;
+            (doc, bytes)
+        }
+        Pdf::Parsed(doc) => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| failed("pdfa", e))?;
+            (*doc, seed.to_vec())
+        }
+    };
+    let pdf = original.as_slice();
     let fields = metadata::Fields::new(given, &doc, now).map_err(|e| failed("metadata", e))?;
     metadata::apply(&mut doc, &fields, pdfa).map_err(|e| failed("metadata", e))?;
     let pdfa_took = match pdfa {
@@ -93,7 +120,7 @@ fn edit(
         }
         None => None,
     };
-    let mut out = Vec::with_capacity(pdf.len() + 16 * 1024);
+    let mut out = Vec::with_capacity(pdf.len().max(64 * 1024) + 16 * 1024);
     doc.save_to(&mut out).map_err(|e| failed("metadata", e))?;
     let metadata_took = started.elapsed().saturating_sub(pdfa_took.unwrap_or_default());
     let mut steps = vec![Step { name: "metadata", took: metadata_took }];
