@@ -254,14 +254,8 @@ pub async fn job_status(
     };
     let id = JobId::parse(id).map_err(|_| not_found())?;
     let job = load_job(jobs, &id, WebhookRecord::Read).await?.ok_or_else(not_found)?;
-    if job.base.account != account.account {
+    if job.base.account != account.account || !cfg.still_kept(job.record.completed_at, now) {
         return Err(not_found());
-    }
-    if let Some(ended) = job.record.completed_at {
-        let ttl = i64::try_from(cfg.job_ttl_done_secs).unwrap_or(i64::MAX);
-        if ended.seconds_until(now) > ttl {
-            return Err(not_found());
-        }
     }
     Ok(job.record.view())
 }

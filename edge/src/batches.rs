@@ -413,11 +413,8 @@ pub async fn batch_status(
         .map_err(progress_unavailable)?
         .ok_or_else(not_found)?;
     let completed_at = completed_at(&snapshot);
-    if let Some(ended) = completed_at {
-        let ttl = i64::try_from(cfg.job_ttl_done_secs).unwrap_or(i64::MAX);
-        if ended.seconds_until(now) > ttl {
-            return Err(not_found());
-        }
+    if !cfg.still_kept(completed_at, now) {
+        return Err(not_found());
     }
     Ok(BatchView::new(id, record.created_at, completed_at, states(&record, &snapshot)))
 }

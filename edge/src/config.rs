@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tailpdf_shared::{limits::JOB_TTL_DONE_SECS, origin::parse_origin, UrlPolicy};
+use tailpdf_shared::{limits::JOB_TTL_DONE_SECS, origin::parse_origin, Timestamp, UrlPolicy};
 
 use crate::limits::Limits;
 
@@ -43,6 +43,13 @@ pub struct EdgeConfig {
 pub const DEFAULT_WEBHOOK_RETRY_DELAYS: [u32; 7] = [5, 30, 120, 600, 1800, 3600, 7200];
 
 impl EdgeConfig {
+    /// Whether what ended at `ended` (a job, a batch) is still readable at `now`; reads past
+    /// `job_ttl_done_secs` are 404 even while KV still holds the keys.
+    pub fn still_kept(&self, ended: Option<Timestamp>, now: Timestamp) -> bool {
+        let ttl = i64::try_from(self.job_ttl_done_secs).unwrap_or(i64::MAX);
+        ended.is_none_or(|ended| ended.seconds_until(now) <= ttl)
+    }
+
     /// From the Worker's variables; `get` returns a variable or secret by name.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let internal_secret = get("INTERNAL_SECRET")
