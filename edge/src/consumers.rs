@@ -26,22 +26,31 @@ use crate::{
 /// An outgoing HTTP POST within a deadline, never following redirects.
 #[allow(async_fn_in_trait)] // the Worker is single-threaded: no Send bound wanted
 pub trait Http {
-    async fn post(
-        &self,
-        url: &str,
-        headers: &[(&str, String)],
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Answer, String>;
+    async fn post(&self, post: Post) -> Result<Answer, String>;
 
     /// As [`Http::post`], and the answer's body too (at most [`MAX_ANSWER_BYTES`] of it).
-    async fn post_reading(
-        &self,
-        url: &str,
-        headers: &[(&str, String)],
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<(Answer, Vec<u8>), String>;
+    async fn post_reading(&self, post: Post) -> Result<(Answer, Vec<u8>), String>;
+}
+
+/// One outgoing POST and its deadline.
+#[derive(Debug, Clone)]
+pub struct Post {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    pub timeout: Duration,
+}
+
+impl Post {
+    /// A signed call to the renderer's `path`, within [`PUSH_TIMEOUT`].
+    pub fn to_renderer(cfg: &EdgeConfig, path: &str, body: Vec<u8>, now: Timestamp) -> Self {
+        let (url, signature) = renderer_call(cfg, "POST", path, &body, now.unix());
+        let headers = vec![
+            ("Content-Type", String::from("application/json")),
+            (INTERNAL_SIGNATURE_HEADER, signature),
+        ];
+        Self { url, headers, body, timeout: PUSH_TIMEOUT }
+    }
 }
 
 /// The most of an answer's body [`Http::post_reading`] reads: a group's answer is a few dozen
@@ -85,12 +94,7 @@ pub async fn push_render_job(
 ) -> Verdict {
     let body = serde_json::to_vec(&RenderJobMessage { attempt: job.attempt.max(1), ..job.clone() })
         .unwrap_or_default();
-    let (url, signature) = renderer_call(cfg, "POST", "/jobs", &body, now.unix());
-    let headers = [
-        ("Content-Type", String::from("application/json")),
-        (INTERNAL_SIGNATURE_HEADER, signature),
-    ];
-    let again = match http.post(&url, &headers, body, PUSH_TIMEOUT).await {
+    let again = match http.post(Post::to_renderer(cfg, "/jobs", body, now)).await {
         Ok(answer) if answer.status == 200 => return Verdict::Ack,
         answered => Again::after(answered.ok().as_ref(), cfg),
     };
@@ -198,12 +202,7 @@ async fn push_group(
         .map(|job| RenderJobMessage { attempt: job.attempt.max(1), ..(*job).clone() })
         .collect();
     let body = serde_json::to_vec(&GroupRequest { jobs }).unwrap_or_default();
-    let (url, signature) = renderer_call(cfg, "POST", "/jobs/group", &body, now.unix());
-    let headers = [
-        ("Content-Type", String::from("application/json")),
-        (INTERNAL_SIGNATURE_HEADER, signature),
-    ];
-    let answered = http.post_reading(&url, &headers, body, PUSH_TIMEOUT).await;
+    let answered = http.post_reading(Post::to_renderer(cfg, "/jobs/group", body, now)).await;
     // Each job's end as the renderer answered it, or why the whole group did not end.
     let ends_by_job: Result<Vec<GroupJobEnd>, Again> = match answered {
         Ok((answer, body)) if answer.status == 200 => {
@@ -268,12 +267,10 @@ pub async fn deliver_webhook(
         }
     }
     let attempt = hook.attempt + 1;
-    let request = delivery::request(hook, secret, now.unix());
-    let status = http
-        .post(&request.url, &request.headers, request.body.into_bytes(), cfg.webhook_timeout)
-        .await
-        .ok()
-        .map(|answer| answer.status);
+    let delivery::DeliveryRequest { url, body, headers } =
+        delivery::request(hook, secret, now.unix());
+    let post = Post { url, headers, body: body.into_bytes(), timeout: cfg.webhook_timeout };
+    let status = http.post(post).await.ok().map(|answer| answer.status);
     // The record is a view for GET /jobs; the count it shows comes from the message.
     // GET /batches/{id} shows no delivery: a batch's webhook is not recorded.
     if let Some(job) = hook.payload.job() {
@@ -303,6 +300,7 @@ mod tests {
     use super::*;
     use crate::{
         api::tests::{acct, cfg, lim, queued_job, run, ts},
+        limits::tests::MemoryLimiter,
         store::memory::{MemoryKv, MemoryQueue},
     };
     use tailpdf_shared::{job::WebhookDelivery, webhook::WebhookPayload, JobRecord};
@@ -327,25 +325,13 @@ mod tests {
     }
 
     impl Http for FakeHttp {
-        async fn post(
-            &self,
-            url: &str,
-            _headers: &[(&str, String)],
-            body: Vec<u8>,
-            _timeout: Duration,
-        ) -> Result<Answer, String> {
-            self.sent.borrow_mut().push((url.to_owned(), body));
+        async fn post(&self, post: Post) -> Result<Answer, String> {
+            self.sent.borrow_mut().push((post.url, post.body));
             self.answers.borrow_mut().remove(0)
         }
 
-        async fn post_reading(
-            &self,
-            url: &str,
-            headers: &[(&str, String)],
-            body: Vec<u8>,
-            timeout: Duration,
-        ) -> Result<(Answer, Vec<u8>), String> {
-            let answer = self.post(url, headers, body, timeout).await?;
+        async fn post_reading(&self, post: Post) -> Result<(Answer, Vec<u8>), String> {
+            let answer = self.post(post).await?;
             let mut bodies = self.bodies.borrow_mut();
             Ok((answer, if bodies.is_empty() { Vec::new() } else { bodies.remove(0) }))
         }
@@ -355,48 +341,71 @@ mod tests {
         Ok(Answer { status, retry_after: None })
     }
 
+    /// What the push consumers work with: KV, the queue an attempt goes back on, the webhook
+    /// queue, the account's limiter and the settings.
+    struct Push {
+        jobs: MemoryKv,
+        again: MemoryQueue<RenderJobMessage>,
+        webhooks: MemoryQueue<WebhookMessage>,
+        limiter: MemoryLimiter,
+        cfg: EdgeConfig,
+    }
+
+    impl Push {
+        fn new(cfg: EdgeConfig) -> Self {
+            Self {
+                jobs: MemoryKv::default(),
+                again: MemoryQueue::default(),
+                webhooks: MemoryQueue::default(),
+                limiter: lim(),
+                cfg,
+            }
+        }
+
+        async fn job(&self, http: &FakeHttp, message: &RenderJobMessage, now: i64) -> Verdict {
+            let ends = (&self.jobs, &self.webhooks, &self.limiter);
+            push_render_job(http, &self.again, ends, &self.cfg, message, ts(now)).await
+        }
+
+        async fn group(
+            &self,
+            http: &FakeHttp,
+            messages: &[RenderJobMessage],
+            now: i64,
+        ) -> Vec<Verdict> {
+            let ends = (&self.jobs, &self.webhooks, &self.limiter);
+            push_render_group(http, &self.again, ends, &self.cfg, messages, ts(now)).await
+        }
+
+        async fn view(&self, job: &RenderJobMessage, now: i64) -> tailpdf_shared::JobView {
+            let (id, account) = (job.job_id.as_str(), &acct("a"));
+            api::job_status(&self.jobs, &self.cfg, account, id, ts(now)).await.unwrap()
+        }
+    }
+
     #[test]
     fn push_mode_counts_attempts_in_the_message_and_the_renderer_sees_them() {
         run(async {
-            let (jobs, render_jobs, webhooks) =
-                (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default());
-            let message = queued_job(&jobs).await;
+            let push = Push::new(cfg());
+            let mut current = queued_job(&push.jobs).await;
             let http = FakeHttp::answering(vec![
                 Ok(Answer { status: 503, retry_after: Some(7) }),
                 Err("connection refused".into()),
                 status(200),
             ]);
-            let c = cfg();
-            let mut current = message;
             for expected in [1, 2] {
-                let verdict = push_render_job(
-                    &http,
-                    &render_jobs,
-                    (&jobs, &webhooks, &lim()),
-                    &c,
-                    &current,
-                    ts(1),
-                )
-                .await;
+                let verdict = push.job(&http, &current, 1).await;
                 assert_eq!(verdict, Verdict::Ack, "the next attempt is queued first");
                 let sent: RenderJobMessage =
                     serde_json::from_slice(&http.sent.borrow().last().unwrap().1).unwrap();
                 assert_eq!(sent.attempt, expected, "the renderer is told the real attempt");
-                current = render_jobs.0.borrow().last().unwrap().clone();
+                current = push.again.0.borrow().last().unwrap().clone();
                 assert_eq!(current.attempt, expected + 1);
             }
-            assert_eq!(render_jobs.delays(), [7, c.render_retry_delay_secs], "Retry-After first");
-            let verdict = push_render_job(
-                &http,
-                &render_jobs,
-                (&jobs, &webhooks, &lim()),
-                &c,
-                &current,
-                ts(2),
-            )
-            .await;
-            assert_eq!(verdict, Verdict::Ack);
-            assert_eq!(render_jobs.0.borrow().len(), 2, "done: nothing more queued");
+            let default_delay = push.cfg.render_retry_delay_secs;
+            assert_eq!(push.again.delays(), [7, default_delay], "Retry-After first");
+            assert_eq!(push.job(&http, &current, 2).await, Verdict::Ack);
+            assert_eq!(push.again.0.borrow().len(), 2, "done: nothing more queued");
         });
     }
 
@@ -425,8 +434,9 @@ mod tests {
     #[test]
     fn push_mode_hands_each_batch_s_documents_to_the_renderer_together() {
         run(async {
-            let jobs = MemoryKv::default();
-            let (a, b) = (batch_messages(&jobs, 3).await, batch_messages(&jobs, 1).await);
+            let push = Push::new(cfg());
+            let jobs = &push.jobs;
+            let (a, b) = (batch_messages(jobs, 3).await, batch_messages(jobs, 1).await);
             // One delivery, batches interleaved.
             let messages = vec![a[0].clone(), b[0].clone(), a[1].clone(), a[2].clone()];
             let answer = GroupAnswer {
@@ -441,17 +451,7 @@ mod tests {
                 Ok(Answer { status: 503, retry_after: Some(4) }),
             ])
             .with_bodies(vec![serde_json::to_vec(&answer).unwrap()]);
-            let (render_batches, webhooks) = (MemoryQueue::default(), MemoryQueue::default());
-            let c = cfg();
-            let verdicts = push_render_group(
-                &http,
-                &render_batches,
-                (&jobs, &webhooks, &lim()),
-                &c,
-                &messages,
-                ts(1),
-            )
-            .await;
+            let verdicts = push.group(&http, &messages, 1).await;
             assert_eq!(verdicts, [Verdict::Ack; 4], "each ended or sent again");
             let sent = http.sent.borrow();
             assert_eq!(sent.len(), 2, "one call per batch");
@@ -462,14 +462,13 @@ mod tests {
             assert!(group.jobs.iter().all(|j| j.attempt == 1));
             // Sent again: a[1] after the delay it asked for, a[2] after the default, b[0]
             // after the renderer's Retry-After.
-            let again: Vec<_> =
-                render_batches.0.borrow().iter().map(|m| m.job_id.clone()).collect();
+            let again: Vec<_> = push.again.0.borrow().iter().map(|m| m.job_id.clone()).collect();
             assert_eq!(again.len(), 3);
-            assert!(render_batches.0.borrow().iter().all(|m| m.attempt == 2 && m.batch.is_some()));
+            assert!(push.again.0.borrow().iter().all(|m| m.attempt == 2 && m.batch.is_some()));
             let delay_of =
-                |id: &JobId| render_batches.delays()[again.iter().position(|x| x == id).unwrap()];
+                |id: &JobId| push.again.delays()[again.iter().position(|x| x == id).unwrap()];
             assert_eq!(delay_of(&a[1].job_id), 9);
-            assert_eq!(delay_of(&a[2].job_id), c.render_retry_delay_secs);
+            assert_eq!(delay_of(&a[2].job_id), push.cfg.render_retry_delay_secs);
             assert_eq!(delay_of(&b[0].job_id), 4);
         });
     }
@@ -477,33 +476,19 @@ mod tests {
     #[test]
     fn a_group_without_a_readable_answer_is_retried_and_fails_after_the_last_attempt() {
         run(async {
-            let jobs = MemoryKv::default();
-            let mut a = batch_messages(&jobs, 2).await;
+            let push = Push::new(EdgeConfig { render_max_attempts: 3, ..cfg() });
+            let mut a = batch_messages(&push.jobs, 2).await;
             a[1].attempt = 3;
-            let c = EdgeConfig { render_max_attempts: 3, ..cfg() };
             let http = FakeHttp::answering(vec![status(200)]).with_bodies(vec![b"{}".to_vec()]);
-            let (render_batches, webhooks) = (MemoryQueue::default(), MemoryQueue::default());
-            let verdicts = push_render_group(
-                &http,
-                &render_batches,
-                (&jobs, &webhooks, &lim()),
-                &c,
-                &a,
-                ts(1),
-            )
-            .await;
-            assert_eq!(verdicts, [Verdict::Ack, Verdict::Ack]);
-            assert_eq!(render_batches.0.borrow().len(), 1, "the first goes again");
-            let view =
-                api::job_status(&jobs, &c, &acct("a"), a[1].job_id.as_str(), ts(2)).await.unwrap();
+            assert_eq!(push.group(&http, &a, 1).await, [Verdict::Ack, Verdict::Ack]);
+            assert_eq!(push.again.0.borrow().len(), 1, "the first goes again");
+            let view = push.view(&a[1], 2).await;
             assert_eq!(view.status, JobStatus::Failed, "the last attempt fails the job");
             assert!(view.error_message.unwrap().contains("answer could not be read"));
             // A queue that refuses the next attempt gets the message back.
             let http = FakeHttp::answering(vec![Err("refused".into())]);
-            let refusing = MemoryQueue::failing();
-            let verdicts =
-                push_render_group(&http, &refusing, (&jobs, &webhooks, &lim()), &c, &a[..1], ts(3))
-                    .await;
+            let push = Push { again: MemoryQueue::failing(), ..push };
+            let verdicts = push.group(&http, &a[..1], 3).await;
             assert!(matches!(verdicts[..], [Verdict::Retry { .. }]));
         });
     }
@@ -511,49 +496,27 @@ mod tests {
     #[test]
     fn push_mode_fails_the_job_with_its_cause_after_the_last_attempt() {
         run(async {
-            let (jobs, render_jobs, webhooks) =
-                (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default());
-            let mut message = queued_job(&jobs).await;
-            let c = EdgeConfig { render_max_attempts: 3, ..cfg() };
+            let push = Push::new(EdgeConfig { render_max_attempts: 3, ..cfg() });
+            let mut message = queued_job(&push.jobs).await;
             message.attempt = 3;
             let http = FakeHttp::answering(vec![Err("connection refused".into())]);
-            let verdict = push_render_job(
-                &http,
-                &render_jobs,
-                (&jobs, &webhooks, &lim()),
-                &c,
-                &message,
-                ts(5),
-            )
-            .await;
-            assert_eq!(verdict, Verdict::Ack);
-            assert!(render_jobs.0.borrow().is_empty(), "not queued again");
-            let view = api::job_status(&jobs, &c, &acct("a"), message.job_id.as_str(), ts(6))
-                .await
-                .unwrap();
+            assert_eq!(push.job(&http, &message, 5).await, Verdict::Ack);
+            assert!(push.again.0.borrow().is_empty(), "not queued again");
+            let view = push.view(&message, 6).await;
             assert_eq!(view.status, JobStatus::Failed);
             let why = view.error_message.unwrap();
             assert!(why.contains("after 3 attempts (no renderer could be reached)"), "{why}");
-            assert_eq!(webhooks.0.borrow().len(), 1, "render.failed is sent");
+            assert_eq!(push.webhooks.0.borrow().len(), 1, "render.failed is sent");
         });
     }
 
     #[test]
     fn a_queue_that_refuses_the_next_attempt_gets_the_message_back() {
         run(async {
-            let (jobs, webhooks) = (MemoryKv::default(), MemoryQueue::default());
-            let render_jobs = MemoryQueue::<RenderJobMessage>::failing();
-            let message = queued_job(&jobs).await;
+            let push = Push { again: MemoryQueue::failing(), ..Push::new(cfg()) };
+            let message = queued_job(&push.jobs).await;
             let http = FakeHttp::answering(vec![status(503)]);
-            let verdict = push_render_job(
-                &http,
-                &render_jobs,
-                (&jobs, &webhooks, &lim()),
-                &cfg(),
-                &message,
-                ts(1),
-            )
-            .await;
+            let verdict = push.job(&http, &message, 1).await;
             assert!(matches!(verdict, Verdict::Retry { .. }), "never acked before it is safe");
         });
     }

@@ -21,7 +21,7 @@ use crate::{
     api::{self, Submission, SubmitHeaders},
     batches::{self, BatchSubmission},
     config::EdgeConfig,
-    consumers::{self, Answer, Http, Verdict},
+    consumers::{self, Answer, Http, Post, Verdict},
     limiter_object::ObjectLimiter,
     routes::{self, Route},
     store::{Kv, Queue, StoreError},
@@ -128,27 +128,13 @@ impl<M: Serialize> Queue<M> for WorkerQueue {
 struct WorkerHttp;
 
 impl Http for WorkerHttp {
-    async fn post(
-        &self,
-        url: &str,
-        headers: &[(&str, String)],
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> std::result::Result<Answer, String> {
-        let h = headers_of(headers)?;
-        let answer = post_with_timeout(url, h, body, timeout).await?;
+    async fn post(&self, post: Post) -> std::result::Result<Answer, String> {
+        let answer = post_with_timeout(post).await?;
         Ok(answer_of(&answer))
     }
 
-    async fn post_reading(
-        &self,
-        url: &str,
-        headers: &[(&str, String)],
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> std::result::Result<(Answer, Vec<u8>), String> {
-        let h = headers_of(headers)?;
-        let mut response = post_with_timeout(url, h, body, timeout).await?;
+    async fn post_reading(&self, post: Post) -> std::result::Result<(Answer, Vec<u8>), String> {
+        let mut response = post_with_timeout(post).await?;
         let answer = answer_of(&response);
         let declared = response
             .headers()
@@ -405,28 +391,20 @@ async fn call_renderer(
     body: Vec<u8>,
     timeout: Duration,
 ) -> std::result::Result<Response, String> {
-    let (url, signature) = api::renderer_call(cfg, "POST", path, &body, now_secs());
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json").map_err(|e| e.to_string())?;
-    headers
-        .set(tailpdf_shared::signing::INTERNAL_SIGNATURE_HEADER, &signature)
-        .map_err(|e| e.to_string())?;
-    post_with_timeout(&url, headers, body, timeout).await
+    let now = now();
+    post_with_timeout(Post { timeout, ..Post::to_renderer(cfg, path, body, now) }).await
 }
 
-async fn post_with_timeout(
-    url: &str,
-    headers: Headers,
-    body: Vec<u8>,
-    timeout: Duration,
-) -> std::result::Result<Response, String> {
+/// `post`, never following a redirect; the deadline covers the answer's head.
+async fn post_with_timeout(post: Post) -> std::result::Result<Response, String> {
+    let Post { url, headers, body, timeout } = post;
     let mut init = RequestInit::new();
     // A redirect is an answer, not an instruction: it could point anywhere, private included.
     init.with_redirect(RequestRedirect::Manual)
         .with_method(Method::Post)
-        .with_headers(headers)
+        .with_headers(headers_of(&headers)?)
         .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-    let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let request = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let fetch = Fetch::Request(request);
