@@ -11,7 +11,7 @@ use std::{
 };
 
 use axum::{
-    body::Bytes,
+    body::{Body, Bytes},
     extract::State,
     http::{HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Response},
@@ -30,7 +30,7 @@ use tailpdf_e2e::{
 };
 use tailpdf_shared::{
     job::RenderResult,
-    messages::{JobOutcome, RenderJobMessage},
+    messages::{GroupRequest, JobOutcome, RenderJobMessage},
     signing::{
         sign_internal, verify_internal, verify_tailpdf_signature, StandardWebhookKey,
         INTERNAL_SIGNATURE_HEADER,
@@ -81,8 +81,12 @@ async fn stand_in_render(headers: HeaderMap, uri: Uri, body: Bytes) -> Response 
     if !signed(&headers, "POST", &uri, &body) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    if String::from_utf8_lossy(&body).contains("slow-render") {
+    let text = String::from_utf8_lossy(&body);
+    if text.contains("slow-render") {
         tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    if text.contains("stalls-mid-answer") {
+        return stalled("application/pdf", "%PDF-1.4\n");
     }
     ([("content-type", "application/pdf"), ("x-render-duration-ms", "7")], "%PDF-1.4 stand-in")
         .into_response()
@@ -117,6 +121,33 @@ async fn stand_in_jobs(
     Json(JobOutcome::Completed { job_id: job.job_id, result }).into_response()
 }
 
+/// A 200 whose body starts with `first` and then never goes on.
+fn stalled(content_type: &'static str, first: &'static str) -> Response {
+    let first = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(first)) });
+    let body = Body::from_stream(futures::StreamExt::chain(first, futures::stream::pending()));
+    ([("content-type", content_type)], body).into_response()
+}
+
+/// `POST /jobs/group`: records each job's attempt; a group with a document saying
+/// "stalls-mid-answer" gets an answer that stops after its first bytes.
+async fn stand_in_group(
+    State(s): State<StandIn>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if !signed(&headers, "POST", &uri, &body) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let group: GroupRequest = serde_json::from_slice(&body).unwrap();
+    let mut jobs = s.jobs.lock().unwrap();
+    jobs.extend(group.jobs.iter().map(|job| (job.job_id.to_string(), job.attempt)));
+    if String::from_utf8_lossy(&body).contains("stalls-mid-answer") {
+        return stalled("application/json", "{\"jobs\":[");
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")]).into_response()
+}
+
 struct Stack {
     edge: String,
     hooks: Receiver,
@@ -137,6 +168,7 @@ async fn start_with(fail_first: usize, edit: impl FnOnce(EdgeOptions) -> EdgeOpt
         Router::new()
             .route("/render", post(stand_in_render))
             .route("/jobs", post(stand_in_jobs))
+            .route("/jobs/group", post(stand_in_group))
             .with_state(stand_in.clone()),
     )
     .await;
@@ -520,6 +552,62 @@ async fn a_job_no_renderer_completes_fails_after_the_last_attempt_with_its_webho
     assert_eq!(hook.header("x-tailpdf-event"), "render.failed");
     assert_eq!(hook.header("webhook-id"), format!("msg_{id}_failed"));
     assert_eq!(hook.json()["data"]["error_message"], view["error_message"]);
+}
+
+/// Every wait on the renderer has a deadline, its answer's body included: a renderer that
+/// sends an answer's head and then nothing more gets a sync render a 503 soon after
+/// `SYNC_TIMEOUT_SECS`, and a batch's group given up after `PUSH_TIMEOUT_SECS`, tried again
+/// and failed after the last attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_that_stops_mid_answer_meets_a_deadline() {
+    let stack = start_with(0, |options| {
+        options
+            .var("RENDER_MAX_ATTEMPTS", "2")
+            .var("RENDER_RETRY_DELAY_SECS", "1")
+            .var("PUSH_TIMEOUT_SECS", "3")
+    })
+    .await;
+    let started = Instant::now();
+    let sync = json!({"content": "<p>stalls-mid-answer</p>"}).to_string();
+    let (status, _, body) = post_pdf(&stack, Some(KEY_A), &sync, None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "service_unavailable", "{body}");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(15), "answered after {waited:?} (deadline 2 s)");
+
+    let batch = json!({
+        "documents": [{
+            "content": "<p>stalls-mid-answer</p>",
+            "upload_url": "http://127.0.0.1:9/pdfs/a.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=abc",
+        }],
+    });
+    let r = client()
+        .post(format!("{}/pdf/batch", stack.edge))
+        .header("X-API-Key", KEY_A)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let accepted: Value = r.json().await.unwrap();
+    let id = accepted["jobs"][0]["job_id"].as_str().unwrap().to_owned();
+    wait_until("the stalled document's job to fail", Duration::from_secs(90), async || {
+        get_job(&stack, KEY_A, &id).await.1["status"] == "failed"
+    })
+    .await;
+    let (_, view) = get_job(&stack, KEY_A, &id).await;
+    let why = view["error_message"].as_str().unwrap();
+    assert!(why.contains("after 2 attempts (no renderer could be reached)"), "{why}");
+    let attempts: Vec<u32> = stack
+        .stand_in
+        .jobs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(j, _)| *j == id)
+        .map(|(_, attempt)| *attempt)
+        .collect();
+    assert_eq!(attempts, [1, 2], "each attempt given up at the deadline, then the next");
 }
 
 /// Per-account limits, counted by the `LIMITS` Durable Object under wrangler dev: a burst over

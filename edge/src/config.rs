@@ -24,6 +24,9 @@ pub struct EdgeConfig {
     pub job_ttl_done_secs: u64,
     /// `SYNC_TIMEOUT_SECS`: how long a sync render may take before 503.
     pub sync_timeout: Duration,
+    /// `PUSH_TIMEOUT_SECS`: how long one push-mode delivery (a job, or a batch's group) may
+    /// take, the renderer's whole answer included; then the delivery counts as failed.
+    pub push_timeout: Duration,
     /// `WEBHOOK_TIMEOUT_SECS`: deadline of one webhook delivery.
     pub webhook_timeout: Duration,
     /// `WEBHOOK_RETRY_DELAYS`: seconds before each retry, comma-separated; after the last,
@@ -91,6 +94,7 @@ impl EdgeConfig {
             },
             job_ttl_done_secs: number("JOB_TTL_DONE_SECS", JOB_TTL_DONE_SECS)?.max(1),
             sync_timeout: Duration::from_secs(number("SYNC_TIMEOUT_SECS", 60)?),
+            push_timeout: Duration::from_secs(number("PUSH_TIMEOUT_SECS", 600)?.max(1)),
             webhook_timeout: Duration::from_secs(number("WEBHOOK_TIMEOUT_SECS", 10)?),
             webhook_retry_delays,
             render_retry_delay_secs: u32::try_from(number("RENDER_RETRY_DELAY_SECS", 10)?)
@@ -124,6 +128,7 @@ mod tests {
         assert_eq!(c.job_ttl_done_secs, 3600);
         assert_eq!(c.webhook_retry_delays, DEFAULT_WEBHOOK_RETRY_DELAYS);
         assert_eq!(c.render_max_attempts, 60);
+        assert_eq!(c.push_timeout, Duration::from_secs(600));
         assert_eq!((c.admin_secret, c.dead_letter_ttl_secs), (None, 604_800));
         assert!(!c.url_policy.allow_loopback);
         assert_eq!(
@@ -136,11 +141,13 @@ mod tests {
             ("WEBHOOK_RETRY_DELAYS", "1, 2,3"),
             ("ALLOW_LOOPBACK", "true"),
             ("RENDER_MAX_ATTEMPTS", "0"),
+            ("PUSH_TIMEOUT_SECS", "0"),
             ("RATE_LIMIT_REQUESTS_PER_MINUTE", "600"),
             ("RATE_LIMIT_JOBS_IN_FLIGHT", "40"),
         ]))
         .unwrap();
         assert_eq!(c.render_max_attempts, 1, "at least one delivery");
+        assert_eq!(c.push_timeout, Duration::from_secs(1), "never no time at all");
         assert_eq!(c.job_ttl_done_secs, 5, "shorter than KV's minimum: enforced on read");
         assert_eq!(c.webhook_retry_delays, [1, 2, 3]);
         assert!(c.url_policy.allow_loopback);

@@ -32,7 +32,8 @@ pub trait Http {
     async fn post_reading(&self, post: Post) -> Result<(Answer, Vec<u8>), String>;
 }
 
-/// One outgoing POST and its deadline.
+/// One outgoing POST and its deadline, which covers the whole exchange: the answer's head and
+/// whatever of its body is read.
 #[derive(Debug, Clone)]
 pub struct Post {
     pub url: String,
@@ -42,14 +43,14 @@ pub struct Post {
 }
 
 impl Post {
-    /// A signed call to the renderer's `path`, within [`PUSH_TIMEOUT`].
+    /// A signed call to the renderer's `path`, within `PUSH_TIMEOUT_SECS`.
     pub fn to_renderer(cfg: &EdgeConfig, path: &str, body: Vec<u8>, now: Timestamp) -> Self {
         let (url, signature) = renderer_call(cfg, "POST", path, &body, now.unix());
         let headers = vec![
             ("Content-Type", String::from("application/json")),
             (INTERNAL_SIGNATURE_HEADER, signature),
         ];
-        Self { url, headers, body, timeout: PUSH_TIMEOUT }
+        Self { url, headers, body, timeout: cfg.push_timeout }
     }
 }
 
@@ -74,8 +75,6 @@ pub enum Verdict {
     Retry { delay_secs: u32 },
 }
 
-/// How long a push-mode delivery may hold the renderer: longer than any one job can take.
-pub const PUSH_TIMEOUT: Duration = Duration::from_secs(600);
 /// Wait before a message comes back when storage or a queue failed.
 const STORAGE_RETRY_SECS: u32 = 30;
 

@@ -2,8 +2,6 @@
 //! workers-rs types into the plain calls of [`crate::api`] and [`crate::delivery`] and back;
 //! no rule lives here.
 
-use std::time::Duration;
-
 use futures::future::{select, Either};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
@@ -129,24 +127,14 @@ struct WorkerHttp;
 
 impl Http for WorkerHttp {
     async fn post(&self, post: Post) -> std::result::Result<Answer, String> {
-        let answer = post_with_timeout(post).await?;
-        Ok(answer_of(&answer))
+        let (response, _) = exchange(post, None).await?;
+        Ok(answer_of(&response))
     }
 
     async fn post_reading(&self, post: Post) -> std::result::Result<(Answer, Vec<u8>), String> {
-        let mut response = post_with_timeout(post).await?;
-        let answer = answer_of(&response);
-        let declared = response
-            .headers()
-            .get("Content-Length")
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > consumers::MAX_ANSWER_BYTES) {
-            return Ok((answer, Vec::new()));
-        }
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-        Ok((answer, bytes))
+        let (response, body) = exchange(post, Some(consumers::MAX_ANSWER_BYTES)).await?;
+        // Over the limit it is no answer the consumer can read: an empty body says so.
+        Ok((answer_of(&response), body.unwrap_or_default()))
     }
 }
 
@@ -384,19 +372,12 @@ fn internal(e: worker::Error) -> ApiError {
     )
 }
 
-/// A signed POST to the renderer within `timeout`.
-async fn call_renderer(
-    cfg: &EdgeConfig,
-    path: &str,
-    body: Vec<u8>,
-    timeout: Duration,
-) -> std::result::Result<Response, String> {
-    let now = now();
-    post_with_timeout(Post { timeout, ..Post::to_renderer(cfg, path, body, now) }).await
-}
-
-/// `post`, never following a redirect; the deadline covers the answer's head.
-async fn post_with_timeout(post: Post) -> std::result::Result<Response, String> {
+/// `post`, never following a redirect, within its deadline; with `read: Some(limit)` the
+/// answer's body is read too, within the same deadline (`None` if it is longer than `limit`).
+async fn exchange(
+    post: Post,
+    read: Option<usize>,
+) -> std::result::Result<(Response, Option<Vec<u8>>), String> {
     let Post { url, headers, body, timeout } = post;
     let mut init = RequestInit::new();
     // A redirect is an answer, not an instruction: it could point anywhere, private included.
@@ -407,17 +388,50 @@ async fn post_with_timeout(post: Post) -> std::result::Result<Response, String> 
     let request = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
     let controller = AbortController::default();
     let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let sending = fetch.send_with_signal(&signal);
+    let work = async {
+        let mut response =
+            Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| e.to_string())?;
+        let body = match read {
+            Some(limit) => read_at_most(&mut response, limit).await?,
+            None => None,
+        };
+        Ok((response, body))
+    };
     let deadline = Delay::from(timeout);
-    futures::pin_mut!(sending, deadline);
-    match select(sending, deadline).await {
-        Either::Left((result, _)) => result.map_err(|e| e.to_string()),
+    futures::pin_mut!(work, deadline);
+    match select(work, deadline).await {
+        Either::Left((result, _)) => result,
         Either::Right(_) => {
             controller.abort();
-            Err(format!("no answer within {timeout:?}"))
+            Err(format!("no whole answer within {timeout:?}"))
         }
     }
+}
+
+/// The body of `response` if it is at most `limit` bytes; `None` (and the rest unread) if not.
+async fn read_at_most(
+    response: &mut Response,
+    limit: usize,
+) -> std::result::Result<Option<Vec<u8>>, String> {
+    let declared = response
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
+    let mut stream = response.stream().map_err(|e| e.to_string())?;
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 async fn render_sync(
@@ -425,15 +439,17 @@ async fn render_sync(
     spec: &tailpdf_shared::RenderSpec,
 ) -> std::result::Result<Response, ApiError> {
     let body = serde_json::to_vec(spec).map_err(|e| ApiError::validation(e.to_string()))?;
-    let mut answer = call_renderer(cfg, "/render", body, cfg.sync_timeout).await.map_err(|e| {
+    let post = Post { timeout: cfg.sync_timeout, ..Post::to_renderer(cfg, "/render", body, now()) };
+    // The whole PDF within the deadline: a renderer that stops mid-answer is a 503 too.
+    let (answer, body) = exchange(post, Some(usize::MAX)).await.map_err(|e| {
         worker::console_warn!("renderer: {e}");
         ApiError::unavailable("The renderer is unavailable or busy; retry shortly.", 5)
     })?;
+    let body = body.unwrap_or_default();
     let status = answer.status_code();
     if status == 200 {
-        let pdf = answer.bytes().await.map_err(internal)?;
         let duration = answer.headers().get("X-Render-Duration-Ms").ok().flatten();
-        let mut response = Response::from_bytes(pdf).map_err(internal)?;
+        let mut response = Response::from_bytes(body).map_err(internal)?;
         response.headers_mut().set("Content-Type", "application/pdf").map_err(internal)?;
         if let Some(d) = duration {
             response.headers_mut().set("X-Render-Duration-Ms", &d).map_err(internal)?;
@@ -441,8 +457,7 @@ async fn render_sync(
         return Ok(response);
     }
     // The renderer answers in the API's own error shape; pass it on.
-    let text = answer.text().await.unwrap_or_default();
-    match serde_json::from_str::<tailpdf_shared::ErrorBody>(&text) {
+    match serde_json::from_slice::<tailpdf_shared::ErrorBody>(&body) {
         Ok(body) if status == 400 => Err(ApiError::validation(body.message)),
         Ok(body) if status == 503 => Err(ApiError::unavailable(body.message, 2)),
         Ok(body) => Err(ApiError::new(tailpdf_shared::ErrorCode::RenderFailed, body.message)),
