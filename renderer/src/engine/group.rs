@@ -77,8 +77,35 @@ const BUILD: &str = r#"(async (shell, sheets, docs, marker, inspect) => {
     return s.position !== 'static' || s.transform !== 'none' || s.filter !== 'none' ||
       /paint|layout|strict|content/.test(s.contain);
   };
+  // Its own CSS could loosen its host (`:host`, `:scope`, `@scope`, however escaped: the
+  // CSSOM has them plain) or load more (`@import`).
+  const reaches = (root) => [...root.styleSheets].some((sheet) =>
+    [...sheet.cssRules].some((rule) => /:host|:scope|@scope|@import/i.test(rule.cssText)));
+  // A forced break before its first content: dropped alone, here it would follow the marker
+  // and leave the document's first page blank.
+  const forced = /^(page|left|right|recto|verso|always)$/;
+  const inFlow = (el) => {
+    const s = getComputedStyle(el);
+    return s.display !== 'none' && s.position !== 'absolute' && s.position !== 'fixed' &&
+      s.float === 'none';
+  };
+  const breaksFirst = (root) => {
+    let parent = root;
+    for (let depth = 0; depth < 64; depth++) {
+      const first = [...parent.children].find(inFlow);
+      if (!first) return false;
+      const s = getComputedStyle(first);
+      if (s.display !== 'contents' && forced.test(s.breakBefore)) return true;
+      parent = first;
+    }
+    return false;
+  };
   seen.misplaced = [];
   document.querySelectorAll('.__tailpdf_doc').forEach((host, i) => {
+    if (reaches(host.shadowRoot) || breaksFirst(host.shadowRoot)) {
+      seen.misplaced.push(i);
+      return;
+    }
     const box = host.getBoundingClientRect();
     for (const el of host.shadowRoot.querySelectorAll('*')) {
       // Drawn above or below its own box (a negative margin, a transform): its host's clip
@@ -101,6 +128,14 @@ const BUILD: &str = r#"(async (shell, sheets, docs, marker, inspect) => {
 /// Why `spec` must be rendered alone rather than in a group page, if it must.
 pub fn alone_reason(spec: &RenderSpec) -> Option<&'static str> {
     let content = &spec.content;
+    let options = &spec.pdf_options;
+    // A group's print numbers its pages and applies ranges across all its documents.
+    if options.display_header_footer == Some(true) {
+        return Some("its header and footer would number the group's pages");
+    }
+    if options.page_ranges.as_deref().is_some_and(|r| !r.trim().is_empty()) {
+        return Some("its page ranges would apply to the group's pages");
+    }
     if isolation::needs_scripts(content) {
         return Some("it runs scripts");
     }
@@ -592,6 +627,22 @@ mod tests {
         ] {
             assert_eq!(alone_reason(&spec(content)), None, "{content}");
         }
+    }
+
+    /// Found by review: a group's print numbers its pages and applies page ranges across the
+    /// whole group, not per document.
+    #[test]
+    fn options_and_breaks_the_group_would_apply_group_wide_go_alone() {
+        let with = |options: serde_json::Value| RenderSpec {
+            pdf_options: serde_json::from_value(options).unwrap(),
+            ..spec("<p>x</p>")
+        };
+        // "Page 4 of 6" for the second of two 3-page documents.
+        assert!(alone_reason(&with(serde_json::json!({"displayHeaderFooter": true}))).is_some());
+        assert!(alone_reason(&with(serde_json::json!({"displayHeaderFooter": false}))).is_none());
+        // Pages 1-4 of the group, not of each document.
+        assert!(alone_reason(&with(serde_json::json!({"pageRanges": "1-4"}))).is_some());
+        assert!(alone_reason(&with(serde_json::json!({"pageRanges": ""}))).is_none());
     }
 
     #[test]
