@@ -8,8 +8,12 @@
 //! rendered one document at a time).
 //!
 //! Each document's PDF gets only the objects its own pages reach: a reference to another
-//! document's page (a link's destination) is dropped rather than followed, so no byte of one
-//! document ends up in another's file. The group's tags (structure tree, parent tree, element
+//! document's page (a link's destination) is dropped rather than followed, so no page,
+//! image or text of one document ends up in another's file. Fonts are the exception:
+//! Chromium subsets each font once for the whole print, so the font a document's pages use
+//! also holds the glyphs, widths and ToUnicode entries of characters the group's other
+//! documents used (a set of characters, not text; re-subsetting per document is not done).
+//! Groups never mix batches or accounts. The group's tags (structure tree, parent tree, element
 //! ids) and outline span every document: each document gets them cut down to what lies on its
 //! own pages, which is what it has alone (renderer/tests/batch.rs compares them). A structure
 //! that cannot be cut (deeper than [`MAX_DEPTH`], or written in a form Chromium does not use)
