@@ -65,6 +65,13 @@ fn documents() -> Vec<RenderSpec> {
              top: 1500px }} }}</style>{}<div class=\"x7\">PAY TO MALLORY</div>",
             invoice(7, "")
         ),
+        // Found by review: a link to an element of its own (`#terms`), which a shadow root's
+        // document cannot resolve (it goes alone).
+        invoice(
+            8,
+            "<a href=\"#terms\">See the terms</a>\
+             <section id=\"terms\" class=\"p-10\">Terms of invoice 8</section>",
+        ),
     ];
     contents
         .iter()
@@ -184,6 +191,9 @@ fn assert_same(i: usize, grouped: &Rendered, alone: &Rendered) {
     let structure = |pdf: &[u8]| renumbered(&poppler("pdfinfo", pdf, &["-struct-text"]));
     assert_eq!(structure(&grouped.pdf), structure(&alone.pdf), "document {i}: tags");
     assert_eq!(outline(&grouped.pdf), outline(&alone.pdf), "document {i}: outline");
+    // Internal links' named destinations, and the pages they go to.
+    let dests = |pdf: &[u8]| poppler("pdfinfo", pdf, &["-dests"]);
+    assert_eq!(dests(&grouped.pdf), dests(&alone.pdf), "document {i}: destinations");
     for field in
         ["Title", "Author", "Subject", "Keywords", "Creator", "Producer", "Pages", "Tagged"]
     {
@@ -206,9 +216,9 @@ async fn every_document_of_a_group_renders_as_it_does_alone() {
     let stats = engine.stats();
     // One group, without the invoice with a fixed header (which repeats on each of its pages
     // only when it has the page to itself), the one that draws outside its box (which its
-    // host would clip), the one breaking before its start and the one styling its host:
-    // those four rendered alone.
-    assert_eq!((stats.grouped, stats.group_fallbacks), (docs.len() as u64 - 4, 0), "one group");
+    // host would clip), the one breaking before its start, the one styling its host and the
+    // one linking within itself: those five rendered alone.
+    assert_eq!((stats.grouped, stats.group_fallbacks), (docs.len() as u64 - 5, 0), "one group");
     for (i, (spec, grouped)) in docs.iter().zip(grouped).enumerate() {
         let grouped = grouped.unwrap_or_else(|e| panic!("document {i}: {e}"));
         assert!(!grouped.isolated);

@@ -157,6 +157,11 @@ pub fn alone_reason(spec: &RenderSpec) -> Option<&'static str> {
     if let Some((_, why)) = MARKERS.iter().find(|(m, _)| lower.contains(m)) {
         return Some(why);
     }
+    // A link to an element of its own becomes a named destination alone; a shadow root's
+    // elements are not found by it, so in a group the link would be dead.
+    if has_fragment_link(&lower) {
+        return Some("it links within itself");
+    }
     // Alone, a fixed element repeats on every page of its document; in a group its host
     // holds it (so that it cannot reach other documents' pages), on the first page only.
     let classes = document::class_candidates(content);
@@ -194,6 +199,26 @@ pub fn group_key(spec: &RenderSpec) -> [u8; 32] {
         no_store: spec.no_store,
     };
     Sha256::digest(serde_json::to_vec(&shared).unwrap_or_default()).into()
+}
+
+/// An `<a>` or `<area>` whose `href` starts with `#`.
+fn has_fragment_link(lower: &str) -> bool {
+    lower.match_indices('<').any(|(at, _)| {
+        let tag = &lower[at + 1..];
+        let Some(rest) = tag.strip_prefix("area").or_else(|| tag.strip_prefix('a')) else {
+            return false;
+        };
+        if !rest.starts_with(|c: char| c.is_ascii_whitespace() || c == '/') {
+            return false;
+        }
+        let tag = &rest[..rest.find('>').unwrap_or(rest.len())];
+        tag.match_indices("href").any(|(h, _)| {
+            let value = tag[h + "href".len()..].trim_start();
+            value.strip_prefix('=').is_some_and(|v| {
+                v.trim_start().trim_start_matches(['"', '\'']).trim_start().starts_with('#')
+            })
+        })
+    })
 }
 
 /// `position: fixed` anywhere (a style attribute or element, an arbitrary Tailwind property).
@@ -615,6 +640,9 @@ mod tests {
             "<style>p:first-child { margin: 0 }</style>",
             "<div class=\"[body_&]:p-4\">x</div>",
             "<div class=\"in-[html]:p-4\">x</div>",
+            "<a href=\"#terms\">terms</a>",
+            "<A class=x HREF = '#top'>top</A>",
+            "<area shape=rect href=#map>",
         ] {
             assert!(alone_reason(&spec(content)).is_some(), "{content}");
         }
@@ -624,6 +652,8 @@ mod tests {
             "<div class=\"[&>p]:mt-2 w-[calc(100%-2rem)]\">x</div>",
             "<p>Dear customer,</p>",
             "<div class=\"relative\"><span class=\"absolute top-0\">fixed price</span></div>",
+            "<a href=\"https://example.com/#x\">x</a><abbr title=\"#1\">#1</abbr>",
+            "<svg><use href=\"#icon\"></use></svg>",
         ] {
             assert_eq!(alone_reason(&spec(content)), None, "{content}");
         }
