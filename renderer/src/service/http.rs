@@ -149,8 +149,9 @@ async fn jobs(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respons
     }
 }
 
-/// Push mode for a batch: its jobs run as a group (one place of the capacity, since the group
-/// takes tabs one at a time as the single jobs do); the answer says which ended.
+/// Push mode for a batch: its jobs run as groups; the answer says which ended. The request
+/// holds one place of the capacity, though its groups (and the documents of a group that fell
+/// back to one by one) wait for tabs together, so while it runs it may hold every tab.
 async fn group(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ErrorResponse> {
     let request: GroupRequest = parse(&body)?;
     let admitted = state.admit_job().ok_or_else(|| full(&state))?;
