@@ -66,6 +66,14 @@ struct StandIn {
     traces: Traces,
 }
 
+impl StandIn {
+    /// The attempt numbers `job` was pushed with, in order.
+    fn attempts(&self, job: &str) -> Vec<u32> {
+        let jobs = self.jobs.lock().unwrap();
+        jobs.iter().filter(|(j, _)| j == job).map(|(_, attempt)| *attempt).collect()
+    }
+}
+
 fn signed(headers: &HeaderMap, method: &str, uri: &Uri, body: &[u8]) -> bool {
     let header = headers.get(INTERNAL_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     verify_internal(SECRET, header, method, uri.path(), body, now()).is_ok()
@@ -534,15 +542,7 @@ async fn a_job_no_renderer_completes_fails_after_the_last_attempt_with_its_webho
          submit it again.",
         "{view}"
     );
-    let attempts: Vec<u32> = stack
-        .stand_in
-        .jobs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(j, _)| *j == id)
-        .map(|(_, attempt)| *attempt)
-        .collect();
+    let attempts = stack.stand_in.attempts(&id);
     assert_eq!(attempts, [1, 2, 3], "each delivery knows its number");
     wait_until("the render.failed webhook", Duration::from_secs(20), async || {
         !stack.hooks.for_job(&id).is_empty()
@@ -598,15 +598,7 @@ async fn a_renderer_that_stops_mid_answer_meets_a_deadline() {
     let (_, view) = get_job(&stack, KEY_A, &id).await;
     let why = view["error_message"].as_str().unwrap();
     assert!(why.contains("after 2 attempts (no renderer could be reached)"), "{why}");
-    let attempts: Vec<u32> = stack
-        .stand_in
-        .jobs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(j, _)| *j == id)
-        .map(|(_, attempt)| *attempt)
-        .collect();
+    let attempts = stack.stand_in.attempts(&id);
     assert_eq!(attempts, [1, 2], "each attempt given up at the deadline, then the next");
 }
 
