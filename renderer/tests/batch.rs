@@ -315,3 +315,71 @@ async fn grouped_documents_get_their_post_processing_each() {
     }
     assert_ne!(ids[0], ids[1], "each file has an identifier of its own");
 }
+
+/// The glyph count of every TrueType program embedded in `pdf`, every character its ToUnicode
+/// maps name in `bfchar` entries, and whether any also has `bfrange` entries (not read here).
+fn embedded_glyphs(pdf: &[u8]) -> (Vec<u16>, String, bool) {
+    let doc = lopdf::Document::load_mem(pdf).unwrap();
+    let (mut counts, mut chars, mut ranges) = (Vec::new(), String::new(), false);
+    for object in doc.objects.values() {
+        let Ok(stream) = object.as_stream() else { continue };
+        let data = stream.decompressed_content().unwrap_or_else(|_| stream.content.clone());
+        if stream.dict.has(b"Length1") {
+            // maxp's numGlyphs, found through the table directory.
+            let tables = u16::from_be_bytes([data[4], data[5]]) as usize;
+            let maxp = (0..tables)
+                .map(|i| &data[12 + 16 * i..28 + 16 * i])
+                .find(|entry| &entry[..4] == b"maxp")
+                .unwrap();
+            let at = u32::from_be_bytes(maxp[8..12].try_into().unwrap()) as usize;
+            counts.push(u16::from_be_bytes([data[at + 4], data[at + 5]]));
+        } else if let Some(text) =
+            std::str::from_utf8(&data).ok().filter(|t| t.contains("begincmap"))
+        {
+            ranges |= text.contains("beginbfrange");
+            for block in text.split("beginbfchar").skip(1) {
+                let body = block.split("endbfchar").next().unwrap();
+                for dst in body.split_whitespace().skip(1).step_by(2) {
+                    let hex = dst.trim_matches(['<', '>']);
+                    let units: Vec<u16> = (0..hex.len())
+                        .step_by(4)
+                        .map(|i| u16::from_str_radix(&hex[i..i + 4], 16).unwrap())
+                        .collect();
+                    chars.push_str(&String::from_utf16(&units).unwrap());
+                }
+            }
+        }
+    }
+    (counts, chars, ranges)
+}
+
+/// Found by review: Chromium subsets each font once for the whole print, so each document cut
+/// from the group carried the glyphs (outlines, widths, ToUnicode entries) of characters the
+/// other documents used. Each now holds only its own, and still looks as it does alone.
+#[tokio::test]
+async fn a_grouped_document_s_fonts_hold_only_its_own_glyphs() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = Engine::start(engine_config("http://127.0.0.1:9/", cache.path())).await.unwrap();
+    let docs = vec![
+        batch_spec("<p class=\"p-8\">aaaa</p>", None),
+        batch_spec("<p class=\"p-8\">QXZJ WYK</p><p class=\"p-8 font-bold\">Bold Q</p>", None),
+    ];
+    let grouped = engine.render_group(&docs).await;
+    assert_eq!(engine.stats().grouped, 2);
+    for (i, (own, foreign)) in [("a", "QXZJWYKBold"), ("QXZJWYKBold", "a")].into_iter().enumerate()
+    {
+        let grouped = grouped[i].as_ref().unwrap();
+        let (counts, chars, ranges) = embedded_glyphs(&grouped.pdf);
+        // .notdef, a space, and its own letters at most.
+        let distinct = own.chars().collect::<std::collections::BTreeSet<_>>().len() as u16;
+        assert!(counts.iter().all(|n| *n <= distinct + 2), "document {i}: glyphs {counts:?}");
+        assert!(!counts.is_empty() && !chars.is_empty() && !ranges, "document {i}: {chars:?}");
+        for c in foreign.chars() {
+            assert!(!chars.contains(c), "document {i} maps {c:?}, another document's: {chars:?}");
+        }
+        for c in own.chars() {
+            assert!(chars.contains(c), "document {i} lacks its own {c:?}: {chars:?}");
+        }
+        assert_same(i, grouped, &engine.render(&docs[i]).await.unwrap());
+    }
+}

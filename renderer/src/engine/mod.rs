@@ -19,6 +19,7 @@ mod budget;
 mod cdp;
 pub mod document;
 mod fonts;
+mod glyphs;
 pub mod group;
 pub mod isolation;
 mod lru;

@@ -8,12 +8,9 @@
 //! rendered one document at a time).
 //!
 //! Each document's PDF gets only the objects its own pages reach: a reference to another
-//! document's page (a link's destination) is dropped rather than followed, so no page,
-//! image or text of one document ends up in another's file. Fonts are the exception:
-//! Chromium subsets each font once for the whole print, so the font a document's pages use
-//! also holds the glyphs, widths and ToUnicode entries of characters the group's other
-//! documents used (a set of characters, not text; re-subsetting per document is not done).
-//! Groups never mix batches or accounts. The group's tags (structure tree, parent tree, element
+//! document's page (a link's destination) is dropped rather than followed, and its fonts are
+//! subset again to its own glyphs ([`super::glyphs`]: Chromium subsets each font once for the
+//! whole print), so nothing of one document ends up in another's file. The group's tags (structure tree, parent tree, element
 //! ids) and outline span every document: each document gets them cut down to what lies on its
 //! own pages, which is what it has alone (renderer/tests/batch.rs compares them). A structure
 //! that cannot be cut (deeper than [`MAX_DEPTH`], or written in a form Chromium does not use)
@@ -28,6 +25,8 @@ use lopdf::{dictionary, Document, Object, ObjectId};
 pub enum SplitError {
     #[error("the group PDF could not be read: {0}")]
     Unreadable(String),
+    #[error("a document's fonts could not be cut to its own glyphs: {0}")]
+    Glyphs(String),
     #[error("document {0}'s marker is missing")]
     Missing(usize),
     #[error("document {0}'s marker appears twice")]
@@ -54,7 +53,8 @@ pub fn split(pdf: &[u8], marker: &str, count: usize) -> Result<Vec<Part>, SplitE
         .map(|i| {
             let end = starts.get(i + 1).copied().unwrap_or(pages.len());
             let own = &pages[starts[i]..end];
-            let pdf = extract(&group, own, (starts[i], end - 1))?;
+            let mut pdf = extract(&group, own, (starts[i], end - 1))?;
+            super::glyphs::keep_own(&mut pdf).map_err(SplitError::Glyphs)?;
             Ok(Part { pdf, pages: own.len() })
         })
         .collect()
