@@ -423,7 +423,8 @@ async fn read_at_most(
         return Ok(None);
     }
     let mut stream = response.stream().map_err(|e| e.to_string())?;
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    // Not sized by Content-Length: a wrong one must not allocate what never comes.
+    let mut body = Vec::new();
     while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
         let chunk = chunk.map_err(|e| e.to_string())?;
         if body.len() + chunk.len() > limit {
