@@ -145,22 +145,12 @@ impl Walk<'_> {
 
     /// The appearance streams of `page`'s annotations.
     fn annotations(&mut self, page: ObjectId) -> Result<(), String> {
-        let page = self.doc.get_dictionary(page).map_err(|e| e.to_string())?;
-        let Ok(annots) = page.get(b"Annots") else { return Ok(()) };
-        let annots: Vec<Object> = match annots {
-            Object::Array(items) => items.clone(),
-            Object::Reference(id) => match self.doc.get_object(*id) {
-                Ok(Object::Array(items)) => items.clone(),
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
+        let doc = self.doc;
+        let annots = doc.get_page_annotations(page).map_err(|e| e.to_string())?;
+        let mut streams = Vec::new();
         for annot in annots {
-            let Ok(annot) = self.dict(&annot).cloned() else { continue };
             let Ok(appearance) = annot.get(b"AP") else { continue };
-            let appearance = self.dict(appearance)?.clone();
-            let mut streams = Vec::new();
-            for (_, state) in appearance.iter() {
+            for (_, state) in self.dict(appearance)?.iter() {
                 match state {
                     Object::Reference(id) => streams.push(*id),
                     Object::Dictionary(states) => {
@@ -169,9 +159,9 @@ impl Walk<'_> {
                     _ => {}
                 }
             }
-            for id in streams {
-                self.form(id, &Dictionary::new(), 0)?;
-            }
+        }
+        for id in streams {
+            self.form(id, &Dictionary::new(), 0)?;
         }
         Ok(())
     }
@@ -237,7 +227,7 @@ fn subset_font(
         _ => None,
     }
     .ok_or("a Type 0 font without one indirect descendant")?;
-    let cid_font = doc.get_dictionary(descendant).map_err(|e| e.to_string())?.clone();
+    let mut cid_font = doc.get_dictionary(descendant).map_err(|e| e.to_string())?.clone();
     if cid_font.get(b"Subtype").and_then(Object::as_name).ok() != Some(b"CIDFontType2".as_slice()) {
         return unsupported("not CIDFontType2");
     }
@@ -288,7 +278,6 @@ fn subset_font(
     let map = doc.add_object(Object::Stream(map));
 
     let widths = cid_font.get(b"W").ok().map(|w| widths(doc, w)).unwrap_or_default();
-    let mut cid_font = cid_font;
     cid_font.set("CIDToGIDMap", map);
     cid_font.set(
         "W",

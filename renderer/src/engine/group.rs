@@ -662,7 +662,7 @@ mod tests {
     /// Found by review: a group's print numbers its pages and applies page ranges across the
     /// whole group, not per document.
     #[test]
-    fn options_and_breaks_the_group_would_apply_group_wide_go_alone() {
+    fn options_the_group_would_apply_group_wide_go_alone() {
         let with = |options: serde_json::Value| RenderSpec {
             pdf_options: serde_json::from_value(options).unwrap(),
             ..spec("<p>x</p>")

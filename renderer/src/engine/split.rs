@@ -10,11 +10,12 @@
 //! Each document's PDF gets only the objects its own pages reach: a reference to another
 //! document's page (a link's destination) is dropped rather than followed, and its fonts are
 //! subset again to its own glyphs ([`super::glyphs`]: Chromium subsets each font once for the
-//! whole print), so nothing of one document ends up in another's file. The group's tags (structure tree, parent tree, element
-//! ids) and outline span every document: each document gets them cut down to what lies on its
-//! own pages, which is what it has alone (renderer/tests/batch.rs compares them). A structure
-//! that cannot be cut (deeper than [`MAX_DEPTH`], or written in a form Chromium does not use)
-//! leaves that document untagged rather than wrong.
+//! whole print), so nothing of one document ends up in another's file. The group's tags
+//! (structure tree, parent tree, element ids) and outline span every document: each document
+//! gets them cut down to what lies on its own pages, which is what it has alone
+//! (renderer/tests/batch.rs compares them). A structure that cannot be cut (deeper than
+//! [`MAX_DEPTH`], or written in a form Chromium does not use) leaves that document untagged
+//! rather than wrong.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
