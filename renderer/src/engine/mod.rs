@@ -17,6 +17,7 @@
 mod browser;
 mod budget;
 mod cdp;
+mod content;
 pub mod document;
 mod fonts;
 mod glyphs;

@@ -50,12 +50,15 @@ pub fn split(pdf: &[u8], marker: &str, count: usize) -> Result<Vec<Part>, SplitE
     let all_pages: HashSet<ObjectId> = pages.iter().copied().collect();
     let spans = tags::Spans::of(&doc, &pages);
     let group = Group { src: &doc, all_pages: &all_pages, skip: &markers, spans: &spans };
+    let mut fonts = super::glyphs::Fonts::default();
     (0..count)
         .map(|i| {
             let end = starts.get(i + 1).copied().unwrap_or(pages.len());
             let own = &pages[starts[i]..end];
             let mut pdf = extract(&group, own, (starts[i], end - 1))?;
-            super::glyphs::keep_own(&mut pdf).map_err(SplitError::Glyphs)?;
+            super::glyphs::keep_own(&mut pdf, &mut fonts).map_err(SplitError::Glyphs)?;
+            // Only now: `fonts` knows the group's fonts by their numbers in the group PDF.
+            pdf.renumber_objects();
             Ok(Part { pdf, pages: own.len() })
         })
         .collect()
@@ -139,7 +142,7 @@ struct Group<'a> {
 
 /// A PDF of `pages` (the group's `range` of page indexes) and everything they reach, without
 /// the markers and without any other page; with the group's tags and outline cut down to what
-/// lies on `pages`.
+/// lies on `pages`. Its objects keep their numbers in the group PDF.
 fn extract(
     group: &Group<'_>,
     pages: &[ObjectId],
@@ -229,7 +232,6 @@ fn extract(
     catalog.set("Pages", pages_id);
     let catalog_id = out.add_object(catalog);
     out.trailer.set("Root", catalog_id);
-    out.renumber_objects();
     Ok(out)
 }
 
