@@ -373,13 +373,19 @@ async fn a_wrong_guess_costs_a_second_render_not_isolation() {
     let (engine, _cache) = engine(1, |_| {}).await;
     let plain = engine.render(&spec(json!({ "content": PASSIVE_VICTIM }))).await.unwrap();
     assert!(!plain.isolated);
-    let hidden = "<a href=\"&#106;avascript:void(0)\">link</a><p>hidden</p>";
-    let r = engine.render(&spec(json!({ "content": hidden }))).await.unwrap();
-    assert!(r.isolated && poppler("pdftotext", &r.pdf, &[]).contains("hidden"));
-    assert_eq!(engine.stats().escalations, 1);
+    // Entity-encoded; and in mixed case with spaces and control characters in it.
+    let hidden = [
+        "<a href=\"&#106;avascript:void(0)\">link</a><p>hidden</p>",
+        "<a href=\"&#1; JaVa&#9;Scr&#10;ipt:void(0)\">link</a><p>hidden</p>",
+    ];
+    for content in hidden {
+        let r = engine.render(&spec(json!({ "content": content }))).await.unwrap();
+        assert!(r.isolated && poppler("pdftotext", &r.pdf, &[]).contains("hidden"), "{content}");
+    }
+    assert_eq!(engine.stats().escalations, 2);
     let scripted = engine.render(&spec(json!({ "content": ACTIVE_VICTIM }))).await.unwrap();
     assert!(scripted.isolated);
-    assert_eq!(engine.stats().escalations, 1, "a plain script goes to a fresh context at once");
+    assert_eq!(engine.stats().escalations, 2, "a plain script goes to a fresh context at once");
     engine.shutdown(Duration::from_secs(5)).await;
 }
 

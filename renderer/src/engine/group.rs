@@ -69,7 +69,7 @@ const BUILD: &str = r#"(async (shell, sheets, docs, marker, inspect) => {
     root.innerHTML = d.html;
   });
   document.close();
-  const seen = await inspect(false);
+  const seen = await inspect(false, false);
   // Documents that would not look as they do alone: positioned elements placed against their
   // host rather than the page (fixed, or absolute with no containing block of their own).
   const holds = (el) => {

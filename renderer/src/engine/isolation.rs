@@ -70,12 +70,15 @@ fn has_event_handler_attribute(lower: &str) -> bool {
 }
 
 /// Run on the parsed document (by CDP, so it runs while the page's own scripts cannot): its
-/// class names (including inside open shadow roots) after its fonts if `waitFonts`, and why
-/// it needs scripts if it does: a script element, an event handler, a `javascript:` URL, a
-/// frame or plugin, a `<noscript>`, or `<meta http-equiv>`.
-pub(crate) const INSPECT: &str = r#"(async (waitFonts) => {
+/// class names (including inside open shadow roots; unless `withClasses` is false) after its
+/// fonts if `waitFonts`, and why it needs scripts if it does: a script element, an event
+/// handler, a `javascript:` URL, a frame or plugin, a `<noscript>`, or `<meta http-equiv>`.
+pub(crate) const INSPECT: &str = r#"(async (waitFonts, withClasses = true) => {
   if (waitFonts) { void document.body?.offsetHeight; await document.fonts.ready; }
   const classes = new Set();
+  // "javascript:" with any control characters or spaces around its letters, in any case (a
+  // test that gives up at the first letter that does not fit, unlike rewriting every value).
+  const JS_URL = new RegExp('^' + [...'javascript:'].map((c) => '[\\u0000-\\u0020]*' + c).join(''), 'i');
   let why = null;
   const EMBEDS = new Set(['script', 'iframe', 'frame', 'frameset', 'object', 'embed', 'portal',
     'fencedframe', 'noscript', 'applet']);
@@ -85,7 +88,7 @@ pub(crate) const INSPECT: &str = r#"(async (waitFonts) => {
     if (name === 'meta' && el.hasAttribute('http-equiv')) return '<meta http-equiv>';
     for (const a of el.attributes) {
       if (a.name.startsWith('on')) return `the ${a.name} handler`;
-      if (a.value.replace(/[\u0000-\u0020]/g, '').toLowerCase().startsWith('javascript:')) {
+      if (JS_URL.test(a.value)) {
         return `a javascript: URL in ${a.name}`;
       }
     }
@@ -93,7 +96,7 @@ pub(crate) const INSPECT: &str = r#"(async (waitFonts) => {
   };
   const visit = (root) => {
     for (const el of root.querySelectorAll('*')) {
-      for (const c of el.classList) classes.add(c);
+      if (withClasses) for (const c of el.classList) classes.add(c);
       if (why === null) why = judge(el);
       if (el.shadowRoot) visit(el.shadowRoot);
     }
