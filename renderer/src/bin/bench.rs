@@ -62,6 +62,9 @@ struct Args {
     /// Documents per variant and round in the batch section.
     #[arg(long, default_value_t = 100)]
     batch_documents: usize,
+    /// Rounds of the batch section (each variant once per round).
+    #[arg(long, default_value_t = 6)]
+    batch_rounds: usize,
 }
 
 struct Stats {
@@ -459,7 +462,7 @@ async fn batch_costs(args: &Args, content: &str, cache: &Path) -> anyhow::Result
         .collect::<anyhow::Result<Vec<_>>>()?;
     let engine = Engine::start(config(&args.chromium, 1, cache)).await.map_err(e)?;
     let sizes = [1usize, 5, 20, 50];
-    let rounds = 3;
+    let rounds = args.batch_rounds.max(1);
     let mut per_doc = vec![Vec::new(); sizes.len()];
     // Where a grouped document's time goes: (group, step) → total, documents.
     let mut steps: BTreeMap<(usize, &'static str), (Duration, u32)> = BTreeMap::new();
@@ -508,8 +511,8 @@ async fn batch_costs(args: &Args, content: &str, cache: &Path) -> anyhow::Result
     println!(
         "### Batches: per-document cost of {n} distinct invoices, 1 tab, 2 in flight, {rounds} rounds\n"
     );
-    println!("| how | per document (mean of rounds) | best round | documents per second | throughput vs alone |");
-    println!("|---|---|---|---|---|");
+    println!("| how | per document (mean of rounds) | best round | documents per second | throughput vs alone | round by round: median (range) |");
+    println!("|---|---|---|---|---|---|");
     let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
     let alone = mean(&per_doc[0]);
     for (v, size) in sizes.iter().enumerate() {
@@ -519,12 +522,23 @@ async fn batch_costs(args: &Args, content: &str, cache: &Path) -> anyhow::Result
         } else {
             format!("groups of {size}")
         };
+        // Each round's alone against the same round's groups: the machine's speed drifts
+        // within a run, a round's variants run within seconds of each other.
+        let mut paired: Vec<f64> = per_doc[0]
+            .iter()
+            .zip(&per_doc[v])
+            .map(|(a, g)| a.as_secs_f64() / g.as_secs_f64())
+            .collect();
+        paired.sort_by(f64::total_cmp);
+        let median = paired[paired.len() / 2] / 2.0 + paired[(paired.len() - 1) / 2] / 2.0;
         println!(
-            "| {what} | {} | {} | {:.1} | {:.2}× |",
+            "| {what} | {} | {} | {:.1} | {:.2}× | {median:.2}× ({:.2}–{:.2}) |",
             ms(m),
             ms(*per_doc[v].iter().min().unwrap_or(&m)),
             1.0 / m.as_secs_f64(),
-            alone.as_secs_f64() / m.as_secs_f64()
+            alone.as_secs_f64() / m.as_secs_f64(),
+            paired[0],
+            paired[paired.len() - 1],
         );
     }
     println!("\nPer document, the mean of each step (a group's print and split shared by its documents):\n");

@@ -17,9 +17,10 @@
 //! Documents whose rendering a shadow root would change, or that could reach past it, are
 //! rendered alone: those the markup shows ([`alone_reason`]), and those only the built page's
 //! layout shows (positioned against their host, or drawn above or below it: [`BUILD`]'s
-//! checks, then the group is built again without them). Those checks cost a screen layout of
-//! the whole page, about 7% of a group's time (BENCHMARKS.md), the price of a group looking as
-//! its documents do alone. Every document of a group that fails as a whole (a timeout, a
+//! checks, then the group is built again without them). Those checks cost their walk over
+//! every element, 2-3% of a group's time: the screen layout they read is one Chromium makes
+//! for the print anyway (BENCHMARKS.md), the price of a group looking as its documents do
+//! alone. Every document of a group that fails as a whole (a timeout, a
 //! budget crossed, a marker missing) is rendered alone too: a document that fails, fails alone.
 
 use std::{
