@@ -195,11 +195,8 @@ impl Walk<'_> {
     }
 
     fn dict<'b>(&'b self, object: &'b Object) -> Result<&'b Dictionary, String> {
-        match object {
-            Object::Dictionary(d) => Ok(d),
-            Object::Reference(id) => self.doc.get_dictionary(*id).map_err(|e| e.to_string()),
-            _ => Err(String::from("not a dictionary")),
-        }
+        let (_, object) = self.doc.dereference(object).map_err(|e| e.to_string())?;
+        object.as_dict().map_err(|_| String::from("not a dictionary"))
     }
 }
 
@@ -359,13 +356,9 @@ fn deflated(mut dict: Dictionary, content: &[u8]) -> Object {
 
 /// The widths of `w` (`[c [w1 w2 …] c_first c_last w …]`) by CID.
 fn widths(doc: &Document, w: &Object) -> BTreeMap<u16, Object> {
-    let items = match w {
-        Object::Array(items) => items.clone(),
-        Object::Reference(id) => match doc.get_object(*id) {
-            Ok(Object::Array(items)) => items.clone(),
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
+    let items = match doc.dereference(w) {
+        Ok((_, Object::Array(items))) => items.as_slice(),
+        _ => &[],
     };
     let cid = |o: &Object| o.as_i64().ok().and_then(|v| u16::try_from(v).ok());
     let mut out = BTreeMap::new();

@@ -20,8 +20,8 @@
 //! checks, then the group is built again without them). Those checks cost their walk over
 //! every element, 2-3% of a group's time: the screen layout they read is one Chromium makes
 //! for the print anyway (BENCHMARKS.md), the price of a group looking as its documents do
-//! alone. Every document of a group that fails as a whole (a timeout, a
-//! budget crossed, a marker missing) is rendered alone too: a document that fails, fails alone.
+//! alone. Every document of a group that fails as a whole (a timeout, a budget crossed, a
+//! marker missing) is rendered alone too: a document that fails, fails alone.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
