@@ -252,6 +252,13 @@ impl PdfOptions {
                      (a logo as a small data: URL is fine)."
                 ));
             }
+            if let Some(what) = template.as_deref().and_then(template_load) {
+                return Err(format!(
+                    "`pdfOptions.{name}` loads {what}: Chromium cannot print a header or footer \
+                     that loads a stylesheet or a font. Put the CSS in a <style> element of the \
+                     template (a font as a data: URL)."
+                ));
+            }
         }
         self.postprocess()?;
         self.geometry()
@@ -387,6 +394,60 @@ fn check_page_ranges(ranges: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What a header or footer template loads from a URL that makes Chromium's print fail: a
+/// stylesheet (`<link rel=stylesheet>`, `@import`) or a web font (`@font-face`). A lexical
+/// look: one it misses (CSS escapes) fails the print, which the renderer reports as such.
+fn template_load(template: &str) -> Option<&'static str> {
+    let lower = template.to_ascii_lowercase();
+    let links = lower.match_indices("<link").any(|(at, _)| {
+        let tag = &lower[at..lower[at..].find('>').map_or(lower.len(), |end| at + end)];
+        tag.contains("stylesheet") && attribute(tag, "href").is_some_and(loads)
+    });
+    if links {
+        return Some("a stylesheet from a URL (<link rel=stylesheet>)");
+    }
+    let imports = lower.match_indices("@import").any(|(at, _)| {
+        let rest = lower[at + "@import".len()..].trim_start();
+        let rest = rest.strip_prefix("url(").unwrap_or(rest);
+        loads(unquoted(rest))
+    });
+    if imports {
+        return Some("a stylesheet from a URL (@import)");
+    }
+    let fonts = lower.match_indices("@font-face").any(|(at, _)| {
+        let block = &lower[at..lower[at..].find('}').map_or(lower.len(), |end| at + end)];
+        block.match_indices("url(").any(|(u, _)| loads(unquoted(&block[u + "url(".len()..])))
+    });
+    fonts.then_some("a web font from a URL (@font-face)")
+}
+
+/// The value of attribute `name` of a tag's text, quoted or not.
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    tag.match_indices(name).find_map(|(at, _)| {
+        let before = tag[..at].chars().next_back();
+        if !before.is_some_and(|c| c.is_ascii_whitespace() || c == '"' || c == '\'') {
+            return None;
+        }
+        let value = tag[at + name.len()..].trim_start().strip_prefix('=')?;
+        Some(unquoted(value))
+    })
+}
+
+/// The start of a CSS or attribute value without its opening quote.
+fn unquoted(value: &str) -> &str {
+    value.trim_start().trim_start_matches(['"', '\''])
+}
+
+/// Whether a URL (the start of a value) names a scheme that loads something: any scheme but
+/// `data:`. A relative URL loads nothing in a template, whose base is `about:blank`.
+fn loads(url: &str) -> bool {
+    let Some(colon) = url.find(':') else { return false };
+    let scheme = &url[..colon];
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    is_scheme && scheme != "data"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,6 +466,40 @@ mod tests {
         assert!(ok.validate().is_ok());
         assert_eq!(ok.pdfa(), Some(PdfA::A2b));
         assert_eq!(PdfOptions::default().pdfa(), None);
+    }
+
+    #[test]
+    fn templates_that_load_stylesheets_or_fonts_from_urls_are_refused() {
+        let refused = [
+            "<link rel=stylesheet href=https://cdn.example/a.css><span>x</span>",
+            "<LINK REL=\"preload stylesheet\" HREF = 'http://127.0.0.1:9/a.css'>",
+            "<style>@import url(https://fonts.example/css);</style>",
+            "<style>@IMPORT 'ftp://x.example/a.css' print;</style>",
+            "<style>@font-face{font-family:X;src:local(X),url( \"https://x.example/a.woff2\" )}</style>",
+        ];
+        for template in refused {
+            let json =
+                serde_json::json!({ "displayHeaderFooter": true, "footerTemplate": template });
+            let e = serde_json::from_value::<PdfOptions>(json).unwrap().validate().unwrap_err();
+            assert!(e.starts_with("`pdfOptions.footerTemplate`"), "{template}: {e}");
+            assert!(e.contains("<style>"), "says what to do instead: {e}");
+        }
+        // What Chromium prints: inline CSS, data: URLs, relative and protocol-relative URLs
+        // (nothing to load from about:blank), images, `local()` fonts.
+        let printed = [
+            "<style>span{color:red}</style><span class=\"pageNumber\"></span>",
+            "<link rel=stylesheet href=\"data:text/css,span{color:red}\">",
+            "<style>@import url(\"data:text/css,b{}\");@import 'x.css';</style>",
+            "<link rel=stylesheet href=a.css><link rel=\"preload stylesheet\" href=//x.example/a.css>",
+            "<img src=https://x.example/logo.png><link rel=icon href=https://x.example/i.ico>",
+            "<style>@font-face{font-family:X;src:local(Arial)} b{background:url(https://x.example/a.png)}</style>",
+        ];
+        for template in printed {
+            let json =
+                serde_json::json!({ "displayHeaderFooter": true, "headerTemplate": template });
+            let options = serde_json::from_value::<PdfOptions>(json).unwrap();
+            assert!(options.validate().is_ok(), "{template}: {:?}", options.validate());
+        }
     }
 
     #[test]
