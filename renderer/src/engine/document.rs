@@ -84,8 +84,9 @@ pub fn may_load_fonts(content: &str) -> bool {
     ["<link", "@font-face", "@import"].iter().any(|m| lower.contains(m))
 }
 
-/// Class names in `class` attributes, entities decoded. The engine also reads `classList` from
-/// the loaded page, which catches classes added by scripts.
+/// Class names in `class` attributes, entities decoded, those with control characters left
+/// out. The engine also reads `classList` from the loaded page, which catches classes added by
+/// scripts ([`candidates`]).
 pub fn class_candidates(html: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let bytes = html.as_bytes();
@@ -124,9 +125,25 @@ pub fn class_candidates(html: &str) -> BTreeSet<String> {
             }
             None => break,
         };
-        out.extend(decode_entities(value).split_ascii_whitespace().map(str::to_owned));
+        out.extend(
+            decode_entities(value)
+                .split_ascii_whitespace()
+                .filter(|c| is_candidate(c))
+                .map(str::to_owned),
+        );
     }
     out
+}
+
+/// The names of `classes` (read from a page's DOM) that may be Tailwind candidates.
+pub fn candidates(classes: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    classes.into_iter().filter(|c| is_candidate(c)).collect()
+}
+
+/// No utility has a control character in its name, and no such name goes to the compiler or
+/// into a key (one once passed for another document's whole class list).
+fn is_candidate(class: &str) -> bool {
+    !class.chars().any(char::is_control)
 }
 
 fn decode_entities(s: &str) -> std::borrow::Cow<'_, str> {
@@ -188,6 +205,15 @@ mod tests {
                 "text-sm/6"
             ]
         );
+    }
+
+    #[test]
+    fn names_with_control_characters_are_no_candidates() {
+        let html = "<p class=\"bg-red-500\u{0}border\u{0}p-4 flex\">x</p><i class='a\u{1}b\u{7f} \u{85}c p-2'>y</i>";
+        let got: Vec<String> = class_candidates(html).into_iter().collect();
+        assert_eq!(got, ["flex", "p-2"]);
+        let dom = candidates(["m-1", "x\u{0}y", "\u{9f}z", "text-[#fff]"].map(String::from));
+        assert_eq!(dom.into_iter().collect::<Vec<_>>(), ["m-1", "text-[#fff]"]);
     }
 
     #[test]

@@ -75,15 +75,30 @@ impl CssMemo {
     }
 }
 
-/// The memo key: the config as JSON (serde_json sorts object keys) and the sorted classes.
+/// The memo key: a hash of the config as JSON (serde_json sorts object keys) and the sorted
+/// classes, in an encoding no two different inputs share ([`key_encoding`]).
 pub fn memo_key(classes: &BTreeSet<String>, config_json: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(config_json.as_bytes());
-    for c in classes {
-        h.update([0]);
-        h.update(c.as_bytes());
+    Sha256::digest(key_encoding(classes, config_json)).into()
+}
+
+/// What the key's encoding starts with: the kind of key and its version.
+const KEY_TAG: &[u8] = b"tailpdf-css-memo/2\n";
+
+/// The bytes [`memo_key`] hashes: every field after its length (no separator, which a class
+/// or a config could hold, counts), and the number of classes. A decoder gets the input back
+/// (the tests have one), so different inputs are different bytes.
+fn key_encoding(classes: &BTreeSet<String>, config_json: &str) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(bytes);
     }
-    h.finalize().into()
+    let mut out = KEY_TAG.to_vec();
+    field(&mut out, config_json.as_bytes());
+    out.extend_from_slice(&(classes.len() as u64).to_le_bytes());
+    for class in classes {
+        field(&mut out, class.as_bytes());
+    }
+    out
 }
 
 /// The config as the compiler takes it: JSON text, empty for none.
@@ -232,6 +247,65 @@ mod tests {
         assert_ne!(a, memo_key(&set(&["p-4", "flex"]), "{}"));
         // Class boundaries count: ["ab"] is not ["a", "b"].
         assert_ne!(memo_key(&set(&["ab"]), ""), memo_key(&set(&["a", "b"]), ""));
+    }
+
+    #[test]
+    fn no_separator_a_class_or_config_may_hold_joins_two_keys() {
+        // The adversarial round's attack: one class holding NULs, shaped like another
+        // document's whole class list.
+        let victim = set(&["bg-red-500", "border", "p-4"]);
+        let attacker = set(&["bg-red-500\u{0}border\u{0}p-4"]);
+        assert_ne!(memo_key(&victim, ""), memo_key(&attacker, ""));
+        // The config's end and the first class's start.
+        assert_ne!(memo_key(&set(&["y"]), "x"), memo_key(&set(&[]), "x\u{0}y"));
+        assert_ne!(memo_key(&set(&["", "a"]), ""), memo_key(&set(&["a"]), ""));
+    }
+
+    proptest::proptest! {
+        /// The bytes hashed are an encoding that decodes back to the (config, classes) it was
+        /// made from: two different inputs never hash the same bytes.
+        #[test]
+        fn the_key_encoding_decodes_back_to_its_input(
+            config in "(?s).{0,40}",
+            classes in proptest::collection::btree_set("(?s).{0,12}", 0..8),
+        ) {
+            let encoded = key_encoding(&classes, &config);
+            proptest::prop_assert_eq!(decode_key(&encoded), Some((config, classes)));
+        }
+
+        /// Inputs made of few letters, NULs and spaces (where collisions were found): different
+        /// inputs, different keys.
+        #[test]
+        fn different_inputs_give_different_keys(
+            a in ("[ab\\x00]{0,4}", proptest::collection::btree_set("[ab\\x00 ]{0,4}", 0..4)),
+            b in ("[ab\\x00]{0,4}", proptest::collection::btree_set("[ab\\x00 ]{0,4}", 0..4)),
+        ) {
+            proptest::prop_assume!(a != b);
+            proptest::prop_assert_ne!(memo_key(&a.1, &a.0), memo_key(&b.1, &b.0));
+        }
+    }
+
+    /// The inverse of [`key_encoding`], for the property test.
+    fn decode_key(mut bytes: &[u8]) -> Option<(String, BTreeSet<String>)> {
+        fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = (bytes.get(..n)?, bytes.get(n..)?);
+            *bytes = rest;
+            Some(head)
+        }
+        fn number(bytes: &mut &[u8]) -> Option<usize> {
+            usize::try_from(u64::from_le_bytes(take(bytes, 8)?.try_into().ok()?)).ok()
+        }
+        fn text(bytes: &mut &[u8]) -> Option<String> {
+            let n = number(bytes)?;
+            String::from_utf8(take(bytes, n)?.to_vec()).ok()
+        }
+        if take(&mut bytes, KEY_TAG.len())? != KEY_TAG {
+            return None;
+        }
+        let config = text(&mut bytes)?;
+        let count = number(&mut bytes)?;
+        let classes = (0..count).map(|_| text(&mut bytes)).collect::<Option<BTreeSet<_>>>()?;
+        bytes.is_empty().then_some((config, classes))
     }
 
     #[test]
