@@ -10,6 +10,42 @@ pub fn poppler(tool: &str, pdf: &[u8], extra: &[&str]) -> String {
     stdout
 }
 
+/// Page 1 rasterized at `dpi` (pdftoppm, PPM bytes): what a reader sees, to compare.
+pub fn raster(pdf: &[u8], dpi: u32) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("doc.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = dir.path().join("page");
+    let status = Command::new("pdftoppm")
+        .args(["-r", &dpi.to_string(), "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&path)
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("pdftoppm: {e} (`make setup` installs it)"));
+    assert!(status.success(), "pdftoppm failed");
+    std::fs::read(dir.path().join("page.ppm")).unwrap()
+}
+
+/// Pixels of a PPM raster whose colour is not a grey (its channels differ).
+pub fn coloured_pixels(ppm: &[u8]) -> usize {
+    // The header is four whitespace-separated fields: P6, width, height, max.
+    let mut fields = 0;
+    let mut at = 0;
+    while fields < 4 && at < ppm.len() {
+        while at < ppm.len() && ppm[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        while at < ppm.len() && !ppm[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields += 1;
+    }
+    ppm[at + 1..]
+        .chunks_exact(3)
+        .filter(|p| p[0].abs_diff(p[1]) > 16 || p[1].abs_diff(p[2]) > 16)
+        .count()
+}
+
 /// (pages, width pt, height pt) of page 1, from pdfinfo.
 pub fn page_info(pdf: &[u8]) -> (u32, f64, f64) {
     let info = poppler("pdfinfo", pdf, &[]);

@@ -52,6 +52,9 @@ pub struct Settings {
     pub release: bool,
     /// The renderer's `--tabs`.
     pub tabs: usize,
+    /// API keys of accounts besides the e2e one: (key, account), each with its own webhook
+    /// secret.
+    pub accounts: Vec<(String, String)>,
 }
 
 impl Default for Settings {
@@ -63,6 +66,7 @@ impl Default for Settings {
             renderer_image: None,
             release: false,
             tabs: 2,
+            accounts: Vec::new(),
         }
     }
 }
@@ -92,8 +96,11 @@ impl Stack {
         let mut renderer =
             Renderer::start(dir.path(), renderer_port, &edge_url, &fonts, pull_from, &settings);
         let jobs_go_to = queue.as_ref().map_or(renderer_url, |q| q.ingest.clone());
-        let options = EdgeOptions::new(&jobs_go_to)
+        let mut options = EdgeOptions::new(&jobs_go_to)
             .var("JOB_TTL_DONE_SECS", settings.job_ttl_done_secs.to_string());
+        for (key, account) in &settings.accounts {
+            options = options.account(key, account, Some(&format!("{account}-webhook-secret")));
+        }
         let mut edge = Edge::spawn(dir.path(), edge_port, &options);
         bucket.wait_ready().await;
         renderer.wait_ready().await;

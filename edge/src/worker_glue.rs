@@ -352,7 +352,7 @@ async fn post_pdf(
     let stores = (&jobs, &render_jobs, &limiter);
     let submitted = api::submit(stores, &cfg, &account, headers, &body, now()).await?;
     let mut response = match submitted.submission {
-        Submission::Sync(spec) => render_sync(&cfg, &spec).await?,
+        Submission::Sync(spec) => render_sync(&cfg, &account.account, &spec).await?,
         Submission::Accepted(accepted) | Submission::Replayed(accepted) => {
             let location = api::location(&accepted);
             let mut response = json(&accepted, 202).map_err(internal)?;
@@ -435,12 +435,15 @@ async fn read_at_most(
     Ok(Some(body))
 }
 
+/// A sync render on the renderer, as `account`'s (so that it shares its tabs fairly).
 async fn render_sync(
     cfg: &EdgeConfig,
+    account: &str,
     spec: &tailpdf_shared::RenderSpec,
 ) -> std::result::Result<Response, ApiError> {
     let body = serde_json::to_vec(spec).map_err(|e| ApiError::validation(e.to_string()))?;
-    let post = Post { timeout: cfg.sync_timeout, ..Post::to_renderer(cfg, "/render", body, now()) };
+    let path = tailpdf_shared::messages::sync_render_path(account);
+    let post = Post { timeout: cfg.sync_timeout, ..Post::to_renderer(cfg, &path, body, now()) };
     // The whole PDF within the deadline: a renderer that stops mid-answer is a 503 too.
     let (answer, body) = exchange(post, Some(usize::MAX)).await.map_err(|e| {
         worker::console_warn!("renderer: {e}");

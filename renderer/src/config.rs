@@ -12,9 +12,21 @@ pub struct EngineConfig {
     #[arg(long, env = "TAILPDF_CHROMIUM", default_value = "/usr/bin/chromium")]
     pub chromium: PathBuf,
 
-    /// Tabs rendering at once (default: one per CPU core).
+    /// Tabs rendering at once (default: one per CPU core). One account alone may use all of
+    /// them, up to --account-tabs.
     #[arg(long, env = "TAILPDF_TABS")]
     pub tabs: Option<usize>,
+
+    /// Most renders of one account at once (default: --tabs). Waiting renders are served
+    /// round-robin between accounts, the account with the fewest running first.
+    #[arg(long, env = "TAILPDF_ACCOUNT_TABS")]
+    pub account_tabs: Option<usize>,
+
+    /// Tabs beyond --tabs for a render that would otherwise wait behind other accounts' renders
+    /// (one of an account with nothing running, or a sync render of an account with no sync
+    /// render running), so a neighbour's long renders never hold it up. 0: none.
+    #[arg(long, env = "TAILPDF_GUEST_TABS", default_value_t = 1)]
+    pub guest_tabs: usize,
 
     /// Hard deadline of one render; past it the tab is killed and replaced.
     #[arg(long, env = "TAILPDF_RENDER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

@@ -9,9 +9,12 @@ pub enum RenderError {
     /// The request itself is at fault (e.g. a Tailwind config the compiler rejects).
     #[error("{0}")]
     BadInput(String),
-    /// The render ran past its deadline; the tab was killed. Usually the document's own doing
-    /// (a script that never ends), so not retried.
-    #[error("the render did not finish within {0:?} (check scripts and resources in the content)")]
+    /// The render ran past its deadline; the tab was closed and its print stopped. Usually the
+    /// document's own doing (a script that never ends, a layout too costly), so not retried.
+    #[error(
+        "the render did not finish within {0:?}, the limit of --render-timeout: loading, layout \
+         and printing all count (check the content's scripts, resources and size)"
+    )]
     Timeout(Duration),
     /// A font in `fonts` could not be had from the fonts API.
     #[error("{0}")]
@@ -19,6 +22,14 @@ pub enum RenderError {
     /// Chromium died or stopped answering during the render; another try may well succeed.
     #[error("Chromium failed during the render: {0}")]
     Browser(String),
+    /// Chromium refused to print the document it had laid out (what it said is kept); the
+    /// same document fails the same way, so not retried.
+    #[error(
+        "Chromium could not print the document ({0}). Documents nested very deep or laid out \
+         very large can fail so; so can a header or footer template that loads a stylesheet or \
+         a font"
+    )]
+    PrintFailed(String),
     /// The engine is shutting down and takes no more renders.
     #[error("the renderer is shutting down")]
     ShuttingDown,
@@ -88,6 +99,10 @@ impl RenderError {
     pub fn to_api_error(&self) -> ApiError {
         match self {
             Self::BadInput(m) => ApiError::validation(m.clone()),
+            // The document's own size or needs, whoever renders it: a 400, not worth a retry.
+            Self::Limit(limit) => ApiError::validation(format!(
+                "The document is over a limit of the renderer: {limit}."
+            )),
             Self::ShuttingDown => ApiError::unavailable(format!("{self}; retry shortly."), 2),
             _ => ApiError::new(
                 ErrorCode::RenderFailed,
@@ -109,7 +124,8 @@ mod tests {
             (RenderError::Font("Font \"Inter\" ...".into()), true, 500),
             (RenderError::Browser("crashed".into()), true, 500),
             (RenderError::ShuttingDown, true, 503),
-            (RenderError::Limit(LimitExceeded::Pages(3)), false, 500),
+            (RenderError::Limit(LimitExceeded::Pages(3)), false, 400),
+            (RenderError::PrintFailed("Printing failed".into()), false, 500),
             (RenderError::PostProcess("the encrypt step failed: ...".into()), false, 500),
         ];
         for (e, retryable, status) in cases {
@@ -137,10 +153,14 @@ mod tests {
         assert!(LimitExceeded::Pages(5).to_string().ends_with("--max-pages"));
         let classes = LimitExceeded::Classes { used: 30_000, limit: 20_000 }.to_string();
         assert!(classes.contains("30000") && classes.contains("--max-classes"), "{classes}");
-        let message = RenderError::from(LimitExceeded::PdfBytes(1 << 20)).to_api_error().message;
+        // The document's own size or needs: a 400 that names the limit, not a failure to
+        // retry.
+        let api = RenderError::from(LimitExceeded::PdfBytes(1 << 20)).to_api_error();
+        assert_eq!((api.status(), api.code), (400, tailpdf_shared::ErrorCode::ValidationError));
         assert_eq!(
-            message,
-            "Render failed: the PDF is larger than 1 MiB; the limit is --max-pdf-bytes"
+            api.message,
+            "The document is over a limit of the renderer: the PDF is larger than 1 MiB; the \
+             limit is --max-pdf-bytes."
         );
     }
 }

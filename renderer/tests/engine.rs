@@ -324,7 +324,7 @@ async fn a_crash_fails_only_the_render_in_flight() {
     });
     // Wait until the render holds its tab, then give it time to be inside Chromium.
     let waiting = Instant::now();
-    while engine.free_tabs() == engine.tabs() && waiting.elapsed() < Duration::from_secs(10) {
+    while engine.load().running == 0 && waiting.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -435,7 +435,7 @@ async fn the_page_cannot_reach_private_addresses_and_says_so() {
         .unwrap();
     assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the loopback server");
     assert_eq!(pixel(&r.pdf, 72, 50, 50), [255, 255, 255], "the blocked stylesheet did not apply");
-    let problems = r.problems.join("\n");
+    let problems = r.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert!(
         problems.contains("127.0.0.1") && problems.contains("Internal/private URLs not allowed"),
         "{problems}"
@@ -458,7 +458,7 @@ async fn the_page_cannot_reach_private_addresses_and_says_so() {
         .unwrap();
     assert_eq!(pixel(&r.pdf, 72, 50, 50), [0, 255, 0]);
     assert_eq!(hits.load(Ordering::SeqCst), 2);
-    let problems = r.problems.join("\n");
+    let problems = r.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert!(problems.contains("to-private") && problems.contains("blocked"), "{problems}");
     engine.shutdown(Duration::from_secs(5)).await;
     server.abort();
@@ -488,7 +488,8 @@ async fn a_warmed_engine_has_its_tabs_contexts_and_compilers_ready() {
     let (engine, _cache) = engine_with(|c| c.restart_after = 3).await;
     engine.warm().await;
     let warm = engine.warm_state().await;
-    assert_eq!((warm.shared_tabs, warm.spare_contexts, warm.compilers), (2, 2, 2), "{warm:?}");
+    // Two tabs and the guest tab, a spare context per tab, a compiler for each of the three.
+    assert_eq!((warm.shared_tabs, warm.spare_contexts, warm.compilers), (3, 2, 3), "{warm:?}");
     // The warm-up renders are nobody's: not counted, and not towards --restart-after.
     assert_eq!(engine.stats().renders, 0);
     for _ in 0..3 {
@@ -504,7 +505,11 @@ async fn a_warmed_engine_has_its_tabs_contexts_and_compilers_ready() {
 /// `requestAnimationFrame` and visibility checks behave as in a browser.
 #[tokio::test]
 async fn shared_tabs_are_hidden_and_script_contexts_are_visible() {
-    let (engine, _cache) = engine_with(|c| c.tabs = Some(1)).await;
+    let (engine, _cache) = engine_with(|c| {
+        c.tabs = Some(1);
+        c.guest_tabs = 0;
+    })
+    .await;
     engine.warm().await;
     let hidden = (vec![String::from("hidden")], vec![String::from("visible")]);
     assert_eq!(engine.tab_visibility().await, hidden);

@@ -340,7 +340,7 @@ async fn documents_cannot_navigate_away() {
         let r = engine.render(&spec(json!({ "content": attack }))).await.unwrap();
         let seen = poppler("pdftotext", &r.pdf, &[]);
         assert!(seen.contains("original") && !seen.contains("ok"), "{attack}:\n{seen}");
-        assert!(r.problems.iter().any(|p| p.contains("cannot navigate away")), "{:?}", r.problems);
+        assert!(r.problems.iter().any(|p| p.to_string().contains("cannot navigate away")), "{:?}", r.problems);
     }
     assert_eq!(site.report("navigated"), None, "a navigation reached the site");
     engine.shutdown(Duration::from_secs(5)).await;

@@ -111,6 +111,78 @@ async fn serve_logs_jobs_without_secrets_and_exits_cleanly_on_sigterm() {
     assert!(!log.contains(SECRET), "the internal secret reached the log:\n{log}");
 }
 
+/// A document's refused requests leave one line per render in serve's log (counts by reason,
+/// the first few URLs, no query) and counts by reason in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_and_counts_the_requests_it_refuses() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cache = tempfile::tempdir().unwrap();
+    // Production settings: no loopback for pages.
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("TAILPDF_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TAILPDF_INTERNAL_SECRET", SECRET)
+        .env("TAILPDF_TABS", "1")
+        .env("TAILPDF_FONTS_API_BASE", "http://127.0.0.1:9")
+        .env("TAILPDF_FONT_CACHE_DIR", cache.path())
+        .env("TAILPDF_LOG_FORMAT", "json")
+        .env("TAILPDF_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    common::wait_ready(&base).await;
+
+    let images: String = (1..=5)
+        .map(|i| format!("<img src=\"http://10.0.0.{i}/a.png?token={SIGNATURE}\">"))
+        .collect();
+    let content = format!(
+        "<p>refused</p>{images}<img src=\"http://127.0.0.1:9/b.png\"><img src=\"file:///etc/passwd\">"
+    );
+    let body = serde_json::to_vec(&json!({"content": content})).unwrap();
+    let path = tailpdf_shared::messages::sync_render_path("acct-7");
+    for _ in 0..2 {
+        let r = common::signed_post(&base, &path, SECRET, &body).await;
+        assert_eq!(r.status(), 200);
+    }
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    for line in [
+        "tailpdf_refused_requests_total{reason=\"blocked\"} 12",
+        "tailpdf_refused_requests_total{reason=\"local_file\"} 2",
+        "tailpdf_refused_requests_total{reason=\"timeout\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let log = log.join().unwrap();
+    let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let refused: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "requests of the document were refused or failed")
+        .collect();
+    assert_eq!(refused.len(), 2, "one line per render:\n{log}");
+    let fields = &refused[0]["fields"];
+    assert_eq!(fields["account"], "acct-7");
+    assert_eq!(fields["not_loaded"], 7);
+    assert_eq!(fields["reasons"], "blocked: 6, local_file: 1");
+    let first = fields["first"].as_str().unwrap();
+    // The first three as they came (the page asks for them at once), the private ones
+    // without their query.
+    assert_eq!(first.matches(" (blocked: ").count(), 3, "{first}");
+    assert!(first.contains("http://10.0.0.") && first.contains("/a.png?<redacted>"), "{first}");
+    assert!(first.ends_with("and 4 more"), "{first}");
+    assert!(!log.contains(SIGNATURE), "a query reached the log:\n{log}");
+}
+
 #[test]
 fn an_edge_url_with_a_path_is_refused_at_start() {
     // Internal calls are signed over their path: a base path would fail every event later.

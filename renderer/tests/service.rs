@@ -5,10 +5,10 @@
 
 mod common;
 
+use common::s3::S3;
+
 use std::{
     collections::HashMap,
-    path::PathBuf,
-    process::{Child, Command},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -21,10 +21,9 @@ use axum::{
     routing::{get, post, put},
     Json, Router,
 };
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use serde_json::{json, Value};
 use tailpdf_e2e::queues::{self, PullQueue};
-use tailpdf_renderer::service::{self, ServeConfig};
+use tailpdf_renderer::service::ServeConfig;
 use tailpdf_shared::{
     messages::{
         BatchRef, EventAck, GroupAnswer, GroupJobEnd, GroupRequest, JobOutcome, RenderJobMessage,
@@ -35,8 +34,6 @@ use tailpdf_shared::{
     JobEvent, JobId, JobRecord, JobStatus, Timestamp,
 };
 
-const SECRET: &str = "test-internal-secret";
-
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
@@ -45,74 +42,6 @@ async fn serve(app: Router) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     (base, tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }))
-}
-
-// ---------------------------------------------------------------- s3s-fs ----
-
-/// A real S3-compatible server with credentials (so it checks signatures), bucket `pdfs`.
-struct S3 {
-    endpoint: String,
-    root: tempfile::TempDir,
-    child: Child,
-}
-
-impl S3 {
-    fn start() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("pdfs")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let bin = std::env::var_os("CARGO_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-            .unwrap()
-            .join("bin/s3s-fs");
-        let child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", "dev-access-key", "--secret-key", "dev-secret-key"])
-            .arg(root.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{} must be installed by scripts/setup.sh: {e}", bin.display())
-            });
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { endpoint: format!("http://127.0.0.1:{port}"), root, child }
-    }
-
-    fn bucket(&self) -> Bucket {
-        Bucket::new(self.endpoint.parse().unwrap(), UrlStyle::Path, "pdfs", "us-east-1").unwrap()
-    }
-
-    fn presign(&self, key: &str, content_type: Option<&str>, signed_at: Option<i64>) -> String {
-        let credentials = Credentials::new("dev-access-key", "dev-secret-key");
-        let bucket = self.bucket();
-        let mut action = bucket.put_object(Some(&credentials), key);
-        if let Some(ct) = content_type {
-            action.headers_mut().insert("content-type", ct.to_owned());
-        }
-        let url = match signed_at {
-            Some(t) => action
-                .sign_with_time(Duration::from_secs(60), &jiff::Timestamp::from_second(t).unwrap()),
-            None => action.sign(Duration::from_secs(3600)),
-        };
-        url.to_string()
-    }
-
-    fn object(&self, key: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.root.path().join("pdfs").join(key)).ok()
-    }
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ------------------------------------------------------- stand-in edge ----
@@ -210,61 +139,7 @@ async fn start_edge() -> (Edge, String, tokio::task::JoinHandle<()>) {
 
 // ------------------------------------------------------------ the service ----
 
-struct Renderer {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _cache: tempfile::TempDir,
-}
-
-fn serve_config(edge: &str, f: impl FnOnce(&mut ServeConfig)) -> (ServeConfig, tempfile::TempDir) {
-    let cache = tempfile::tempdir().unwrap();
-    let mut engine = common::engine_config("http://127.0.0.1:9/", cache.path());
-    engine.allow_loopback = true; // the bucket and the receivers are on loopback
-    let mut cfg = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        edge_url: edge.parse().unwrap(),
-        internal_secret: SECRET.into(),
-        queue_size: 2,
-        grace_period: Duration::from_secs(30),
-        upload_timeout: Duration::from_secs(10),
-        upload_retry_budget: Duration::from_secs(20),
-        event_retry_budget: Duration::from_secs(10),
-        max_attempts: 3,
-        pull: false,
-        cf_api_base: "http://127.0.0.1:9/client/v4".parse().unwrap(),
-        cf_account_id: None,
-        cf_queue_id: None,
-        cf_batch_queue_id: None,
-        cf_api_token: None,
-        pull_interval: Duration::from_millis(100),
-        group_size: 20,
-        engine,
-    };
-    f(&mut cfg);
-    (cfg, cache)
-}
-
-async fn start_renderer(cfg: (ServeConfig, tempfile::TempDir)) -> Renderer {
-    let (cfg, cache) = cfg;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(service::run(cfg, listener, async move {
-        let _ = rx.await;
-    }));
-    common::wait_ready(&base).await;
-    Renderer { base, stop: Some(tx), task, _cache: cache }
-}
-
-impl Renderer {
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(60), self.task).await.unwrap().unwrap().unwrap();
-    }
-}
+use common::serve::{serve_config, start_renderer, Renderer, SECRET};
 
 async fn signed_post(base: &str, path: &str, body: &Value) -> reqwest::Response {
     common::signed_post(base, path, SECRET, &serde_json::to_vec(body).unwrap()).await
@@ -359,15 +234,86 @@ async fn sync_render_returns_the_pdf_or_a_clear_error() {
     renderer.stop().await;
 }
 
+/// What a costly or unprintable document gets: a 400 naming the field or the limit, or a
+/// `render_failed` that says the print failed or the deadline passed; never the page-range
+/// validation error Chromium's refusals used to become.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costly_documents_end_early_and_say_why() {
+    let (_edge, edge_base, _t) = start_edge().await;
+    let renderer = start_renderer(serve_config(&edge_base, |c| c.engine.limits.pages = 3)).await;
+    let template = |t: &str| {
+        json!({"content": "<p>body</p>", "pdfOptions": {"displayHeaderFooter": true,
+            "headerTemplate": t, "margin": {"top": "20mm"}}})
+    };
+    let nested = format!("{}deep", "<div>".repeat(100_000));
+    let pages: String =
+        (0..5).map(|i| format!("<div style=\"break-after:page\">{i}</div>")).collect();
+    let cases = [
+        (
+            template("<style>@import url(https://fonts.example/a.css);</style><span>H</span>"),
+            400,
+            "`pdfOptions.headerTemplate` loads a stylesheet from a URL (@import)",
+        ),
+        (
+            template("<link rel=stylesheet href=https://cdn.example/a.css><span>H</span>"),
+            400,
+            "`pdfOptions.headerTemplate` loads a stylesheet from a URL (<link rel=stylesheet>)",
+        ),
+        // The same @import, escaped past the lexical check: Chromium refuses the print.
+        (
+            template("<style>@\\69mport url(https://fonts.example/a.css);</style><span>H</span>"),
+            500,
+            "Render failed: Chromium could not print the document (Printing failed)",
+        ),
+        (
+            json!({"content": pages, "pdfOptions": {"pageRanges": "9"}}),
+            400,
+            "`pdfOptions.pageRanges`: Page range exceeds page count.",
+        ),
+        (
+            json!({"content": pages}),
+            400,
+            "The document is over a limit of the renderer: the PDF has more than 3 pages; the \
+             limit is --max-pages.",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let r = signed_post(&renderer.base, "/render", &body).await;
+        let got = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(got, status, "{v}");
+        let code = if status == 400 { "validation_error" } else { "render_failed" };
+        assert_eq!(v["error"], code, "{v}");
+        assert!(v["message"].as_str().unwrap().starts_with(message), "{v}");
+    }
+    // 100,000 nested elements: Chromium fails the print, or the deadline comes first on a
+    // slower machine; a render failure that says which, either way.
+    let started = std::time::Instant::now();
+    let r = signed_post(&renderer.base, "/render", &json!({"content": nested})).await;
+    assert_eq!(r.status(), 500);
+    let v: Value = r.json().await.unwrap();
+    let message = v["message"].as_str().unwrap();
+    assert_eq!(v["error"], "render_failed", "{v}");
+    assert!(
+        message.contains("could not print the document")
+            || message.contains("did not finish within 20s, the limit of --render-timeout"),
+        "{v}"
+    );
+    assert!(!message.contains("pageRanges"), "{v}");
+    assert!(started.elapsed() < Duration::from_secs(40), "it ended at the deadline");
+    renderer.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_waits_for_warm_tabs_and_spare_contexts() {
     let (_edge, edge_base, _t) = start_edge().await;
     // Ready means the first renders find what later ones do: a used tab per slot (its first
-    // print done), and a spare browser context per slot for documents that run scripts.
+    // print done; the guest tab's too), and a spare browser context per tab for documents
+    // that run scripts.
     let renderer = start_renderer(serve_config(&edge_base, |_| {})).await;
     let metrics =
         reqwest::get(format!("{}/metrics", renderer.base)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("tailpdf_tabs_idle 2"), "{metrics}");
+    assert!(metrics.contains("tailpdf_tabs_idle 3"), "{metrics}");
     assert!(metrics.contains("tailpdf_spare_contexts 2"), "{metrics}");
     // The warm-up is not a render of anyone's.
     assert!(metrics.contains("tailpdf_renders_total{outcome=\"ok\"} 0"), "{metrics}");

@@ -140,6 +140,23 @@ impl RenderJobMessage {
     }
 }
 
+/// The renderer's sync render endpoint.
+pub const SYNC_RENDER_PATH: &str = "/render";
+
+/// The path of a sync render for `account`, the edge's opaque id of it (never a key): it
+/// travels in the query of the signed path, so the renderer can share its tabs fairly.
+pub fn sync_render_path(account: &str) -> String {
+    let account: String = url::form_urlencoded::byte_serialize(account.as_bytes()).collect();
+    format!("{SYNC_RENDER_PATH}?account={account}")
+}
+
+/// The account of a sync render's query; empty (nobody in particular) when there is none.
+pub fn sync_render_account(query: Option<&str>) -> String {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find_map(|(k, v)| (k == "account").then(|| v.into_owned()))
+        .unwrap_or_default()
+}
+
 /// A `webhooks` message: one delivery to make (and retry) for an ended job or a completed
 /// batch. The secret is looked up by account at delivery time, never carried in the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +228,18 @@ mod tests {
         assert!(shown.contains("b.s3.amazonaws.com/a.pdf"));
         // ...but the wire form keeps the whole URL.
         assert!(serde_json::to_string(&m).unwrap().contains("deadbeef"));
+    }
+
+    #[test]
+    fn a_sync_render_carries_its_account_in_the_query() {
+        for account in ["dev", "acme corp/eu&x=1", "ünï", ""] {
+            let path = sync_render_path(account);
+            let (route, query) = path.split_once('?').unwrap();
+            assert_eq!(route, SYNC_RENDER_PATH);
+            assert_eq!(sync_render_account(Some(query)), account, "{path}");
+        }
+        assert_eq!(sync_render_account(None), "");
+        assert_eq!(sync_render_account(Some("other=1")), "");
     }
 
     #[test]

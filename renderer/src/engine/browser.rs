@@ -28,7 +28,7 @@ use nix::{
 };
 use tokio::{sync::RwLock, task::JoinHandle};
 
-use super::{sandbox::Plan, tailwind};
+use super::{prints::Prints, sandbox::Plan, tailwind};
 use crate::{config::EngineConfig, error::RenderError};
 
 /// Chromium's flags (chromiumoxide adds the `--`), in full: chromiumoxide's own defaults are
@@ -182,6 +182,8 @@ pub(crate) struct Instance {
     /// Set when Chromium stopped answering (a health check or a close timed out): the next
     /// render replaces it.
     unhealthy: AtomicBool,
+    /// Its prints under way, and the compositors of those abandoned.
+    pub(crate) prints: Prints,
 }
 
 /// A new blank tab in `context`, behind the tabs already there if `background`.
@@ -197,6 +199,7 @@ impl Instance {
         cfg: &EngineConfig,
         generation: u64,
         plan: Plan,
+        compositors_stopped: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Arc<Self>, RenderError> {
         let process = Process::launch(&cfg.chromium, plan, cfg.render_timeout).await?;
         let setup = async {
@@ -211,7 +214,9 @@ impl Instance {
                 .map_err(|e| RenderError::Browser(format!("no shared browser context: {e}")))?;
             // The cover tab opens while the compiler loads.
             let cover = browser.new_page(blank_tab(shared_context.clone(), false));
-            let install = tailwind::install(&compiler, cfg.tabs(), Duration::from_secs(20));
+            // A compiler worker per render that can run at once, guests included.
+            let workers = super::schedule::Shares::of(cfg).most();
+            let install = tailwind::install(&compiler, workers, Duration::from_secs(20));
             let (cover, installed) = futures::future::join(cover, install).await;
             let cover = cover.map_err(|e| RenderError::Browser(format!("no cover tab: {e}")))?;
             installed?;
@@ -226,6 +231,10 @@ impl Instance {
             }
         };
         tracing::info!(generation, pid = process.pid, sandbox = plan.sandbox, "chromium started");
+        // A print lasts no longer than its render's deadline: its compositor is stopped
+        // within that and a margin.
+        let patience = cfg.render_timeout + Duration::from_secs(30);
+        let prints = Prints::new(process.pid, patience, compositors_stopped);
         Ok(Arc::new(Self {
             generation,
             process,
@@ -233,6 +242,7 @@ impl Instance {
             shared_context,
             _cover: cover,
             unhealthy: AtomicBool::new(false),
+            prints,
         }))
     }
 
@@ -434,7 +444,7 @@ pub(crate) fn reap_orphans(main_pid: Option<u32>) {
 
 /// (pid, command line, stat) of every process we can read (one that ends meanwhile is
 /// skipped).
-fn processes() -> Vec<(i32, String, procfs::process::Stat)> {
+pub(super) fn processes() -> Vec<(i32, String, procfs::process::Stat)> {
     let Ok(all) = procfs::process::all_processes() else { return Vec::new() };
     all.flatten()
         .filter_map(|p| Some((p.pid(), p.cmdline().ok()?.join(" "), p.stat().ok()?)))

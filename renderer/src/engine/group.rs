@@ -32,7 +32,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tailpdf_shared::{pdf_options::PdfOptions, postprocess::Metadata, RenderSpec};
 
-use super::{document, isolation, split, tailwind, Engine, Rendered};
+use super::{
+    document, isolation,
+    problems::Problems,
+    schedule::{Lane, Requester, Slot},
+    split, tailwind, Engine, Rendered,
+};
 use crate::{
     error::{LimitExceeded, RenderError},
     postprocess,
@@ -342,7 +347,18 @@ impl From<RenderError> for GroupFailure {
 impl Engine {
     /// Renders the documents of one batch, printing together those that may share a page
     /// (same options, [`alone_reason`] none), the others alone; one result per spec, in order.
+    /// As nobody's in particular (tests, the benchmark): see [`Engine::render_group_for`].
     pub async fn render_group(&self, specs: &[RenderSpec]) -> Vec<Result<Rendered, RenderError>> {
+        self.render_group_for(specs, &Requester::new("", Lane::Batch)).await
+    }
+
+    /// [`Engine::render_group`] for `who`: each group print and each document rendered alone
+    /// waits for a slot of `who`'s.
+    pub async fn render_group_for(
+        &self,
+        specs: &[RenderSpec],
+        who: &Requester,
+    ) -> Vec<Result<Rendered, RenderError>> {
         let mut results: Vec<Option<Result<Rendered, RenderError>>> =
             specs.iter().map(|_| None).collect();
         let mut alone = Vec::new();
@@ -363,7 +379,7 @@ impl Engine {
                     break None;
                 }
                 let docs: Vec<&RenderSpec> = members.iter().map(|i| &specs[*i]).collect();
-                match self.print_group(&docs).await {
+                match self.print_group(&docs, who).await {
                     Err(GroupFailure::Without(out)) if tries == 0 => {
                         tries += 1;
                         let out: Vec<usize> =
@@ -407,7 +423,7 @@ impl Engine {
                 }
             }
         }
-        let renders = alone.iter().map(|i| self.render(&specs[*i]));
+        let renders = alone.iter().map(|i| self.render_for(&specs[*i], who));
         for (i, r) in alone.iter().zip(futures::future::join_all(renders).await) {
             results[*i] = Some(r);
         }
@@ -419,18 +435,21 @@ impl Engine {
     async fn print_group(
         &self,
         docs: &[&RenderSpec],
+        who: &Requester,
     ) -> Result<Vec<Result<Rendered, RenderError>>, GroupFailure> {
         if self.inner.closing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(GroupFailure::Fatal(RenderError::ShuttingDown));
         }
-        let slot = self.slot().await?;
+        let slot = self.inner.schedule.acquire(who).await?;
         let started = Instant::now();
         let timeout = self.inner.cfg.render_timeout;
         let marker = format!("{MARKER_ORIGIN}{}/", nonce());
-        let printed =
-            tokio::time::timeout(timeout, self.group_in(docs, &marker, slot)).await.unwrap_or(
-                Err(GroupFailure::Alone(format!("the group took longer than {timeout:?}"))),
-            )?;
+        let problems = std::sync::Arc::new(Problems::default());
+        let printed = tokio::time::timeout(timeout, self.group_in(docs, &marker, slot, &problems))
+            .await
+            .unwrap_or(Err(GroupFailure::Alone(format!("the group took longer than {timeout:?}"))));
+        self.report_problems(&problems.all(), who, docs.len());
+        let printed = printed?;
         let count = docs.len();
         let printed_after = started.elapsed();
         let pdfs = tokio::task::spawn_blocking(move || split::split(&printed, &marker, count))
@@ -482,7 +501,8 @@ impl Engine {
         &self,
         docs: &[&RenderSpec],
         marker: &str,
-        slot: tokio::sync::OwnedSemaphorePermit,
+        slot: Slot,
+        problems: &std::sync::Arc<Problems>,
     ) -> Result<Vec<u8>, GroupFailure> {
         let first = docs[0];
         let instance = self.instance().await?;
@@ -539,7 +559,7 @@ impl Engine {
         limits.requests = limits.requests.saturating_mul(n);
         limits.render_bytes = limits.render_bytes.saturating_mul(u64::from(n));
         let lease = self.shared_target(&instance).await?;
-        let scope = super::target::Scope::new(limits, fonts.files.clone(), true);
+        let scope = super::target::Scope::new(limits, fonts.files.clone(), true, problems.clone());
         let target = lease.target();
         target.begin(scope.clone());
         let may_load_fonts =
@@ -571,7 +591,7 @@ impl Engine {
             }
             let pages = limits.pages.saturating_mul(n);
             let bytes = limits.pdf_bytes.saturating_mul(u64::from(n));
-            Ok(super::pdf::print(&target.page, params, pages, bytes).await?)
+            Ok(super::pdf::print(&target.page, &instance.prints, params, pages, bytes).await?)
         };
         let result = tokio::select! {
             result = work => result,

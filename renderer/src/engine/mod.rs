@@ -26,7 +26,10 @@ pub mod isolation;
 mod lru;
 pub mod pdf;
 mod pool;
+mod prints;
+pub mod problems;
 mod sandbox;
+pub mod schedule;
 pub mod split;
 pub mod tailwind;
 mod target;
@@ -47,14 +50,15 @@ use std::{
 use chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams;
 use serde_json::Value;
 use tailpdf_shared::RenderSpec;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::{
     browser::Instance,
     cdp::evaluate_as,
     isolation::Inspection,
     pool::{Lease, Pool},
+    problems::{Problem, Problems, Refusal},
     sandbox::Plan,
+    schedule::{Load, Requester, Scheduler, Slot},
     target::Scope,
 };
 use crate::{
@@ -70,7 +74,7 @@ pub struct Rendered {
     pub pdf: Vec<u8>,
     pub duration: Duration,
     /// Requests of the page that were refused or failed (URLs without their query).
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     /// Whether the document had a browser context of its own (it runs scripts).
     pub isolated: bool,
     /// The post-processing steps that ran, with their times (within `duration`).
@@ -97,6 +101,10 @@ pub struct EngineStats {
     pub grouped: u64,
     /// Groups that could not be printed as one, whose documents were rendered alone.
     pub group_fallbacks: u64,
+    /// Requests of documents not loaded, by reason (in the order of [`Refusal::ALL`]).
+    pub refused: [u64; Refusal::ALL.len()],
+    /// Print compositors stopped after their print was abandoned (its deadline passed).
+    pub compositors_stopped: u64,
 }
 
 #[derive(Clone)]
@@ -111,7 +119,7 @@ struct Inner {
     fetcher: GuardedFetcher,
     fonts: FontLibrary,
     memo: tailwind::CssMemo,
-    slots: Arc<Semaphore>,
+    schedule: Scheduler,
     tabs: usize,
     pool: Pool,
     closing: AtomicBool,
@@ -125,6 +133,8 @@ struct Inner {
     postprocess_failures: AtomicU64,
     grouped: AtomicU64,
     group_fallbacks: AtomicU64,
+    refused: [AtomicU64; Refusal::ALL.len()],
+    compositors_stopped: Arc<AtomicU64>,
 }
 
 /// Our part of a document: built once per render, whichever target renders it.
@@ -141,7 +151,7 @@ struct Prepared {
 
 /// How a render on a shared tab ended.
 enum Shared {
-    Done(Vec<u8>, Vec<String>),
+    Done(Vec<u8>),
     /// The document needs scripts after all: render it again in a fresh context.
     NeedsScripts(String),
 }
@@ -184,7 +194,7 @@ impl Engine {
                 fetcher,
                 fonts,
                 memo: tailwind::CssMemo::default(),
-                slots: Arc::new(Semaphore::new(tabs)),
+                schedule: Scheduler::new(schedule::Shares::of(&cfg)),
                 tabs,
                 pool: Pool::default(),
                 closing: AtomicBool::new(false),
@@ -198,6 +208,8 @@ impl Engine {
                 postprocess_failures: AtomicU64::new(0),
                 grouped: AtomicU64::new(0),
                 group_fallbacks: AtomicU64::new(0),
+                refused: Default::default(),
+                compositors_stopped: Arc::default(),
                 cfg,
             }),
         };
@@ -210,9 +222,9 @@ impl Engine {
         self.inner.tabs
     }
 
-    /// Renders that may start now without waiting for a tab.
-    pub fn free_tabs(&self) -> usize {
-        self.inner.slots.available_permits()
+    /// Renders running and waiting for a slot, and the accounts they are for.
+    pub fn load(&self) -> Load {
+        self.inner.schedule.load()
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -229,6 +241,8 @@ impl Engine {
             postprocess_failures: get(&i.postprocess_failures),
             grouped: get(&i.grouped),
             group_fallbacks: get(&i.group_fallbacks),
+            refused: std::array::from_fn(|r| get(&i.refused[r])),
+            compositors_stopped: get(&i.compositors_stopped),
         }
     }
 
@@ -260,7 +274,8 @@ impl Engine {
     }
 
     /// Makes the first renders as quick as later ones, before the service says it is ready:
-    /// every compiler worker loaded and run once while a shared tab per slot opens, then each
+    /// every compiler worker loaded and run once while a shared tab per slot (guest tabs
+    /// included) opens, then each
     /// tab used once (a small document set and printed: a new tab's first print costs more),
     /// and a spare browser context per slot made. What fails here is logged, not fatal:
     /// renders open what they need themselves.
@@ -274,21 +289,26 @@ impl Engine {
             // Its CSS is not memoized: the warm-up leaves nothing behind but open tabs.
             no_store: true,
         };
-        let tabs = self.inner.tabs;
+        // Guest tabs too: the first render that needs one must not wait for a tab to open.
+        let tabs = schedule::Shares::of(&self.inner.cfg).most();
         let work = async {
             let instance = self.instance().await?;
             let compilers = async {
                 let timeout = self.inner.cfg.compiler_timeout;
+                let workers = schedule::Shares::of(&self.inner.cfg).most();
                 match tailwind::warm_up(&instance.compiler, timeout).await {
-                    Ok(n) if n == tabs => {}
-                    Ok(n) => tracing::warn!(warm = n, workers = tabs, "compiler workers not warm"),
+                    Ok(n) if n == workers => {}
+                    Ok(n) => tracing::warn!(warm = n, workers, "compiler workers not warm"),
                     Err(e) => tracing::warn!(error = %e, "the compiler did not warm up"),
                 }
             };
-            // Each tab opened with a slot of its own, at once, then put back in the pool.
-            let open = (0..tabs).map(|_| async {
-                let slot = self.slot().await?;
-                let lease = self.shared_target(&instance).await?;
+            // Each tab opened with a slot of its own, at once, then put back in the pool. Each
+            // slot is another (internal) account's, so that none waits for another's.
+            let warming = |i: usize| Requester::new(&format!("warm-up {i}"), schedule::Lane::Sync);
+            let instance = &instance;
+            let open = (0..tabs).map(|i| async move {
+                let slot = self.inner.schedule.acquire(&warming(i)).await?;
+                let lease = self.shared_target(instance).await?;
                 self.release_shared(lease, slot);
                 Ok::<_, RenderError>(())
             });
@@ -299,10 +319,13 @@ impl Engine {
                     tracing::warn!(error = %e, "no tab opened ahead");
                 }
             }
+            // Tabs opened ahead are no renders (`--restart-after`).
+            self.forget_renders().await;
             // Then a first print in each: at once, so that each takes a tab of its own.
-            let renders = (0..tabs).map(|_| async {
-                let slot = self.slot().await?;
-                self.render_in(&spec, slot).await
+            let spec = &spec;
+            let renders = (0..tabs).map(|i| async move {
+                let slot = self.inner.schedule.acquire(&warming(i)).await?;
+                self.render_in(spec, slot, &Arc::default()).await
             });
             for result in futures::future::join_all(renders).await {
                 if let Err(e) = result {
@@ -310,8 +333,7 @@ impl Engine {
                 }
             }
             // Each tab is back in the pool when its slot is.
-            let all = u32::try_from(tabs).unwrap_or(u32::MAX);
-            drop(self.inner.slots.acquire_many(all).await);
+            self.inner.schedule.idle().await;
             self.spares_made().await;
             Ok::<_, RenderError>(())
         };
@@ -332,31 +354,41 @@ impl Engine {
         );
     }
 
-    /// A tab's slot, once one is free.
-    async fn slot(&self) -> Result<OwnedSemaphorePermit, RenderError> {
-        self.inner.slots.clone().acquire_owned().await.map_err(|_| RenderError::ShuttingDown)
+    /// Renders `spec` to PDF within the render deadline, waiting for a free tab first, as
+    /// nobody's in particular (the CLI, tests): see [`Engine::render_for`].
+    pub async fn render(&self, spec: &RenderSpec) -> Result<Rendered, RenderError> {
+        self.render_for(spec, &Requester::anonymous()).await
     }
 
-    /// Renders `spec` to PDF within the render deadline, waiting for a free tab first.
-    pub async fn render(&self, spec: &RenderSpec) -> Result<Rendered, RenderError> {
+    /// Renders `spec` for `who`: a slot once the scheduler gives `who` one ([`schedule`]),
+    /// then the render within its deadline, which starts with the slot (`--render-timeout`:
+    /// loading, layout and printing count), then post-processing under its own.
+    pub async fn render_for(
+        &self,
+        spec: &RenderSpec,
+        who: &Requester,
+    ) -> Result<Rendered, RenderError> {
         if self.inner.closing.load(Ordering::SeqCst) {
             return Err(RenderError::ShuttingDown);
         }
-        let slot = self.slot().await?;
+        let slot = self.inner.schedule.acquire(who).await?;
         let started = Instant::now();
+        let problems = Arc::new(Problems::default());
         let deadline = tokio::time::Instant::now() + self.inner.cfg.render_timeout;
-        let printed = tokio::time::timeout_at(deadline, self.render_in(spec, slot))
+        let printed = tokio::time::timeout_at(deadline, self.render_in(spec, slot, &problems))
             .await
             .unwrap_or(Err(RenderError::Timeout(self.inner.cfg.render_timeout)));
         // The tab is free again: post-processing has a deadline of its own.
         let result = match printed {
-            Ok((pdf, problems, isolated)) => {
+            Ok((pdf, isolated)) => {
                 postprocess::run(pdf, &spec.pdf_options, &self.inner.cfg.postprocess())
                     .await
-                    .map(|(pdf, steps)| (pdf, problems, isolated, steps))
+                    .map(|(pdf, steps)| (pdf, isolated, steps))
             }
             Err(e) => Err(e),
         };
+        let problems = problems.all();
+        self.report_problems(&problems, who, 1);
         let i = &self.inner;
         match &result {
             Ok(_) => i.renders.fetch_add(1, Ordering::Relaxed),
@@ -371,7 +403,7 @@ impl Engine {
                 i.failures.fetch_add(1, Ordering::Relaxed)
             }
         };
-        result.map(|(pdf, problems, isolated, steps)| Rendered {
+        result.map(|(pdf, isolated, steps)| Rendered {
             pdf,
             duration: started.elapsed(),
             problems,
@@ -380,33 +412,54 @@ impl Engine {
         })
     }
 
+    /// The requests of one render (or group print, of `documents`) that were not loaded: one
+    /// log line, and the counters by reason.
+    fn report_problems(&self, problems: &[Problem], who: &Requester, documents: usize) {
+        for p in problems {
+            let at = Refusal::ALL.iter().position(|r| *r == p.reason).unwrap_or_default();
+            self.inner.refused[at].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some((reasons, first)) = problems::summary(problems) {
+            tracing::warn!(
+                account = %who.account,
+                documents,
+                not_loaded = problems.len(),
+                %reasons,
+                %first,
+                "requests of the document were refused or failed"
+            );
+        }
+    }
+
     /// Stops taking renders, waits up to `grace` for those in flight, closes Chromium.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.closing.store(true, Ordering::SeqCst);
-        let all = u32::try_from(self.inner.tabs).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(grace, self.inner.slots.acquire_many(all)).await;
-        self.inner.slots.close();
-        drop(drained);
+        self.inner.schedule.close();
+        let _ = tokio::time::timeout(grace, self.inner.schedule.idle()).await;
         if let Some(instance) = self.take_instance().await {
             instance.close().await;
         }
     }
 
+    /// The render itself, in the slot it was given; the requests not loaded go to
+    /// `problems`. Answers the PDF and whether it had a context of its own.
     async fn render_in(
         &self,
         spec: &RenderSpec,
-        slot: OwnedSemaphorePermit,
-    ) -> Result<(Vec<u8>, Vec<String>, bool), RenderError> {
+        slot: Slot,
+        problems: &Arc<Problems>,
+    ) -> Result<(Vec<u8>, bool), RenderError> {
         let instance = self.instance().await?;
         let fonts = self.inner.fonts.load(&spec.fonts).await?;
         let prepared = self.prepare(&instance, spec, &fonts).await?;
         if !isolation::needs_scripts(&spec.content) {
             let lease = self.shared_target(&instance).await?;
-            let scope = Scope::new(self.inner.cfg.limits, fonts.files.clone(), true);
+            let scope =
+                Scope::new(self.inner.cfg.limits, fonts.files.clone(), true, problems.clone());
             match self.render_shared(&instance, &lease, &prepared, &scope).await? {
-                Shared::Done(pdf, problems) => {
+                Shared::Done(pdf) => {
                     self.release_shared(lease, slot);
-                    return Ok((pdf, problems, false));
+                    return Ok((pdf, false));
                 }
                 Shared::NeedsScripts(why) => {
                     // The tab may hold a half-loaded document that wanted more: never reused.
@@ -417,14 +470,14 @@ impl Engine {
             }
         }
         let lease = self.fresh_target(&instance).await?;
-        let scope = Scope::new(self.inner.cfg.limits, fonts.files, false);
+        let scope = Scope::new(self.inner.cfg.limits, fonts.files, false, problems.clone());
         let pdf =
             within_budget(&scope, self.render_fresh(&instance, &lease, &prepared, &scope)).await;
         lease.target().end();
         self.retire_fresh(lease);
         drop(slot);
         self.inner.isolated_renders.fetch_add(1, Ordering::Relaxed);
-        Ok((pdf?, scope.problems(), true))
+        Ok((pdf?, true))
     }
 
     /// The document, our styles in its head, and the print parameters.
@@ -527,7 +580,7 @@ impl Engine {
                 .await?;
             }
             let pdf = self.finish(instance, &target.page, prepared, seen.classes).await?;
-            Ok(Shared::Done(pdf, scope.problems()))
+            Ok(Shared::Done(pdf))
         };
         within_budget(scope, work).await
     }
@@ -559,7 +612,7 @@ impl Engine {
     ) -> Result<Vec<u8>, RenderError> {
         let mut classes = prepared.classes.clone();
         let before = classes.len();
-        classes.extend(dom_classes);
+        classes.extend(document::candidates(dom_classes));
         if classes.len() > before {
             let all = self.css(instance, &classes, &prepared.config, prepared.keep_css).await?;
             // textContent: the CSS is text, whatever it holds.
@@ -571,7 +624,8 @@ impl Engine {
             evaluate_as::<Value>(page, inject).await?;
         }
         let limits = &self.inner.cfg.limits;
-        pdf::print(page, prepared.params.clone(), limits.pages, limits.pdf_bytes).await
+        let params = prepared.params.clone();
+        pdf::print(page, &instance.prints, params, limits.pages, limits.pdf_bytes).await
     }
 }
 

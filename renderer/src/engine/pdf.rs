@@ -11,7 +11,7 @@ use chromiumoxide::{
 };
 use tailpdf_shared::pdf_options::PdfOptions;
 
-use super::cdp::cdp_error;
+use super::{cdp::cdp_error, prints::Prints};
 use crate::error::{LimitExceeded, RenderError};
 
 /// The print parameters for `options`. `template_css` is the Tailwind CSS of the header and
@@ -56,22 +56,30 @@ pub fn print_params(
 /// Prints `page` within `max_pages` and `max_bytes`. Without page ranges of the caller's,
 /// Chromium is asked for one page past the limit, so a document of a million pages costs its
 /// layout but never a million pages of PDF; either way the PDF is counted as it streams in.
+/// The print is one of `prints` while it runs: abandoned (the render's deadline), its
+/// compositor is stopped.
 pub(crate) async fn print(
     page: &Page,
+    prints: &Prints,
     mut params: PrintToPdfParams,
     max_pages: u32,
     max_bytes: u64,
 ) -> Result<Vec<u8>, RenderError> {
     params.transfer_mode = Some(PrintToPdfTransferMode::ReturnAsStream);
-    if params.page_ranges.is_none() {
+    let caller_ranges = params.page_ranges.is_some();
+    if !caller_ranges {
         params.page_ranges = Some(format!("1-{}", u64::from(max_pages) + 1));
     }
+    let printing = prints.start();
     let response = page.execute(params).await.map_err(|e| match e {
         chromiumoxide::error::CdpError::Chrome(ref c) if c.code == -32000 => {
-            RenderError::BadInput(format!("`pdfOptions.pageRanges`: {}.", c.message))
+            print_error(&c.message, caller_ranges)
         }
         other => cdp_error(other),
-    })?;
+    });
+    // Answered, one way or the other: its compositor is done.
+    printing.done();
+    let response = response?;
     let Some(handle) = response.result.stream.clone() else {
         let data: &str = response.result.data.as_ref();
         let pdf =
@@ -103,6 +111,15 @@ pub(crate) async fn print(
     let _ = page.execute(IoCloseParams::new(handle)).await;
     result?;
     within_limits(pdf, max_pages, max_bytes)
+}
+
+/// What Chromium's refusal to print means: the caller's page ranges, if they are what it
+/// names, or a document it could not print.
+fn print_error(message: &str, caller_ranges: bool) -> RenderError {
+    if caller_ranges && message.to_ascii_lowercase().contains("page range") {
+        return RenderError::BadInput(format!("`pdfOptions.pageRanges`: {message}."));
+    }
+    RenderError::PrintFailed(message.trim_end_matches('.').to_owned())
 }
 
 fn within_limits(pdf: Vec<u8>, max_pages: u32, max_bytes: u64) -> Result<Vec<u8>, RenderError> {
@@ -195,6 +212,24 @@ mod tests {
         .unwrap();
         let header = p.header_template.unwrap();
         assert!(header.ends_with("</style><p>h</p>") && !header.contains("'</"), "{header}");
+    }
+
+    #[test]
+    fn a_failed_print_is_a_render_failure_unless_the_caller_s_page_ranges_caused_it() {
+        let ranges = print_error("Page range exceeds page count", true);
+        assert!(
+            matches!(&ranges, RenderError::BadInput(m) if m.starts_with("`pdfOptions.pageRanges`")),
+            "{ranges:?}"
+        );
+        for caller_ranges in [false, true] {
+            let failed = print_error("Printing failed", caller_ranges);
+            assert!(matches!(failed, RenderError::PrintFailed(_)), "{failed:?}");
+            let api = failed.to_api_error();
+            assert_eq!((api.status(), api.code), (500, tailpdf_shared::ErrorCode::RenderFailed));
+            assert!(!api.message.contains("pageRanges"), "{}", api.message);
+            assert!(api.message.contains("could not print"), "{}", api.message);
+            assert!(!failed.retryable(), "the same document fails the same way");
+        }
     }
 
     #[test]

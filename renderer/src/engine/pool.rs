@@ -8,10 +8,11 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit};
+use tokio::sync::{Mutex, Notify};
 
 use super::{
     browser::Instance,
+    schedule::Slot,
     target::{Kind, Leftovers, Target},
     Engine,
 };
@@ -90,7 +91,9 @@ impl Engine {
             retire(old);
         }
         let generation = self.inner.browser_starts.fetch_add(1, Ordering::Relaxed) + 1;
-        let instance = Instance::launch(&self.inner.cfg, generation, self.inner.plan).await?;
+        let stopped = self.inner.compositors_stopped.clone();
+        let instance =
+            Instance::launch(&self.inner.cfg, generation, self.inner.plan, stopped).await?;
         state.instance = Some(instance.clone());
         state.renders_on_instance = 0;
         Ok(instance)
@@ -217,7 +220,7 @@ impl Engine {
     /// whatever it was still loading), or, if it loaded anything from the network, by a new
     /// blank document (so nothing it loaded is reused), before the next render may have the
     /// tab. The render's slot is held until then, so the next render never waits for a tab.
-    pub(super) fn release_shared(&self, mut lease: Lease<'_>, slot: OwnedSemaphorePermit) {
+    pub(super) fn release_shared(&self, mut lease: Lease<'_>, slot: Slot) {
         let Some(target) = lease.target.take() else { return };
         let instance = lease.instance.clone();
         let engine = self.clone();

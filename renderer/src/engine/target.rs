@@ -28,13 +28,13 @@ use chromiumoxide::{
     Page,
 };
 use futures::StreamExt;
-use tailpdf_shared::url_guard::redact_url;
 use tokio::task::JoinHandle;
 
 use super::{
     budget::Budget,
     cdp::{cdp_error, evaluate_as},
     fonts::FontFile,
+    problems::{Problems, Refusal},
 };
 use crate::{config::RenderLimits, error::RenderError, net::GuardedFetcher};
 
@@ -69,7 +69,8 @@ pub(crate) struct Scope {
     pub(crate) budget: Budget,
     fonts: HashMap<String, Arc<FontFile>>,
     shared: bool,
-    problems: Mutex<Vec<String>>,
+    /// The render's, shared by every target it uses.
+    problems: Arc<Problems>,
     /// Why the document needs a fresh context, when the interceptor found out (a frame in a
     /// shared tab).
     needs_scripts: Mutex<Option<String>>,
@@ -84,24 +85,21 @@ impl Scope {
         limits: RenderLimits,
         fonts: HashMap<String, Arc<FontFile>>,
         shared: bool,
+        problems: Arc<Problems>,
     ) -> Arc<Self> {
         Arc::new(Self {
             budget: Budget::new(limits),
             fonts,
             shared,
-            problems: Mutex::default(),
+            problems,
             needs_scripts: Mutex::default(),
             navigation_blocked: AtomicBool::new(false),
             requested: AtomicBool::new(false),
         })
     }
 
-    fn note(&self, url: &str, why: &str) {
-        lock(&self.problems).push(format!("{} ({why})", redact_url(url)));
-    }
-
-    pub(crate) fn problems(&self) -> Vec<String> {
-        lock(&self.problems).clone()
+    fn note(&self, url: &str, reason: Refusal, why: &str) {
+        self.problems.note(url, reason, why);
     }
 
     pub(crate) fn needs_scripts(&self) -> Option<String> {
@@ -157,7 +155,7 @@ impl Target {
                         Some(entry) = log.next() => {
                             if let Some(url) = entry.entry.text.strip_prefix("Not allowed to load local resource: ") {
                                 if let Some(s) = lock(&scope).as_ref() {
-                                    s.note(url, "blocked: local files are never loaded");
+                                    s.note(url, Refusal::LocalFile, "blocked: local files are never loaded");
                                 }
                             }
                         }
@@ -300,7 +298,7 @@ async fn answer(
         // The document stays what it was given: a navigation away (a script, a meta refresh,
         // a form) is dropped (aborted, so no error page replaces the document).
         if event.frame_id == main_frame {
-            scope.note(url, "blocked: a document cannot navigate away");
+            scope.note(url, Refusal::Navigation, "blocked: a document cannot navigate away");
             scope.navigation_blocked.store(true, Ordering::SeqCst);
             let _ = fail(ErrorReason::Aborted).await;
             return;
@@ -317,14 +315,15 @@ async fn answer(
         return;
     }
     if !matches!(event.request.method.as_str(), "GET" | "HEAD") {
-        scope.note(url, &format!("{} requests are not allowed", event.request.method));
+        let why = format!("{} requests are not allowed", event.request.method);
+        scope.note(url, Refusal::Method, &why);
         let _ = fail(ErrorReason::BlockedByClient).await;
         return;
     }
     let _slot = match scope.budget.admit().await {
         Ok(slot) => slot,
         Err(limit) => {
-            scope.note(url, &format!("refused: {limit}"));
+            scope.note(url, Refusal::Limit, &format!("refused: {limit}"));
             let _ = fail(ErrorReason::BlockedByClient).await;
             return;
         }
@@ -335,7 +334,7 @@ async fn answer(
     match fetched {
         Ok(fetched) => {
             if fetched.status >= 400 {
-                scope.note(url, &format!("answered {}", fetched.status));
+                scope.note(url, Refusal::Status, &format!("answered {}", fetched.status));
             }
             let body = BASE64.encode(&fetched.body);
             let params = fulfill(id, fetched.status, fetched.content_type.as_deref(), body);
@@ -343,16 +342,21 @@ async fn answer(
             let _ = page.execute(params).await;
         }
         Err(e) => {
-            let reason = match e {
-                crate::net::FetchError::Blocked(_) => ErrorReason::BlockedByClient,
-                crate::net::FetchError::Timeout(_) => ErrorReason::TimedOut,
+            let (reason, refusal) = match e {
+                crate::net::FetchError::Blocked(_) => {
+                    (ErrorReason::BlockedByClient, Refusal::Blocked)
+                }
+                crate::net::FetchError::Timeout(_) => (ErrorReason::TimedOut, Refusal::Timeout),
                 crate::net::FetchError::TooLarge(limit) => {
                     scope.budget.trip(crate::error::LimitExceeded::ResourceBytes(limit));
-                    ErrorReason::BlockedByClient
+                    (ErrorReason::BlockedByClient, Refusal::TooLarge)
                 }
-                _ => ErrorReason::Failed,
+                crate::net::FetchError::OverBudget => {
+                    (ErrorReason::BlockedByClient, Refusal::Limit)
+                }
+                crate::net::FetchError::Failed(_) => (ErrorReason::Failed, Refusal::Failed),
             };
-            scope.note(url, &e.to_string());
+            scope.note(url, refusal, &e.to_string());
             let _ = fail(reason).await;
         }
     }

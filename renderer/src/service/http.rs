@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     body::{Body, Bytes},
-    extract::{DefaultBodyLimit, Request, State},
+    extract::{DefaultBodyLimit, RawQuery, Request, State},
     http::{header, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -18,7 +18,8 @@ use tailpdf_shared::{
     ApiError, RenderSpec,
 };
 
-use super::{runner::JobEnd, AppState};
+use super::{admission::Purpose, runner::JobEnd, AppState};
+use crate::engine::schedule::{Lane, Requester};
 
 /// A spec carries a `POST /pdf` body's content re-encoded: the edge's limit bounds it.
 const MAX_INTERNAL_BODY: usize = tailpdf_shared::limits::MAX_BODY_BYTES;
@@ -41,7 +42,7 @@ impl IntoResponse for ErrorResponse {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let internal = Router::new()
-        .route("/render", post(render))
+        .route(tailpdf_shared::messages::SYNC_RENDER_PATH, post(render))
         .route("/jobs", post(jobs))
         .route("/jobs/group", post(group))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_signature));
@@ -99,14 +100,23 @@ fn full(state: &AppState) -> ErrorResponse {
     ErrorResponse(ApiError::unavailable("Every tab and queue place is taken; retry shortly.", 1))
 }
 
+/// `POST /render?account=<id>`: the account (an opaque id of the edge's, never a key) is in
+/// the signed path; a call without one renders as nobody in particular.
 async fn render(
     State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ErrorResponse> {
     let spec: RenderSpec = parse(&body)?;
-    let _admitted = state.admit().ok_or_else(|| full(&state))?;
-    let rendered =
-        state.runner.engine.render(&spec).await.map_err(|e| ErrorResponse(e.to_api_error()))?;
+    let account = tailpdf_shared::messages::sync_render_account(query.as_deref());
+    let _admitted = state.admit(&account, Purpose::Sync).ok_or_else(|| full(&state))?;
+    let who = Requester::new(&account, Lane::Sync);
+    let rendered = state
+        .runner
+        .engine
+        .render_for(&spec, &who)
+        .await
+        .map_err(|e| ErrorResponse(e.to_api_error()))?;
     state.metrics.rendered(&rendered);
     Ok((
         [
@@ -123,7 +133,7 @@ async fn render(
 
 async fn jobs(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ErrorResponse> {
     let message: RenderJobMessage = parse(&body)?;
-    let admitted = state.admit_job().ok_or_else(|| full(&state))?;
+    let admitted = state.admit(&message.account, Purpose::Job).ok_or_else(|| full(&state))?;
     let attempt = message.attempt.max(1);
     // The job runs to its end even if the edge's connection drops (the edge restarted, or
     // gave up waiting): its events reach the edge on their own, so dropping it here would
@@ -154,7 +164,9 @@ async fn jobs(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respons
 /// back to one by one) wait for tabs together, so while it runs it may hold every tab.
 async fn group(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ErrorResponse> {
     let request: GroupRequest = parse(&body)?;
-    let admitted = state.admit_job().ok_or_else(|| full(&state))?;
+    // A group is one batch's, so one account's.
+    let account = request.jobs.first().map(|j| j.account.clone()).unwrap_or_default();
+    let admitted = state.admit(&account, Purpose::Job).ok_or_else(|| full(&state))?;
     let jobs: Vec<(RenderJobMessage, u32)> = request
         .jobs
         .into_iter()
@@ -200,11 +212,16 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let engine = &state.runner.engine;
-    let backlog = state.in_use().saturating_sub(engine.tabs() - engine.free_tabs());
     let ready = engine.ready_targets().await;
+    let gauges = super::metrics::Gauges {
+        load: engine.load(),
+        places_in_use: state.places.in_use(),
+        shared_tabs_idle: ready.0,
+        spare_contexts: ready.1,
+    };
     (
         [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
-        state.metrics.render(engine.stats(), backlog, ready),
+        state.metrics.render(engine.stats(), gauges),
     )
         .into_response()
 }

@@ -19,7 +19,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::engine::EngineStats;
+use crate::engine::{problems::Refusal, schedule::Load, EngineStats};
 
 /// What `/metrics` answers with.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -45,13 +45,26 @@ impl Seconds {
     }
 }
 
+/// What is read at each scrape besides the engine's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// The scheduler's renders running and waiting, and their accounts.
+    pub load: Load,
+    /// Places held by requests (sync renders, jobs, groups), waiting or running.
+    pub places_in_use: usize,
+    /// Shared tabs open and free.
+    pub shared_tabs_idle: usize,
+    /// Browser contexts made ahead.
+    pub spare_contexts: usize,
+}
+
 /// The engine's side, as of the last scrape.
 #[derive(Debug, Default)]
-struct Snapshot(Mutex<(EngineStats, usize, (usize, usize))>);
+struct Snapshot(Mutex<(EngineStats, Gauges)>);
 
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let (engine, backlog, ready) = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (engine, gauges) = *self.0.lock().unwrap_or_else(|e| e.into_inner());
         let renders = [("ok", engine.renders), ("failed", engine.failures)];
         let counter = ConstCounter::new(0u64);
         let mut family = encoder.encode_descriptor(
@@ -62,6 +75,16 @@ impl Collector for Snapshot {
         )?;
         for (outcome, n) in renders {
             ConstCounter::new(n).encode(family.encode_family(&[("outcome", outcome)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "tailpdf_refused_requests",
+            "Requests of documents not loaded (refused by the URL guard or a limit, or failed), \
+             by reason.",
+            None,
+            counter.metric_type(),
+        )?;
+        for (reason, n) in Refusal::ALL.iter().zip(engine.refused) {
+            ConstCounter::new(n).encode(family.encode_family(&[("reason", reason.label())])?)?;
         }
         let counters = [
             (
@@ -96,6 +119,11 @@ impl Collector for Snapshot {
                 engine.group_fallbacks,
             ),
             (
+                "tailpdf_print_compositors_stopped",
+                "Chromium print compositors stopped after their print passed its deadline.",
+                engine.compositors_stopped,
+            ),
+            (
                 "tailpdf_limit_failures",
                 "Renders that crossed a limit (requests, bytes, pages, classes, CSS, compiler time).",
                 engine.limit_failures,
@@ -111,12 +139,23 @@ impl Collector for Snapshot {
             )?)?;
         }
         let gauges = [
-            ("tailpdf_backlog", "Requests waiting for a tab.", backlog),
-            ("tailpdf_tabs_idle", "Shared tabs open and free.", ready.0),
+            ("tailpdf_backlog", "Renders waiting for a tab.", gauges.load.waiting),
+            ("tailpdf_tabs_busy", "Renders running, guest tabs included.", gauges.load.running),
+            (
+                "tailpdf_accounts_active",
+                "Accounts with renders running or waiting.",
+                gauges.load.accounts,
+            ),
+            (
+                "tailpdf_places_in_use",
+                "Places held by sync renders, jobs and groups, waiting or running.",
+                gauges.places_in_use,
+            ),
+            ("tailpdf_tabs_idle", "Shared tabs open and free.", gauges.shared_tabs_idle),
             (
                 "tailpdf_spare_contexts",
                 "Browser contexts made ahead for documents that run scripts.",
-                ready.1,
+                gauges.spare_contexts,
             ),
         ];
         for (name, help, n) in gauges {
@@ -232,10 +271,9 @@ impl Metrics {
         }
     }
 
-    /// The exposition; `backlog` is the number of requests waiting for a tab, `ready` the
-    /// shared tabs free and the spare browser contexts made.
-    pub fn render(&self, engine: EngineStats, backlog: usize, ready: (usize, usize)) -> String {
-        *self.snapshot.0.lock().unwrap_or_else(|e| e.into_inner()) = (engine, backlog, ready);
+    /// The exposition, with the engine's counters and the gauges read now.
+    pub fn render(&self, engine: EngineStats, gauges: Gauges) -> String {
+        *self.snapshot.0.lock().unwrap_or_else(|e| e.into_inner()) = (engine, gauges);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -263,15 +301,24 @@ mod tests {
         m.job_ended("completed");
         m.job_ended("completed");
         m.acks.inc();
+        let mut refused = [0; Refusal::ALL.len()];
+        refused[0] = 7;
         let stats = EngineStats {
             renders: 2,
             failures: 1,
             browser_starts: 3,
             escalations: 4,
             postprocess_failures: 5,
+            refused,
             ..EngineStats::default()
         };
-        let text = m.render(stats, 2, (1, 2));
+        let gauges = Gauges {
+            load: Load { running: 3, waiting: 2, accounts: 2 },
+            places_in_use: 5,
+            shared_tabs_idle: 1,
+            spare_contexts: 2,
+        };
+        let text = m.render(stats, gauges);
         for line in [
             "tailpdf_escalations_total 4",
             "tailpdf_renders_total{outcome=\"ok\"} 2",
@@ -280,6 +327,11 @@ mod tests {
             "tailpdf_jobs_total{outcome=\"completed\"} 2",
             "tailpdf_queue_acks_total 1",
             "tailpdf_backlog 2",
+            "tailpdf_tabs_busy 3",
+            "tailpdf_accounts_active 2",
+            "tailpdf_places_in_use 5",
+            "tailpdf_refused_requests_total{reason=\"blocked\"} 7",
+            "tailpdf_refused_requests_total{reason=\"timeout\"} 0",
             "tailpdf_tabs_idle 1",
             "tailpdf_spare_contexts 2",
             "tailpdf_render_duration_seconds_bucket{le=\"0.05\"} 1",

@@ -8,9 +8,11 @@
 //! - [`metrics`], [`retry`]: the OpenMetrics exposition (prometheus-client) and backoff
 //!   schedules.
 //!
-//! Capacity is the tab pool plus a small bounded wait queue; past it, requests are answered
-//! 503 with `Retry-After` at once, never queued without bound.
+//! - [`admission`]: the places (tabs, guest tabs and a small bounded wait queue) shared so no
+//!   account takes them all; past them, requests are answered 503 with `Retry-After` at once,
+//!   never queued without bound. Which admitted render gets a tab is `engine::schedule`'s.
 
+pub mod admission;
 pub mod edge;
 pub mod error;
 pub mod http;
@@ -31,7 +33,6 @@ use std::{
 };
 
 use clap::Args;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::{
@@ -59,7 +60,8 @@ pub struct ServeConfig {
     #[arg(long, env = "TAILPDF_INTERNAL_SECRET", hide_env_values = true)]
     pub internal_secret: String,
 
-    /// Requests that may wait for a tab beyond those rendering; more are answered 503.
+    /// Requests that may wait for a tab beyond those rendering; more are answered 503. One
+    /// account holds at most all places (tabs, guest tabs and these) but two.
     #[arg(long, env = "TAILPDF_QUEUE_SIZE", default_value_t = 4)]
     pub queue_size: usize,
 
@@ -131,6 +133,11 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// Requests admitted at once: a place per tab and guest tab, and `--queue-size` more.
+    pub fn places(&self) -> usize {
+        crate::engine::schedule::Shares::of(&self.engine).most() + self.queue_size
+    }
+
     /// One pull loop per queue: render-jobs, and render-batches when its id is given.
     fn pull_settings(&self) -> Vec<pull::PullSettings> {
         let Some(jobs) = self.pull_settings_for(self.cf_queue_id.clone()) else {
@@ -150,10 +157,11 @@ impl ServeConfig {
             queue_id: queue_id?,
             api_token: self.cf_api_token.clone()?,
             interval: self.pull_interval,
+            parking: self.places(),
             visibility_timeout: pull::JobBounds {
                 render_timeout: self.engine.render_timeout,
                 tabs: self.engine.tabs(),
-                queue_size: self.queue_size,
+                ahead: self.places() * 2,
                 upload_timeout: self.upload_timeout,
                 upload_retry_budget: self.upload_retry_budget,
                 event_retry_budget: self.event_retry_budget,
@@ -168,38 +176,21 @@ pub struct AppState {
     pub(crate) runner: runner::Runner,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) secret: String,
-    capacity: Arc<Semaphore>,
-    capacity_total: usize,
+    pub(crate) places: admission::Places,
     closing: AtomicBool,
 }
 
 impl AppState {
-    /// A place for one sync render, if there is one.
-    pub(crate) fn admit(&self) -> Option<OwnedSemaphorePermit> {
+    /// A place for `account`'s request, if the rules leave one ([`admission`]).
+    pub(crate) fn admit(
+        &self,
+        account: &str,
+        purpose: admission::Purpose,
+    ) -> Option<admission::Place> {
         if self.is_closing() {
             return None;
         }
-        self.capacity.clone().try_acquire_owned().ok()
-    }
-
-    /// A place for a job or a group of them, if there is one besides the place always kept
-    /// for a sync render: someone waits for that one, while a refused job is only delivered
-    /// again a little later.
-    pub(crate) fn admit_job(&self) -> Option<OwnedSemaphorePermit> {
-        if self.free_capacity() == 0 {
-            return None;
-        }
-        self.admit()
-    }
-
-    /// Places free for jobs (the one kept for sync renders aside).
-    pub(crate) fn free_capacity(&self) -> usize {
-        let reserve = usize::from(self.capacity_total > 1);
-        self.capacity.available_permits().saturating_sub(reserve)
-    }
-
-    pub(crate) fn in_use(&self) -> usize {
-        self.capacity_total - self.capacity.available_permits()
+        self.places.admit(account, purpose)
     }
 
     pub(crate) fn is_closing(&self) -> bool {
@@ -219,7 +210,7 @@ pub async fn run(
     // later ones.
     engine.warm().await;
     let metrics = Arc::new(metrics::Metrics::default());
-    let capacity_total = engine.tabs() + cfg.queue_size;
+    let places = admission::Places::new(cfg.places());
     // Nothing of an upload's answer is read but its status.
     let uploads = GuardedFetcher::new(cfg.engine.url_policy(), cfg.upload_timeout, 64 * 1024)?;
     let runner = runner::Runner {
@@ -244,8 +235,7 @@ pub async fn run(
         runner,
         metrics,
         secret: cfg.internal_secret.clone(),
-        capacity: Arc::new(Semaphore::new(capacity_total)),
-        capacity_total,
+        places: places.clone(),
         closing: AtomicBool::new(false),
     });
 
@@ -275,9 +265,10 @@ pub async fn run(
     tracing::info!(grace = ?cfg.grace_period, "shutting down: no new work, finishing jobs in flight");
     state.closing.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
-    // Requests in flight (push jobs, sync renders) finish within the grace period.
-    let all = u32::try_from(capacity_total).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(cfg.grace_period, state.capacity.acquire_many(all)).await;
+    // No new request gets a place (pulled jobs waiting for one are handed back); those in
+    // flight (push jobs, sync renders) finish within the grace period.
+    places.close();
+    let _ = tokio::time::timeout(cfg.grace_period, places.drained()).await;
     let _ = tokio::time::timeout(
         cfg.grace_period + Duration::from_secs(15),
         futures::future::join_all(pullers),

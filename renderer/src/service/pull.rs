@@ -1,11 +1,20 @@
 //! Pull mode: the renderer takes jobs from the `render-jobs` queue through Cloudflare Queues'
-//! HTTP pull consumer API, as many as it has free capacity for, and acknowledges a message
-//! only once the job's terminal event was accepted by the edge. A job that did not end is
-//! handed back with a delay; on shutdown, leases still held are handed back at once.
+//! HTTP pull consumer API, as many as it has free places for, and acknowledges a message only
+//! once the job's terminal event was accepted by the edge. A job that did not end is handed
+//! back with a delay; on shutdown, leases still held are handed back at once.
+//!
+//! A queue is first in, first out: one account's backlog stands before everyone else's. So a
+//! pulled job whose account already holds its share of places is parked (leased, waiting for
+//! a place of its account's), and pulling goes on past it while fewer jobs are parked than
+//! there are places: another account's job behind a backlog that deep still gets in, and the
+//! scheduler gives it a tab in turn.
 
 use std::{
     collections::HashSet,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
@@ -16,7 +25,7 @@ use tailpdf_shared::{messages::RenderJobMessage, JobId};
 use tokio::sync::watch;
 use url::Url;
 
-use super::{error::ServiceError, runner::JobEnd, AppState};
+use super::{admission::Purpose, error::ServiceError, runner::JobEnd, AppState};
 
 #[derive(Clone)]
 pub struct PullSettings {
@@ -25,6 +34,8 @@ pub struct PullSettings {
     pub queue_id: String,
     pub api_token: String,
     pub interval: Duration,
+    /// Jobs leased beyond the places, waiting for a place of their account's.
+    pub parking: usize,
     pub visibility_timeout: Duration,
 }
 
@@ -33,8 +44,8 @@ pub struct PullSettings {
 pub struct JobBounds {
     pub render_timeout: Duration,
     pub tabs: usize,
-    /// Jobs admitted beyond the tabs, each waiting for one.
-    pub queue_size: usize,
+    /// Jobs that may be ahead of one, waiting for a tab: those admitted and those parked.
+    pub ahead: usize,
     pub upload_timeout: Duration,
     pub upload_retry_budget: Duration,
     pub event_retry_budget: Duration,
@@ -46,12 +57,13 @@ pub struct JobBounds {
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 
 impl JobBounds {
-    /// The longest one job can take here, from pull to ack: a wait for a tab behind the jobs
-    /// admitted before it, the spec, three events (each retried within its budget, plus the
-    /// try under way), the render, and the upload with its retries; then a margin. A lease
-    /// this long never expires under a live job, so no other renderer takes it meanwhile.
+    /// The longest one job can take here, from pull to ack: a wait for a place and a tab
+    /// behind the jobs admitted and parked before it, the spec, three events (each retried
+    /// within its budget, plus the try under way), the render, and the upload with its
+    /// retries; then a margin. A lease this long never expires under a live job, so no other
+    /// renderer takes it meanwhile.
     pub fn worst_case(&self) -> Duration {
-        let waves = u32::try_from(self.queue_size.div_ceil(self.tabs.max(1))).unwrap_or(u32::MAX);
+        let waves = u32::try_from(self.ahead.div_ceil(self.tabs.max(1))).unwrap_or(u32::MAX);
         let tab_wait = self.render_timeout.saturating_mul(waves);
         let events = (self.event_retry_budget + self.edge_call_timeout).saturating_mul(3);
         let total = tab_wait
@@ -225,6 +237,15 @@ enum Work {
 }
 
 impl Work {
+    /// Whose place it takes.
+    fn account(&self) -> &str {
+        match self {
+            Self::Unreadable(..) => "",
+            Self::Job(_, job) => &job.account,
+            Self::Group(members) => members.first().map_or("", |(_, job)| &job.account),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Self::Group(members) => members.len(),
@@ -290,9 +311,12 @@ pub async fn run(
     let settings = queue.settings.clone();
     let queue = Arc::new(queue);
     let held: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let parked = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     while !*stop.borrow() {
-        let free = state.free_capacity();
+        // As many as there are places for, while fewer than `parking` jobs wait for one.
+        let parking_full = parked.load(Ordering::SeqCst) >= settings.parking;
+        let free = if parking_full { 0 } else { state.places.free_for_jobs() };
         let pulled = if free == 0 {
             Vec::new()
         } else {
@@ -309,28 +333,45 @@ pub async fn run(
         for work in into_work(pulled) {
             state.metrics.messages_pulled.inc_by(work.len() as u64);
             let leases: Vec<String> = work.leases();
-            let Some(permit) = state.admit_job() else {
-                // More than we asked for: hand it straight back.
-                let _ = queue.retry(leases, Duration::ZERO).await;
-                continue;
-            };
             if let Ok(mut h) = held.lock() {
                 h.extend(leases.iter().cloned());
             }
-            let (state, queue, held) = (state.clone(), queue.clone(), held.clone());
+            // Admitted now if its account has a place left, else parked until it has.
+            let place = state.admit(work.account(), Purpose::Job);
+            if place.is_none() {
+                parked.fetch_add(1, Ordering::SeqCst);
+            }
+            let (state, queue, held, parked) =
+                (state.clone(), queue.clone(), held.clone(), parked.clone());
             tasks.spawn(async move {
-                let _permit = permit;
-                let ends = match work {
-                    Work::Unreadable(message, e) => {
+                let place = match place {
+                    Some(place) => Some(place),
+                    None => {
+                        let place = state.places.admit_waiting(work.account()).await;
+                        parked.fetch_sub(1, Ordering::SeqCst);
+                        place
+                    }
+                };
+                let ends = match (place.is_some(), work) {
+                    (false, work) => {
+                        // Stopping: hand it back for another renderer.
+                        let delay = Duration::ZERO;
+                        let reason = String::from("the renderer is stopping");
+                        work.leases()
+                            .into_iter()
+                            .map(|l| (l, JobEnd::Retry { reason: reason.clone(), delay }))
+                            .collect()
+                    }
+                    (true, Work::Unreadable(message, e)) => {
                         // A message that is not a job never becomes one: drop it, loudly.
                         tracing::error!(error = %e, "acknowledging an unreadable message");
                         vec![(message.lease_id, JobEnd::Gone)]
                     }
-                    Work::Job(message, job) => {
+                    (true, Work::Job(message, job)) => {
                         let end = state.runner.run(*job, message.attempts.max(1)).await;
                         vec![(message.lease_id, end)]
                     }
-                    Work::Group(members) => {
+                    (true, Work::Group(members)) => {
                         let jobs = members
                             .iter()
                             .map(|(m, job)| (job.clone(), m.attempts.max(1)))
@@ -339,6 +380,7 @@ pub async fn run(
                         members.into_iter().map(|(m, _)| m.lease_id).zip(ends).collect()
                     }
                 };
+                drop(place);
                 for (lease, end) in ends {
                     settle(&state, &queue, &lease, end).await;
                     if let Ok(mut h) = held.lock() {
@@ -385,17 +427,17 @@ mod tests {
         let bounds = JobBounds {
             render_timeout: Duration::from_secs(30),
             tabs: 2,
-            queue_size: 4,
+            ahead: 8,
             upload_timeout: Duration::from_secs(60),
             upload_retry_budget: Duration::from_secs(60),
             event_retry_budget: Duration::from_secs(60),
             edge_call_timeout: Duration::from_secs(10),
         };
-        // Two waves of waiting (60 s), the spec (10), three events (210), the render (30),
-        // the upload (120), the margin (60).
-        assert_eq!(bounds.worst_case(), Duration::from_secs(490));
+        // Four waves of waiting (120 s: the places and the parked jobs ahead), the spec (10),
+        // three events (210), the render (30), the upload (120), the margin (60).
+        assert_eq!(bounds.worst_case(), Duration::from_secs(550));
         let more_tabs = JobBounds { tabs: 4, ..bounds };
-        assert_eq!(bounds.worst_case() - more_tabs.worst_case(), Duration::from_secs(30));
+        assert_eq!(bounds.worst_case() - more_tabs.worst_case(), Duration::from_secs(60));
         let slower = JobBounds { render_timeout: Duration::from_secs(300), ..bounds };
         assert!(slower.worst_case() > bounds.worst_case() + Duration::from_secs(800));
         let absurd = JobBounds { event_retry_budget: Duration::from_secs(86_400), ..bounds };

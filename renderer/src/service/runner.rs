@@ -21,7 +21,10 @@ use super::{
     upload::{upload, UploadPolicy},
 };
 use crate::{
-    engine::{Engine, Rendered},
+    engine::{
+        schedule::{Lane, Requester},
+        Engine, Rendered,
+    },
     error::RenderError,
     net::GuardedFetcher,
 };
@@ -104,8 +107,11 @@ impl Runner {
         // less per job. The render of a job that had ended meanwhile (rare: a repeated
         // delivery) is thrown away before anything is uploaded.
         let processing = JobEvent::Processing { at: now_timestamp() };
-        let (reported, rendered) =
-            tokio::join!(self.edge.report(message, &processing), self.engine.render(&spec));
+        let who = Requester::new(&message.account, Lane::Job);
+        let (reported, rendered) = tokio::join!(
+            self.edge.report(message, &processing),
+            self.engine.render_for(&spec, &who)
+        );
         if let Err(end) = started(reported, attempt) {
             return end;
         }
@@ -149,11 +155,17 @@ impl Runner {
                 }
             }
             let size = self.group_size.max(1);
-            let groups: Vec<&[(usize, RenderSpec)]> =
-                printable.iter().flat_map(|docs| docs.chunks(size)).collect();
-            let rendered = futures::future::join_all(groups.iter().map(|group| async move {
+            // Each group as its batch's account's, in the batch lane.
+            let groups: Vec<_> = printable
+                .iter()
+                .zip(&batch_of)
+                .flat_map(|(docs, (_, account))| {
+                    docs.chunks(size).map(|chunk| (chunk, Requester::new(account, Lane::Batch)))
+                })
+                .collect();
+            let rendered = futures::future::join_all(groups.iter().map(|(group, who)| async move {
                 let specs: Vec<RenderSpec> = group.iter().map(|(_, s)| s.clone()).collect();
-                let results = self.engine.render_group(&specs).await;
+                let results = self.engine.render_group_for(&specs, who).await;
                 group.iter().map(|(i, _)| *i).zip(results).collect::<Vec<_>>()
             }))
             .await;

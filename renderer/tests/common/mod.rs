@@ -2,6 +2,9 @@
 //! the Google Fonts css2 API (serving Debian's Inter), and PDF inspection with poppler-utils.
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses its own subset
 
+pub(crate) mod s3;
+pub(crate) mod serve;
+
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
