@@ -22,9 +22,10 @@ pub struct EngineConfig {
     #[arg(long, env = "TAILPDF_ACCOUNT_TABS")]
     pub account_tabs: Option<usize>,
 
-    /// Tabs beyond --tabs for a render that would otherwise wait behind other accounts' renders
-    /// (one of an account with nothing running, or a sync render of an account with no sync
-    /// render running), so a neighbour's long renders never hold it up. 0: none.
+    /// Tabs beyond --tabs for a render of an account with nothing running, when every tab is
+    /// busy with others' renders, so a neighbour's long renders never hold it up; as many
+    /// again for a sync render of an account with no sync render running (so it never waits
+    /// behind its own account's jobs and batches). 0: none.
     #[arg(long, env = "TAILPDF_GUEST_TABS", default_value_t = 1)]
     pub guest_tabs: usize,
 

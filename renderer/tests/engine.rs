@@ -488,8 +488,9 @@ async fn a_warmed_engine_has_its_tabs_contexts_and_compilers_ready() {
     let (engine, _cache) = engine_with(|c| c.restart_after = 3).await;
     engine.warm().await;
     let warm = engine.warm_state().await;
-    // Two tabs and the guest tab, a spare context per tab, a compiler for each of the three.
-    assert_eq!((warm.shared_tabs, warm.spare_contexts, warm.compilers), (3, 2, 3), "{warm:?}");
+    // Two tabs and a guest tab, a spare context per tab, a compiler for each render that can
+    // run at once (both kinds of guest tab).
+    assert_eq!((warm.shared_tabs, warm.spare_contexts, warm.compilers), (3, 2, 4), "{warm:?}");
     // The warm-up renders are nobody's: not counted, and not towards --restart-after.
     assert_eq!(engine.stats().renders, 0);
     for _ in 0..3 {

@@ -215,7 +215,7 @@ impl Instance {
             // The cover tab opens while the compiler loads.
             let cover = browser.new_page(blank_tab(shared_context.clone(), false));
             // A compiler worker per render that can run at once, guests included.
-            let workers = super::schedule::Shares::of(cfg).most();
+            let workers = super::schedule::Shares::of(cfg).at_most();
             let install = tailwind::install(&compiler, workers, Duration::from_secs(20));
             let (cover, installed) = futures::future::join(cover, install).await;
             let cover = cover.map_err(|e| RenderError::Browser(format!("no cover tab: {e}")))?;

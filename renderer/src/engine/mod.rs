@@ -290,12 +290,12 @@ impl Engine {
             no_store: true,
         };
         // Guest tabs too: the first render that needs one must not wait for a tab to open.
-        let tabs = schedule::Shares::of(&self.inner.cfg).most();
+        let tabs = schedule::Shares::of(&self.inner.cfg).ahead();
         let work = async {
             let instance = self.instance().await?;
             let compilers = async {
                 let timeout = self.inner.cfg.compiler_timeout;
-                let workers = schedule::Shares::of(&self.inner.cfg).most();
+                let workers = schedule::Shares::of(&self.inner.cfg).at_most();
                 match tailwind::warm_up(&instance.compiler, timeout).await {
                     Ok(n) if n == workers => {}
                     Ok(n) => tracing::warn!(warm = n, workers, "compiler workers not warm"),

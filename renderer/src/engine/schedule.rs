@@ -5,11 +5,13 @@
 //! account's jobs, jobs before its batch groups. The rules:
 //! - up to `--tabs` renders run at once, and one account alone may use every one of them
 //!   (work-conserving), up to `--account-tabs`;
-//! - when every tab is busy, a render of an account with nothing running, or a sync render of
-//!   an account with no sync render running, starts at once in a guest tab beyond them (up to
-//!   `--guest-tabs`): a neighbour's long renders never hold it up, and a sync render never
-//!   waits behind its own account's batch groups. Slots are counted together, so no new
-//!   render of the busy accounts starts until the total is back under `--tabs`;
+//! - when every tab is busy, a render of an account with nothing running starts at once in a
+//!   guest tab beyond them (up to `--guest-tabs`): a neighbour's long renders never hold it up.
+//!   Likewise a sync render of an account with no sync render running, in guest tabs of their
+//!   own (as many again), so that it never waits behind its own account's jobs or batch groups
+//!   and can never take the place kept for another account. When a tab frees while guests run,
+//!   a guest takes it over (so no new render starts in a tab until the total is back under
+//!   `--tabs`, and the guest tab is free for the next account that needs one);
 //! - when a slot frees, the account with the fewest renders running goes next, ties to the one
 //!   served least recently (round-robin), then its highest lane, first come first served.
 //!
@@ -67,6 +69,17 @@ pub struct Shares {
     pub guest_tabs: usize,
 }
 
+/// How a slot was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// One of `--tabs`.
+    Tab,
+    /// Beyond them, to an account with nothing running.
+    Guest,
+    /// Beyond them, to a sync render of an account with no sync render running.
+    SyncGuest,
+}
+
 impl Shares {
     /// The shares `--tabs`, `--account-tabs` and `--guest-tabs` set.
     pub fn of(cfg: &crate::config::EngineConfig) -> Self {
@@ -78,9 +91,15 @@ impl Shares {
         }
     }
 
-    /// The most renders that can run at once.
-    pub fn most(&self) -> usize {
+    /// The tabs and the guest tabs of accounts with nothing running: what is opened ahead,
+    /// and what the places are counted against.
+    pub fn ahead(&self) -> usize {
         self.tabs.max(1) + self.guest_tabs
+    }
+
+    /// The most renders at once: the tabs and both kinds of guest tab.
+    pub fn at_most(&self) -> usize {
+        self.tabs.max(1) + 2 * self.guest_tabs
     }
 }
 
@@ -88,6 +107,7 @@ impl Shares {
 /// dropped.
 pub struct Slot {
     shared: Arc<Shared>,
+    id: u64,
     account: Arc<str>,
     lane: Lane,
 }
@@ -102,7 +122,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let (grants, idle) = {
             let mut state = self.shared.lock();
-            state.running -= 1;
+            state.release(self.id);
             if let Some(account) = state.accounts.get_mut(&self.account) {
                 account.running -= 1;
                 if self.lane == Lane::Sync {
@@ -141,6 +161,11 @@ impl Shared {
 struct State {
     shares: Shares,
     running: usize,
+    /// How each slot running was given (guests may take over a tab).
+    kinds: HashMap<u64, Kind>,
+    /// Guest slots of each kind running.
+    guests: usize,
+    sync_guests: usize,
     waiting: usize,
     accounts: HashMap<Arc<str>, Account>,
     /// Ticks once per slot given: when each account was last served.
@@ -162,8 +187,9 @@ struct Account {
 }
 
 impl Account {
-    fn next_lane(&self) -> Option<usize> {
-        self.lanes.iter().position(|l| !l.is_empty())
+    fn next_lane(&self) -> Option<Lane> {
+        const ORDER: [Lane; LANES] = [Lane::Sync, Lane::Job, Lane::Batch];
+        self.lanes.iter().position(|l| !l.is_empty()).map(|i| ORDER[i])
     }
 
     fn waiting(&self) -> usize {
@@ -194,6 +220,9 @@ impl Scheduler {
                 state: Mutex::new(State {
                     shares,
                     running: 0,
+                    kinds: HashMap::new(),
+                    guests: 0,
+                    sync_guests: 0,
                     waiting: 0,
                     accounts: HashMap::new(),
                     served: 0,
@@ -270,12 +299,11 @@ impl State {
     /// Gives slots to waiting renders while the rules allow; returns them to deliver once the
     /// lock is released.
     fn dispatch(&mut self, shared: &Arc<Shared>) -> Vec<(oneshot::Sender<Slot>, Slot)> {
-        const ORDER: [Lane; LANES] = [Lane::Sync, Lane::Job, Lane::Batch];
         let mut grants = Vec::new();
-        while let Some(name) = self.next_account() {
+        while let Some((name, kind)) = self.next_account() {
             let Some(account) = self.accounts.get_mut(&name) else { break };
             let Some(lane) = account.next_lane() else { break };
-            let Some(tx) = account.lanes[lane].pop_front() else { break };
+            let Some(tx) = account.lanes[lane as usize].pop_front() else { break };
             self.waiting -= 1;
             if tx.is_closed() {
                 // Its render gave up waiting.
@@ -285,31 +313,71 @@ impl State {
             self.served += 1;
             account.running += 1;
             account.last_served = self.served;
-            let lane = ORDER[lane];
             if lane == Lane::Sync {
                 account.running_sync += 1;
             }
             self.running += 1;
-            grants.push((tx, Slot { shared: shared.clone(), account: name, lane }));
+            match kind {
+                Kind::Tab => {}
+                Kind::Guest => self.guests += 1,
+                Kind::SyncGuest => self.sync_guests += 1,
+            }
+            let id = self.served;
+            self.kinds.insert(id, kind);
+            grants.push((tx, Slot { shared: shared.clone(), id, account: name, lane }));
         }
         grants
     }
 
-    /// The account whose waiting render may start now and goes first: fewest running, then
-    /// served least recently.
-    fn next_account(&self) -> Option<Arc<str>> {
-        let shares = self.shares;
+    /// The account whose waiting render may start now and goes first (fewest running, then
+    /// served least recently), and how.
+    fn next_account(&self) -> Option<(Arc<str>, Kind)> {
         self.accounts
             .iter()
-            .filter(|(_, a)| {
-                let Some(lane) = a.next_lane() else { return false };
-                let normal = self.running < shares.tabs && a.running < shares.account_tabs;
-                let guest = self.running < shares.most()
-                    && (a.running == 0 || (lane == Lane::Sync as usize && a.running_sync == 0));
-                normal || guest
-            })
-            .min_by_key(|(_, a)| (a.running, a.last_served, a.arrived))
-            .map(|(name, _)| name.clone())
+            .filter_map(|(name, a)| Some((name, a, self.may_start(a)?)))
+            .min_by_key(|(_, a, _)| (a.running, a.last_served, a.arrived))
+            .map(|(name, _, kind)| (name.clone(), kind))
+    }
+
+    /// How the next render of `account` may start now, if it may.
+    fn may_start(&self, account: &Account) -> Option<Kind> {
+        let shares = self.shares;
+        let lane = account.next_lane()?;
+        if self.running < shares.tabs && account.running < shares.account_tabs {
+            Some(Kind::Tab)
+        } else if account.running == 0 && self.guests < shares.guest_tabs {
+            Some(Kind::Guest)
+        } else if lane == Lane::Sync
+            && account.running_sync == 0
+            && self.sync_guests < shares.guest_tabs
+        {
+            Some(Kind::SyncGuest)
+        } else {
+            None
+        }
+    }
+
+    /// A slot ends; a guest takes over a tab it frees.
+    fn release(&mut self, id: u64) {
+        self.running -= 1;
+        match self.kinds.remove(&id) {
+            Some(Kind::Guest) => self.guests -= 1,
+            Some(Kind::SyncGuest) => self.sync_guests -= 1,
+            Some(Kind::Tab) | None => {
+                // A guest of an account with nothing else running first: its guest tab is
+                // the one other accounts need.
+                let guest = [Kind::Guest, Kind::SyncGuest].into_iter().find_map(|kind| {
+                    self.kinds.iter().find(|(_, k)| **k == kind).map(|(id, k)| (*id, *k))
+                });
+                if let Some((id, kind)) = guest {
+                    self.kinds.insert(id, Kind::Tab);
+                    match kind {
+                        Kind::Guest => self.guests -= 1,
+                        _ => self.sync_guests -= 1,
+                    }
+                }
+            }
+        }
     }
 
     fn forget_if_idle(&mut self, name: &str) {
@@ -376,16 +444,16 @@ mod tests {
         let c = wait(&s, who("c", Lane::Job));
         settle().await;
         assert!(!c.is_finished());
-        // A slot of `a` frees: back to two running, and no new render of a busy account
-        // starts until the guest's ends; `c`, with nothing running, takes the guest place.
+        // A tab of `a` frees: `b` takes it over, and `c`, with nothing running, takes the guest
+        // tab; no new render of a busy account starts while over --tabs.
         drop(a1);
-        let _c = c.await.unwrap();
+        let c = c.await.unwrap();
         settle().await;
         assert!(!a3.is_finished(), "a third render of a busy account while over --tabs");
         drop(b);
         settle().await;
         assert!(!a3.is_finished(), "a and c run: --tabs are taken");
-        drop(_c);
+        drop(c);
         a3.await.unwrap();
     }
 
@@ -435,6 +503,20 @@ mod tests {
         }
         use Lane::{Batch, Job, Sync};
         assert_eq!(*order.lock().unwrap(), [Sync, Job, Job, Batch, Batch]);
+    }
+
+    #[tokio::test]
+    async fn an_account_s_sync_guest_never_takes_the_guest_tab_of_another_account() {
+        let s = shares(2, 2, 1);
+        let _a1 = s.acquire(&who("a", Lane::Job)).await.unwrap();
+        let _a2 = s.acquire(&who("a", Lane::Job)).await.unwrap();
+        let _sync = s.acquire(&who("a", Lane::Sync)).await.unwrap();
+        // `a` holds both tabs and a guest tab for its sync render: `b` still starts at once.
+        let _b = s.acquire(&who("b", Lane::Job)).await.unwrap();
+        assert_eq!(s.load().running, 4);
+        let c = wait(&s, who("c", Lane::Sync));
+        settle().await;
+        assert!(!c.is_finished(), "both kinds of guest tab are taken");
     }
 
     #[tokio::test]

@@ -135,7 +135,7 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// Requests admitted at once: a place per tab and guest tab, and `--queue-size` more.
     pub fn places(&self) -> usize {
-        crate::engine::schedule::Shares::of(&self.engine).most() + self.queue_size
+        crate::engine::schedule::Shares::of(&self.engine).ahead() + self.queue_size
     }
 
     /// One pull loop per queue: render-jobs, and render-batches when its id is given.
