@@ -362,6 +362,12 @@ impl Renderer {
         self.process.as_ref().unwrap().pid()
     }
 
+    /// Its `/metrics` now.
+    pub async fn metrics(&self) -> String {
+        let response = client().get(format!("{}/metrics", self.url)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("renderer.log")).unwrap_or_default()
     }

@@ -74,9 +74,11 @@ impl StandIn {
     }
 }
 
+/// Signed over the path and its query, as the renderer checks it.
 fn signed(headers: &HeaderMap, method: &str, uri: &Uri, body: &[u8]) -> bool {
     let header = headers.get(INTERNAL_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    verify_internal(SECRET, header, method, uri.path(), body, now()).is_ok()
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    verify_internal(SECRET, header, method, path, body, now()).is_ok()
 }
 
 async fn report(edge: &str, job: &str, event: &JobEvent) -> Value {
@@ -88,6 +90,12 @@ async fn report(edge: &str, job: &str, event: &JobEvent) -> Value {
 async fn stand_in_render(headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
     if !signed(&headers, "POST", &uri, &body) {
         return StatusCode::UNAUTHORIZED.into_response();
+    }
+    // Whose render it is, so that the renderer can share its tabs fairly.
+    if tailpdf_shared::messages::sync_render_account(uri.query()).is_empty() {
+        let error = r#"{"error":"validation_error","message":"no account"}"#;
+        return (StatusCode::BAD_REQUEST, [("content-type", "application/json")], error)
+            .into_response();
     }
     let text = String::from_utf8_lossy(&body);
     if text.contains("slow-render") {

@@ -351,14 +351,7 @@ async fn a_batch_is_printed_together_and_each_document_ends_as_a_job() {
     );
 
     // The renderer printed the batch's documents together.
-    let metrics = client()
-        .get(format!("{}/metrics", stack.renderer.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.renderer.metrics().await;
     let grouped: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("tailpdf_grouped_documents_total "))

@@ -117,14 +117,7 @@ async fn no_account_can_crowd_out_another_s_sync_renders() {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let metrics = tailpdf_e2e::client::client()
-        .get(format!("{}/metrics", stack.renderer.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.renderer.metrics().await;
     assert!(metrics.lines().any(|l| l == "tailpdf_tabs_busy 2"), "mallory has both tabs");
     let (during, _) = series(5).await;
     assert!(flooded.elapsed() < Duration::from_secs(30), "measured while mallory held the tabs");

@@ -23,6 +23,52 @@ const BIN: &str = env!("CARGO_BIN_EXE_tailpdf-renderer");
 const SECRET: &str = "never-log-this-secret";
 const SIGNATURE: &str = "5ec1e7519a7u2e0f";
 
+/// `tailpdf-renderer serve` as a child, configured by environment variables (one tab, JSON
+/// logs, a cache of its own), its log read as it goes.
+struct Serve {
+    base: String,
+    child: std::process::Child,
+    log: std::thread::JoinHandle<String>,
+    _cache: tempfile::TempDir,
+}
+
+impl Serve {
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cache = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .env("TAILPDF_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TAILPDF_INTERNAL_SECRET", SECRET)
+            .env("TAILPDF_TABS", "1")
+            .env("TAILPDF_FONT_CACHE_DIR", cache.path())
+            .env("TAILPDF_LOG_FORMAT", "json")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+        let base = format!("http://127.0.0.1:{port}");
+        common::wait_ready(&base).await;
+        Self { base, child, log, _cache: cache }
+    }
+
+    /// SIGTERM; it must exit 0. Its log, whole and as JSON lines.
+    fn stop(mut self) -> (String, Vec<Value>) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert_eq!(self.child.wait().unwrap().code(), Some(0), "serve exits 0 on SIGTERM");
+        let log = self.log.join().unwrap();
+        let lines = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        (log, lines)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_logs_jobs_without_secrets_and_exits_cleanly_on_sigterm() {
     // An edge that accepts every event, and an upload target that fails with 500 twice.
@@ -51,27 +97,13 @@ async fn serve_logs_jobs_without_secrets_and_exits_cleanly_on_sigterm() {
     let edge_base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, edge).await.unwrap() });
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cache = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("TAILPDF_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TAILPDF_EDGE_URL", &edge_base)
-        .env("TAILPDF_INTERNAL_SECRET", SECRET)
-        .env("TAILPDF_ALLOW_LOOPBACK", "true")
-        .env("TAILPDF_TABS", "1")
-        .env("TAILPDF_FONT_CACHE_DIR", cache.path())
-        .env("TAILPDF_LOG_FORMAT", "json")
-        .env("TAILPDF_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
-
-    let base = format!("http://127.0.0.1:{port}");
-    common::wait_ready(&base).await;
+    let serve = Serve::start(&[
+        ("TAILPDF_EDGE_URL", &edge_base),
+        ("TAILPDF_ALLOW_LOOPBACK", "true"),
+        ("TAILPDF_LOG", "debug"),
+    ])
+    .await;
+    let base = serve.base.clone();
 
     let job_id = JobId::generate();
     let spec = common::spec(json!({"content": "<p>logged</p>"}));
@@ -85,16 +117,7 @@ async fn serve_logs_jobs_without_secrets_and_exits_cleanly_on_sigterm() {
     assert_eq!(outcome["status"], JobStatus::Completed.as_str(), "{outcome}");
     assert_eq!(*uploads.lock().unwrap(), 3);
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "serve exits 0 on SIGTERM");
-    let log = log.join().unwrap();
-
-    let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let (log, lines) = serve.stop();
     assert!(!lines.is_empty(), "JSON logs expected:\n{log}");
     let ended = lines
         .iter()
@@ -115,26 +138,11 @@ async fn serve_logs_jobs_without_secrets_and_exits_cleanly_on_sigterm() {
 /// the first few URLs, no query) and counts by reason in `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_logs_and_counts_the_requests_it_refuses() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cache = tempfile::tempdir().unwrap();
     // Production settings: no loopback for pages.
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("TAILPDF_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TAILPDF_INTERNAL_SECRET", SECRET)
-        .env("TAILPDF_TABS", "1")
-        .env("TAILPDF_FONTS_API_BASE", "http://127.0.0.1:9")
-        .env("TAILPDF_FONT_CACHE_DIR", cache.path())
-        .env("TAILPDF_LOG_FORMAT", "json")
-        .env("TAILPDF_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
-    let base = format!("http://127.0.0.1:{port}");
-    common::wait_ready(&base).await;
+    let serve =
+        Serve::start(&[("TAILPDF_FONTS_API_BASE", "http://127.0.0.1:9"), ("TAILPDF_LOG", "info")])
+            .await;
+    let base = serve.base.clone();
 
     let images: String = (1..=5)
         .map(|i| format!("<img src=\"http://10.0.0.{i}/a.png?token={SIGNATURE}\">"))
@@ -157,14 +165,7 @@ async fn serve_logs_and_counts_the_requests_it_refuses() {
         assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
     }
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-    let log = log.join().unwrap();
-    let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let (log, lines) = serve.stop();
     let refused: Vec<&Value> = lines
         .iter()
         .filter(|l| l["fields"]["message"] == "requests of the document were refused or failed")

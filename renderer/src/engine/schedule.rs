@@ -457,52 +457,47 @@ mod tests {
         a3.await.unwrap();
     }
 
+    /// The order in which `queued` (each waiting in turn) are served once `first` is dropped,
+    /// each holding its slot a moment.
+    async fn served(s: &Scheduler, first: Slot, queued: &[Requester]) -> Vec<Requester> {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiting = Vec::new();
+        for r in queued {
+            let (s, order, r) = (s.clone(), order.clone(), r.clone());
+            waiting.push(tokio::spawn(async move {
+                let slot = s.acquire(&r).await.unwrap();
+                order.lock().unwrap().push(r);
+                settle().await;
+                drop(slot);
+            }));
+            settle().await;
+        }
+        drop(first);
+        for w in waiting {
+            w.await.unwrap();
+        }
+        Arc::try_unwrap(order).unwrap().into_inner().unwrap()
+    }
+
     #[tokio::test]
     async fn freed_slots_go_round_robin_to_the_account_with_fewest_running() {
         let s = shares(1, 1, 0);
         let first = s.acquire(&who("a", Lane::Job)).await.unwrap();
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let mut waiting = Vec::new();
-        for name in ["a", "a", "a", "b", "b", "c"] {
-            let (s, order) = (s.clone(), order.clone());
-            waiting.push(tokio::spawn(async move {
-                let slot = s.acquire(&who(name, Lane::Job)).await.unwrap();
-                order.lock().unwrap().push(name);
-                settle().await;
-                drop(slot);
-            }));
-            settle().await;
-        }
-        drop(first);
-        for w in waiting {
-            w.await.unwrap();
-        }
+        let queued = ["a", "a", "a", "b", "b", "c"].map(|a| who(a, Lane::Job));
+        let order: Vec<String> =
+            served(&s, first, &queued).await.iter().map(|r| r.account.to_string()).collect();
         // `a` was served last (its first render): b and c go before its next.
-        assert_eq!(*order.lock().unwrap(), ["b", "c", "a", "b", "a", "a"]);
+        assert_eq!(order, ["b", "c", "a", "b", "a", "a"]);
     }
 
     #[tokio::test]
     async fn within_an_account_sync_goes_before_jobs_and_jobs_before_batches() {
-        let s = shares(1, 1, 0);
-        let first = s.acquire(&who("a", Lane::Batch)).await.unwrap();
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let mut waiting = Vec::new();
-        for lane in [Lane::Batch, Lane::Job, Lane::Batch, Lane::Sync, Lane::Job] {
-            let (s, order) = (s.clone(), order.clone());
-            waiting.push(tokio::spawn(async move {
-                let slot = s.acquire(&who("a", lane)).await.unwrap();
-                order.lock().unwrap().push(lane);
-                settle().await;
-                drop(slot);
-            }));
-            settle().await;
-        }
-        drop(first);
-        for w in waiting {
-            w.await.unwrap();
-        }
         use Lane::{Batch, Job, Sync};
-        assert_eq!(*order.lock().unwrap(), [Sync, Job, Job, Batch, Batch]);
+        let s = shares(1, 1, 0);
+        let first = s.acquire(&who("a", Batch)).await.unwrap();
+        let queued = [Batch, Job, Batch, Sync, Job].map(|lane| who("a", lane));
+        let order: Vec<Lane> = served(&s, first, &queued).await.iter().map(|r| r.lane).collect();
+        assert_eq!(order, [Sync, Job, Job, Batch, Batch]);
     }
 
     #[tokio::test]
