@@ -116,7 +116,8 @@ impl Stack {
             c.engine.render_timeout = DEADLINE;
             c.engine.tabs = Some(2);
             c.engine.guest_tabs = 1;
-            c.queue_size = 2;
+            // Six places: one account holds at most four, three of them jobs.
+            c.queue_size = 3;
             if let Some(q) = &queue {
                 c.pull = true;
                 c.cf_api_base = q.api_base.parse().unwrap();
@@ -311,7 +312,7 @@ async fn pushed_jobs_of_another_account_pass_a_flood() {
 }
 
 /// In pull mode `a`'s backlog stands before `b`'s job in the queue: more than `a`'s share of
-/// places, so some of it is parked and pulling goes on past it.
+/// places (three jobs), so two are parked and pulling goes on past them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulled_jobs_of_another_account_pass_a_flood() {
     a_flood_does_not_hold_up_another_account(Mode::Pull, 5).await;

@@ -274,11 +274,11 @@ impl Engine {
     }
 
     /// Makes the first renders as quick as later ones, before the service says it is ready:
-    /// every compiler worker loaded and run once while a shared tab per slot (guest tabs
-    /// included) opens, then each
-    /// tab used once (a small document set and printed: a new tab's first print costs more),
-    /// and a spare browser context per slot made. What fails here is logged, not fatal:
-    /// renders open what they need themselves.
+    /// every compiler worker loaded and run once while a shared tab per slot (the guest tab of
+    /// an account with nothing running included) opens, then each tab used once (a small
+    /// document set and printed: a new tab's first print costs more), and a spare browser
+    /// context per tab made. What fails here is logged, not fatal: renders open what they
+    /// need themselves.
     pub async fn warm(&self) {
         let started = Instant::now();
         let spec = RenderSpec {
@@ -290,12 +290,13 @@ impl Engine {
             no_store: true,
         };
         // Guest tabs too: the first render that needs one must not wait for a tab to open.
-        let tabs = schedule::Shares::of(&self.inner.cfg).ahead();
+        let shares = self.inner.schedule.shares();
+        let tabs = shares.ahead();
         let work = async {
             let instance = self.instance().await?;
             let compilers = async {
                 let timeout = self.inner.cfg.compiler_timeout;
-                let workers = schedule::Shares::of(&self.inner.cfg).at_most();
+                let workers = shares.at_most();
                 match tailwind::warm_up(&instance.compiler, timeout).await {
                     Ok(n) if n == workers => {}
                     Ok(n) => tracing::warn!(warm = n, workers, "compiler workers not warm"),

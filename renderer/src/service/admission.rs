@@ -2,10 +2,11 @@
 //! no account can take them all. A request holds a place from its arrival to its end; past
 //! them it is answered 503 at once, never queued without bound.
 //!
-//! - one account holds at most all places but two: one is left for another account's job,
-//!   and the last for a sync render (someone waits for it; a refused job is only delivered
-//!   again a little later);
-//! - jobs never take the last place.
+//! - jobs never take the last place: it is for a sync render (someone waits for it; a refused
+//!   job is only delivered again a little later);
+//! - one account holds at most all places but two (one is left for another account's job, the
+//!   last for a sync render), and its jobs all but three (so its own sync render gets in while
+//!   its jobs hold their share).
 //!
 //! Which admitted render gets a tab, and when, is the engine's scheduler's business
 //! (`engine::schedule`).
@@ -42,14 +43,22 @@ struct Shared {
 #[derive(Default)]
 struct State {
     held: usize,
-    by_account: HashMap<Arc<str>, usize>,
+    /// Places held by each account: all of them, and those of jobs.
+    by_account: HashMap<Arc<str>, Held>,
     closed: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    all: usize,
+    jobs: usize,
 }
 
 /// One request's place; freed when dropped.
 pub struct Place {
     shared: Arc<Shared>,
     account: Arc<str>,
+    purpose: Purpose,
 }
 
 impl Drop for Place {
@@ -57,9 +66,12 @@ impl Drop for Place {
         {
             let mut state = lock(&self.shared.state);
             state.held -= 1;
-            if let Some(n) = state.by_account.get_mut(&self.account) {
-                *n -= 1;
-                if *n == 0 {
+            if let Some(held) = state.by_account.get_mut(&self.account) {
+                held.all -= 1;
+                if self.purpose == Purpose::Job {
+                    held.jobs -= 1;
+                }
+                if held.all == 0 {
                     state.by_account.remove(&self.account);
                 }
             }
@@ -87,26 +99,32 @@ impl Places {
         self.shared.capacity
     }
 
-    /// Most places one account may hold.
-    pub fn per_account(&self) -> usize {
-        self.shared.capacity.saturating_sub(2).max(1)
+    /// Most places one account may hold, and most of them for its jobs.
+    fn per_account(&self) -> Held {
+        let capacity = self.shared.capacity;
+        Held { all: capacity.saturating_sub(2).max(1), jobs: capacity.saturating_sub(3).max(1) }
     }
 
     /// A place for `account`'s request, if the rules leave one.
     pub fn admit(&self, account: &str, purpose: Purpose) -> Option<Place> {
         let mut state = lock(&self.shared.state);
-        let mine = state.by_account.get(account).copied().unwrap_or(0);
-        let reserve = usize::from(purpose == Purpose::Job && self.shared.capacity > 1);
+        let mine = state.by_account.get(account).copied().unwrap_or_default();
+        let most = self.per_account();
+        let job = purpose == Purpose::Job;
+        let reserve = usize::from(job && self.shared.capacity > 1);
         let fits = !state.closed
             && state.held + reserve < self.shared.capacity
-            && mine < self.per_account();
+            && mine.all < most.all
+            && !(job && mine.jobs >= most.jobs);
         if !fits {
             return None;
         }
         state.held += 1;
         let account: Arc<str> = Arc::from(account);
-        *state.by_account.entry(account.clone()).or_default() += 1;
-        Some(Place { shared: self.shared.clone(), account })
+        let held = state.by_account.entry(account.clone()).or_default();
+        held.all += 1;
+        held.jobs += usize::from(job);
+        Some(Place { shared: self.shared.clone(), account, purpose })
     }
 
     /// A job's place once the rules leave one (pull mode: the job is leased already, so it
@@ -162,9 +180,9 @@ mod tests {
     #[test]
     fn one_account_leaves_a_place_for_another_s_job_and_one_for_a_sync_render() {
         let places = Places::new(7);
-        let a: Vec<Place> = (0..5).map(|_| places.admit("a", Purpose::Job).unwrap()).collect();
-        assert!(places.admit("a", Purpose::Job).is_none(), "a holds all places but two");
-        assert!(places.admit("a", Purpose::Sync).is_none(), "sync renders count too");
+        let a: Vec<Place> = (0..5).map(|_| places.admit("a", Purpose::Sync).unwrap()).collect();
+        assert!(places.admit("a", Purpose::Sync).is_none(), "a holds all places but two");
+        assert!(places.admit("a", Purpose::Job).is_none(), "jobs count too");
         let b = places.admit("b", Purpose::Job).unwrap();
         assert!(places.admit("c", Purpose::Job).is_none(), "the last place is for a sync render");
         let c = places.admit("c", Purpose::Sync).unwrap();
@@ -174,6 +192,23 @@ mod tests {
         drop(b);
         assert_eq!(places.free_for_jobs(), 1);
         drop(a);
+        assert_eq!(places.in_use(), 0);
+    }
+
+    #[test]
+    fn an_account_s_sync_render_gets_in_while_its_jobs_hold_their_share() {
+        // What the fuzzer met: the Worker pushing one account's jobs while it asks for a PDF.
+        let places = Places::new(7);
+        let jobs: Vec<Place> =
+            std::iter::from_fn(|| places.admit("a", Purpose::Job)).take(10).collect();
+        assert_eq!(jobs.len(), 4, "an account's jobs leave three places");
+        let sync = places.admit("a", Purpose::Sync).expect("its sync render gets in");
+        assert!(places.admit("a", Purpose::Sync).is_none(), "all places but two are a's");
+        // Still a place for another account's job, and then for a sync render.
+        let b = places.admit("b", Purpose::Job).unwrap();
+        let c = places.admit("c", Purpose::Sync).unwrap();
+        assert!(places.admit("d", Purpose::Sync).is_none());
+        drop((jobs, sync, b, c));
         assert_eq!(places.in_use(), 0);
     }
 
@@ -188,7 +223,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pulled_job_waits_for_its_account_s_place() {
-        let places = Places::new(4);
+        let places = Places::new(5);
         let a1 = places.admit("a", Purpose::Job).unwrap();
         let _a2 = places.admit("a", Purpose::Job).unwrap();
         let waiting = {
