@@ -6,8 +6,8 @@
 //! attempt; `.../messages/ack` removes the `acks` and makes the `retries` visible after their
 //! `delay_seconds`. Calls without the API token's bearer get the API's 401 envelope.
 //!
-//! Messages get in either by [`PullQueue::send`] or by `POST /jobs`, the request the edge's
-//! push consumer makes (its internal signature checked): Miniflare cannot hand a queue to an
+//! Messages get in either by [`PullQueue::send`] or by `POST /jobs/take`, the request the
+//! edge's push consumer makes (its internal signature checked): Miniflare cannot hand a queue to an
 //! HTTP pull consumer, so the stack in pull mode points the edge's `RENDERER_URL` here, and
 //! what the Worker sends to `render-jobs` lands in this queue as it would on Cloudflare.
 
@@ -28,7 +28,10 @@ use axum::{
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use serde_json::{json, Value};
 use tailpdf_shared::{
-    messages::{GroupAnswer, GroupJobEnd, GroupRequest, RenderJobMessage},
+    messages::{
+        GroupAnswer, GroupJobEnd, GroupRequest, RenderJobMessage, TakeAnswer, TakeRequest,
+        TAKE_PATH,
+    },
     signing::{verify_internal, INTERNAL_SIGNATURE_HEADER},
 };
 
@@ -72,7 +75,7 @@ struct Inner {
 #[derive(Clone)]
 struct Shared {
     inner: Arc<Mutex<Inner>>,
-    /// The edge's internal secret, to check what `POST /jobs` receives.
+    /// The edge's internal secret, to check what `POST /jobs/take` receives.
     internal_secret: Option<String>,
 }
 
@@ -86,7 +89,7 @@ pub struct PullQueue {
 }
 
 impl PullQueue {
-    /// `internal_secret`: when given, `POST /jobs` takes only requests the edge signed with it.
+    /// `internal_secret`: when given, `POST /jobs/take` takes only requests the edge signed with it.
     pub async fn start(internal_secret: Option<&str>) -> Self {
         let shared =
             Shared { inner: Arc::default(), internal_secret: internal_secret.map(str::to_owned) };
@@ -97,7 +100,7 @@ impl PullQueue {
                     "/client/v4/accounts/{account}/queues/{queue}/messages/{action}",
                     post(messages),
                 )
-                .route("/jobs", post(ingest))
+                .route(TAKE_PATH, post(ingest))
                 .route("/jobs/group", post(ingest_group))
                 .with_state(state)
         })
@@ -281,17 +284,18 @@ async fn ingest_group(State(q): State<Shared>, headers: HeaderMap, body: Bytes) 
     Json(GroupAnswer { jobs: ended }).into_response()
 }
 
-/// The edge's push delivery of a `render-jobs` message: queued here, answered at once.
+/// The edge's push delivery of a `render-jobs` message: its job queued here, answered
+/// `ended` at once (from here on it is the pull consumer's, as on Cloudflare).
 async fn ingest(State(q): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(secret) = &q.internal_secret {
         let signature = headers.get(INTERNAL_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-        if verify_internal(secret, signature, "POST", "/jobs", &body, now()).is_err() {
+        if verify_internal(secret, signature, "POST", TAKE_PATH, &body, now()).is_err() {
             return StatusCode::UNAUTHORIZED.into_response();
         }
     }
-    if serde_json::from_slice::<RenderJobMessage>(&body).is_err() {
+    let Ok(TakeRequest { job, .. }) = serde_json::from_slice::<TakeRequest>(&body) else {
         return StatusCode::BAD_REQUEST.into_response();
-    }
-    q.push(body.to_vec());
-    Json(json!({})).into_response()
+    };
+    q.push(serde_json::to_vec(&job).unwrap_or_default());
+    Json(TakeAnswer::Ended).into_response()
 }

@@ -420,6 +420,7 @@ impl EdgeOptions {
             ("ALLOW_LOOPBACK", "true"),
             ("RENDERER_URL", renderer_url),
             ("RENDER_RETRY_DELAY_SECS", "1"),
+            ("PUSH_CHECK_SECS", "2"),
             ("WEBHOOK_RETRY_DELAYS", "1,1,1"),
             ("WEBHOOK_TIMEOUT_SECS", "5"),
             ("SYNC_TIMEOUT_SECS", "60"),

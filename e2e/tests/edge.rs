@@ -30,7 +30,7 @@ use tailpdf_e2e::{
 };
 use tailpdf_shared::{
     job::RenderResult,
-    messages::{GroupRequest, JobOutcome, RenderJobMessage},
+    messages::{GroupRequest, TakeAnswer, TakeRequest, TAKE_PATH},
     signing::{
         sign_internal, verify_internal, verify_tailpdf_signature, StandardWebhookKey,
         INTERNAL_SIGNATURE_HEADER,
@@ -87,6 +87,22 @@ async fn report(edge: &str, job: &str, event: &JobEvent) -> Value {
     internal(edge, reqwest::Method::POST, &path, body).await.json()
 }
 
+/// As [`report`], on a task of the stand-in's own: false once the edge has gone (the test
+/// ended).
+async fn try_report(edge: &str, job: &str, event: &JobEvent) -> bool {
+    let path = format!("/internal/jobs/{job}/events");
+    let body = serde_json::to_vec(event).unwrap();
+    let signature = sign_internal(SECRET, now(), "POST", &path, &body);
+    let sent = client()
+        .post(format!("{edge}{path}"))
+        .header(INTERNAL_SIGNATURE_HEADER, signature)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    sent.is_ok_and(|r| r.status().is_success())
+}
+
 async fn stand_in_render(headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
     if !signed(&headers, "POST", &uri, &body) {
         return StatusCode::UNAUTHORIZED.into_response();
@@ -108,7 +124,10 @@ async fn stand_in_render(headers: HeaderMap, uri: Uri, body: Bytes) -> Response 
         .into_response()
 }
 
-async fn stand_in_jobs(
+/// `POST /jobs/take`: records each call's job and attempt; a job saying "never-renders" is
+/// answered 503. Any other is taken: its events go to the edge on a task of their own, and
+/// a later question about it is answered `ended`.
+async fn stand_in_take(
     State(s): State<StandIn>,
     headers: HeaderMap,
     uri: Uri,
@@ -117,24 +136,36 @@ async fn stand_in_jobs(
     if !signed(&headers, "POST", &uri, &body) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let job: RenderJobMessage = serde_json::from_slice(&body).unwrap();
-    s.jobs.lock().unwrap().push((job.job_id.to_string(), job.attempt));
-    s.traces.lock().unwrap().push((job.job_id.to_string(), job.traceparent.clone()));
+    let TakeRequest { job, .. } = serde_json::from_slice(&body).unwrap();
+    let id = job.job_id.to_string();
+    let asked_before = s.jobs.lock().unwrap().iter().any(|(j, _)| *j == id);
+    s.jobs.lock().unwrap().push((id.clone(), job.attempt));
+    s.traces.lock().unwrap().push((id.clone(), job.traceparent.clone()));
     if job.spec.as_ref().is_some_and(|spec| spec.content.contains("never-renders")) {
         return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")]).into_response();
     }
-    let edge = s.edge.lock().unwrap().clone();
-    let at = || Timestamp::from_unix(now()).unwrap();
-    let result =
-        RenderResult { file_size_bytes: 45678, render_duration_ms: 850, upload_duration_ms: 120 };
-    for event in [
-        JobEvent::Processing { at: at() },
-        JobEvent::Uploading { at: at() },
-        JobEvent::Completed { at: at(), result },
-    ] {
-        report(&edge, job.job_id.as_str(), &event).await;
+    if asked_before {
+        return Json(TakeAnswer::Ended).into_response();
     }
-    Json(JobOutcome::Completed { job_id: job.job_id, result }).into_response()
+    let edge = s.edge.lock().unwrap().clone();
+    tokio::spawn(async move {
+        let at = || Timestamp::from_unix(now()).unwrap();
+        let result = RenderResult {
+            file_size_bytes: 45678,
+            render_duration_ms: 850,
+            upload_duration_ms: 120,
+        };
+        for event in [
+            JobEvent::Processing { at: at() },
+            JobEvent::Uploading { at: at() },
+            JobEvent::Completed { at: at(), result },
+        ] {
+            if !try_report(&edge, &id, &event).await {
+                return;
+            }
+        }
+    });
+    Json(TakeAnswer::Taken).into_response()
 }
 
 /// A 200 whose body starts with `first` and then never goes on.
@@ -183,7 +214,7 @@ async fn start_with(fail_first: usize, edit: impl FnOnce(EdgeOptions) -> EdgeOpt
     let renderer = serve(
         Router::new()
             .route("/render", post(stand_in_render))
-            .route("/jobs", post(stand_in_jobs))
+            .route(TAKE_PATH, post(stand_in_take))
             .route("/jobs/group", post(stand_in_group))
             .with_state(stand_in.clone()),
     )

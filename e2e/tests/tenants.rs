@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::{json, Value};
 use tailpdf_e2e::{
-    client::{post_pdf_raw, Reply},
+    client::{get_job, post_pdf_raw, submit, Reply},
     contract::Contract,
     pdf::{coloured_pixels, raster},
     stack::{Settings, Stack, API_KEY},
@@ -71,6 +71,90 @@ async fn no_account_can_restyle_another_s_documents() {
     assert!(raster(&again.body, 30) == styled, "the same invoice with X-No-Store looks the same");
 }
 
+/// The SVG filters on an A0 page that keep a tab busy until the 30-s render deadline.
+fn costly(extra: Value) -> Value {
+    let mut body = json!({"content": "<svg width=\"3000\" height=\"4000\"><filter id=\"f\">\
+        <feTurbulence baseFrequency=\"0.01\" numOctaves=\"8\"/><feGaussianBlur stdDeviation=\"40\"/>\
+        <feMorphology radius=\"30\"/></filter><rect width=\"3000\" height=\"4000\" filter=\"url(#f)\"/></svg>",
+        "pdfOptions": {"format": "A0"}});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    body
+}
+
+fn median(mut durations: Vec<Duration>) -> Duration {
+    durations.sort();
+    durations[durations.len() / 2]
+}
+
+/// Waits until `mallory`'s renders hold `n` tabs at least.
+async fn tabs_busy(stack: &Stack, n: usize) {
+    let started = Instant::now();
+    let busy = |metrics: String| {
+        metrics.lines().find_map(|l| l.strip_prefix("tailpdf_tabs_busy ")?.parse::<usize>().ok())
+    };
+    while busy(stack.renderer.metrics().await).is_none_or(|busy| busy < n) {
+        assert!(started.elapsed() < Duration::from_secs(15), "mallory never held {n} tabs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// While `mallory`'s async jobs keep both tabs busy until the 30-s deadline (and more of them
+/// wait), the e2e account's async invoices, pushed by the Worker's `render-jobs` consumer,
+/// complete within twice their time alone plus one render of theirs. The consumer once held
+/// each delivery until its jobs ended, so an invoice queued behind mallory's waited for them
+/// (24.4 s against 0.4 s alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_account_can_crowd_out_another_s_jobs_in_push_mode() {
+    let contract = Contract::load();
+    let stack = stack().await;
+    let invoice = include_str!("../../examples/invoice.html");
+    // From `POST /pdf` to `completed` in GET /jobs, polled every 50 ms; and its render time.
+    let series = async |n: usize, from: &str| {
+        let (mut took, mut renders) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let upload = stack.bucket.upload_url(&format!("{from}-{i}.pdf"));
+            let started = Instant::now();
+            let id = submit(&stack, &contract, &stack.async_job(invoice, &upload)).await;
+            let job = loop {
+                let job = get_job(&stack, &contract, &id).await.json();
+                if matches!(job["status"].as_str(), Some("completed" | "failed")) {
+                    break job;
+                }
+                assert!(started.elapsed() < Duration::from_secs(90), "{id} never ended: {job}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            took.push(started.elapsed());
+            assert_eq!(job["status"], "completed", "{job}");
+            renders
+                .push(Duration::from_millis(job["result"]["render_duration_ms"].as_u64().unwrap()));
+        }
+        (took, renders)
+    };
+    series(1, "warm").await;
+    let (alone, renders) = series(5, "alone").await;
+    let (alone, slot) = (median(alone), median(renders));
+
+    let flooded = Instant::now();
+    for i in 0..4 {
+        let upload = stack.bucket.upload_url(&format!("mallory-{i}.pdf"));
+        let body = costly(json!({"async": true, "upload_url": upload}));
+        let r = sync(&stack, &contract, MALLORY_KEY, false, &body).await;
+        assert_eq!(r.status, 202, "{}", r.text());
+    }
+    // All of mallory's jobs are taken at once: both tabs busy (its throughput is not cut).
+    tabs_busy(&stack, 2).await;
+    let (during, _) = series(5, "during").await;
+    assert!(flooded.elapsed() < Duration::from_secs(30), "measured while mallory held the tabs");
+    let (mid, worst) = (median(during.clone()), *during.iter().max().unwrap());
+    let bound = alone * 2 + slot;
+    println!(
+        "push-mode fairness through the edge: alone {alone:?} (render {slot:?}), during \
+         mallory's flood median {mid:?} worst {worst:?}, bound {bound:?}"
+    );
+    assert!(mid <= bound, "waited {mid:?} against {bound:?}");
+    assert!(worst <= bound * 2, "one invoice took {worst:?}");
+}
+
 /// While `mallory` keeps both tabs busy with sync renders that run into the 30-s deadline,
 /// the e2e account's invoices through the edge take no more than twice their time alone plus
 /// one render of theirs: the edge tells the renderer whose each render is.
@@ -80,10 +164,7 @@ async fn no_account_can_crowd_out_another_s_sync_renders() {
     let stack = std::sync::Arc::new(stack().await);
     let invoice = json!({"content": include_str!("../../examples/invoice.html"),
         "pdfOptions": {"format": "A4", "printBackground": true}});
-    let costly = json!({"content": "<svg width=\"3000\" height=\"4000\"><filter id=\"f\">\
-        <feTurbulence baseFrequency=\"0.01\" numOctaves=\"8\"/><feGaussianBlur stdDeviation=\"40\"/>\
-        <feMorphology radius=\"30\"/></filter><rect width=\"3000\" height=\"4000\" filter=\"url(#f)\"/></svg>",
-        "pdfOptions": {"format": "A0"}});
+    let costly = costly(json!({}));
     let series = |n: usize| {
         let (stack, contract, invoice) = (stack.clone(), contract.clone(), invoice.clone());
         async move {
@@ -101,10 +182,6 @@ async fn no_account_can_crowd_out_another_s_sync_renders() {
             (took, renders)
         }
     };
-    let median = |mut d: Vec<Duration>| {
-        d.sort();
-        d[d.len() / 2]
-    };
     series(1).await;
     let (alone, renders) = series(5).await;
     let (alone, slot) = (median(alone), median(renders));
@@ -116,9 +193,7 @@ async fn no_account_can_crowd_out_another_s_sync_renders() {
             tokio::spawn(async move { sync(&stack, &contract, MALLORY_KEY, false, &costly).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let metrics = stack.renderer.metrics().await;
-    assert!(metrics.lines().any(|l| l == "tailpdf_tabs_busy 2"), "mallory has both tabs");
+    tabs_busy(&stack, 2).await;
     let (during, _) = series(5).await;
     assert!(flooded.elapsed() < Duration::from_secs(30), "measured while mallory held the tabs");
     for flood in floods {

@@ -37,6 +37,12 @@ pub struct EdgeConfig {
     /// `RENDER_MAX_ATTEMPTS`: push mode's deliveries of one job before it fails for want of a
     /// renderer (a renderer fails a job itself after its own `--max-attempts`).
     pub render_max_attempts: u32,
+    /// `PUSH_CHECK_SECS`: push mode's wait between questions about a job a renderer took (is
+    /// it still there?); a renderer that died with the job is noticed at the next one.
+    pub push_check_secs: u32,
+    /// `RENDER_MAX_WAIT_SECS`: how long a job may wait for room on a renderer (every renderer
+    /// answered "busy") before it fails, saying so.
+    pub render_max_wait_secs: u64,
     /// `RATE_LIMIT_REQUESTS_PER_MINUTE` and `RATE_LIMIT_JOBS_IN_FLIGHT`: the limits of an
     /// account whose record sets none (0: no limit).
     pub default_limits: Limits,
@@ -102,6 +108,10 @@ impl EdgeConfig {
             render_max_attempts: u32::try_from(number("RENDER_MAX_ATTEMPTS", 60)?)
                 .unwrap_or(60)
                 .max(1),
+            // Queues delays a message by 12 h at most.
+            push_check_secs: u32::try_from(number("PUSH_CHECK_SECS", 10)?.clamp(1, 43_200))
+                .unwrap_or(10),
+            render_max_wait_secs: number("RENDER_MAX_WAIT_SECS", 3600)?,
             default_limits: Limits {
                 requests_per_minute: Some(
                     u32::try_from(number("RATE_LIMIT_REQUESTS_PER_MINUTE", 0)?).unwrap_or(0),
@@ -129,6 +139,7 @@ mod tests {
         assert_eq!(c.webhook_retry_delays, DEFAULT_WEBHOOK_RETRY_DELAYS);
         assert_eq!(c.render_max_attempts, 60);
         assert_eq!(c.push_timeout, Duration::from_secs(600));
+        assert_eq!((c.push_check_secs, c.render_max_wait_secs), (10, 3600));
         assert_eq!((c.admin_secret, c.dead_letter_ttl_secs), (None, 604_800));
         assert!(!c.url_policy.allow_loopback);
         assert_eq!(
@@ -142,12 +153,14 @@ mod tests {
             ("ALLOW_LOOPBACK", "true"),
             ("RENDER_MAX_ATTEMPTS", "0"),
             ("PUSH_TIMEOUT_SECS", "0"),
+            ("PUSH_CHECK_SECS", "0"),
             ("RATE_LIMIT_REQUESTS_PER_MINUTE", "600"),
             ("RATE_LIMIT_JOBS_IN_FLIGHT", "40"),
         ]))
         .unwrap();
         assert_eq!(c.render_max_attempts, 1, "at least one delivery");
         assert_eq!(c.push_timeout, Duration::from_secs(1), "never no time at all");
+        assert_eq!(c.push_check_secs, 1, "Queues delays a message a second at least");
         assert_eq!(c.job_ttl_done_secs, 5, "shorter than KV's minimum: enforced on read");
         assert_eq!(c.webhook_retry_delays, [1, 2, 3]);
         assert!(c.url_policy.allow_loopback);

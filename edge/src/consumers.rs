@@ -10,7 +10,10 @@
 use std::time::Duration;
 
 use tailpdf_shared::{
-    messages::{GroupAnswer, GroupJobEnd, GroupRequest, RenderJobMessage, WebhookMessage},
+    messages::{
+        GroupAnswer, GroupJobEnd, GroupRequest, RenderJobMessage, TakeAnswer, TakeRequest,
+        WebhookMessage, TAKE_PATH,
+    },
     signing::INTERNAL_SIGNATURE_HEADER,
     JobEvent, JobId, JobStatus, Timestamp,
 };
@@ -78,26 +81,94 @@ pub enum Verdict {
 /// Wait before a message comes back when storage or a queue failed.
 const STORAGE_RETRY_SECS: u32 = 30;
 
-/// Push mode: one `render-jobs` message to the renderer, held until the job has ended there.
-/// The renderer learns the delivery's real number (`attempt`), so its `--max-attempts` applies
-/// and a failure that stays fails the job with its own cause. When no renderer takes the job
-/// `cfg.render_max_attempts` times, the job fails here, saying why.
+/// Deadline of a `POST /jobs/take`: the renderer answers it at once, whatever the job.
+const TAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Push mode: one `render-jobs` message to the renderer's `POST /jobs/take`
+/// ([`TAKE_PATH`]), which answers at once; nothing waits for the render. The message's
+/// `attempt` is the number a run started now gets. What follows the answer:
+/// - `taken` or `running`: the same message comes back after `cfg.push_check_secs` to ask
+///   again (the attempt raised once a run was started), so that a renderer that died with
+///   the job is found out and the job started again;
+/// - `ended`: done;
+/// - `retry`: its run did not end it; started again after the delay it asked for;
+/// - `busy`: asked again later, waiting longer the older the job, and no attempt counted;
+///   after `cfg.render_max_wait_secs` the job fails, saying why;
+/// - no answer, or another status: [`next_attempt`], as before (counted, then failed after
+///   `cfg.render_max_attempts`).
+///
+/// Once the job has been started `cfg.render_max_attempts` times, the renderer is asked
+/// without leave to start it again; if it no longer has it, the job fails here.
 pub async fn push_render_job(
     http: &impl Http,
     render_jobs: &impl Queue<RenderJobMessage>,
     // Where a job that fails here records its end.
-    (jobs, webhooks, limiter): (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
+    ends: (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
     cfg: &EdgeConfig,
     job: &RenderJobMessage,
     now: Timestamp,
 ) -> Verdict {
-    let body = serde_json::to_vec(&RenderJobMessage { attempt: job.attempt.max(1), ..job.clone() })
-        .unwrap_or_default();
-    let again = match http.post(Post::to_renderer(cfg, "/jobs", body, now)).await {
-        Ok(answer) if answer.status == 200 => return Verdict::Ack,
-        answered => Again::after(answered.ok().as_ref(), cfg),
+    let job = &RenderJobMessage { attempt: job.attempt.max(1), ..job.clone() };
+    let start = job.attempt <= cfg.render_max_attempts;
+    let body = serde_json::to_vec(&TakeRequest { job: job.clone(), start }).unwrap_or_default();
+    let post = Post {
+        timeout: TAKE_TIMEOUT.min(cfg.push_timeout),
+        ..Post::to_renderer(cfg, TAKE_PATH, body, now)
     };
-    next_attempt(render_jobs, (jobs, webhooks, limiter), cfg, job, again, now).await
+    let answer = match http.post_reading(post).await {
+        Ok((answer, body)) if answer.status == 200 => serde_json::from_slice::<TakeAnswer>(&body)
+            .map_err(|_| Again {
+                why: String::from("the renderer's answer could not be read"),
+                delay_secs: cfg.render_retry_delay_secs,
+            }),
+        answered => Err(Again::after(answered.ok().map(|(a, _)| a).as_ref(), cfg)),
+    };
+    let ask_again = |attempt: u32, delay_secs: u32| async move {
+        let next = RenderJobMessage { attempt, ..job.clone() };
+        match render_jobs.send_after(&next, delay_secs.max(1)).await {
+            Ok(()) => Verdict::Ack,
+            Err(_) => Verdict::Retry { delay_secs: delay_secs.max(1) },
+        }
+    };
+    match answer {
+        Err(again) => next_attempt(render_jobs, ends, cfg, job, again, now).await,
+        Ok(TakeAnswer::Ended) => Verdict::Ack,
+        Ok(TakeAnswer::Taken) => ask_again(job.attempt + 1, cfg.push_check_secs).await,
+        Ok(TakeAnswer::Running) => ask_again(job.attempt, cfg.push_check_secs).await,
+        Ok(TakeAnswer::Retry { delay_secs, .. }) => ask_again(job.attempt, delay_secs).await,
+        Ok(TakeAnswer::Busy { delay_secs }) => {
+            let waited = waited_secs(&job.job_id, now);
+            if waited > cfg.render_max_wait_secs {
+                let why = format!(
+                    "Render failed: no renderer had room for the job within {} s; submit it again.",
+                    cfg.render_max_wait_secs
+                );
+                return fail_here(ends, cfg, job, why, now).await;
+            }
+            ask_again(job.attempt, busy_delay(delay_secs, waited)).await
+        }
+        Ok(TakeAnswer::Unknown) => {
+            let why = format!(
+                "Render failed: the job was started {} times and did not end; submit it again.",
+                cfg.render_max_attempts
+            );
+            fail_here(ends, cfg, job, why, now).await
+        }
+    }
+}
+
+/// Seconds since the job was submitted (its id is a ULID of that instant); 0 when unknown.
+fn waited_secs(job_id: &JobId, now: Timestamp) -> u64 {
+    let now_ms = u64::try_from(now.unix()).unwrap_or(0) * 1000;
+    job_id.unix_ms().map_or(0, |at| now_ms.saturating_sub(at) / 1000)
+}
+
+/// The wait before asking a busy renderer again: what it asked for, and longer the longer the
+/// job has waited (a quarter of that, at most a minute), so that a flood of one account's
+/// jobs does not turn into a flood of questions.
+pub fn busy_delay(asked_secs: u32, waited_secs: u64) -> u32 {
+    let grown = u32::try_from((waited_secs / 4).min(60)).unwrap_or(60);
+    asked_secs.max(grown).max(1)
 }
 
 /// Why a delivery to the renderer did not end the job, and when to try again.
@@ -137,13 +208,7 @@ async fn next_attempt(
             "Render failed: the job was not rendered after {attempt} attempts ({why}); submit \
              it again."
         );
-        let event = JobEvent::Failed { at: now, error_message };
-        return match api::apply(jobs, webhooks, limiter, cfg, &job.job_id, &event).await {
-            Ok(_) => Verdict::Ack,
-            // Expired meanwhile: nothing left to fail.
-            Err(e) if e.status() == 404 => Verdict::Ack,
-            Err(_) => Verdict::Retry { delay_secs: STORAGE_RETRY_SECS },
-        };
+        return fail_here((jobs, webhooks, limiter), cfg, job, error_message, now).await;
     }
     let next = RenderJobMessage { attempt: attempt + 1, ..job.clone() };
     match queue.send_after(&next, delay_secs.max(1)).await {
@@ -232,6 +297,23 @@ async fn push_group(
         futures::future::Either::Right(next_attempt(render_batches, ends, cfg, job, again, now))
     });
     futures::future::join_all(settled).await
+}
+
+/// Fails the job here with `error_message` (its webhook queued as any end's).
+async fn fail_here(
+    (jobs, webhooks, limiter): (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
+    cfg: &EdgeConfig,
+    job: &RenderJobMessage,
+    error_message: String,
+    now: Timestamp,
+) -> Verdict {
+    let event = JobEvent::Failed { at: now, error_message };
+    match api::apply(jobs, webhooks, limiter, cfg, &job.job_id, &event).await {
+        Ok(_) => Verdict::Ack,
+        // Expired meanwhile: nothing left to fail.
+        Err(e) if e.status() == 404 => Verdict::Ack,
+        Err(_) => Verdict::Retry { delay_secs: STORAGE_RETRY_SECS },
+    }
 }
 
 fn end_job_id(end: &GroupJobEnd) -> &JobId {
@@ -382,6 +464,17 @@ mod tests {
         }
     }
 
+    fn take(answer: &TakeAnswer) -> Vec<u8> {
+        serde_json::to_vec(answer).unwrap()
+    }
+
+    /// What the last call to the renderer asked.
+    fn asked(http: &FakeHttp) -> (String, TakeRequest) {
+        let sent = http.sent.borrow();
+        let (url, body) = sent.last().unwrap();
+        (url.clone(), serde_json::from_slice(body).unwrap())
+    }
+
     #[test]
     fn push_mode_counts_attempts_in_the_message_and_the_renderer_sees_them() {
         run(async {
@@ -391,20 +484,109 @@ mod tests {
                 Ok(Answer { status: 503, retry_after: Some(7) }),
                 Err("connection refused".into()),
                 status(200),
-            ]);
+            ])
+            // The 503's body first (none), then the 200's.
+            .with_bodies(vec![Vec::new(), take(&TakeAnswer::Ended)]);
             for expected in [1, 2] {
                 let verdict = push.job(&http, &current, 1).await;
                 assert_eq!(verdict, Verdict::Ack, "the next attempt is queued first");
-                let sent: RenderJobMessage =
-                    serde_json::from_slice(&http.sent.borrow().last().unwrap().1).unwrap();
-                assert_eq!(sent.attempt, expected, "the renderer is told the real attempt");
+                let (url, request) = asked(&http);
+                assert!(url.ends_with(TAKE_PATH), "{url}");
+                assert_eq!(request.job.attempt, expected, "the renderer is told the real attempt");
+                assert!(request.start);
                 current = push.again.0.borrow().last().unwrap().clone();
                 assert_eq!(current.attempt, expected + 1);
             }
             let default_delay = push.cfg.render_retry_delay_secs;
             assert_eq!(push.again.delays(), [7, default_delay], "Retry-After first");
             assert_eq!(push.job(&http, &current, 2).await, Verdict::Ack);
-            assert_eq!(push.again.0.borrow().len(), 2, "done: nothing more queued");
+            assert_eq!(push.again.0.borrow().len(), 2, "ended: nothing more queued");
+        });
+    }
+
+    /// The issue-28 finding: the consumer held each delivery until its job ended, so one
+    /// account's long renders held up every job queued behind them. Now the renderer answers
+    /// at once and the message comes back to ask about the job until it has ended.
+    #[test]
+    fn a_taken_job_is_asked_about_until_it_ends_and_started_again_when_the_renderer_lost_it() {
+        run(async {
+            let push = Push::new(cfg());
+            let first = queued_job(&push.jobs).await;
+            let check = push.cfg.push_check_secs;
+            let answers = [
+                TakeAnswer::Taken,
+                TakeAnswer::Running,
+                // The renderer restarted without it: started again, as attempt 2.
+                TakeAnswer::Taken,
+                TakeAnswer::Retry { delay_secs: 9, reason: String::from("Chromium crashed") },
+                TakeAnswer::Taken,
+                TakeAnswer::Ended,
+            ];
+            let http = FakeHttp::answering(vec![status(200); answers.len()])
+                .with_bodies(answers.iter().map(take).collect());
+            let mut current = first.clone();
+            let mut asked_with = Vec::new();
+            for _ in &answers {
+                assert_eq!(push.job(&http, &current, 1).await, Verdict::Ack);
+                asked_with.push(asked(&http).1.job.attempt);
+                if let Some(next) = push.again.0.borrow().last() {
+                    current = next.clone();
+                }
+            }
+            assert_eq!(asked_with, [1, 2, 2, 3, 3, 4], "a run started raises the attempt");
+            assert_eq!(push.again.delays(), [check, check, check, 9, check], "then done");
+            assert!(push.again.0.borrow().iter().all(|m| m.job_id == first.job_id));
+            assert!(push.webhooks.0.borrow().is_empty(), "the edge itself ended nothing");
+        });
+    }
+
+    #[test]
+    fn a_job_started_as_often_as_allowed_is_only_asked_about_then_failed_if_it_is_gone() {
+        run(async {
+            let push = Push::new(EdgeConfig { render_max_attempts: 2, ..cfg() });
+            let mut message = queued_job(&push.jobs).await;
+            message.attempt = 3;
+            let http = FakeHttp::answering(vec![status(200), status(200)])
+                .with_bodies(vec![take(&TakeAnswer::Running), take(&TakeAnswer::Unknown)]);
+            assert_eq!(push.job(&http, &message, 1).await, Verdict::Ack);
+            assert!(!asked(&http).1.start, "no leave to start it a third time");
+            assert_eq!(push.again.0.borrow().len(), 1, "still running there: asked again");
+            assert_eq!(push.job(&http, &message, 2).await, Verdict::Ack);
+            let view = push.view(&message, 3).await;
+            assert_eq!(view.status, JobStatus::Failed);
+            let why = view.error_message.unwrap();
+            assert!(why.contains("started 2 times and did not end"), "{why}");
+            assert_eq!(push.webhooks.0.borrow().len(), 1, "render.failed is sent");
+        });
+    }
+
+    #[test]
+    fn busy_answers_are_no_attempts_wait_longer_as_the_job_ages_and_end_at_the_limit() {
+        assert_eq!(busy_delay(1, 0), 1);
+        assert_eq!(busy_delay(1, 40), 10, "a quarter of the wait so far");
+        assert_eq!(busy_delay(1, 3600), 60, "at most a minute");
+        assert_eq!(busy_delay(90, 0), 90, "what the renderer asks for, at least");
+        run(async {
+            let push = Push::new(EdgeConfig { render_max_wait_secs: 600, ..cfg() });
+            let message = queued_job(&push.jobs).await;
+            let busy = TakeAnswer::Busy { delay_secs: 1 };
+            let http = FakeHttp::answering(vec![status(200); 3]).with_bodies(vec![
+                take(&busy),
+                take(&busy),
+                take(&busy),
+            ]);
+            // Submitted at ts(0): asked at 2 s, 120 s and (past the limit) 601 s.
+            for now in [2, 120] {
+                assert_eq!(push.job(&http, &message, now).await, Verdict::Ack);
+            }
+            let again = push.again.0.borrow().clone();
+            assert!(again.iter().all(|m| m.attempt == 1), "busy is no attempt");
+            assert_eq!(push.again.delays(), [1, 30]);
+            assert_eq!(push.job(&http, &message, 601).await, Verdict::Ack);
+            let view = push.view(&message, 602).await;
+            assert_eq!(view.status, JobStatus::Failed);
+            let why = view.error_message.unwrap();
+            assert!(why.contains("no renderer had room for the job within 600 s"), "{why}");
         });
     }
 

@@ -641,7 +641,7 @@ fn retry(message: &impl MessageExt, delay_secs: u32) {
     );
 }
 
-/// Push mode: hold the message until the renderer answers with the job's end.
+/// Push mode: the job to the renderer, which answers at once (consumers::push_render_job).
 async fn push_render_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
     let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs") else {
         return;

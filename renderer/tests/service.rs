@@ -27,7 +27,7 @@ use tailpdf_renderer::service::ServeConfig;
 use tailpdf_shared::{
     messages::{
         BatchRef, EventAck, GroupAnswer, GroupJobEnd, GroupRequest, JobOutcome, RenderJobMessage,
-        SecretUrl,
+        SecretUrl, TakeRequest, TAKE_PATH,
     },
     signing::{sign_internal, verify_internal, INTERNAL_SIGNATURE_HEADER},
     trace::TraceParent,
@@ -567,6 +567,61 @@ async fn jobs_leave_a_place_for_a_sync_render() {
     let r = signed_post(&renderer.base, "/render", &json!({"content": "<p>sync</p>"})).await;
     assert_eq!(r.status(), 200);
     assert_eq!(busy.await.unwrap(), 200);
+    renderer.stop().await;
+}
+
+/// `POST /jobs/take`, as the Worker pushes jobs: `job`'s answer, asked with leave to start it
+/// or not.
+async fn take(renderer: &Renderer, job: &RenderJobMessage, start: bool) -> Value {
+    let body = serde_json::to_value(TakeRequest { job: job.clone(), start }).unwrap();
+    let r = signed_post(&renderer.base, TAKE_PATH, &body).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// Push mode as the Worker drives it: a job is answered at once and runs on its own; asked
+/// about again, it is never started twice; an account over its share waits here parked, up to
+/// its share of the parking, and past that is told `busy`; another account's job still gets
+/// in; once ended, the job is told `ended`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taken_jobs_are_answered_at_once_run_once_and_are_told_ended() {
+    let s3 = S3::start();
+    let (edge, edge_base, _t) = start_edge().await;
+    // Places: a tab, a guest tab and one more; an account's jobs hold one of them.
+    let renderer = start_renderer(serve_config(&edge_base, |c| {
+        c.engine.tabs = Some(1);
+        c.queue_size = 1;
+    }))
+    .await;
+    let slow = "<script>const t = Date.now(); while (Date.now() - t < 3000) {}</script><p>slow</p>";
+    let jobs: Vec<RenderJobMessage> = (0..3)
+        .map(|i| job(&edge, &s3.presign(&format!("acct-{i}.pdf"), None, None), slow))
+        .collect();
+    let mut other = job(&edge, &s3.presign("other.pdf", None, None), "<p>other</p>");
+    other.account = String::from("other");
+
+    let started = Instant::now();
+    assert_eq!(take(&renderer, &jobs[0], true).await, json!({"status": "taken"}));
+    assert!(started.elapsed() < Duration::from_secs(2), "answered at once");
+    assert_eq!(take(&renderer, &jobs[0], true).await, json!({"status": "running"}));
+    assert_eq!(take(&renderer, &jobs[0], false).await, json!({"status": "running"}));
+    assert_eq!(take(&renderer, &jobs[1], true).await, json!({"status": "taken"}), "parked");
+    assert_eq!(take(&renderer, &jobs[2], true).await["status"], "busy", "its parking is full");
+    assert_eq!(take(&renderer, &other, false).await, json!({"status": "unknown"}));
+    assert_eq!(take(&renderer, &other, true).await, json!({"status": "taken"}));
+
+    for (job, end) in [(&jobs[0], "ended"), (&jobs[1], "ended"), (&other, "ended")] {
+        wait_for("the job to end", Duration::from_secs(60), || {
+            edge.record(&job.job_id).status == JobStatus::Completed
+        })
+        .await;
+        // The end is recorded just after the edge has it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(take(&renderer, job, true).await["status"], end);
+        let once = [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed];
+        assert_eq!(edge.statuses(&job.job_id), once, "run once");
+    }
+    assert!(s3.object("acct-2.pdf").is_none(), "the busy job was not taken");
     renderer.stop().await;
 }
 

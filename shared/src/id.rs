@@ -52,6 +52,11 @@ impl JobId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// When a ULID of ours was made, in Unix milliseconds; `None` for an id of another shape.
+    pub fn unix_ms(&self) -> Option<u64> {
+        ulid::Ulid::from_string(&self.0).ok().map(|u| u.timestamp_ms())
+    }
 }
 
 impl std::fmt::Display for JobId {
@@ -99,6 +104,9 @@ mod tests {
         assert_ne!(a, b);
         let u = ulid::Ulid::from_string(a.as_str()).unwrap();
         assert_eq!(u.timestamp_ms(), 1_764_230_000_000);
+        assert_eq!(a.unix_ms(), Some(1_764_230_000_000));
+        let seed_example = JobId::parse("01JFXYZ123456789ABCDEFGH").unwrap();
+        assert_eq!(seed_example.unix_ms(), None, "24 characters: no ULID, no instant");
     }
 
     #[test]

@@ -97,6 +97,44 @@ pub enum GroupJobEnd {
     Retry { job_id: JobId, delay_secs: u32 },
 }
 
+/// Push mode's call from the Worker's `render-jobs` consumer: the renderer takes the job and
+/// answers at once, and the job runs there on its own. The consumer asks again about the same
+/// job (the same call) after a while, until the answer is [`TakeAnswer::Ended`]: nothing holds
+/// a queue delivery while a render runs, so one account's long renders never hold up another
+/// account's jobs at the edge, and a renderer that died with the job is noticed at the next
+/// question (it no longer knows the job, and starts it again).
+pub const TAKE_PATH: &str = "/jobs/take";
+
+/// The body of `POST /jobs/take`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TakeRequest {
+    /// The job; its `attempt` is the number a run started now gets.
+    pub job: RenderJobMessage,
+    /// Whether the renderer may start the job if it does not have it. False once the job has
+    /// been started as often as the edge allows: then only what became of it is asked.
+    pub start: bool,
+}
+
+/// The `200` answer to `POST /jobs/take`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TakeAnswer {
+    /// Not here before, started now as the request's attempt (it waits for a tab, or runs).
+    Taken,
+    /// Here already: waiting for a tab, or running.
+    Running,
+    /// Ended here: its end was reported to the edge, or it had ended before.
+    Ended,
+    /// Its run here ended without ending the job (Chromium crashed, the edge could not be
+    /// reached, …): start it again, no sooner than `delay_secs` from now.
+    Retry { delay_secs: u32, reason: String },
+    /// No room for it now: this account's share of the renderer is taken, or every place is.
+    /// Ask again after `delay_secs`; nothing was started, so it is no attempt.
+    Busy { delay_secs: u32 },
+    /// Not here, and not started because the request said not to.
+    Unknown,
+}
+
 fn first_attempt() -> u32 {
     1
 }

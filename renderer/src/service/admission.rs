@@ -105,6 +105,11 @@ impl Places {
         Held { all: capacity.saturating_sub(2).max(1), jobs: capacity.saturating_sub(3).max(1) }
     }
 
+    /// Most places one account's jobs may hold.
+    pub fn jobs_per_account(&self) -> usize {
+        self.per_account().jobs
+    }
+
     /// A place for `account`'s request, if the rules leave one.
     pub fn admit(&self, account: &str, purpose: Purpose) -> Option<Place> {
         let mut state = lock(&self.shared.state);

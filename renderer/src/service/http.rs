@@ -13,7 +13,7 @@ use axum::{
     Router,
 };
 use tailpdf_shared::{
-    messages::{GroupAnswer, GroupJobEnd, GroupRequest, RenderJobMessage},
+    messages::{GroupAnswer, GroupJobEnd, GroupRequest, RenderJobMessage, TakeRequest},
     signing::{verify_internal, INTERNAL_SIGNATURE_HEADER},
     ApiError, RenderSpec,
 };
@@ -43,6 +43,7 @@ impl IntoResponse for ErrorResponse {
 pub fn router(state: Arc<AppState>) -> Router {
     let internal = Router::new()
         .route(tailpdf_shared::messages::SYNC_RENDER_PATH, post(render))
+        .route(tailpdf_shared::messages::TAKE_PATH, post(take))
         .route("/jobs", post(jobs))
         .route("/jobs/group", post(group))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_signature));
@@ -131,6 +132,15 @@ async fn render(
         .into_response())
 }
 
+/// Push mode: the job is taken (or found here, or refused as busy) and the answer given at
+/// once; see [`super::takes`].
+async fn take(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ErrorResponse> {
+    let TakeRequest { job, start } = parse(&body)?;
+    Ok(axum::Json(super::takes::take(&state, job, start)).into_response())
+}
+
+/// A job held to its end: the answer is how it ended. The Worker takes jobs instead
+/// (`POST /jobs/take`); this stays for callers that want one call for the whole job.
 async fn jobs(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ErrorResponse> {
     let message: RenderJobMessage = parse(&body)?;
     let admitted = state.admit(&message.account, Purpose::Job).ok_or_else(|| full(&state))?;

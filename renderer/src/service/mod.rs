@@ -1,7 +1,8 @@
 //! `tailpdf-renderer serve`: the engine as the edge's render backend.
 //!
-//! - [`http`]: `POST /render`, `POST /jobs` and `POST /jobs/group` (push mode), `/healthz`,
-//!   `/readyz`, `/metrics`;
+//! - [`http`]: `POST /render`, `POST /jobs/take`, `POST /jobs` and `POST /jobs/group` (push
+//!   mode), `/healthz`, `/readyz`, `/metrics`;
+//! - [`takes`]: push mode's jobs taken and answered at once, and what became of each;
 //! - [`runner`]: one job to its end, reporting each state to the edge ([`edge`]) and uploading
 //!   the PDF ([`upload`]);
 //! - [`pull`]: pull mode, Cloudflare Queues' HTTP pull consumer;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod pull;
 pub mod retry;
 pub mod runner;
+pub mod takes;
 pub mod upload;
 
 use std::{
@@ -177,6 +179,7 @@ pub struct AppState {
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) secret: String,
     pub(crate) places: admission::Places,
+    pub(crate) takes: takes::Takes,
     closing: AtomicBool,
 }
 
@@ -191,6 +194,12 @@ impl AppState {
             return None;
         }
         self.places.admit(account, purpose)
+    }
+
+    /// How many pushed jobs may wait here for a place: as many as there are places, an
+    /// account's share of them its own.
+    pub(crate) fn parking(&self) -> takes::Parking {
+        takes::Parking { all: self.places.capacity(), per_account: self.places.jobs_per_account() }
     }
 
     pub(crate) fn is_closing(&self) -> bool {
@@ -236,6 +245,7 @@ pub async fn run(
         metrics,
         secret: cfg.internal_secret.clone(),
         places: places.clone(),
+        takes: takes::Takes::default(),
         closing: AtomicBool::new(false),
     });
 
