@@ -17,11 +17,11 @@ use tailpdf_shared::{
 use crate::{
     batches::{specs_key, SpecPack, SPECS_PER_PACK},
     config::EdgeConfig,
+    idempotency::{IdempotencyAnswer, IdempotencyRecord, IdempotencyRequest},
     limits::{check, LimitRequest, Limiter, Limits},
     store::{
-        get_json, idempotency_key, job_key, load_job, put_json, spec_key, stage_key,
-        webhook_queued_key, Account, IdempotencyRecord, JobBase, Kv, Queue, StoreError, StoredJob,
-        WebhookRecord,
+        get_json, job_key, load_job, put_json, spec_key, stage_key, webhook_queued_key, Account,
+        JobBase, Kv, Queue, StoreError, StoredJob, WebhookRecord,
     },
 };
 
@@ -135,29 +135,94 @@ pub(crate) async fn count_request(
 
 /// What an `Idempotency-Key` says about a request.
 pub(crate) enum Idempotency {
-    /// No key: nothing to record.
+    /// No key.
     Without,
-    /// A new key: record what the request makes under `record_key` once it is made.
-    New { record_key: String, body_sha256: String },
+    /// A new key, claimed for what this request makes: [`settle`] it once that is made, or not.
+    Claimed(Claim),
     /// The key came before with this very body: what was made then.
     Seen(IdempotencyRecord),
 }
 
-/// Looks the key up (jobs and batches share one key space); 409 when it came before with
-/// another body.
+/// A claimed key and what the request is to make.
+pub(crate) struct Claim {
+    key_sha256: String,
+    record: IdempotencyRecord,
+}
+
+/// What a request with an `Idempotency-Key` makes.
+pub(crate) enum Made {
+    Job(JobId),
+    Batch { batch_id: JobId, documents: u32 },
+}
+
+/// Claims the key (jobs and batches share one key space) with the account's object, for what
+/// this request makes; 409 when it came before with another body, or while another request
+/// with it is being handled; 503 when the object cannot be asked (a replay must never make a
+/// second job).
 pub(crate) async fn idempotency(
-    jobs: &impl Kv,
+    limiter: &impl Limiter,
     account: &Account,
     key: Option<&str>,
     body: &[u8],
+    made: Made,
 ) -> Result<Idempotency, ApiError> {
     let Some(key) = key else { return Ok(Idempotency::Without) };
-    let record_key = idempotency_key(&account.account, key);
     let body_sha256 = hex::encode(Sha256::digest(body));
-    match get_json::<IdempotencyRecord>(jobs, &record_key).await? {
-        Some(seen) if seen.body_sha256 == body_sha256 => Ok(Idempotency::Seen(seen)),
-        Some(_) => Err(idempotency_conflict()),
-        None => Ok(Idempotency::New { record_key, body_sha256 }),
+    let record = match made {
+        Made::Job(id) => IdempotencyRecord { job_id: Some(id), body_sha256, ..Default::default() },
+        Made::Batch { batch_id, documents } => IdempotencyRecord {
+            batch_id: Some(batch_id),
+            batch_documents: Some(documents),
+            body_sha256,
+            ..Default::default()
+        },
+    };
+    let key_sha256 = hex::encode(Sha256::digest(key.as_bytes()));
+    let claim =
+        IdempotencyRequest::Claim { key_sha256: key_sha256.clone(), record: record.clone() };
+    let unavailable =
+        || ApiError::unavailable("Idempotency keys cannot be checked right now; retry shortly.", 5);
+    match limiter.idempotency(&account.account, &claim).await.map_err(|_| unavailable())? {
+        IdempotencyAnswer::Claimed => Ok(Idempotency::Claimed(Claim { key_sha256, record })),
+        IdempotencyAnswer::Seen { record: seen } if seen.body_sha256 == record.body_sha256 => {
+            Ok(Idempotency::Seen(seen))
+        }
+        IdempotencyAnswer::InProgress { body_sha256 } if body_sha256 == record.body_sha256 => {
+            Err(ApiError {
+                retry_after_secs: Some(1),
+                ..ApiError::new(
+                    ErrorCode::IdempotencyConflict,
+                    "A request with this Idempotency-Key is still being handled: retry in a \
+                     moment to get its result.",
+                )
+            })
+        }
+        IdempotencyAnswer::Seen { .. } | IdempotencyAnswer::InProgress { .. } => {
+            Err(idempotency_conflict())
+        }
+        IdempotencyAnswer::Done => Err(unavailable()),
+    }
+}
+
+/// Commits a claimed key once the request made what it claimed it for (replays get it for a
+/// day), or releases it when nothing was made. A commit that cannot reach the object is tried
+/// once more; after that the claim lapses in a minute (crate::idempotency::CLAIM_MS).
+pub(crate) async fn settle(
+    limiter: &impl Limiter,
+    account: &Account,
+    idempotency: Idempotency,
+    made: bool,
+) {
+    let Idempotency::Claimed(Claim { key_sha256, record }) = idempotency else { return };
+    let request = if made {
+        IdempotencyRequest::Commit { key_sha256, record }
+    } else {
+        IdempotencyRequest::Release { key_sha256, record }
+    };
+    for _ in 0..2 {
+        if limiter.idempotency(&account.account, &request).await.is_ok() {
+            return;
+        }
     }
 }
 
@@ -184,16 +249,33 @@ async fn submit_job(
     body: &[u8],
     now: Timestamp,
 ) -> Result<Submission, ApiError> {
-    let idempotency = match idempotency(jobs, account, headers.idempotency_key, body).await? {
+    let job_id = JobId::generate_at(u64::try_from(now.unix()).unwrap_or(0) * 1000);
+    let key = headers.idempotency_key;
+    let idempotency = idempotency(limiter, account, key, body, Made::Job(job_id.clone())).await?;
+    match &idempotency {
         Idempotency::Seen(IdempotencyRecord { job_id: Some(job_id), .. }) => {
-            return Ok(Submission::Replayed(JobAccepted::new(job_id)));
+            return Ok(Submission::Replayed(JobAccepted::new(job_id.clone())));
         }
         // The key made a batch: the same body cannot be a job too.
         Idempotency::Seen(_) => return Err(idempotency_conflict()),
-        Idempotency::New { record_key, body_sha256 } => Some((record_key, body_sha256)),
-        Idempotency::Without => None,
-    };
-    let job_id = JobId::generate_at(u64::try_from(now.unix()).unwrap_or(0) * 1000);
+        Idempotency::Claimed(_) | Idempotency::Without => {}
+    }
+    let stores = (jobs, render_jobs, limiter);
+    let made = make_job(stores, account, in_flight, &headers, job, job_id, now).await;
+    settle(limiter, account, idempotency, made.is_ok()).await;
+    made
+}
+
+/// The job itself: its slot, its keys, its message.
+async fn make_job(
+    (jobs, render_jobs, limiter): (&impl Kv, &impl Queue<RenderJobMessage>, &impl Limiter),
+    account: &Account,
+    in_flight: u32,
+    headers: &SubmitHeaders<'_>,
+    job: NewJob,
+    job_id: JobId,
+    now: Timestamp,
+) -> Result<Submission, ApiError> {
     if in_flight > 0 {
         let start = LimitRequest::StartJob { job_id: job_id.clone(), in_flight };
         check(limiter.ask(&account.account, &start).await, |secs| {
@@ -229,11 +311,6 @@ async fn submit_job(
             let _ = limiter.ask(&account.account, &LimitRequest::EndJob { job_id }).await;
         }
         return Err(e.into());
-    }
-    if let Some((record_key, body_sha256)) = idempotency {
-        let record =
-            IdempotencyRecord { job_id: Some(job_id.clone()), batch_id: None, body_sha256 };
-        put_json(jobs, &record_key, &record, JOB_TTL_OPEN_SECS).await?;
     }
     Ok(Submission::Accepted(JobAccepted::new(job_id)))
 }
@@ -508,8 +585,20 @@ pub(crate) mod tests {
         body: &[u8],
         now: Timestamp,
     ) -> Result<Submission, ApiError> {
+        sub_with(&lim(), (jobs, queue), account, idempotency_key, body, now).await
+    }
+
+    /// [`sub`] with the accounts' objects of the caller's.
+    async fn sub_with(
+        limiter: &MemoryLimiter,
+        (jobs, queue): (&MemoryKv, &MemoryQueue<RenderJobMessage>),
+        account: &Account,
+        idempotency_key: Option<&str>,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<Submission, ApiError> {
         let headers = SubmitHeaders { idempotency_key, no_store: false, trace: None };
-        submit((jobs, queue, &lim()), &cfg(), account, headers, body, now)
+        submit((jobs, queue, limiter), &cfg(), account, headers, body, now)
             .await
             .map(|s| s.submission)
     }
@@ -723,35 +812,110 @@ pub(crate) mod tests {
     #[test]
     fn idempotency_keys_replay_or_conflict() {
         run(async {
-            let (jobs, queue) = (MemoryKv::default(), MemoryQueue::default());
-            let first =
-                sub(&jobs, &queue, &acct("a"), Some("k-1"), ASYNC.as_bytes(), ts(0)).await.unwrap();
+            let (jobs, queue, limiter) = (MemoryKv::default(), MemoryQueue::default(), lim());
+            let sub = |account: &'static str, key: &'static str, body: String, at: i64| {
+                let (jobs, queue, limiter) = (&jobs, &queue, &limiter);
+                async move {
+                    let account = acct(account);
+                    sub_with(limiter, (jobs, queue), &account, Some(key), body.as_bytes(), ts(at))
+                        .await
+                }
+            };
+            let first = sub("a", "k-1", ASYNC.into(), 0).await.unwrap();
             let Submission::Accepted(first) = first else { panic!() };
-            let again =
-                sub(&jobs, &queue, &acct("a"), Some("k-1"), ASYNC.as_bytes(), ts(1)).await.unwrap();
+            let again = sub("a", "k-1", ASYNC.into(), 1).await.unwrap();
             assert_eq!(again, Submission::Replayed(first.clone()));
             assert_eq!(queue.0.borrow().len(), 1, "no second job");
             let other = ASYNC.replace("<p>x</p>", "<p>y</p>");
-            let e = sub(&jobs, &queue, &acct("a"), Some("k-1"), other.as_bytes(), ts(2))
-                .await
-                .unwrap_err();
+            let e = sub("a", "k-1", other.clone(), 2).await.unwrap_err();
             assert_eq!((e.status(), e.code), (409, ErrorCode::IdempotencyConflict));
             // Another account's key space is its own.
-            let b =
-                sub(&jobs, &queue, &acct("b"), Some("k-1"), other.as_bytes(), ts(3)).await.unwrap();
+            let b = sub("b", "k-1", other.clone(), 3).await.unwrap();
             assert!(matches!(b, Submission::Accepted(_)));
-            let e = sub(&jobs, &queue, &acct("a"), Some("has space"), ASYNC.as_bytes(), ts(4))
-                .await
-                .unwrap_err();
+            let e = sub("a", "has space", ASYNC.into(), 4).await.unwrap_err();
             assert_eq!(e.status(), 400);
             // A sync request has no use for the key, but one that is malformed is still a
             // client's mistake to hear about: found by the schema fuzzer.
             for key in ["", &"k".repeat(256)] {
-                let e = sub(&jobs, &queue, &acct("a"), Some(key), br#"{"content":"x"}"#, ts(5))
-                    .await
-                    .unwrap_err();
+                let e = sub_with(
+                    &limiter,
+                    (&jobs, &queue),
+                    &acct("a"),
+                    Some(key),
+                    br#"{"content":"x"}"#,
+                    ts(5),
+                )
+                .await
+                .unwrap_err();
                 assert_eq!(e.status(), 400, "{key:?}");
             }
+        });
+    }
+
+    #[test]
+    fn a_key_being_handled_is_answered_409_with_retry_after_and_a_failed_submit_frees_it() {
+        run(async {
+            let (jobs, limiter) = (MemoryKv::default(), lim());
+            // A request whose queue refuses the job: nothing made, the key released.
+            let refused = MemoryQueue::failing();
+            let e = sub_with(
+                &limiter,
+                (&jobs, &refused),
+                &acct("a"),
+                Some("k"),
+                ASYNC.as_bytes(),
+                ts(0),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.status(), 503);
+            let queue = MemoryQueue::default();
+            let ok =
+                sub_with(&limiter, (&jobs, &queue), &acct("a"), Some("k"), ASYNC.as_bytes(), ts(1))
+                    .await
+                    .unwrap();
+            assert!(matches!(ok, Submission::Accepted(_)), "the key was free again");
+            // A claim another request holds (its Worker still at work, or dead for less than a
+            // minute): the same body is told to retry, another body is a conflict.
+            let claim = IdempotencyRequest::Claim {
+                key_sha256: hex::encode(Sha256::digest(b"busy")),
+                record: IdempotencyRecord {
+                    body_sha256: hex::encode(Sha256::digest(ASYNC.as_bytes())),
+                    ..IdempotencyRecord::default()
+                },
+            };
+            limiter.idempotency("a", &claim).await.unwrap();
+            let e = sub_with(
+                &limiter,
+                (&jobs, &queue),
+                &acct("a"),
+                Some("busy"),
+                ASYNC.as_bytes(),
+                ts(2),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!((e.status(), e.retry_after_secs), (409, Some(1)), "{e:?}");
+            let other = ASYNC.replace("<p>x</p>", "<p>y</p>");
+            let e = sub_with(
+                &limiter,
+                (&jobs, &queue),
+                &acct("a"),
+                Some("busy"),
+                other.as_bytes(),
+                ts(2),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!((e.status(), e.retry_after_secs), (409, None));
+            // Its object out of reach: 503, never a second job.
+            limiter.down.set(true);
+            let e =
+                sub_with(&limiter, (&jobs, &queue), &acct("a"), Some("k"), ASYNC.as_bytes(), ts(3))
+                    .await
+                    .unwrap_err();
+            assert_eq!(e.status(), 503);
+            assert_eq!(queue.0.borrow().len(), 1);
         });
     }
 

@@ -44,12 +44,15 @@ use tailpdf_shared::{
 };
 
 use crate::{
-    api::{count_request, idempotency, idempotency_conflict, Idempotency, SubmitHeaders},
+    api::{
+        count_request, idempotency, idempotency_conflict, settle, Idempotency, Made, SubmitHeaders,
+    },
     config::EdgeConfig,
+    idempotency::IdempotencyRecord,
     limits::{BatchRequest, BatchSnapshot, Limiter},
     store::{
-        get_json, put_json, spec_key, Account, IdempotencyRecord, JobBase, Kv, Queue, StoreError,
-        StoredJob, SEND_MANY_MAX_BYTES, SEND_MANY_MAX_MESSAGES,
+        get_json, put_json, spec_key, Account, JobBase, Kv, Queue, StoreError, StoredJob,
+        SEND_MANY_MAX_BYTES, SEND_MANY_MAX_MESSAGES,
     },
 };
 
@@ -245,27 +248,45 @@ pub async fn submit_batch(
         validate_idempotency_key(key)?;
     }
     let ignored = std::mem::take(&mut batch.ignored);
-    let idempotency = match idempotency(jobs, account, headers.idempotency_key, body).await? {
-        Idempotency::Seen(IdempotencyRecord { batch_id: Some(batch_id), .. }) => {
-            let record = get_json::<BatchRecord>(jobs, &batch_key(&batch_id)).await?;
-            let Some(record) = record else {
-                return Err(ApiError::new(
-                    tailpdf_shared::ErrorCode::IdempotencyConflict,
-                    "This Idempotency-Key's batch has expired: use a new key.",
-                ));
-            };
-            let accepted = BatchAccepted::new(batch_id, &record.job_ids());
+    let now_ms = u64::try_from(now.unix()).unwrap_or(0) * 1000;
+    let batch_id = JobId::generate_at(now_ms);
+    let total = u32::try_from(batch.documents.len()).unwrap_or(u32::MAX);
+    let key = headers.idempotency_key;
+    let made = Made::Batch { batch_id: batch_id.clone(), documents: total };
+    let idempotency = idempotency(limiter, account, key, body, made).await?;
+    match &idempotency {
+        Idempotency::Seen(IdempotencyRecord {
+            batch_id: Some(batch_id),
+            batch_documents: Some(documents),
+            ..
+        }) => {
+            // The ids follow from the batch's: nothing to read from KV (which, elsewhere than
+            // where the batch was made, may not show it yet).
+            let ids: Vec<JobId> =
+                (0..*documents).filter_map(|i| document_job_id(batch_id, i)).collect();
+            let accepted = BatchAccepted::new(batch_id.clone(), &ids);
             return Ok(SubmittedBatch { submission: BatchSubmission::Replayed(accepted), ignored });
         }
         // The key made a single job: the same body cannot be a batch too.
         Idempotency::Seen(_) => return Err(idempotency_conflict()),
-        Idempotency::New { record_key, body_sha256 } => Some((record_key, body_sha256)),
-        Idempotency::Without => None,
-    };
-    batch.shared.no_store = headers.no_store;
+        Idempotency::Claimed(_) | Idempotency::Without => {}
+    }
+    let stores = (jobs, render_batches, limiter);
+    let made = make_batch(stores, account, &headers, batch, batch_id, now).await;
+    settle(limiter, account, idempotency, made.is_ok()).await;
+    made.map(|accepted| SubmittedBatch { submission: BatchSubmission::Accepted(accepted), ignored })
+}
 
-    let now_ms = u64::try_from(now.unix()).unwrap_or(0) * 1000;
-    let batch_id = JobId::generate_at(now_ms);
+/// The batch itself: its progress, its record, its specs and its messages.
+async fn make_batch(
+    (jobs, render_batches, limiter): (&impl Kv, &impl Queue<RenderJobMessage>, &impl Limiter),
+    account: &Account,
+    headers: &SubmitHeaders<'_>,
+    mut batch: tailpdf_shared::batch::ValidBatch,
+    batch_id: JobId,
+    now: Timestamp,
+) -> Result<BatchAccepted, ApiError> {
+    batch.shared.no_store = headers.no_store;
     let total = u32::try_from(batch.documents.len()).unwrap_or(u32::MAX);
     // Every index has one: a ULID is 26 characters and MAX_BATCH_DOCUMENTS fits the index's 4.
     let job_ids: Vec<JobId> = (0..total).filter_map(|i| document_job_id(&batch_id, i)).collect();
@@ -343,13 +364,7 @@ pub async fn submit_batch(
     }
     chunk.flush(render_batches).await?;
 
-    if let Some((record_key, body_sha256)) = idempotency {
-        let seen =
-            IdempotencyRecord { job_id: None, batch_id: Some(batch_id.clone()), body_sha256 };
-        put_json(jobs, &record_key, &seen, JOB_TTL_OPEN_SECS).await?;
-    }
-    let accepted = BatchAccepted::new(batch_id, &job_ids);
-    Ok(SubmittedBatch { submission: BatchSubmission::Accepted(accepted), ignored })
+    Ok(BatchAccepted::new(batch_id, &job_ids))
 }
 
 /// Messages that go in one `sendBatch`.
@@ -721,8 +736,8 @@ mod tests {
             let body = json!({"config": large_config(), "documents": documents});
             let (all_packed, own, packs) = submit_ops(body.to_string().into_bytes()).await;
             assert_eq!((own, packs), (0, 125));
-            // The API key, the Idempotency-Key (read, write), the record, the packs.
-            assert_eq!(all_packed, 1 + 2 + 1 + 125);
+            // The API key, the record, the packs (the Idempotency-Key is the account object's).
+            assert_eq!(all_packed, 1 + 1 + 125);
 
             let quotes = "\"".repeat(OWN_SPEC_MIN_CONTENT_BYTES / 2 + 1);
             let (large, small) = (document(&quotes), document("<p>x</p>"));
@@ -746,7 +761,7 @@ mod tests {
             assert!(body.len() <= MAX_BATCH_BODY_BYTES, "{}", body.len());
             let (most, own, packs) = submit_ops(body.into_bytes()).await;
             assert_eq!((own, packs), (n_large, 125));
-            assert_eq!(most, 1 + 2 + 1 + n_large + 125);
+            assert_eq!(most, 1 + 1 + n_large + 125);
             assert!(most <= SUBMIT_KV_OPERATIONS_MAX, "{most}");
             eprintln!(
                 "KV operations of one submission: {all_packed} (every spec in a pack), \

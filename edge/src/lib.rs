@@ -17,12 +17,15 @@
 //! thin.
 
 pub mod access_log;
+#[cfg(test)]
+mod across_locations;
 pub mod api;
 pub mod batches;
 pub mod config;
 pub mod consumers;
 pub mod dead_letters;
 pub mod delivery;
+pub mod idempotency;
 #[cfg(target_arch = "wasm32")]
 mod limiter_object;
 pub mod limits;

@@ -8,10 +8,11 @@ use std::time::Duration;
 use futures::future::{select, Either};
 use worker::{
     durable_object, Date, DurableObject, Env, Method, ObjectNamespace, Request, RequestInit,
-    Response, Result, State,
+    Response, Result, SqlStorageValue, State,
 };
 
 use crate::{
+    idempotency::{decide, Change, Entry, IdempotencyAnswer, IdempotencyRequest},
     limits::{
         BatchProgress, BatchRequest, BatchSnapshot, Counters, LimitAnswer, LimitRequest, Limiter,
     },
@@ -22,6 +23,8 @@ use crate::{
 const COUNTERS: &str = "counters";
 /// The path of batch requests (any other path is a limit request).
 const BATCH_PATH: &str = "/batch";
+/// The path of `Idempotency-Key` requests.
+const IDEMPOTENCY_PATH: &str = "/idempotency";
 
 /// The storage key of a batch's progress: one key each, so that a report reads and writes
 /// only its own batch.
@@ -47,6 +50,10 @@ impl DurableObject for AccountLimiter {
             let request: BatchRequest = req.json().await?;
             return Response::from_json(&self.batch(&request).await?);
         }
+        if req.path() == IDEMPOTENCY_PATH {
+            let request: IdempotencyRequest = req.json().await?;
+            return Response::from_json(&self.idempotency(&request)?);
+        }
         let request: LimitRequest = req.json().await?;
         let storage = self.state.storage();
         let mut counters = self.counters().await?;
@@ -59,7 +66,58 @@ impl DurableObject for AccountLimiter {
     }
 }
 
+/// One row a key (its sha256), its [`Entry`] as JSON text; rows past their expiry are deleted
+/// by the next request (the index makes that cheap), so the table holds a day of keys at most.
+const IDEMPOTENCY_SCHEMA: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS idempotency
+       (key TEXT PRIMARY KEY, entry TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_ms)",
+];
+
+#[derive(serde::Deserialize)]
+struct EntryRow {
+    entry: String,
+}
+
 impl AccountLimiter {
+    /// An `Idempotency-Key` request: the key's entry read, [`decide`]d, written back. SQL
+    /// calls are synchronous: nothing else runs in the object between the read and the write.
+    fn idempotency(&self, request: &IdempotencyRequest) -> Result<IdempotencyAnswer> {
+        let sql = self.state.storage().sql();
+        let now = Date::now().as_millis();
+        let now_value = SqlStorageValue::try_from_i64(i64::try_from(now).unwrap_or(i64::MAX))?;
+        for statement in IDEMPOTENCY_SCHEMA {
+            sql.exec(statement, None::<Vec<SqlStorageValue>>)?;
+        }
+        sql.exec("DELETE FROM idempotency WHERE expires_ms <= ?", vec![now_value])?;
+        let key = SqlStorageValue::from(request.key_sha256());
+        let rows: Vec<EntryRow> = sql
+            .exec("SELECT entry FROM idempotency WHERE key = ?", vec![key.clone()])?
+            .to_array()?;
+        let entry: Option<Entry> =
+            rows.first().and_then(|row| serde_json::from_str(&row.entry).ok());
+        let (answer, change) = decide(entry.as_ref(), request, now);
+        match change {
+            Change::Keep => {}
+            Change::Put(entry) => {
+                let expires = i64::try_from(entry.expires_ms).unwrap_or(i64::MAX);
+                let values = vec![
+                    key,
+                    SqlStorageValue::from(serde_json::to_string(&entry)?),
+                    SqlStorageValue::try_from_i64(expires)?,
+                ];
+                sql.exec(
+                    "INSERT OR REPLACE INTO idempotency (key, entry, expires_ms) VALUES (?, ?, ?)",
+                    values,
+                )?;
+            }
+            Change::Delete => {
+                sql.exec("DELETE FROM idempotency WHERE key = ?", vec![key])?;
+            }
+        }
+        Ok(answer)
+    }
+
     async fn counters(&self) -> Result<Counters> {
         // Kept as JSON text: exact integers whatever JavaScript numbers can hold.
         Ok(match self.state.storage().get::<String>(COUNTERS).await? {
@@ -150,6 +208,18 @@ impl Limiter for ObjectLimiter {
         request: &BatchRequest,
     ) -> std::result::Result<Option<BatchSnapshot>, StoreError> {
         let answer = self.call(account, BATCH_PATH, request).await;
+        if let Err(e) = &answer {
+            worker::console_error!("{e}");
+        }
+        answer
+    }
+
+    async fn idempotency(
+        &self,
+        account: &str,
+        request: &IdempotencyRequest,
+    ) -> std::result::Result<IdempotencyAnswer, StoreError> {
+        let answer = self.call(account, IDEMPOTENCY_PATH, request).await;
         if let Err(e) = &answer {
             worker::console_error!("{e}");
         }

@@ -20,7 +20,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tailpdf_shared::{limits::JOB_TTL_OPEN_SECS, ApiError, JobId, JobStatus};
 
-use crate::store::StoreError;
+use crate::{
+    idempotency::{IdempotencyAnswer, IdempotencyRequest},
+    store::StoreError,
+};
 
 /// An account's limits: set in its KV record, else the Worker's defaults (`EdgeConfig`).
 /// 0 is no limit.
@@ -333,6 +336,12 @@ pub trait Limiter {
         account: &str,
         request: &BatchRequest,
     ) -> Result<Option<BatchSnapshot>, StoreError>;
+    /// The account's `Idempotency-Key`s (crate::idempotency).
+    async fn idempotency(
+        &self,
+        account: &str,
+        request: &IdempotencyRequest,
+    ) -> Result<IdempotencyAnswer, StoreError>;
 }
 
 /// The 429 for `answer`, if it is one. When the counters cannot be reached the request goes
@@ -363,6 +372,8 @@ pub(crate) mod tests {
         pub batches: RefCell<HashMap<(String, JobId), BatchProgress>>,
         pub now_ms: std::cell::Cell<u64>,
         pub down: std::cell::Cell<bool>,
+        /// Each account's idempotency keys, as the object keeps them.
+        pub keys: RefCell<HashMap<(String, String), crate::idempotency::Entry>>,
     }
 
     impl Limiter for MemoryLimiter {
@@ -400,6 +411,30 @@ pub(crate) mod tests {
                 batches.remove(&(account.to_owned(), id));
             }
             Ok(outcome.answer)
+        }
+
+        async fn idempotency(
+            &self,
+            account: &str,
+            request: &IdempotencyRequest,
+        ) -> Result<IdempotencyAnswer, StoreError> {
+            use crate::idempotency::{decide, Change};
+            if self.down.get() {
+                return Err(StoreError("the limiter is down".into()));
+            }
+            let mut keys = self.keys.borrow_mut();
+            let key = (account.to_owned(), request.key_sha256().to_owned());
+            let (answer, change) = decide(keys.get(&key), request, self.now_ms.get());
+            match change {
+                Change::Keep => {}
+                Change::Put(entry) => {
+                    keys.insert(key, entry);
+                }
+                Change::Delete => {
+                    keys.remove(&key);
+                }
+            }
+            Ok(answer)
         }
     }
 

@@ -12,7 +12,6 @@
 //! | `job:{id}:end` | the terminal event | once, 1 h TTL |
 //! | `job:{id}:webhook` | delivery status | after each delivery attempt (minutes apart) |
 //! | `job:{id}:webhook_queued:{event}` | `true` | once, when that end's webhook was queued, 1 h TTL |
-//! | `idem:{account}:{sha256(key)}` | [`IdempotencyRecord`] (a job's or a batch's) | once, 24 h |
 //! | `batch:{id}` | [`crate::batches::BatchRecord`]: account, webhook, each document's webhook and where its spec is | once, at submit, 24 h |
 //! | `batch:{id}:specs:{n}` | [`crate::batches::SpecPack`]: the specs of documents `8n..8n+8` too large for their messages | once, at submit, 24 h; deleted when the last of them ends |
 //! | `batch:{id}:webhook_queued` | `true` | once, when `batch.completed` was queued, 1 h TTL |
@@ -22,7 +21,8 @@
 //! ([`tailpdf_shared::batch::document_job_id`]): until `job:{id}` is written, [`load_job`]
 //! builds its [`JobBase`] from `batch:{id}`.
 //!
-//! API keys live in their own namespace: `sha256(key)` → [`Account`].
+//! `Idempotency-Key`s are not here: each account's object keeps its own, exactly
+//! ([`crate::idempotency`]). API keys live in their own namespace: `sha256(key)` → [`Account`].
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -35,7 +35,6 @@ use tailpdf_shared::{
     job::WebhookDelivery,
     limits::KV_MIN_TTL_SECS,
     messages::{BatchRef, SecretUrl},
-    signing::hash_api_key,
     webhook::WebhookEvent,
     JobEvent, JobId, JobRecord, JobStatus, Timestamp,
 };
@@ -111,18 +110,6 @@ pub struct JobBase {
     pub batch: Option<BatchRef>,
 }
 
-/// What an `Idempotency-Key` made: a job (`POST /pdf`) or a batch (`POST /pdf/batch`); one
-/// key space for both.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdempotencyRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<JobId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_id: Option<JobId>,
-    /// sha256 of the request body: the same key with another body is a conflict.
-    pub body_sha256: String,
-}
-
 pub fn job_key(id: &JobId) -> String {
     format!("job:{id}")
 }
@@ -149,10 +136,6 @@ pub fn webhook_key(id: &JobId) -> String {
 /// webhook of the one stored last must be queued too.
 pub fn webhook_queued_key(id: &JobId, event: WebhookEvent) -> String {
     format!("job:{id}:webhook_queued:{}", event.as_str())
-}
-
-pub fn idempotency_key(account: &str, key: &str) -> String {
-    format!("idem:{account}:{}", hash_api_key(key))
 }
 
 pub async fn get_json<T: DeserializeOwned>(
