@@ -395,8 +395,12 @@ pub async fn give_up(
     id: &JobId,
     now: Timestamp,
 ) -> Result<EventAck, ApiError> {
-    let event = JobEvent::Failed { at: now, error_message: GAVE_UP_MESSAGE.to_owned() };
-    apply(jobs, webhooks, limiter, cfg, id, &event).await
+    apply(jobs, webhooks, limiter, cfg, id, &gave_up(now)).await
+}
+
+/// The end of a job whose every delivery failed.
+pub fn gave_up(now: Timestamp) -> JobEvent {
+    JobEvent::Failed { at: now, error_message: GAVE_UP_MESSAGE.to_owned() }
 }
 
 /// Moves the job forward by `event` through the shared state machine; the event that ends the

@@ -19,10 +19,10 @@ use tailpdf_shared::{
 };
 
 use crate::{
-    api::{self, renderer_call},
+    api::renderer_call,
     config::EdgeConfig,
     delivery,
-    limits::Limiter,
+    job_object::Ends,
     store::{get_json, put_json, stage_key, webhook_key, Kv, Queue},
 };
 
@@ -103,7 +103,7 @@ pub async fn push_render_job(
     http: &impl Http,
     render_jobs: &impl Queue<RenderJobMessage>,
     // Where a job that fails here records its end.
-    ends: (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
+    ends: &impl Ends,
     cfg: &EdgeConfig,
     job: &RenderJobMessage,
     now: Timestamp,
@@ -196,7 +196,7 @@ impl Again {
 /// `POST /jobs/group`.
 async fn next_attempt(
     queue: &impl Queue<RenderJobMessage>,
-    (jobs, webhooks, limiter): (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
+    ends: &impl Ends,
     cfg: &EdgeConfig,
     job: &RenderJobMessage,
     Again { why, delay_secs }: Again,
@@ -208,7 +208,7 @@ async fn next_attempt(
             "Render failed: the job was not rendered after {attempt} attempts ({why}); submit \
              it again."
         );
-        return fail_here((jobs, webhooks, limiter), cfg, job, error_message, now).await;
+        return fail_here(ends, cfg, job, error_message, now).await;
     }
     let next = RenderJobMessage { attempt: attempt + 1, ..job.clone() };
     match queue.send_after(&next, delay_secs.max(1)).await {
@@ -226,7 +226,7 @@ async fn next_attempt(
 pub async fn push_render_group(
     http: &impl Http,
     render_batches: &impl Queue<RenderJobMessage>,
-    ends: (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
+    ends: &impl Ends,
     cfg: &EdgeConfig,
     messages: &[RenderJobMessage],
     now: Timestamp,
@@ -256,7 +256,7 @@ pub async fn push_render_group(
 async fn push_group(
     http: &impl Http,
     render_batches: &impl Queue<RenderJobMessage>,
-    ends: (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
+    ends: &impl Ends,
     cfg: &EdgeConfig,
     group: &[&RenderJobMessage],
     now: Timestamp,
@@ -301,14 +301,14 @@ async fn push_group(
 
 /// Fails the job here with `error_message` (its webhook queued as any end's).
 async fn fail_here(
-    (jobs, webhooks, limiter): (&impl Kv, &impl Queue<WebhookMessage>, &impl Limiter),
+    ends: &impl Ends,
     cfg: &EdgeConfig,
     job: &RenderJobMessage,
     error_message: String,
     now: Timestamp,
 ) -> Verdict {
     let event = JobEvent::Failed { at: now, error_message };
-    match api::apply(jobs, webhooks, limiter, cfg, &job.job_id, &event).await {
+    match ends.end(cfg, &job.job_id, &event).await {
         Ok(_) => Verdict::Ack,
         // Expired meanwhile: nothing left to fail.
         Err(e) if e.status() == 404 => Verdict::Ack,
@@ -380,7 +380,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        api::tests::{acct, cfg, lim, queued_job, run, ts},
+        api::{
+            self,
+            tests::{acct, cfg, lim, queued_job, run, ts},
+        },
         limits::tests::MemoryLimiter,
         store::memory::{MemoryKv, MemoryQueue},
     };
@@ -445,7 +448,7 @@ mod tests {
 
         async fn job(&self, http: &FakeHttp, message: &RenderJobMessage, now: i64) -> Verdict {
             let ends = (&self.jobs, &self.webhooks, &self.limiter);
-            push_render_job(http, &self.again, ends, &self.cfg, message, ts(now)).await
+            push_render_job(http, &self.again, &ends, &self.cfg, message, ts(now)).await
         }
 
         async fn group(
@@ -455,7 +458,7 @@ mod tests {
             now: i64,
         ) -> Vec<Verdict> {
             let ends = (&self.jobs, &self.webhooks, &self.limiter);
-            push_render_group(http, &self.again, ends, &self.cfg, messages, ts(now)).await
+            push_render_group(http, &self.again, &ends, &self.cfg, messages, ts(now)).await
         }
 
         async fn view(&self, job: &RenderJobMessage, now: i64) -> tailpdf_shared::JobView {

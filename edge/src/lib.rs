@@ -12,9 +12,12 @@
 //! - [`access_log`]: the one structured line logged per request;
 //! - [`config`]: wrangler vars and secrets.
 //!
+//! - [`idempotency`]: `Idempotency-Key`s, kept by each account's object;
+//! - [`job_object`]: each single job's keys kept by its own object, its one writer.
+//!
 //! All of it is plain Rust, tested natively; the Worker glue in `worker_glue` and the Durable
-//! Object that holds each account's counters (`limiter_object`) exist only on wasm32 and stay
-//! thin.
+//! Objects that hold each account's counters (`limiter_object`) and each job's keys
+//! (`job_object_class`) exist only on wasm32 and stay thin.
 
 pub mod access_log;
 #[cfg(test)]
@@ -26,6 +29,9 @@ pub mod consumers;
 pub mod dead_letters;
 pub mod delivery;
 pub mod idempotency;
+pub mod job_object;
+#[cfg(target_arch = "wasm32")]
+mod job_object_class;
 #[cfg(target_arch = "wasm32")]
 mod limiter_object;
 pub mod limits;

@@ -2,7 +2,9 @@
 //! tests: [`Kv`] (Workers KV) and [`Queue`] (Cloudflare Queues).
 //!
 //! KV allows one write per second to a key and is eventually consistent, so a job is kept as
-//! write-once keys per stage, read together:
+//! write-once keys per stage, read together. A single job's keys are kept by its own Durable
+//! Object ([`crate::job_object`]: the same keys, behind the same [`Kv`]); a batch's documents'
+//! and a batch's keys are Workers KV's:
 //!
 //! | key | value | written |
 //! |---|---|---|
@@ -51,6 +53,22 @@ pub trait Kv {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// The keys that start with `prefix`, all of them.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// A borrowed store is the store.
+impl<T: Kv> Kv for &T {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        (**self).get(key).await
+    }
+    async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError> {
+        (**self).put(key, value, ttl_secs).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list(prefix).await
+    }
 }
 
 /// A Cloudflare queue producer.

@@ -20,6 +20,8 @@ use crate::{
     batches::{self, BatchSubmission},
     config::EdgeConfig,
     consumers::{self, Answer, Http, Post, Verdict},
+    job_object::{self, ObjectEnds, Routed},
+    job_object_class::ObjectJobs,
     limiter_object::ObjectLimiter,
     routes::{self, Route},
     store::{Kv, Queue, StoreError},
@@ -73,7 +75,7 @@ impl Kv for WorkerKv {
     }
 }
 
-struct WorkerQueue(worker::Queue);
+pub(crate) struct WorkerQueue(worker::Queue);
 
 impl WorkerQueue {
     /// Messages travel as JSON text, not as JS values: a job's `config` may hold integers a
@@ -160,7 +162,7 @@ fn settle(message: &impl MessageExt, verdict: Verdict) {
     }
 }
 
-fn config(env: &Env) -> std::result::Result<EdgeConfig, ApiError> {
+pub(crate) fn config(env: &Env) -> std::result::Result<EdgeConfig, ApiError> {
     EdgeConfig::from_vars(|name| {
         env.secret(name)
             .ok()
@@ -188,14 +190,23 @@ fn kv(env: &Env, binding: &str) -> std::result::Result<WorkerKv, ApiError> {
     })
 }
 
-fn limiter(env: &Env) -> std::result::Result<ObjectLimiter, ApiError> {
+/// Job state: a single job's keys in its object, the rest (batches, dead letters) in KV.
+fn jobs(env: &Env) -> std::result::Result<Routed<WorkerKv, ObjectJobs>, ApiError> {
+    let objects = env.durable_object("JOB_OBJECTS").map(ObjectJobs).map_err(|e| {
+        worker::console_error!("Durable Object binding JOB_OBJECTS: {e}");
+        ApiError::unavailable("The service is not configured; retry later.", 60)
+    })?;
+    Ok(Routed { kv: kv(env, "JOBS")?, objects })
+}
+
+pub(crate) fn limiter(env: &Env) -> std::result::Result<ObjectLimiter, ApiError> {
     env.durable_object("LIMITS").map(ObjectLimiter).map_err(|e| {
         worker::console_error!("Durable Object binding LIMITS: {e}");
         ApiError::unavailable("The service is not configured; retry later.", 60)
     })
 }
 
-fn queue(env: &Env, binding: &str) -> std::result::Result<WorkerQueue, ApiError> {
+pub(crate) fn queue(env: &Env, binding: &str) -> std::result::Result<WorkerQueue, ApiError> {
     env.queue(binding).map(WorkerQueue).map_err(|e| {
         worker::console_error!("queue binding {binding}: {e}");
         ApiError::unavailable("The job queue is unavailable; retry shortly.", 5)
@@ -346,7 +357,7 @@ async fn post_pdf(
     let headers =
         SubmitHeaders { idempotency_key: idempotency.as_deref(), no_store, trace: Some(trace) };
     let body = body(req).await?;
-    let jobs = kv(env, "JOBS")?;
+    let jobs = jobs(env)?;
     let render_jobs = queue(env, "RENDER_JOBS")?;
     let limiter = limiter(env)?;
     let stores = (&jobs, &render_jobs, &limiter);
@@ -473,7 +484,7 @@ async fn get_job(req: &Request, env: &Env, id: &str) -> std::result::Result<Resp
     let cfg = config(env)?;
     let api_key = req.headers().get("X-API-Key").ok().flatten();
     let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
-    let view = api::job_status(&kv(env, "JOBS")?, &cfg, &account, id, now()).await?;
+    let view = api::job_status(&jobs(env)?, &cfg, &account, id, now()).await?;
     json(&view, 200).map_err(internal)
 }
 
@@ -512,8 +523,8 @@ async fn post_event(
     let cfg = config(env)?;
     let body = body(req).await?;
     require_signature(req, &cfg, "POST", path, &body)?;
-    let (jobs, webhooks, limiter) = (kv(env, "JOBS")?, queue(env, "WEBHOOKS")?, limiter(env)?);
-    let ack = api::apply_event(&jobs, &webhooks, &limiter, &cfg, id, &body).await?;
+    let (jobs, webhooks, limiter) = (jobs(env)?, queue(env, "WEBHOOKS")?, limiter(env)?);
+    let ack = job_object::apply_event((&jobs, &webhooks, &limiter), &cfg, id, &body).await?;
     json(&ack, 200).map_err(internal)
 }
 
@@ -525,7 +536,7 @@ async fn get_spec(
 ) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
     require_signature(req, &cfg, "GET", path, b"")?;
-    let spec = api::job_spec(&kv(env, "JOBS")?, id).await?;
+    let spec = api::job_spec(&jobs(env)?, id).await?;
     json(&spec, 200).map_err(internal)
 }
 
@@ -592,13 +603,13 @@ async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::M
     let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs-dlq") else {
         return;
     };
-    let (Ok(jobs), Ok(webhooks), Ok(limiter)) =
-        (kv(env, "JOBS"), queue(env, "WEBHOOKS"), limiter(env))
+    let (Ok(jobs), Ok(webhooks), Ok(limiter)) = (jobs(env), queue(env, "WEBHOOKS"), limiter(env))
     else {
         retry(message, 30);
         return;
     };
-    match api::give_up(&jobs, &webhooks, &limiter, cfg, &job.job_id, now()).await {
+    let ends = ObjectEnds(&jobs, &webhooks, &limiter);
+    match job_object::give_up(&ends, cfg, &job.job_id, now()).await {
         Ok(ack) => {
             worker::console_warn!(
                 "render-jobs-dlq: {} dead-lettered; job now {:?} (changed: {})",
@@ -647,14 +658,14 @@ async fn push_render_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
         return;
     };
     let (Ok(render_jobs), Ok(jobs), Ok(webhooks), Ok(limiter)) =
-        (queue(env, "RENDER_JOBS"), kv(env, "JOBS"), queue(env, "WEBHOOKS"), limiter(env))
+        (queue(env, "RENDER_JOBS"), jobs(env), queue(env, "WEBHOOKS"), limiter(env))
     else {
         retry(message, cfg.render_retry_delay_secs);
         return;
     };
-    let ends = (&jobs, &webhooks, &limiter);
+    let ends = ObjectEnds(&jobs, &webhooks, &limiter);
     let verdict =
-        consumers::push_render_job(&WorkerHttp, &render_jobs, ends, cfg, &job, now()).await;
+        consumers::push_render_job(&WorkerHttp, &render_jobs, &ends, cfg, &job, now()).await;
     if verdict != Verdict::Ack {
         worker::console_warn!("render-jobs: {} comes back: {verdict:?}", job.job_id);
     }
@@ -677,9 +688,10 @@ async fn push_render_group(cfg: &EdgeConfig, env: &Env, messages: &[worker::Mess
         return;
     };
     let group: Vec<RenderJobMessage> = readable.iter().map(|(_, job)| job.clone()).collect();
+    // A batch's documents: their state is in KV.
     let ends = (&jobs, &webhooks, &limiter);
     let verdicts =
-        consumers::push_render_group(&WorkerHttp, &render_batches, ends, cfg, &group, now()).await;
+        consumers::push_render_group(&WorkerHttp, &render_batches, &ends, cfg, &group, now()).await;
     for ((message, job), verdict) in readable.iter().zip(verdicts) {
         if verdict != Verdict::Ack {
             worker::console_warn!("{RENDER_BATCHES}: {} comes back: {verdict:?}", job.job_id);
@@ -719,7 +731,7 @@ async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
         return;
     };
     let (Ok(jobs), Ok(keys), Ok(webhooks), Ok(dead_letters)) =
-        (kv(env, "JOBS"), kv(env, "API_KEYS"), queue(env, "WEBHOOKS"), queue(env, "WEBHOOKS_DLQ"))
+        (jobs(env), kv(env, "API_KEYS"), queue(env, "WEBHOOKS"), queue(env, "WEBHOOKS_DLQ"))
     else {
         retry(message, 30);
         return;
