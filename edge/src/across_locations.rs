@@ -414,6 +414,215 @@ mod jobs {
         });
     }
 
+    /// A small deterministic generator (xorshift64*): the same interleavings every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        /// In `0..n`.
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn chance(&mut self, percent: u64) -> bool {
+            self.below(100) < percent
+        }
+    }
+
+    /// What happens to a job, and when (ms on the world's clock).
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// The client's `POST /pdf` (and, for some, its retry elsewhere with the same key).
+        Submit,
+        /// The renderer fetches the spec (a job too large for its message).
+        Spec,
+        /// The renderer reports an event (maybe twice, maybe late).
+        Event(JobEvent),
+        /// The dead-letter consumer gives up on the job.
+        GiveUp,
+    }
+
+    /// 1,000 single jobs, client, renderer and consumers at three locations whose KV is 30 to
+    /// 60 s apart; a third with specs over the queue message; events repeated and late; one
+    /// job in ten given up on by the dead-letter consumer at a time of its own (before, during
+    /// or after its render); one in ten without a renderer at all; one in ten submitted twice
+    /// with one `Idempotency-Key`, at two locations. Every job ends once, with one webhook,
+    /// and after every event `GET /jobs` at each location shows the job at least as far as
+    /// the event took it, at once.
+    #[test]
+    fn a_thousand_jobs_across_three_locations_end_once_each_with_one_webhook() {
+        run(async {
+            let delays = |a: Location, b: Location| match (a.min(b), a.max(b)) {
+                (x, y) if x == y => 0,
+                ("client", "renderer") => 60_000,
+                ("client", "consumers") => 30_000,
+                _ => 45_000,
+            };
+            let world = World {
+                cloud: Cloud::with_delays(delays),
+                objects: MemoryObjects::default(),
+                account: lim(),
+            };
+            let mut rng = Rng(0x2900_1000);
+            let large = format!("<p>{}</p>", "word ".repeat(15_000));
+            let mut steps: Vec<(u64, usize, Step)> = Vec::new();
+            let mut plans = Vec::new();
+            let (mut large_specs, mut replays, mut without_renderer) = (0, 0, 0);
+            let mut start = 0;
+            for n in 0..1_000_usize {
+                start += rng.below(500);
+                let is_large = rng.chance(33);
+                let keyed = rng.chance(10);
+                plans.push((is_large, keyed));
+                steps.push((start, n, Step::Submit));
+                let mut at = start + 1_000 + rng.below(5_000);
+                if rng.chance(10) {
+                    // No renderer ever ends it: only the dead-letter consumer will.
+                    without_renderer += 1;
+                    steps.push((at + 60_000, n, Step::GiveUp));
+                    continue;
+                }
+                if is_large {
+                    large_specs += 1;
+                    steps.push((at, n, Step::Spec));
+                }
+                let failed = rng.chance(10);
+                let events: Vec<JobEvent> = if failed {
+                    vec![
+                        JobEvent::Processing { at: world.now() },
+                        JobEvent::Failed {
+                            at: world.now(),
+                            error_message: String::from("Render failed: x"),
+                        },
+                    ]
+                } else {
+                    vec![
+                        JobEvent::Processing { at: world.now() },
+                        JobEvent::Uploading { at: world.now() },
+                        completed(world.now()),
+                    ]
+                };
+                for event in events {
+                    at += rng.below(3_000);
+                    steps.push((at, n, Step::Event(event.clone())));
+                    if rng.chance(20) {
+                        // Repeated: its answer was lost, or the renderer restarted.
+                        steps.push((at + rng.below(90_000), n, Step::Event(event)));
+                    }
+                }
+                if rng.chance(10) {
+                    steps.push((start + 1 + rng.below(20_000), n, Step::GiveUp));
+                }
+            }
+            // In time order; a job's submission first at its instant.
+            steps.sort_by_key(|(at, n, step)| (*at, *n, !matches!(step, Step::Submit)));
+            let (c, dlq_webhooks) = (cfg(), MemoryQueue::<WebhookMessage>::default());
+            let mut seen = [(0_u32, 0_u32); 3];
+            let mut ids: Vec<Option<JobId>> = vec![None; plans.len()];
+            for (at, n, step) in steps {
+                world.cloud.advance_ms(at.saturating_sub(world.cloud.now_ms()));
+                let reached = match step {
+                    Step::Submit => {
+                        let (is_large, keyed) = plans[n];
+                        let content = if is_large { large.as_str() } else { "<p>x</p>" };
+                        let key = format!("order-{n}");
+                        let (id, message) =
+                            world.submit(CLIENT, content, keyed.then_some(key.as_str())).await;
+                        assert_eq!(message.spec.is_none(), is_large);
+                        if keyed {
+                            // The client's retry, at another location.
+                            let (again, _) = world.submit(RENDERER, content, Some(&key)).await;
+                            assert_eq!(again, id, "one job for one key");
+                            replays += 1;
+                        }
+                        ids[n] = Some(id);
+                        continue;
+                    }
+                    Step::Spec => {
+                        // A 404 means the job has ended (given up on first): never "not yet".
+                        let id = ids[n].as_ref().unwrap();
+                        let spec = api::job_spec(&world.jobs(RENDERER), id.as_str()).await;
+                        let ended = world.status(RENDERER, id).await.is_terminal();
+                        assert!(spec.is_ok() || ended, "{id}: {:?}", spec.err());
+                        continue;
+                    }
+                    Step::Event(event) => {
+                        let id = ids[n].as_ref().unwrap();
+                        let body = serde_json::to_vec(&event).unwrap();
+                        let stores = (&world.jobs(RENDERER), &dlq_webhooks, &world.account);
+                        let ack = job_object::apply_event(stores, &c, id.as_str(), &body).await;
+                        ack.unwrap_or_else(|e| panic!("{id}: {e:?}")).status
+                    }
+                    Step::GiveUp => {
+                        let id = ids[n].as_ref().unwrap();
+                        let consumers = world.jobs(CONSUMERS);
+                        let ends = ObjectEnds(&consumers, &dlq_webhooks, &world.account);
+                        let ack = job_object::give_up(&ends, &c, id, world.now()).await;
+                        ack.unwrap_or_else(|e| panic!("{id}: {e:?}")).status
+                    }
+                };
+                // Within a second, wherever it is asked.
+                let id = ids[n].as_ref().unwrap();
+                world.cloud.advance_ms(1_000);
+                for (i, location) in [CLIENT, RENDERER, CONSUMERS].into_iter().enumerate() {
+                    let shown = world.status(location, id).await;
+                    seen[i].0 += 1;
+                    seen[i].1 += u32::from(shown.rank() >= reached.rank());
+                }
+            }
+            let ids: Vec<JobId> = ids.into_iter().map(Option::unwrap).collect();
+            assert!(dlq_webhooks.0.borrow().is_empty(), "webhooks are queued by the objects");
+            // Every job ended, once, the same everywhere.
+            let mut ended = std::collections::HashMap::new();
+            for id in &ids {
+                let statuses: Vec<JobStatus> = [CLIENT, RENDERER, CONSUMERS]
+                    .iter()
+                    .map(|l| world.status(l, id))
+                    .collect::<futures::future::JoinAll<_>>()
+                    .await;
+                assert!(statuses[0].is_terminal(), "{id} lost: {statuses:?}");
+                assert!(statuses.iter().all(|s| *s == statuses[0]), "{id}: {statuses:?}");
+                ended.insert(id.clone(), statuses[0]);
+            }
+            // One webhook each, agreeing with the end, delivered by consumers anywhere.
+            let http = CountingHttp::default();
+            let (retries, dead) = (MemoryQueue::default(), MemoryQueue::default());
+            let queued: Vec<WebhookMessage> = world.objects.webhooks.0.borrow().clone();
+            let mut per_job = std::collections::HashMap::new();
+            for hook in &queued {
+                let at = [CONSUMERS, RENDERER, CLIENT][rng.below(3) as usize];
+                let before = http.0.get();
+                let jobs = world.jobs(at);
+                deliver_webhook(&http, &jobs, (&retries, &dead), &c, hook, None, world.now()).await;
+                let job = hook.payload.job().unwrap();
+                assert!(job.agrees_with(Some(ended[&job.job_id])), "{}", job.job_id);
+                *per_job.entry(job.job_id.clone()).or_insert(0) += http.0.get() - before;
+            }
+            assert_eq!(per_job.len(), 1_000, "a webhook for every job");
+            assert!(per_job.values().all(|n| *n == 1), "one webhook each");
+            let figures: Vec<String> = [CLIENT, RENDERER, CONSUMERS]
+                .iter()
+                .zip(seen)
+                .map(|(l, (asked, ok))| format!("{l} {ok}/{asked}"))
+                .collect();
+            eprintln!(
+                "1,000 jobs ({large_specs} specs stored, {replays} replays at another location, \
+                 {without_renderer} ended by the dead-letter consumer alone): 0 lost, one end \
+                 and one webhook each; GET /jobs within 1 s of each event showed it at {}",
+                figures.join(", ")
+            );
+            for (asked, ok) in seen {
+                assert_eq!(ok, asked, "GET /jobs behind an event");
+            }
+        });
+    }
+
     /// Answers every webhook 200 and counts them.
     #[derive(Default)]
     struct CountingHttp(Cell<usize>);
