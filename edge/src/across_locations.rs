@@ -334,7 +334,7 @@ mod jobs {
             world.cloud.advance_ms(1_000);
             // Was 404 from KV there, which the renderer takes as "the job already ended": the
             // job stayed pending until it expired, no PDF, no webhook.
-            let spec = api::job_spec(&world.jobs(RENDERER), id.as_str()).await;
+            let spec = api::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
             assert!(spec.unwrap().content.contains("word word"));
         });
     }
@@ -411,6 +411,51 @@ mod jobs {
             assert_eq!(world.status(CLIENT, &id).await, JobStatus::Processing);
             assert_eq!(world.event(RENDERER, &id, &completed(world.now())).await, 200);
             assert_eq!(world.status(CLIENT, &id).await, JobStatus::Completed, "at once");
+        });
+    }
+
+    /// A batch's documents still keep their state in KV (their batch's object is not built):
+    /// near the renderer, before KV has brought the batch's record, their spec and events are
+    /// answered "not here yet" (503), which the renderer retries, never "gone" (404), which it
+    /// would take as the job's end. Once the record is there (and the cached miss expired),
+    /// they go through.
+    #[test]
+    fn a_batch_s_document_near_the_renderer_is_not_here_yet_rather_than_gone() {
+        run(async {
+            let world = world();
+            let queue = MemoryQueue::default();
+            let large = format!("<p>{}</p>", "word ".repeat(15_000));
+            let body = serde_json::json!({"documents": [
+                {"content": large, "upload_url": "https://b.s3.amazonaws.com/a.pdf?X-Amz-Signature=x"},
+            ]})
+            .to_string();
+            let stores = (&world.jobs(CLIENT), &queue, &world.account);
+            let headers = SubmitHeaders::default();
+            let batch = crate::batches::submit_batch(
+                stores,
+                &cfg(),
+                &acct("a"),
+                headers,
+                body.as_bytes(),
+                world.now(),
+            )
+            .await
+            .unwrap();
+            let crate::batches::BatchSubmission::Accepted(accepted) = batch.submission else {
+                unreachable!()
+            };
+            let id = accepted.jobs[0].job_id.clone();
+            world.cloud.advance_ms(1_000);
+            let spec = api::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
+            assert_eq!(spec.unwrap_err().status(), 503, "not here yet");
+            let processing = JobEvent::Processing { at: world.now() };
+            assert_eq!(world.event(RENDERER, &id, &processing).await, 503);
+            // The record arrived after 60 s; the miss cached at 1 s lasts until 61 s.
+            world.cloud.advance_ms(60_000);
+            let spec = api::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
+            assert!(spec.unwrap().content.contains("word"));
+            let processing = JobEvent::Processing { at: world.now() };
+            assert_eq!(world.event(RENDERER, &id, &processing).await, 200);
         });
     }
 
@@ -547,7 +592,8 @@ mod jobs {
                     Step::Spec => {
                         // A 404 means the job has ended (given up on first): never "not yet".
                         let id = ids[n].as_ref().unwrap();
-                        let spec = api::job_spec(&world.jobs(RENDERER), id.as_str()).await;
+                        let spec =
+                            api::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
                         let ended = world.status(RENDERER, id).await.is_terminal();
                         assert!(spec.is_ok() || ended, "{id}: {:?}", spec.err());
                         continue;

@@ -337,9 +337,33 @@ pub async fn job_status(
     Ok(job.record.view())
 }
 
+/// What the edge answers for a job it does not find. A batch's document's state is in KV,
+/// which shows a write made at another location (the batch's `POST /pdf/batch`, near the
+/// client) up to a minute late here, and caches a miss for a minute: while its batch may still
+/// be open, "not found" may mean "not here yet", so the answer is 503 and the renderer comes
+/// back (a 404 it would take as the job's end, and drop it). A single job's state is its
+/// object's, read back at once: 404 means unknown.
+fn unknown(id: &JobId, now: Timestamp, not_found: &str) -> ApiError {
+    let young =
+        parse_document_job_id(id).and_then(|(batch, _)| batch.unix_ms()).is_some_and(|at| {
+            let now_ms = u64::try_from(now.unix()).unwrap_or(0) * 1000;
+            now_ms.saturating_sub(at) < JOB_TTL_OPEN_SECS * 1000
+        });
+    if young {
+        ApiError::unavailable(
+            "This batch's document is not visible here yet (Workers KV brings another \
+             location's writes up to a minute late); retry shortly.",
+            10,
+        )
+    } else {
+        ApiError::not_found(not_found)
+    }
+}
+
 /// `GET /internal/jobs/{id}/spec`: `job:{id}:spec`, or a batch's document's from its pack
-/// (both read at once).
-pub async fn job_spec(jobs: &impl Kv, id: &str) -> Result<RenderSpec, ApiError> {
+/// (both read at once). A document's spec not found while its batch's record is not visible
+/// here either is [`unknown`].
+pub async fn job_spec(jobs: &impl Kv, id: &str, now: Timestamp) -> Result<RenderSpec, ApiError> {
     let id = JobId::parse(id).map_err(|_| ApiError::not_found("No such job."))?;
     let document = parse_document_job_id(&id);
     let read_pack = async {
@@ -356,11 +380,23 @@ pub async fn job_spec(jobs: &impl Kv, id: &str) -> Result<RenderSpec, ApiError> 
     if let Some(spec) = own? {
         return Ok(spec);
     }
-    let packed = match (pack?, document) {
-        (Some(pack), Some((_, index))) => pack.spec(index),
+    let packed = match (pack?, &document) {
+        (Some(pack), Some((_, index))) => pack.spec(*index),
         _ => None,
     };
-    packed.ok_or_else(|| ApiError::not_found("No spec for this job."))
+    if let Some(spec) = packed {
+        return Ok(spec);
+    }
+    // Ended (its spec deleted), or not visible here yet: the batch's record tells which.
+    let batch_seen = match &document {
+        Some((batch_id, _)) => jobs.get(&crate::batches::batch_key(batch_id)).await?.is_some(),
+        None => true,
+    };
+    if batch_seen {
+        Err(ApiError::not_found("No spec for this job."))
+    } else {
+        Err(unknown(&id, now, "No spec for this job."))
+    }
 }
 
 /// `POST /internal/jobs/{id}/events`: moves the job forward through the shared state machine.
@@ -413,9 +449,15 @@ pub(crate) async fn apply(
     id: &JobId,
     event: &JobEvent,
 ) -> Result<EventAck, ApiError> {
-    let mut job = load_job(jobs, id, WebhookRecord::Skip)
-        .await?
-        .ok_or_else(|| ApiError::not_found("No such job (expired?)."))?;
+    let Some(mut job) = load_job(jobs, id, WebhookRecord::Skip).await? else {
+        const GONE: &str = "No such job (expired?).";
+        // A document of a batch whose record is visible here but does not have it: none.
+        let batch = parse_document_job_id(id).map(|(batch, _)| crate::batches::batch_key(&batch));
+        return Err(match batch {
+            Some(key) if jobs.get(&key).await?.is_none() => unknown(id, event.at(), GONE),
+            _ => ApiError::not_found(GONE),
+        });
+    };
     let transition = job.record.apply(event);
     if transition.is_applied() {
         let ends = transition.ends_job();
@@ -1177,9 +1219,9 @@ pub(crate) mod tests {
                 (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default());
             let id = large_job(&jobs, &queue).await;
             assert!(queue.0.borrow()[0].spec.is_none(), "too large to travel inline");
-            assert!(job_spec(&jobs, id.as_str()).await.unwrap().content.len() > 60_000);
+            assert!(job_spec(&jobs, id.as_str(), ts(0)).await.unwrap().content.len() > 60_000);
             assert_eq!(
-                job_spec(&jobs, "01JFXYZ123456789ABCDEFGH").await.unwrap_err().status(),
+                job_spec(&jobs, "01JFXYZ123456789ABCDEFGH", ts(0)).await.unwrap_err().status(),
                 404
             );
             let c = cfg();
@@ -1193,7 +1235,7 @@ pub(crate) mod tests {
                 .await
                 .unwrap();
             assert_eq!(*jobs.deletes.borrow(), [spec_key(&id)]);
-            assert_eq!(job_spec(&jobs, id.as_str()).await.unwrap_err().status(), 404);
+            assert_eq!(job_spec(&jobs, id.as_str(), ts(0)).await.unwrap_err().status(), 404);
             // A repeated end deletes again (the first delete may have failed).
             apply_event(&jobs, &webhooks, &lim(), &c, id.as_str(), &event(&completed))
                 .await

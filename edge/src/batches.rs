@@ -673,13 +673,13 @@ mod tests {
                 [batch_key(&b.batch_id), spec_key(ids[0]), specs_key(&b.batch_id, 0)]
             );
             for (id, content) in [(ids[0], &huge), (ids[1], &large)] {
-                let spec = crate::api::job_spec(&jobs, id.as_str()).await.unwrap();
+                let spec = crate::api::job_spec(&jobs, id.as_str(), ts(0)).await.unwrap();
                 assert_eq!(
                     (&spec.content, spec.pdf_options.format.as_deref()),
                     (content, Some("A5"))
                 );
             }
-            let e = crate::api::job_spec(&jobs, ids[2].as_str()).await.unwrap_err();
+            let e = crate::api::job_spec(&jobs, ids[2].as_str(), ts(0)).await.unwrap_err();
             assert_eq!(e.status(), 404, "it travels in its message");
             let pack: SpecPack =
                 get_json(&jobs, &specs_key(&b.batch_id, 0)).await.unwrap().unwrap();
@@ -796,17 +796,26 @@ mod tests {
             // Lower case is the same job, as for any id.
             let lower = ids[0].to_lowercase();
             assert!(job_status(&jobs, &c, &acct("a"), &lower, ts(1)).await.is_ok());
-            // An index past the batch's documents, or of a batch that does not exist: 404.
-            for id in [
-                document_job_id(&a.batch_id, 2).unwrap(),
-                document_job_id(&JobId::generate(), 0).unwrap(),
-            ] {
+            // An index past the batch's documents, or of a batch that does not exist (and, a
+            // day old, could not be one KV has not brought here yet): 404.
+            let old = JobId::from_parts((1_734_258_600 - 2 * 86_400) * 1000, 1);
+            for id in [document_job_id(&a.batch_id, 2).unwrap(), document_job_id(&old, 0).unwrap()]
+            {
                 let e = job_status(&jobs, &c, &acct("a"), id.as_str(), ts(1)).await.unwrap_err();
                 assert_eq!(e.status(), 404, "{id}");
                 let processing = ev(&JobEvent::Processing { at: ts(1) });
                 let e = apply_event(&jobs, &webhooks, &limiter, &c, id.as_str(), &processing).await;
                 assert_eq!(e.unwrap_err().status(), 404);
             }
+            // A young batch not seen here may be one whose record KV has not brought yet: 503,
+            // so that the renderer comes back rather than drop the job.
+            let young = document_job_id(&JobId::from_parts(1_734_258_600 * 1000, 9), 0).unwrap();
+            let processing = ev(&JobEvent::Processing { at: ts(1) });
+            let e = apply_event(&jobs, &webhooks, &limiter, &c, young.as_str(), &processing).await;
+            let e = e.unwrap_err();
+            assert_eq!((e.status(), e.retry_after_secs), (503, Some(10)));
+            let e = crate::api::job_spec(&jobs, young.as_str(), ts(1)).await.unwrap_err();
+            assert_eq!(e.status(), 503);
             // The batch's id itself is no job.
             let e = job_status(&jobs, &c, &acct("a"), a.batch_id.as_str(), ts(1)).await;
             assert_eq!(e.unwrap_err().status(), 404);
@@ -890,7 +899,7 @@ mod tests {
                 MemoryQueue::default(),
             );
             for (i, job) in a.jobs.iter().enumerate() {
-                let spec = crate::api::job_spec(&jobs, job.job_id.as_str()).await.unwrap();
+                let spec = crate::api::job_spec(&jobs, job.job_id.as_str(), ts(0)).await.unwrap();
                 assert_eq!(spec.content, format!("<p>{i}</p>"));
                 assert!(spec.config.is_some(), "with the shared parts");
             }
@@ -912,7 +921,8 @@ mod tests {
             end(6).await;
             assert_eq!(*jobs.deletes.borrow(), [packs[0].clone()]);
             assert!(jobs.get(&packs[1]).await.unwrap().is_some(), "another range's");
-            let e = crate::api::job_spec(&jobs, a.jobs[6].job_id.as_str()).await.unwrap_err();
+            let e =
+                crate::api::job_spec(&jobs, a.jobs[6].job_id.as_str(), ts(0)).await.unwrap_err();
             assert_eq!(e.status(), 404);
             // A repeated end deletes again (the first delete may have failed).
             end(6).await;

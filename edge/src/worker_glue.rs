@@ -536,7 +536,7 @@ async fn get_spec(
 ) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
     require_signature(req, &cfg, "GET", path, b"")?;
-    let spec = api::job_spec(&jobs(env)?, id).await?;
+    let spec = api::job_spec(&jobs(env)?, id, now()).await?;
     json(&spec, 200).map_err(internal)
 }
 
