@@ -38,6 +38,10 @@ pub enum ObjectRequest {
     Get {
         key: String,
     },
+    /// Several keys at once (a job's load: one request, not six).
+    GetMany {
+        keys: Vec<String>,
+    },
     /// The TTL is KV's way to forget; the object forgets all of a job [`KEPT_MS`] after it
     /// began (its alarm), and reads past an ended job's TTL are 404 (api::job_status).
     Put {
@@ -59,6 +63,7 @@ pub enum ObjectRequest {
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum ObjectAnswer {
     Value { value: Option<String> },
+    Values { values: Vec<Option<String>> },
     Done,
     Event { ack: EventAck },
     Error { code: ErrorCode, message: String, retry_after_secs: Option<u32> },
@@ -134,6 +139,10 @@ pub async fn handle(
             Ok(value) => ObjectAnswer::Value { value },
             Err(e) => ObjectAnswer::error(e.into()),
         },
+        ObjectRequest::GetMany { keys } => match own.get_many(&keys).await {
+            Ok(values) => ObjectAnswer::Values { values },
+            Err(e) => ObjectAnswer::error(e.into()),
+        },
         ObjectRequest::Put { key, value, ttl_secs } => done(own.put(&key, &value, ttl_secs).await),
         ObjectRequest::Delete { key } => done(own.delete(&key).await),
         ObjectRequest::Event { event } => {
@@ -202,6 +211,23 @@ impl<K: Kv, O: JobObjects> Kv for Routed<K, O> {
     /// Lists KV only: nothing lists a job's keys (dead letters are listed, and live in KV).
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.kv.list(prefix).await
+    }
+
+    /// Keys of one single job: one request to its object. Keys of none: KV's. Mixed: each
+    /// where it lives.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        let owners: Vec<Option<JobId>> = keys.iter().map(|k| owner(k)).collect();
+        match owners.first() {
+            Some(Some(id)) if owners.iter().all(|o| o.as_ref() == Some(id)) => {
+                let request = ObjectRequest::GetMany { keys: keys.to_vec() };
+                match self.keyed(id, request).await? {
+                    ObjectAnswer::Values { values } if values.len() == keys.len() => Ok(values),
+                    other => Err(StoreError(format!("the job's object answered {other:?}"))),
+                }
+            }
+            _ if owners.iter().all(Option::is_none) => self.kv.get_many(keys).await,
+            _ => futures::future::try_join_all(keys.iter().map(|key| self.get(key))).await,
+        }
     }
 }
 
@@ -295,6 +321,8 @@ pub(crate) mod memory {
         pub(crate) storage: RefCell<HashMap<JobId, Rc<MemoryKv>>>,
         pub(crate) webhooks: MemoryQueue<WebhookMessage>,
         pub(crate) limiter: MemoryLimiter,
+        /// Requests the objects were asked, all together.
+        pub(crate) asked: std::cell::Cell<usize>,
     }
 
     impl JobObjects for &MemoryObjects {
@@ -303,6 +331,7 @@ pub(crate) mod memory {
             id: &JobId,
             request: &ObjectRequest,
         ) -> Result<ObjectAnswer, StoreError> {
+            self.asked.set(self.asked.get() + 1);
             let own = self.storage.borrow_mut().entry(id.clone()).or_default().clone();
             let stores = (&self.webhooks, &self.limiter);
             Ok(handle(own.as_ref(), stores, &cfg(), id, request.clone()).await)
@@ -337,6 +366,11 @@ mod tests {
             let mut keys: Vec<String> = own.entries.borrow().keys().cloned().collect();
             keys.sort();
             assert_eq!(keys, [format!("job:{id}"), format!("job:{id}:spec")]);
+            // GET /jobs: one request to the object, all the keys it reads at once.
+            let before = objects.asked.get();
+            let view = api::job_status(&jobs, &cfg(), &acct("a"), id.as_str(), ts(1)).await;
+            assert_eq!(view.unwrap().status, tailpdf_shared::JobStatus::Pending);
+            assert_eq!(objects.asked.get() - before, 1);
             // Its events, through the object; its end deletes the spec there.
             let webhooks = MemoryQueue::default();
             for event in [

@@ -53,6 +53,10 @@ pub trait Kv {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// The keys that start with `prefix`, all of them.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Each key's value, in order: all read at once (a store that can, in one request).
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        futures::future::try_join_all(keys.iter().map(|key| self.get(key))).await
+    }
 }
 
 /// A borrowed store is the store.
@@ -68,6 +72,9 @@ impl<T: Kv> Kv for &T {
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         (**self).list(prefix).await
+    }
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        (**self).get_many(keys).await
     }
 }
 
@@ -156,16 +163,16 @@ pub fn webhook_queued_key(id: &JobId, event: WebhookEvent) -> String {
     format!("job:{id}:webhook_queued:{}", event.as_str())
 }
 
+/// `text` of `key` as JSON; `None` stays `None`.
+fn decode<T: DeserializeOwned>(key: &str, text: Option<&str>) -> Result<Option<T>, StoreError> {
+    text.map(|t| serde_json::from_str(t).map_err(|e| StoreError(format!("{key}: {e}")))).transpose()
+}
+
 pub async fn get_json<T: DeserializeOwned>(
     kv: &impl Kv,
     key: &str,
 ) -> Result<Option<T>, StoreError> {
-    match kv.get(key).await? {
-        Some(text) => {
-            serde_json::from_str(&text).map(Some).map_err(|e| StoreError(format!("{key}: {e}")))
-        }
-        None => Ok(None),
-    }
+    decode(key, kv.get(key).await?.as_deref())
 }
 
 pub async fn put_json<T: Serialize>(
@@ -202,30 +209,35 @@ pub async fn load_job(
     id: &JobId,
     webhook: WebhookRecord,
 ) -> Result<Option<StoredJob>, StoreError> {
-    // The reads go out at once: each is a round trip to KV, and every event of a job and every
-    // GET /jobs loads the job.
-    let stages = [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed]
-        .map(|status| stage_key(id, status));
-    let (base_key, webhook_key) = (job_key(id), webhook_key(id));
+    // The reads go out at once (in one request to a job's object): each is a round trip, and
+    // every event of a job and every GET /jobs loads the job.
     let document = parse_document_job_id(id);
-    let read_webhook = async {
-        match webhook {
-            WebhookRecord::Read => get_json::<WebhookDelivery>(kv, &webhook_key).await,
-            WebhookRecord::Skip => Ok(None),
-        }
-    };
-    let read_batch = async {
-        match &document {
-            Some((batch_id, _)) => get_json::<BatchRecord>(kv, &batch_key(batch_id)).await,
-            None => Ok(None),
-        }
-    };
-    let (base, events, webhook, batch) = futures::join!(
-        get_json::<JobBase>(kv, &base_key),
-        futures::future::join_all(stages.iter().map(|key| get_json::<JobEvent>(kv, key))),
-        read_webhook,
-        read_batch,
+    let mut keys = vec![job_key(id)];
+    keys.extend(
+        [JobStatus::Processing, JobStatus::Uploading, JobStatus::Completed]
+            .map(|status| stage_key(id, status)),
     );
+    if webhook == WebhookRecord::Read {
+        keys.push(webhook_key(id));
+    }
+    if let Some((batch_id, _)) = &document {
+        keys.push(batch_key(batch_id));
+    }
+    let values = kv.get_many(&keys).await?;
+    let read = |key: &str| values[keys.iter().position(|k| k == key).unwrap_or(0)].as_deref();
+    let base = decode::<JobBase>(&keys[0], read(&keys[0]));
+    let events: Vec<_> = keys[1..4].iter().map(|k| decode::<JobEvent>(k, read(k))).collect();
+    let webhook = match webhook {
+        WebhookRecord::Read => decode::<WebhookDelivery>(&webhook_key(id), read(&webhook_key(id))),
+        WebhookRecord::Skip => Ok(None),
+    };
+    let batch = match &document {
+        Some((batch_id, _)) => {
+            let key = batch_key(batch_id);
+            decode::<BatchRecord>(&key, read(&key))
+        }
+        None => Ok(None),
+    };
     let base = match (base?, document) {
         (Some(base), _) => base,
         (None, Some((_, index))) => match batch?.and_then(|record| record.job_base(index)) {
