@@ -12,9 +12,9 @@ use worker::{
 };
 
 use crate::{
+    bindings::{config, limiter, queue},
     job_object::{handle, parts, JobObjects, ObjectAnswer, ObjectRequest, KEPT_MS, PART_BYTES},
     store::{Kv, StoreError},
-    worker_glue::{config, limiter, queue},
 };
 
 /// How long the edge waits for a job's object.

@@ -15,15 +15,18 @@
 //! - [`idempotency`]: `Idempotency-Key`s, kept by each account's object;
 //! - [`job_object`]: each single job's keys kept by its own object, its one writer.
 //!
-//! All of it is plain Rust, tested natively; the Worker glue in `worker_glue` and the Durable
-//! Objects that hold each account's counters (`limiter_object`) and each job's keys
-//! (`job_object_class`) exist only on wasm32 and stay thin.
+//! All of it is plain Rust, tested natively; the Worker glue in `worker_glue`, the bindings as
+//! the traits above (`bindings`), and the Durable Objects that hold each account's counters
+//! (`limiter_object`) and each job's keys (`job_object_class`) exist only on wasm32 and stay
+//! thin.
 
 pub mod access_log;
 #[cfg(test)]
 mod across_locations;
 pub mod api;
 pub mod batches;
+#[cfg(target_arch = "wasm32")]
+mod bindings;
 pub mod config;
 pub mod consumers;
 pub mod dead_letters;

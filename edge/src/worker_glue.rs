@@ -10,119 +10,24 @@ use tailpdf_shared::{
     ApiError, Timestamp,
 };
 use worker::{
-    event, AbortController, BatchMessageBuilder, Context, Delay, Env, Fetch, Headers, KvStore,
-    MessageBatch, MessageBuilder, MessageExt, Method, QueueContentType, QueueRetryOptionsBuilder,
-    Request, RequestInit, RequestRedirect, Response, Result,
+    event, AbortController, Context, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Method,
+    QueueRetryOptionsBuilder, Request, RequestInit, RequestRedirect, Response, Result,
 };
 
 use crate::{
     api::{self, Submission, SubmitHeaders},
     batches::{self, BatchSubmission},
+    bindings::{config, kv, limiter, queue, WorkerKv},
     config::EdgeConfig,
     consumers::{self, Answer, Http, Post, Verdict},
     job_object::{self, ObjectEnds, Routed},
     job_object_class::ObjectJobs,
-    limiter_object::ObjectLimiter,
     routes::{self, Route},
-    store::{Kv, Queue, StoreError},
 };
 
 const RENDER_JOBS: &str = "render-jobs";
 const RENDER_BATCHES: &str = "render-batches";
 const WEBHOOKS: &str = "webhooks";
-
-struct WorkerKv(KvStore);
-
-impl Kv for WorkerKv {
-    async fn get(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
-        self.0.get(key).text().await.map_err(|e| StoreError(e.to_string()))
-    }
-
-    async fn put(
-        &self,
-        key: &str,
-        value: &str,
-        ttl_secs: u64,
-    ) -> std::result::Result<(), StoreError> {
-        self.0
-            .put(key, value)
-            .map_err(|e| StoreError(e.to_string()))?
-            .expiration_ttl(ttl_secs)
-            .execute()
-            .await
-            .map_err(|e| StoreError(e.to_string()))
-    }
-
-    async fn delete(&self, key: &str) -> std::result::Result<(), StoreError> {
-        self.0.delete(key).await.map_err(|e| StoreError(e.to_string()))
-    }
-
-    async fn list(&self, prefix: &str) -> std::result::Result<Vec<String>, StoreError> {
-        let mut keys = Vec::new();
-        let mut cursor = None;
-        loop {
-            let mut page = self.0.list().prefix(prefix.to_owned());
-            if let Some(c) = cursor.take() {
-                page = page.cursor(c);
-            }
-            let page = page.execute().await.map_err(|e| StoreError(e.to_string()))?;
-            keys.extend(page.keys.into_iter().map(|k| k.name));
-            match page.cursor {
-                Some(c) if !page.list_complete => cursor = Some(c),
-                _ => return Ok(keys),
-            }
-        }
-    }
-}
-
-pub(crate) struct WorkerQueue(worker::Queue);
-
-impl WorkerQueue {
-    /// Messages travel as JSON text, not as JS values: a job's `config` may hold integers a
-    /// JavaScript number cannot represent, and text carries them exactly (to a pull consumer
-    /// too, which gets text bodies as they are).
-    async fn send_text<M: Serialize>(
-        &self,
-        message: &M,
-        delay_secs: Option<u32>,
-    ) -> std::result::Result<(), StoreError> {
-        let text = serde_json::to_string(message).map_err(|e| StoreError(e.to_string()))?;
-        let mut builder = MessageBuilder::new(text).content_type(QueueContentType::Text);
-        if let Some(delay) = delay_secs {
-            builder = builder.delay_seconds(delay);
-        }
-        self.0.send(builder.build()).await.map_err(|e| StoreError(e.to_string()))
-    }
-}
-
-impl<M: Serialize> Queue<M> for WorkerQueue {
-    async fn send(&self, message: &M) -> std::result::Result<(), StoreError> {
-        self.send_text(message, None).await
-    }
-
-    async fn send_many(&self, messages: &[M]) -> std::result::Result<(), StoreError> {
-        let texts = messages
-            .iter()
-            .map(|m| serde_json::to_string(m).map_err(|e| StoreError(e.to_string())))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let batch = BatchMessageBuilder::new()
-            .messages(
-                texts
-                    .into_iter()
-                    .map(|t| MessageBuilder::new(t).content_type(QueueContentType::Text).build()),
-            )
-            .build();
-        self.0.send_batch(batch).await.map_err(|e| StoreError(e.to_string()))
-    }
-
-    async fn send_after(
-        &self,
-        message: &M,
-        delay_secs: u32,
-    ) -> std::result::Result<(), StoreError> {
-        self.send_text(message, Some(delay_secs)).await
-    }
-}
 
 /// Workers' `fetch`, for the consumers.
 struct WorkerHttp;
@@ -162,32 +67,12 @@ fn settle(message: &impl MessageExt, verdict: Verdict) {
     }
 }
 
-pub(crate) fn config(env: &Env) -> std::result::Result<EdgeConfig, ApiError> {
-    EdgeConfig::from_vars(|name| {
-        env.secret(name)
-            .ok()
-            .map(|s| s.to_string())
-            .or_else(|| env.var(name).ok().map(|v| v.to_string()))
-    })
-    .map_err(|e| {
-        worker::console_error!("configuration: {e}");
-        ApiError::unavailable("The service is not configured; retry later.", 60)
-    })
-}
-
 fn now_secs() -> i64 {
     (worker::Date::now().as_millis() / 1000) as i64
 }
 
 fn now() -> Timestamp {
     Timestamp::from_unix(now_secs()).unwrap_or_else(|_| unreachable!("the clock is within 1..9999"))
-}
-
-fn kv(env: &Env, binding: &str) -> std::result::Result<WorkerKv, ApiError> {
-    env.kv(binding).map(WorkerKv).map_err(|e| {
-        worker::console_error!("KV binding {binding}: {e}");
-        ApiError::unavailable("Job storage is unavailable; retry shortly.", 5)
-    })
 }
 
 /// Job state: a single job's keys in its object, the rest (batches, dead letters) in KV.
@@ -197,20 +82,6 @@ fn jobs(env: &Env) -> std::result::Result<Routed<WorkerKv, ObjectJobs>, ApiError
         ApiError::unavailable("The service is not configured; retry later.", 60)
     })?;
     Ok(Routed { kv: kv(env, "JOBS")?, objects })
-}
-
-pub(crate) fn limiter(env: &Env) -> std::result::Result<ObjectLimiter, ApiError> {
-    env.durable_object("LIMITS").map(ObjectLimiter).map_err(|e| {
-        worker::console_error!("Durable Object binding LIMITS: {e}");
-        ApiError::unavailable("The service is not configured; retry later.", 60)
-    })
-}
-
-pub(crate) fn queue(env: &Env, binding: &str) -> std::result::Result<WorkerQueue, ApiError> {
-    env.queue(binding).map(WorkerQueue).map_err(|e| {
-        worker::console_error!("queue binding {binding}: {e}");
-        ApiError::unavailable("The job queue is unavailable; retry shortly.", 5)
-    })
 }
 
 /// The one place an error becomes a response.
