@@ -233,7 +233,7 @@ mod jobs {
             Submission, SubmitHeaders,
         },
         consumers::{deliver_webhook, Answer, Http, Post},
-        job_object::{self, memory::MemoryObjects, ObjectEnds, Routed},
+        job_object::{self, memory::MemoryObjects, Ends, ObjectEnds, Routed},
         limits::tests::MemoryLimiter,
         store::memory::MemoryQueue,
     };
@@ -366,7 +366,7 @@ mod jobs {
             let (c, webhooks) = (cfg(), MemoryQueue::<WebhookMessage>::default());
             let consumers = world.jobs(CONSUMERS);
             let ends = ObjectEnds(&consumers, &webhooks, &world.account);
-            let ack = job_object::give_up(&ends, &c, &id, world.now()).await.unwrap();
+            let ack = ends.end(&c, &id, &api::gave_up(world.now())).await.unwrap();
             assert_eq!((ack.applied, ack.status), (false, JobStatus::Completed), "too late");
             world.cloud.advance_ms(1_000);
             let http = CountingHttp::default();
@@ -609,7 +609,7 @@ mod jobs {
                         let id = ids[n].as_ref().unwrap();
                         let consumers = world.jobs(CONSUMERS);
                         let ends = ObjectEnds(&consumers, &dlq_webhooks, &world.account);
-                        let ack = job_object::give_up(&ends, &c, id, world.now()).await;
+                        let ack = ends.end(&c, id, &api::gave_up(world.now())).await;
                         ack.unwrap_or_else(|e| panic!("{id}: {e:?}")).status
                     }
                 };

@@ -410,31 +410,26 @@ pub async fn apply_event(
     id: &str,
     body: &[u8],
 ) -> Result<EventAck, ApiError> {
+    let (id, event) = parse_event(id, body)?;
+    apply(jobs, webhooks, limiter, cfg, &id, &event).await
+}
+
+/// The job and the event of `POST /internal/jobs/{id}/events`.
+pub fn parse_event(id: &str, body: &[u8]) -> Result<(JobId, JobEvent), ApiError> {
     let id = JobId::parse(id).map_err(|_| ApiError::not_found("No such job."))?;
     let event: JobEvent = serde_json::from_slice(body)
         .map_err(|e| ApiError::validation(format!("The event is not valid: {e}.")))?;
-    apply(jobs, webhooks, limiter, cfg, &id, &event).await
+    Ok((id, event))
 }
 
 /// Why a job the render-jobs queue dead-lettered failed: every delivery to a renderer failed.
 pub const GAVE_UP_MESSAGE: &str =
     "Render failed: no renderer could complete the job after repeated attempts; submit it again.";
 
-/// A render-jobs message that reached the dead-letter queue: its job fails (with its
-/// render.failed webhook) instead of staying pending or processing until it expires. A job
-/// that already ended is left as it is.
-pub async fn give_up(
-    jobs: &impl Kv,
-    webhooks: &impl Queue<WebhookMessage>,
-    limiter: &impl Limiter,
-    cfg: &EdgeConfig,
-    id: &JobId,
-    now: Timestamp,
-) -> Result<EventAck, ApiError> {
-    apply(jobs, webhooks, limiter, cfg, id, &gave_up(now)).await
-}
-
-/// The end of a job whose every delivery failed.
+/// The end of a job whose every delivery failed: a render-jobs message that reached the
+/// dead-letter queue fails its job (with its render.failed webhook) by this event, instead of
+/// leaving it pending or processing until it expires. A job that already ended is left as it
+/// is (the state machine).
 pub fn gave_up(now: Timestamp) -> JobEvent {
     JobEvent::Failed { at: now, error_message: GAVE_UP_MESSAGE.to_owned() }
 }
@@ -788,7 +783,7 @@ pub(crate) mod tests {
                 submit((&jobs, &refusing, &limiter), &cfg(), &account, headers, body, ts(0)).await;
             assert!(matches!(accepted.unwrap().submission, Submission::Accepted(_)));
             let (webhooks, dead) = (MemoryQueue::default(), queued(&refusing));
-            give_up(&jobs, &webhooks, &limiter, &cfg(), &dead, ts(9)).await.unwrap();
+            apply(&jobs, &webhooks, &limiter, &cfg(), &dead, &gave_up(ts(9))).await.unwrap();
             let again =
                 submit((&jobs, &refusing, &limiter), &cfg(), &account, headers, body, ts(10)).await;
             assert!(again.is_ok(), "a dead-lettered job's end frees its slot too");
@@ -1094,7 +1089,7 @@ pub(crate) mod tests {
             apply_event(&jobs, &webhooks, &lim(), &c, stuck.as_str(), &event(&processing))
                 .await
                 .unwrap();
-            let ack = give_up(&jobs, &webhooks, &lim(), &c, &stuck, ts(600)).await.unwrap();
+            let ack = apply(&jobs, &webhooks, &lim(), &c, &stuck, &gave_up(ts(600))).await.unwrap();
             assert!(ack.applied);
             let view = job_status(&jobs, &c, &acct("a"), stuck.as_str(), ts(601)).await.unwrap();
             assert_eq!(view.status, JobStatus::Failed);
@@ -1103,7 +1098,8 @@ pub(crate) mod tests {
             assert_eq!(webhooks.0.borrow().len(), 1, "render.failed is sent");
             assert_eq!(webhooks.0.borrow()[0].payload.webhook_id(), format!("msg_{stuck}_failed"));
             // The same message again (at-least-once): nothing more.
-            let again = give_up(&jobs, &webhooks, &lim(), &c, &stuck, ts(700)).await.unwrap();
+            let again =
+                apply(&jobs, &webhooks, &lim(), &c, &stuck, &gave_up(ts(700))).await.unwrap();
             assert!(!again.applied);
             assert_eq!(webhooks.0.borrow().len(), 1);
 
@@ -1113,7 +1109,7 @@ pub(crate) mod tests {
             apply_event(&jobs, &webhooks, &lim(), &c, done.as_str(), &event(&completed))
                 .await
                 .unwrap();
-            let ack = give_up(&jobs, &webhooks, &lim(), &c, &done, ts(600)).await.unwrap();
+            let ack = apply(&jobs, &webhooks, &lim(), &c, &done, &gave_up(ts(600))).await.unwrap();
             assert_eq!((ack.applied, ack.status), (false, JobStatus::Completed));
         });
     }
@@ -1251,7 +1247,7 @@ pub(crate) mod tests {
                 (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default());
             let id = large_job(&jobs, &queue).await;
             assert!(jobs.get(&spec_key(&id)).await.unwrap().is_some());
-            give_up(&jobs, &webhooks, &lim(), &cfg(), &id, ts(600)).await.unwrap();
+            apply(&jobs, &webhooks, &lim(), &cfg(), &id, &gave_up(ts(600))).await.unwrap();
             assert!(jobs.get(&spec_key(&id)).await.unwrap().is_none());
         });
     }

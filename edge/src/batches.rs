@@ -843,7 +843,15 @@ mod tests {
             // one webhook.
             limiter.now_ms.set(u64::try_from(ts(600).unix()).unwrap() * 1000);
             let id1 = &a.jobs[1].job_id;
-            let ack = crate::api::give_up(&jobs, &webhooks, &limiter, &c, id1, ts(600)).await;
+            let ack = crate::api::apply(
+                &jobs,
+                &webhooks,
+                &limiter,
+                &c,
+                id1,
+                &crate::api::gave_up(ts(600)),
+            )
+            .await;
             assert!(ack.unwrap().applied);
             let v = job_status(&jobs, &c, &acct("a"), id1.as_str(), ts(601)).await.unwrap();
             assert_eq!(v.status, JobStatus::Failed);

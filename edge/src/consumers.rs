@@ -774,8 +774,9 @@ mod tests {
                 let (jobs, queued) = (base.snapshot(), MemoryQueue::default());
                 let kv = crate::store::memory::Yielding(&jobs);
                 let limiter = lim();
+                let gave_up = api::gave_up(ts(3));
                 let a = api::apply(&kv, &queued, &limiter, &c, &id, &completed);
-                let b = api::give_up(&kv, &queued, &limiter, &c, &id, ts(3));
+                let b = api::apply(&kv, &queued, &limiter, &c, &id, &gave_up);
                 let steps = interleave(a, b, schedule);
                 (jobs, queued, steps)
             };

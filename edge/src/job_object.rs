@@ -11,8 +11,9 @@
 //! - [`Routed`] is the edge's [`Kv`] for job state: the keys of a single job (`job:{id}`,
 //!   `job:{id}:…`) go to its object, everything else (a batch's records, its documents' keys,
 //!   dead letters) to Workers KV as before.
-//! - [`Ends`] is where an end decided at the edge (the push consumer's last attempt, a dead
-//!   letter) is applied: in the job's object for a single job.
+//! - [`Ends`] is where a job's events are applied, the renderer's and the ends decided at the
+//!   edge (the push consumer's last attempt, a dead letter): in the job's object for a single
+//!   job.
 //!
 //! A batch's documents stay in KV for now (their job ids carry the batch's; the batch's own
 //! object is the next step).
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tailpdf_shared::{
     batch::parse_document_job_id,
     messages::{EventAck, WebhookMessage},
-    ApiError, ErrorCode, JobEvent, JobId, Timestamp,
+    ApiError, ErrorCode, JobEvent, JobId,
 };
 
 use crate::{
@@ -231,7 +232,8 @@ impl<K: Kv, O: JobObjects> Kv for Routed<K, O> {
     }
 }
 
-/// Where an end decided at the edge is applied.
+/// Where a job's events are applied: the renderer's, and the ends decided at the edge (the
+/// push consumer's last attempt, a dead letter).
 #[allow(async_fn_in_trait)]
 pub trait Ends {
     async fn end(
@@ -283,23 +285,8 @@ pub async fn apply_event<K: Kv, O: JobObjects>(
     id: &str,
     body: &[u8],
 ) -> Result<EventAck, ApiError> {
-    let single = JobId::parse(id).ok().filter(is_single);
-    let Some(id) = single else {
-        return api::apply_event(jobs, webhooks, limiter, cfg, id, body).await;
-    };
-    let event: JobEvent = serde_json::from_slice(body)
-        .map_err(|e| ApiError::validation(format!("The event is not valid: {e}.")))?;
-    self::event(&jobs.objects, &id, &event).await
-}
-
-/// A dead-lettered job's end ([`api::gave_up`]), wherever its state is.
-pub async fn give_up(
-    ends: &impl Ends,
-    cfg: &EdgeConfig,
-    id: &JobId,
-    now: Timestamp,
-) -> Result<EventAck, ApiError> {
-    ends.end(cfg, id, &api::gave_up(now)).await
+    let (id, event) = api::parse_event(id, body)?;
+    ObjectEnds(jobs, webhooks, limiter).end(cfg, &id, &event).await
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::{
     bindings::{config, kv, limiter, queue, WorkerKv},
     config::EdgeConfig,
     consumers::{self, Answer, Http, Post, Verdict},
-    job_object::{self, ObjectEnds, Routed},
+    job_object::{self, Ends, ObjectEnds, Routed},
     job_object_class::ObjectJobs,
     routes::{self, Route},
 };
@@ -480,7 +480,7 @@ async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::M
         return;
     };
     let ends = ObjectEnds(&jobs, &webhooks, &limiter);
-    match job_object::give_up(&ends, cfg, &job.job_id, now()).await {
+    match ends.end(cfg, &job.job_id, &api::gave_up(now())).await {
         Ok(ack) => {
             worker::console_warn!(
                 "render-jobs-dlq: {} dead-lettered; job now {:?} (changed: {})",
