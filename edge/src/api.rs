@@ -344,11 +344,9 @@ pub async fn job_status(
 /// back (a 404 it would take as the job's end, and drop it). A single job's state is its
 /// object's, read back at once: 404 means unknown.
 fn unknown(id: &JobId, now: Timestamp, not_found: &str) -> ApiError {
-    let young =
-        parse_document_job_id(id).and_then(|(batch, _)| batch.unix_ms()).is_some_and(|at| {
-            let now_ms = u64::try_from(now.unix()).unwrap_or(0) * 1000;
-            now_ms.saturating_sub(at) < JOB_TTL_OPEN_SECS * 1000
-        });
+    let young = parse_document_job_id(id)
+        .and_then(|(batch, _)| batch.age_secs(now))
+        .is_some_and(|age| age < JOB_TTL_OPEN_SECS);
     if young {
         ApiError::unavailable(
             "This batch's document is not visible here yet (Workers KV brings another \

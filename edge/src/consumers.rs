@@ -137,7 +137,8 @@ pub async fn push_render_job(
         Ok(TakeAnswer::Running) => ask_again(job.attempt, cfg.push_check_secs).await,
         Ok(TakeAnswer::Retry { delay_secs, .. }) => ask_again(job.attempt, delay_secs).await,
         Ok(TakeAnswer::Busy { delay_secs }) => {
-            let waited = waited_secs(&job.job_id, now);
+            // Since it was submitted (its id is a ULID of that instant); 0 when unknown.
+            let waited = job.job_id.age_secs(now).unwrap_or(0);
             if waited > cfg.render_max_wait_secs {
                 let why = format!(
                     "Render failed: no renderer had room for the job within {} s; submit it again.",
@@ -155,12 +156,6 @@ pub async fn push_render_job(
             fail_here(ends, cfg, job, why, now).await
         }
     }
-}
-
-/// Seconds since the job was submitted (its id is a ULID of that instant); 0 when unknown.
-fn waited_secs(job_id: &JobId, now: Timestamp) -> u64 {
-    let now_ms = u64::try_from(now.unix()).unwrap_or(0) * 1000;
-    job_id.unix_ms().map_or(0, |at| now_ms.saturating_sub(at) / 1000)
 }
 
 /// The wait before asking a busy renderer again: what it asked for, and longer the longer the

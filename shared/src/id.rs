@@ -53,9 +53,12 @@ impl JobId {
         &self.0
     }
 
-    /// When a ULID of ours was made, in Unix milliseconds; `None` for an id of another shape.
-    pub fn unix_ms(&self) -> Option<u64> {
-        ulid::Ulid::from_string(&self.0).ok().map(|u| u.timestamp_ms())
+    /// Whole seconds from when a ULID of ours was made to `now` (0 if `now` is earlier);
+    /// `None` for an id of another shape.
+    pub fn age_secs(&self, now: crate::Timestamp) -> Option<u64> {
+        let made_ms = ulid::Ulid::from_string(&self.0).ok()?.timestamp_ms();
+        let now_ms = u64::try_from(now.unix()).unwrap_or(0) * 1000;
+        Some(now_ms.saturating_sub(made_ms) / 1000)
     }
 }
 
@@ -104,9 +107,11 @@ mod tests {
         assert_ne!(a, b);
         let u = ulid::Ulid::from_string(a.as_str()).unwrap();
         assert_eq!(u.timestamp_ms(), 1_764_230_000_000);
-        assert_eq!(a.unix_ms(), Some(1_764_230_000_000));
+        let at = |s| crate::Timestamp::from_unix(s).unwrap();
+        assert_eq!(a.age_secs(at(1_764_230_005)), Some(5));
+        assert_eq!(a.age_secs(at(1_764_229_000)), Some(0), "made after now: no age");
         let seed_example = JobId::parse("01JFXYZ123456789ABCDEFGH").unwrap();
-        assert_eq!(seed_example.unix_ms(), None, "24 characters: no ULID, no instant");
+        assert_eq!(seed_example.age_secs(at(0)), None, "24 characters: no ULID, no instant");
     }
 
     #[test]
