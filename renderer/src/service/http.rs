@@ -164,7 +164,7 @@ async fn jobs(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respons
         JobEnd::Gone => Ok(axum::Json(serde_json::json!({"status": "gone"})).into_response()),
         JobEnd::Retry { reason, delay } => Err(ErrorResponse(ApiError::unavailable(
             format!("The job did not end here ({reason}); deliver it again."),
-            u32::try_from(delay.as_secs().max(1)).unwrap_or(60),
+            super::runner::delay_secs(delay),
         ))),
     }
 }
@@ -203,10 +203,9 @@ async fn group(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respon
         .zip(ends)
         .map(|(job_id, end)| match end {
             JobEnd::Reported(_) | JobEnd::Gone => GroupJobEnd::Ended { job_id },
-            JobEnd::Retry { delay, .. } => GroupJobEnd::Retry {
-                job_id,
-                delay_secs: u32::try_from(delay.as_secs().max(1)).unwrap_or(60),
-            },
+            JobEnd::Retry { delay, .. } => {
+                GroupJobEnd::Retry { job_id, delay_secs: super::runner::delay_secs(delay) }
+            }
         })
         .collect();
     Ok(axum::Json(GroupAnswer { jobs }).into_response())

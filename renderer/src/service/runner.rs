@@ -42,6 +42,11 @@ pub enum JobEnd {
     Gone,
 }
 
+/// A [`JobEnd::Retry`]'s delay as the edge is told it: whole seconds, at least one.
+pub fn delay_secs(delay: Duration) -> u32 {
+    u32::try_from(delay.as_secs().max(1)).unwrap_or(60)
+}
+
 pub struct Runner {
     pub(crate) engine: Engine,
     pub(crate) uploads: GuardedFetcher,

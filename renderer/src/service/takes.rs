@@ -23,7 +23,7 @@ use tailpdf_shared::{
 
 use super::{
     admission::{Place, Purpose},
-    runner::JobEnd,
+    runner::{delay_secs, JobEnd},
     AppState,
 };
 
@@ -61,6 +61,19 @@ enum Here {
     Retry { delay_secs: u32, reason: String },
 }
 
+impl Here {
+    /// What the edge is told of a job here.
+    fn told(&self) -> TakeAnswer {
+        match self {
+            Self::Running => TakeAnswer::Running,
+            Self::Ended => TakeAnswer::Ended,
+            Self::Retry { delay_secs, reason } => {
+                TakeAnswer::Retry { delay_secs: *delay_secs, reason: reason.clone() }
+            }
+        }
+    }
+}
+
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -77,14 +90,7 @@ impl Takes {
     /// One step, so that two questions about one job at once never both start it.
     fn claim(&self, job: &JobId) -> Option<TakeAnswer> {
         let mut state = lock(&self.state);
-        let known = match state.jobs.get(job) {
-            None => None,
-            Some(Here::Running) => Some(TakeAnswer::Running),
-            Some(Here::Ended) => Some(TakeAnswer::Ended),
-            Some(Here::Retry { delay_secs, reason }) => {
-                Some(TakeAnswer::Retry { delay_secs: *delay_secs, reason: reason.clone() })
-            }
-        };
+        let known = state.jobs.get(job).map(Here::told);
         match known {
             None => {
                 state.jobs.insert(job.clone(), Here::Running);
@@ -135,19 +141,18 @@ impl Takes {
     fn ended(&self, job: &JobId, end: &JobEnd, now: Instant) {
         let here = match end {
             JobEnd::Reported(_) | JobEnd::Gone => Here::Ended,
-            JobEnd::Retry { reason, delay } => Here::Retry {
-                delay_secs: u32::try_from(delay.as_secs().max(1)).unwrap_or(60),
-                reason: reason.clone(),
-            },
+            JobEnd::Retry { reason, delay } => {
+                Here::Retry { delay_secs: delay_secs(*delay), reason: reason.clone() }
+            }
         };
         let mut state = lock(&self.state);
         state.jobs.insert(job.clone(), here);
         state.ended.push_back((now, job.clone()));
-        while let Some((at, _)) = state.ended.front() {
-            if now.duration_since(*at) < KEEP_ENDED && state.ended.len() <= MOST_ENDED {
+        while let Some(&(at, _)) = state.ended.front() {
+            if now.duration_since(at) < KEEP_ENDED && state.ended.len() <= MOST_ENDED {
                 break;
             }
-            let (_, old) = state.ended.pop_front().unwrap_or((now, job.clone()));
+            let Some((_, old)) = state.ended.pop_front() else { break };
             // Started again since (a retry): then it is not this end's to forget.
             if !matches!(state.jobs.get(&old), Some(Here::Running)) {
                 state.jobs.remove(&old);
@@ -161,10 +166,10 @@ impl Takes {
 pub fn take(state: &Arc<AppState>, job: RenderJobMessage, start: bool) -> TakeAnswer {
     let takes = &state.takes;
     if !start {
-        return match lock(&takes.state).jobs.get(&job.job_id) {
-            Some(Here::Running) => TakeAnswer::Running,
-            Some(Here::Ended) => TakeAnswer::Ended,
-            Some(Here::Retry { .. }) | None => TakeAnswer::Unknown,
+        // A run that ended without ending the job is no longer here to be asked about.
+        return match lock(&takes.state).jobs.get(&job.job_id).map(Here::told) {
+            Some(TakeAnswer::Retry { .. }) | None => TakeAnswer::Unknown,
+            Some(known) => known,
         };
     }
     if let Some(known) = takes.claim(&job.job_id) {
