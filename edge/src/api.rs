@@ -895,24 +895,19 @@ pub(crate) mod tests {
     fn a_key_being_handled_is_answered_409_with_retry_after_and_a_failed_submit_frees_it() {
         run(async {
             let (jobs, limiter) = (MemoryKv::default(), lim());
+            let (refused, queue) = (MemoryQueue::failing(), MemoryQueue::default());
+            // Account a's POST /pdf with `key` and `body`, queued on `queue`.
+            let sub = |queue, key, body: String, at| {
+                let (limiter, jobs) = (&limiter, &jobs);
+                async move {
+                    sub_with(limiter, (jobs, queue), &acct("a"), Some(key), body.as_bytes(), ts(at))
+                        .await
+                }
+            };
             // A request whose queue refuses the job: nothing made, the key released.
-            let refused = MemoryQueue::failing();
-            let e = sub_with(
-                &limiter,
-                (&jobs, &refused),
-                &acct("a"),
-                Some("k"),
-                ASYNC.as_bytes(),
-                ts(0),
-            )
-            .await
-            .unwrap_err();
+            let e = sub(&refused, "k", ASYNC.into(), 0).await.unwrap_err();
             assert_eq!(e.status(), 503);
-            let queue = MemoryQueue::default();
-            let ok =
-                sub_with(&limiter, (&jobs, &queue), &acct("a"), Some("k"), ASYNC.as_bytes(), ts(1))
-                    .await
-                    .unwrap();
+            let ok = sub(&queue, "k", ASYNC.into(), 1).await.unwrap();
             assert!(matches!(ok, Submission::Accepted(_)), "the key was free again");
             // A claim another request holds (its Worker still at work, or dead for less than a
             // minute): the same body is told to retry, another body is a conflict.
@@ -924,35 +919,14 @@ pub(crate) mod tests {
                 },
             };
             limiter.idempotency("a", &claim).await.unwrap();
-            let e = sub_with(
-                &limiter,
-                (&jobs, &queue),
-                &acct("a"),
-                Some("busy"),
-                ASYNC.as_bytes(),
-                ts(2),
-            )
-            .await
-            .unwrap_err();
+            let e = sub(&queue, "busy", ASYNC.into(), 2).await.unwrap_err();
             assert_eq!((e.status(), e.retry_after_secs), (409, Some(1)), "{e:?}");
             let other = ASYNC.replace("<p>x</p>", "<p>y</p>");
-            let e = sub_with(
-                &limiter,
-                (&jobs, &queue),
-                &acct("a"),
-                Some("busy"),
-                other.as_bytes(),
-                ts(2),
-            )
-            .await
-            .unwrap_err();
+            let e = sub(&queue, "busy", other, 2).await.unwrap_err();
             assert_eq!((e.status(), e.retry_after_secs), (409, None));
             // Its object out of reach: 503, never a second job.
             limiter.down.set(true);
-            let e =
-                sub_with(&limiter, (&jobs, &queue), &acct("a"), Some("k"), ASYNC.as_bytes(), ts(3))
-                    .await
-                    .unwrap_err();
+            let e = sub(&queue, "k", ASYNC.into(), 3).await.unwrap_err();
             assert_eq!(e.status(), 503);
             assert_eq!(queue.0.borrow().len(), 1);
         });
