@@ -8,7 +8,7 @@
 //! Keys and secrets are generated here from the system's randomness, and returned to be shown
 //! once.
 
-use tailpdf_edge::{limits::Limits, store::Account};
+use tailpdf_edge::store::{account_key, api_key_key, Account, Limits, API_KEY_PREFIX};
 use tailpdf_shared::signing::hash_api_key;
 
 use crate::{kv::KeyStore, AdminError};
@@ -42,14 +42,6 @@ pub fn check_account_name(name: &str) -> Result<(), AdminError> {
             "account {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
         )))
     }
-}
-
-fn key_entry(hash: &str) -> String {
-    format!("key:{hash}")
-}
-
-fn account_entry(name: &str) -> String {
-    format!("account:{name}")
 }
 
 /// A key given by its value or by its hash (what `key list` shows).
@@ -100,7 +92,7 @@ impl<S: KeyStore> Admin<S> {
     /// The account's record, if it has one.
     pub fn account(&self, name: &str) -> Result<Option<Account>, AdminError> {
         check_account_name(name)?;
-        self.read(&account_entry(name))
+        self.read(&account_key(name))
     }
 
     /// A new key for `account` (`key`, or a generated one). An account without a record gets
@@ -122,7 +114,7 @@ impl<S: KeyStore> Admin<S> {
             None => new_api_key()?,
         };
         let hash = hash_api_key(&key);
-        if let Some(existing) = self.read::<Account>(&key_entry(&hash))? {
+        if let Some(existing) = self.read::<Account>(&api_key_key(&hash))? {
             return Err(AdminError::KeyExists(existing.account));
         }
         let (record, webhook_secret) = match self.account(account)? {
@@ -140,11 +132,11 @@ impl<S: KeyStore> Admin<S> {
                     webhook_secret: Some(secret.clone()),
                     limits: Limits::default(),
                 };
-                self.write(&account_entry(account), &record)?;
+                self.write(&account_key(account), &record)?;
                 (record, Some(secret))
             }
         };
-        self.write(&key_entry(&hash), &key_record(&record))?;
+        self.write(&api_key_key(&hash), &key_record(&record))?;
         Ok(CreatedKey { key, webhook_secret })
     }
 
@@ -152,8 +144,8 @@ impl<S: KeyStore> Admin<S> {
     pub fn revoke_key(&self, key: &KeyRef) -> Result<String, AdminError> {
         let hash = key.hash();
         let record: Account =
-            self.read(&key_entry(&hash))?.ok_or_else(|| AdminError::NoSuchKey(hash.clone()))?;
-        self.store.delete(&key_entry(&hash))?;
+            self.read(&api_key_key(&hash))?.ok_or_else(|| AdminError::NoSuchKey(hash.clone()))?;
+        self.store.delete(&api_key_key(&hash))?;
         Ok(record.account)
     }
 
@@ -162,10 +154,10 @@ impl<S: KeyStore> Admin<S> {
     pub fn rotate_key(&self, old: &KeyRef, keep_old: bool) -> Result<String, AdminError> {
         let hash = old.hash();
         let record: Account =
-            self.read(&key_entry(&hash))?.ok_or_else(|| AdminError::NoSuchKey(hash.clone()))?;
+            self.read(&api_key_key(&hash))?.ok_or_else(|| AdminError::NoSuchKey(hash.clone()))?;
         let created = self.create_key(&record.account, None, None)?;
         if !keep_old {
-            self.store.delete(&key_entry(&hash))?;
+            self.store.delete(&api_key_key(&hash))?;
         }
         Ok(created.key)
     }
@@ -187,7 +179,7 @@ impl<S: KeyStore> Admin<S> {
             None => new_webhook_secret()?,
         };
         record.webhook_secret = Some(secret.clone());
-        self.write(&account_entry(account), &record)?;
+        self.write(&account_key(account), &record)?;
         Ok(secret)
     }
 
@@ -197,7 +189,7 @@ impl<S: KeyStore> Admin<S> {
         let mut record =
             self.account(account)?.ok_or_else(|| AdminError::NoSuchAccount(account.into()))?;
         record.limits = change.or(record.limits);
-        self.write(&account_entry(account), &record)?;
+        self.write(&account_key(account), &record)?;
         let mut keys = 0;
         for (entry, mut key) in self.keys()? {
             if key.account == account {
@@ -212,12 +204,14 @@ impl<S: KeyStore> Admin<S> {
     /// Every key's hash and record, or `account`'s only.
     pub fn list_keys(&self, account: Option<&str>) -> Result<Vec<(String, Account)>, AdminError> {
         let keys = self.keys()?.into_iter().filter(|(_, k)| account.is_none_or(|a| k.account == a));
-        Ok(keys.map(|(entry, k)| (entry.trim_start_matches("key:").to_owned(), k)).collect())
+        Ok(keys
+            .map(|(entry, k)| (entry.trim_start_matches(API_KEY_PREFIX).to_owned(), k))
+            .collect())
     }
 
     fn keys(&self) -> Result<Vec<(String, Account)>, AdminError> {
         let mut keys = Vec::new();
-        for entry in self.store.list("key:")? {
+        for entry in self.store.list(API_KEY_PREFIX)? {
             // Revoked between the listing and the read: gone, not an error.
             if let Some(record) = self.read::<Account>(&entry)? {
                 keys.push((entry, record));

@@ -8,7 +8,7 @@ use tailpdf_admin::{
     accounts::{Admin, KeyRef},
     kv::{Location, Wrangler},
 };
-use tailpdf_edge::limits::Limits;
+use tailpdf_edge::store::Limits;
 
 /// API keys, webhook secrets and account limits of a tailpdf edge, in its `API_KEYS` KV
 /// namespace, through wrangler. Local development storage by default (what `wrangler dev`

@@ -15,13 +15,13 @@ use tailpdf_shared::{
 };
 
 use crate::{
-    batches::{specs_key, SpecPack, SPECS_PER_PACK},
     config::EdgeConfig,
     idempotency::{IdempotencyAnswer, IdempotencyRecord, IdempotencyRequest},
-    limits::{check, LimitRequest, Limiter, Limits},
+    limits::{check, LimitRequest, Limiter},
     store::{
-        get_json, job_key, load_job, put_json, spec_key, stage_key, webhook_queued_key, Account,
-        JobBase, Kv, Queue, StoreError, StoredJob, WebhookRecord,
+        account_key, api_key_key, batch_key, get_json, job_key, load_job, put_json, spec_key,
+        specs_key, stage_key, webhook_queued_key, Account, JobBase, Kv, Limits, Queue, SpecPack,
+        StoreError, StoredJob, WebhookRecord, SPECS_PER_PACK,
     },
 };
 
@@ -67,14 +67,14 @@ pub async fn authenticate(keys: &impl Kv, api_key: Option<&str>) -> Result<Accou
     let key = api_key.map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| {
         ApiError::unauthorized("X-API-Key is required: send your API key in the X-API-Key header.")
     })?;
-    get_json::<Account>(keys, &format!("key:{}", hash_api_key(key)))
+    get_json::<Account>(keys, &api_key_key(&hash_api_key(key)))
         .await?
         .ok_or_else(|| ApiError::unauthorized("X-API-Key is not valid: check the key you sent."))
 }
 
 /// The account's webhook secret, for delivery (the queue never carries secrets).
 pub async fn account(keys: &impl Kv, name: &str) -> Result<Option<Account>, StoreError> {
-    get_json(keys, &format!("account:{name}")).await
+    get_json(keys, &account_key(name)).await
 }
 
 /// `POST /pdf`. The spec is written to KV only when it is too large to travel in the queue
@@ -387,7 +387,7 @@ pub async fn job_spec(jobs: &impl Kv, id: &str, now: Timestamp) -> Result<Render
     }
     // Ended (its spec deleted), or not visible here yet: the batch's record tells which.
     let batch_seen = match &document {
-        Some((batch_id, _)) => jobs.get(&crate::batches::batch_key(batch_id)).await?.is_some(),
+        Some((batch_id, _)) => jobs.get(&batch_key(batch_id)).await?.is_some(),
         None => true,
     };
     if batch_seen {
@@ -445,7 +445,7 @@ pub(crate) async fn apply(
     let Some(mut job) = load_job(jobs, id, WebhookRecord::Skip).await? else {
         const GONE: &str = "No such job (expired?).";
         // A document of a batch whose record is visible here but does not have it: none.
-        let batch = parse_document_job_id(id).map(|(batch, _)| crate::batches::batch_key(&batch));
+        let batch = parse_document_job_id(id).map(|(batch, _)| batch_key(&batch));
         return Err(match batch {
             Some(key) if jobs.get(&key).await?.is_none() => unknown(id, event.at(), GONE),
             _ => ApiError::not_found(GONE),
@@ -575,7 +575,7 @@ pub fn location(accepted: &JobAccepted) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::{
-        limits::{tests::MemoryLimiter, Limits, SLOT_RETRY_AFTER_SECS},
+        limits::{tests::MemoryLimiter, SLOT_RETRY_AFTER_SECS},
         store::memory::{MemoryKv, MemoryQueue},
     };
     use tailpdf_shared::{job::RenderResult, limits::INLINE_SPEC_MAX_BYTES, JobStatus};

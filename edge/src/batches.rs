@@ -28,19 +28,18 @@
 //! answered `completed_now`, and that event queues the one `batch.completed` webhook (with a
 //! KV marker, as a job's webhook, so that a repeat of an event whose queueing failed queues it).
 
-use std::{collections::BTreeMap, ops::Range};
+use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tailpdf_shared::{
     batch::{
-        document_job_id, parse_batch_request, BatchAccepted, BatchJobState, BatchView,
-        DocumentPart, ValidBatch,
+        document_job_id, parse_batch_request, BatchAccepted, BatchJobState, BatchView, ValidBatch,
     },
     limits::{INLINE_SPEC_MAX_BYTES, JOB_TTL_OPEN_SECS, MAX_BATCH_BODY_BYTES, MAX_BATCH_DOCUMENTS},
     messages::{BatchRef, RenderJobMessage, SecretUrl, WebhookMessage},
     request::validate_idempotency_key,
     webhook::BatchWebhookPayload,
-    ApiError, JobId, JobStatus, RenderSpec, Timestamp,
+    ApiError, JobId, JobStatus, Timestamp,
 };
 
 use crate::{
@@ -51,8 +50,9 @@ use crate::{
     idempotency::IdempotencyRecord,
     limits::{BatchRequest, BatchSnapshot, Limiter},
     store::{
-        get_json, put_json, spec_key, Account, JobBase, Kv, Queue, StoreError, StoredJob,
-        SEND_MANY_MAX_BYTES, SEND_MANY_MAX_MESSAGES,
+        batch_key, batch_webhook_queued_key, get_json, pack_range, put_json, spec_key, specs_key,
+        Account, BatchDocument, BatchRecord, Kv, Queue, SpecPack, StoreError, StoredJob,
+        SEND_MANY_MAX_BYTES, SEND_MANY_MAX_MESSAGES, SPECS_PER_PACK,
     },
 };
 
@@ -60,12 +60,6 @@ use crate::{
 /// `content` is larger than this as JSON (at most `MAX_BATCH_BODY_BYTES` / this of them, 256);
 /// a smaller one goes in its range's pack.
 pub const OWN_SPEC_MIN_CONTENT_BYTES: usize = 256 * 1024;
-
-/// Documents `n × SPECS_PER_PACK` up to the next multiple share the pack `batch:{id}:specs:{n}`:
-/// at most 125 packs for 1,000 documents, each at most 8 contents under
-/// [`OWN_SPEC_MIN_CONTENT_BYTES`] with their metadata, and the shared parts once (under 20 MiB
-/// at worst; KV takes 25 MiB a value).
-pub const SPECS_PER_PACK: u32 = 8;
 
 /// The most KV operations one `POST /pdf/batch` makes (measured by the tests on the worst
 /// batches): Cloudflare allows 1,000 per invocation.
@@ -75,97 +69,6 @@ pub const SUBMIT_KV_OPERATIONS_MAX: usize = 1
     + MAX_BATCH_BODY_BYTES / OWN_SPEC_MIN_CONTENT_BYTES
     + MAX_BATCH_DOCUMENTS.div_ceil(SPECS_PER_PACK as usize);
 const _: () = assert!(SUBMIT_KV_OPERATIONS_MAX < 400);
-
-/// A batch as kept at `batch:{id}` for 24 h.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchRecord {
-    pub batch_id: JobId,
-    pub account: String,
-    pub created_at: Timestamp,
-    /// Where `batch.completed` goes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<SecretUrl>,
-    /// What each document's job has of its own, in the order of `documents`; their ids are
-    /// [`document_job_id`]s. A few bytes a document, at most 8 KB more with its webhook URL.
-    pub documents: Vec<BatchDocument>,
-}
-
-/// One document of a [`BatchRecord`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchDocument {
-    /// Where its `render.*` webhook goes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<SecretUrl>,
-    /// Its spec is at `job:{id}:spec`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub spec_stored: bool,
-    /// Its part is in its range's pack.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub spec_packed: bool,
-}
-
-impl BatchRecord {
-    /// The documents' job ids, in order.
-    pub fn job_ids(&self) -> Vec<JobId> {
-        (0..)
-            .zip(&self.documents)
-            .filter_map(|(index, _)| document_job_id(&self.batch_id, index))
-            .collect()
-    }
-
-    /// What is known of document `index`'s job from the submission, as `job:{id}` would hold
-    /// it; `None` past the last document.
-    pub fn job_base(&self, index: u32) -> Option<JobBase> {
-        let document = self.documents.get(usize::try_from(index).ok()?)?;
-        let range = pack_range(index / SPECS_PER_PACK, self.documents.len());
-        Some(JobBase {
-            job_id: document_job_id(&self.batch_id, index)?,
-            account: self.account.clone(),
-            created_at: self.created_at,
-            webhook_url: document.webhook_url.clone(),
-            spec_stored: document.spec_stored,
-            spec_pack: self.documents[range].iter().any(|d| d.spec_packed),
-            holds_slot: false,
-            batch: Some(BatchRef { batch_id: self.batch_id.clone(), index }),
-        })
-    }
-}
-
-/// The documents of pack `pack` in a batch of `total`.
-fn pack_range(pack: u32, total: usize) -> Range<usize> {
-    let per_pack = SPECS_PER_PACK as usize;
-    let start = usize::try_from(pack).map_or(total, |p| p.saturating_mul(per_pack)).min(total);
-    start..start.saturating_add(per_pack).min(total)
-}
-
-/// The specs of a range of documents that are too large for their messages: the shared parts
-/// once, and each document's part by index.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpecPack {
-    pub shared: RenderSpec,
-    pub documents: BTreeMap<u32, DocumentPart>,
-}
-
-impl SpecPack {
-    /// Document `index`'s whole spec, when it is in this pack.
-    pub fn spec(&self, index: u32) -> Option<RenderSpec> {
-        self.documents.get(&index).map(|part| part.spec(&self.shared))
-    }
-}
-
-pub fn batch_key(id: &JobId) -> String {
-    format!("batch:{id}")
-}
-
-/// The pack of documents `pack × SPECS_PER_PACK ..`.
-pub fn specs_key(id: &JobId, pack: u32) -> String {
-    format!("batch:{id}:specs:{pack}")
-}
-
-/// Marks `batch.completed` as queued.
-pub fn batch_webhook_queued_key(id: &JobId) -> String {
-    format!("batch:{id}:webhook_queued")
-}
 
 /// Where a document's spec goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -536,11 +439,11 @@ mod tests {
             apply_event, job_status, submit,
             tests::{acct, cfg, lim, run, ts},
         },
-        limits::{tests::MemoryLimiter, Limits},
+        limits::tests::MemoryLimiter,
         store::{
             load_job,
             memory::{MemoryKv, MemoryQueue},
-            WebhookRecord,
+            Limits, WebhookRecord,
         },
     };
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tailpdf_shared::{limits::JOB_TTL_DONE_SECS, origin::parse_origin, Timestamp, UrlPolicy};
 
-use crate::limits::Limits;
+use crate::store::Limits;
 
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {

@@ -11,11 +11,9 @@
 use serde::{Deserialize, Serialize};
 use tailpdf_shared::{messages::WebhookMessage, ApiError, Timestamp};
 
-use crate::store::{get_json, put_json, Kv, Queue, StoreError};
-
-fn dead_key(webhook_id: &str) -> String {
-    format!("dead:{webhook_id}")
-}
+use crate::store::{
+    dead_letter_key, get_json, put_json, Kv, Queue, StoreError, DEAD_LETTER_PREFIX,
+};
 
 /// A dead-lettered delivery as kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,13 +57,13 @@ pub async fn keep(
     ttl_secs: u64,
 ) -> Result<(), StoreError> {
     let letter = DeadLetter { message: message.clone(), dead_at: now };
-    put_json(jobs, &dead_key(&message.payload.webhook_id()), &letter, ttl_secs).await
+    put_json(jobs, &dead_letter_key(&message.payload.webhook_id()), &letter, ttl_secs).await
 }
 
 /// `GET /internal/dead-letters`: every kept delivery, oldest first.
 pub async fn list(jobs: &impl Kv) -> Result<Vec<DeadLetterView>, ApiError> {
     let mut views = Vec::new();
-    for key in jobs.list("dead:").await? {
+    for key in jobs.list(DEAD_LETTER_PREFIX).await? {
         // Expired or replayed since the listing: not shown.
         let Some(letter) = get_json::<DeadLetter>(jobs, &key).await? else { continue };
         let m = &letter.message;
@@ -96,7 +94,7 @@ pub async fn replay(
     })?;
     let mut outcome = ReplayOutcome::default();
     for id in request.webhook_ids {
-        let key = dead_key(&id);
+        let key = dead_letter_key(&id);
         match get_json::<DeadLetter>(jobs, &key).await? {
             Some(letter) => {
                 webhooks.send(&letter.message).await?;

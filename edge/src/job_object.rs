@@ -29,7 +29,7 @@ use crate::{
     api,
     config::EdgeConfig,
     limits::Limiter,
-    store::{Kv, Queue, StoreError},
+    store::{Kv, Queue, StoreError, JOB_PREFIX},
 };
 
 /// What the edge asks a job's object.
@@ -113,7 +113,7 @@ pub fn parts(value: &str, max: usize) -> Vec<&str> {
 
 /// The job a key belongs to, when that job is a single one (a batch's documents stay in KV).
 pub fn owner(key: &str) -> Option<JobId> {
-    let rest = key.strip_prefix("job:")?;
+    let rest = key.strip_prefix(JOB_PREFIX)?;
     let id = JobId::parse(rest.split(':').next()?).ok()?;
     is_single(&id).then_some(id)
 }

@@ -25,28 +25,6 @@ use crate::{
     store::StoreError,
 };
 
-/// An account's limits: set in its KV record, else the Worker's defaults (`EdgeConfig`).
-/// 0 is no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limits {
-    /// `POST /pdf` requests per minute, sync or async, in bursts of up to as many.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requests_per_minute: Option<u32>,
-    /// Async jobs accepted and not yet ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jobs_in_flight: Option<u32>,
-}
-
-impl Limits {
-    /// These limits where set, `defaults` elsewhere.
-    pub fn or(self, defaults: Limits) -> Limits {
-        Limits {
-            requests_per_minute: self.requests_per_minute.or(defaults.requests_per_minute),
-            jobs_in_flight: self.jobs_in_flight.or(defaults.jobs_in_flight),
-        }
-    }
-}
-
 /// How long a job holds its slot at most: a job whose end never reached the edge frees it
 /// then. Longer than any job lives (push mode gives up after `RENDER_MAX_ATTEMPTS` deliveries
 /// minutes apart; the job's own keys expire after a day).
@@ -493,18 +471,6 @@ pub(crate) mod tests {
         assert_eq!(c.jobs.len(), 1);
         let unlimited = LimitRequest::StartJob { job_id: job(9), in_flight: 0 };
         assert_eq!(c.handle(&unlimited, SLOT_TTL_MS + 1), LimitAnswer::Allowed);
-    }
-
-    #[test]
-    fn an_account_s_limits_fall_back_to_the_defaults_one_by_one() {
-        let defaults = Limits { requests_per_minute: Some(600), jobs_in_flight: Some(50) };
-        let own = Limits { requests_per_minute: Some(0), jobs_in_flight: None };
-        assert_eq!(
-            own.or(defaults),
-            Limits { requests_per_minute: Some(0), jobs_in_flight: Some(50) }
-        );
-        let record: Limits = serde_json::from_str(r#"{"jobs_in_flight":3}"#).unwrap();
-        assert_eq!(record, Limits { requests_per_minute: None, jobs_in_flight: Some(3) });
     }
 
     fn progress(batch: u64, index: u32, status: JobStatus) -> BatchRequest {

@@ -14,8 +14,8 @@
 //! | `job:{id}:end` | the terminal event | once, 1 h TTL |
 //! | `job:{id}:webhook` | delivery status | after each delivery attempt (minutes apart) |
 //! | `job:{id}:webhook_queued:{event}` | `true` | once, when that end's webhook was queued, 1 h TTL |
-//! | `batch:{id}` | [`crate::batches::BatchRecord`]: account, webhook, each document's webhook and where its spec is | once, at submit, 24 h |
-//! | `batch:{id}:specs:{n}` | [`crate::batches::SpecPack`]: the specs of documents `8n..8n+8` too large for their messages | once, at submit, 24 h; deleted when the last of them ends |
+//! | `batch:{id}` | [`BatchRecord`]: account, webhook, each document's webhook and where its spec is | once, at submit, 24 h |
+//! | `batch:{id}:specs:{n}` | [`SpecPack`]: the specs of documents `8n..8n+8` too large for their messages | once, at submit, 24 h; deleted when the last of them ends |
 //! | `batch:{id}:webhook_queued` | `true` | once, when `batch.completed` was queued, 1 h TTL |
 //! | `dead:{webhook-id}` | a dead-lettered delivery ([`crate::dead_letters`]) | once, 7 days; deleted when replayed |
 //!
@@ -24,21 +24,19 @@
 //! builds its [`JobBase`] from `batch:{id}`.
 //!
 //! `Idempotency-Key`s are not here: each account's object keeps its own, exactly
-//! ([`crate::idempotency`]). API keys live in their own namespace: `sha256(key)` → [`Account`].
+//! ([`crate::idempotency`]). API keys live in their own namespace, `API_KEYS`: `key:{sha256(key)}` → [`Account`], and
+//! `account:{name}` its secret and limits. Every key's name is made in [`keys`].
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+mod keys;
+mod records;
 
-use crate::{
-    batches::{batch_key, BatchRecord},
-    limits::Limits,
-};
+pub use keys::*;
+pub use records::*;
+
+use serde::{de::DeserializeOwned, Serialize};
 use tailpdf_shared::{
-    batch::parse_document_job_id,
-    job::WebhookDelivery,
-    limits::KV_MIN_TTL_SECS,
-    messages::{BatchRef, SecretUrl},
-    webhook::WebhookEvent,
-    JobEvent, JobId, JobRecord, JobStatus, Timestamp,
+    batch::parse_document_job_id, job::WebhookDelivery, limits::KV_MIN_TTL_SECS, JobEvent, JobId,
+    JobRecord, JobStatus,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,75 +92,6 @@ pub const SEND_MANY_MAX_MESSAGES: usize = 100;
 /// ...and at most this many bytes of them in all (256 KB).
 pub const SEND_MANY_MAX_BYTES: usize = 256 * 1000;
 
-/// An account, found by its API key's hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Account {
-    pub account: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_secret: Option<String>,
-    /// Its own limits; the Worker's defaults for those not set.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub limits: Limits,
-}
-
-fn is_default(limits: &Limits) -> bool {
-    *limits == Limits::default()
-}
-
-/// What is known of a job from its submission.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobBase {
-    pub job_id: JobId,
-    pub account: String,
-    pub created_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<SecretUrl>,
-    /// The spec did not fit in the queue message and is kept at `job:{id}:spec` until the job
-    /// ends.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub spec_stored: bool,
-    /// The job took a slot among its account's jobs in flight (crate::limits): its end frees
-    /// it. Jobs of accounts without that limit never ask the counters.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub holds_slot: bool,
-    /// A batch's document whose range of documents keeps specs in a pack
-    /// ([`crate::batches::specs_key`]), its own or its neighbours': the last of them to end
-    /// deletes it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub spec_pack: bool,
-    /// The batch the job is a document of: its moves are reported to the batch's progress.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch: Option<BatchRef>,
-}
-
-pub fn job_key(id: &JobId) -> String {
-    format!("job:{id}")
-}
-
-pub fn spec_key(id: &JobId) -> String {
-    format!("job:{id}:spec")
-}
-
-/// The key of the stage an event records.
-pub fn stage_key(id: &JobId, status: JobStatus) -> String {
-    match status {
-        JobStatus::Pending => job_key(id),
-        JobStatus::Processing => format!("job:{id}:processing"),
-        JobStatus::Uploading => format!("job:{id}:uploading"),
-        JobStatus::Completed | JobStatus::Failed => format!("job:{id}:end"),
-    }
-}
-
-pub fn webhook_key(id: &JobId) -> String {
-    format!("job:{id}:webhook")
-}
-
-/// Marks one end's webhook as queued: per end, since two different ends may race and the
-/// webhook of the one stored last must be queued too.
-pub fn webhook_queued_key(id: &JobId, event: WebhookEvent) -> String {
-    format!("job:{id}:webhook_queued:{}", event.as_str())
-}
-
 /// `text` of `key` as JSON; `None` stays `None`.
 fn decode<T: DeserializeOwned>(key: &str, text: Option<&str>) -> Result<Option<T>, StoreError> {
     text.map(|t| serde_json::from_str(t).map_err(|e| StoreError(format!("{key}: {e}")))).transpose()
@@ -184,22 +113,6 @@ pub async fn put_json<T: Serialize>(
     let text = serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))?;
     // KV refuses shorter TTLs; a shorter ended-job TTL is enforced on read (api::job_status).
     kv.put(key, &text, ttl.max(KV_MIN_TTL_SECS)).await
-}
-
-/// A job and what its keys hold, assembled through the shared state machine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredJob {
-    pub base: JobBase,
-    pub record: JobRecord,
-}
-
-/// Whether [`load_job`] reads the webhook delivery record too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookRecord {
-    /// For GET /jobs, which shows it.
-    Read,
-    /// For the state machine, which never looks at it: one KV read less per event.
-    Skip,
 }
 
 /// Reads the keys of a job; `None` when the job is unknown or expired. A batch's document
