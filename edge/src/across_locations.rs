@@ -152,7 +152,7 @@ impl Kv for At<'_> {
 mod double {
     //! The double itself behaves as the notes say Cloudflare's KV does.
     use super::*;
-    use crate::api::tests::run;
+    use crate::jobs::tests::run;
 
     #[test]
     fn a_write_is_seen_at_once_where_made_and_after_the_delay_elsewhere() {
@@ -227,13 +227,15 @@ mod jobs {
 
     use super::*;
     use crate::{
-        api::{
+        admission::SubmitHeaders,
+        consumers::{deliver_webhook, Answer, Http, Post},
+        events,
+        job_object::{self, memory::MemoryObjects, Ends, ObjectEnds, Routed},
+        jobs::{
             self,
             tests::{acct, cfg, lim, run},
-            Submission, SubmitHeaders,
+            Submission,
         },
-        consumers::{deliver_webhook, Answer, Http, Post},
-        job_object::{self, memory::MemoryObjects, Ends, ObjectEnds, Routed},
         limits::tests::MemoryLimiter,
         store::memory::MemoryQueue,
     };
@@ -284,7 +286,7 @@ mod jobs {
             let headers = SubmitHeaders { idempotency_key, no_store: false, trace: None };
             let stores = (&self.jobs(location), &queue, &self.account);
             let submitted =
-                api::submit(stores, &cfg(), &acct("a"), headers, body.as_bytes(), self.now())
+                jobs::submit(stores, &cfg(), &acct("a"), headers, body.as_bytes(), self.now())
                     .await
                     .unwrap();
             let (Submission::Accepted(a) | Submission::Replayed(a)) = submitted.submission else {
@@ -308,7 +310,7 @@ mod jobs {
         /// `GET /jobs/{id}` at `location`.
         async fn status(&self, location: Location, id: &JobId) -> JobStatus {
             let jobs = self.jobs(location);
-            let view = api::job_status(&jobs, &cfg(), &acct("a"), id.as_str(), self.now()).await;
+            let view = jobs::job_status(&jobs, &cfg(), &acct("a"), id.as_str(), self.now()).await;
             view.unwrap().status
         }
     }
@@ -329,7 +331,7 @@ mod jobs {
             world.cloud.advance_ms(1_000);
             // Was 404 from KV there, which the renderer takes as "the job already ended": the
             // job stayed pending until it expired, no PDF, no webhook.
-            let spec = api::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
+            let spec = jobs::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
             assert!(spec.unwrap().content.contains("word word"));
         });
     }
@@ -361,7 +363,7 @@ mod jobs {
             let (c, webhooks) = (cfg(), MemoryQueue::<WebhookMessage>::default());
             let consumers = world.jobs(CONSUMERS);
             let ends = ObjectEnds(&consumers, &webhooks, &world.account);
-            let ack = ends.end(&c, &id, &api::gave_up(world.now())).await.unwrap();
+            let ack = ends.end(&c, &id, &events::gave_up(world.now())).await.unwrap();
             assert_eq!((ack.applied, ack.status), (false, JobStatus::Completed), "too late");
             world.cloud.advance_ms(1_000);
             let http = CountingHttp::default();
@@ -441,13 +443,13 @@ mod jobs {
             };
             let id = accepted.jobs[0].job_id.clone();
             world.cloud.advance_ms(1_000);
-            let spec = api::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
+            let spec = jobs::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
             assert_eq!(spec.unwrap_err().status(), 503, "not here yet");
             let processing = JobEvent::Processing { at: world.now() };
             assert_eq!(world.event(RENDERER, &id, &processing).await, 503);
             // The record arrived after 60 s; the miss cached at 1 s lasts until 61 s.
             world.cloud.advance_ms(60_000);
-            let spec = api::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
+            let spec = jobs::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
             assert!(spec.unwrap().content.contains("word"));
             let processing = JobEvent::Processing { at: world.now() };
             assert_eq!(world.event(RENDERER, &id, &processing).await, 200);
@@ -588,7 +590,7 @@ mod jobs {
                         // A 404 means the job has ended (given up on first): never "not yet".
                         let id = ids[n].as_ref().unwrap();
                         let spec =
-                            api::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
+                            jobs::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
                         let ended = world.status(RENDERER, id).await.is_terminal();
                         assert!(spec.is_ok() || ended, "{id}: {:?}", spec.err());
                         continue;
@@ -604,7 +606,7 @@ mod jobs {
                         let id = ids[n].as_ref().unwrap();
                         let consumers = world.jobs(CONSUMERS);
                         let ends = ObjectEnds(&consumers, &dlq_webhooks, &world.account);
-                        let ack = ends.end(&c, id, &api::gave_up(world.now())).await;
+                        let ack = ends.end(&c, id, &events::gave_up(world.now())).await;
                         ack.unwrap_or_else(|e| panic!("{id}: {e:?}")).status
                     }
                 };

@@ -43,7 +43,7 @@ use tailpdf_shared::{
 };
 
 use crate::{
-    api::{
+    admission::{
         count_request, idempotency, idempotency_conflict, settle, Idempotency, Made, SubmitHeaders,
     },
     config::EdgeConfig,
@@ -435,8 +435,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        api::{
-            apply_event, job_status, submit,
+        events::apply_event,
+        jobs::{
+            job_status, submit,
             tests::{acct, cfg, lim, run, ts},
         },
         limits::tests::MemoryLimiter,
@@ -576,13 +577,13 @@ mod tests {
                 [batch_key(&b.batch_id), spec_key(ids[0]), specs_key(&b.batch_id, 0)]
             );
             for (id, content) in [(ids[0], &huge), (ids[1], &large)] {
-                let spec = crate::api::job_spec(&jobs, id.as_str(), ts(0)).await.unwrap();
+                let spec = crate::jobs::job_spec(&jobs, id.as_str(), ts(0)).await.unwrap();
                 assert_eq!(
                     (&spec.content, spec.pdf_options.format.as_deref()),
                     (content, Some("A5"))
                 );
             }
-            let e = crate::api::job_spec(&jobs, ids[2].as_str(), ts(0)).await.unwrap_err();
+            let e = crate::jobs::job_spec(&jobs, ids[2].as_str(), ts(0)).await.unwrap_err();
             assert_eq!(e.status(), 404, "it travels in its message");
             let pack: SpecPack =
                 get_json(&jobs, &specs_key(&b.batch_id, 0)).await.unwrap().unwrap();
@@ -614,7 +615,7 @@ mod tests {
                     let (jobs, queue, limiter) =
                         (MemoryKv::default(), MemoryQueue::default(), lim());
                     keys.ops.set(0);
-                    let account = crate::api::authenticate(keys, Some(key)).await.unwrap();
+                    let account = crate::admission::authenticate(keys, Some(key)).await.unwrap();
                     let headers =
                         SubmitHeaders { idempotency_key: Some("k"), ..SubmitHeaders::default() };
                     let stores = (&jobs, &queue, &limiter);
@@ -717,7 +718,7 @@ mod tests {
             let e = apply_event(&jobs, &webhooks, &limiter, &c, young.as_str(), &processing).await;
             let e = e.unwrap_err();
             assert_eq!((e.status(), e.retry_after_secs), (503, Some(10)));
-            let e = crate::api::job_spec(&jobs, young.as_str(), ts(1)).await.unwrap_err();
+            let e = crate::jobs::job_spec(&jobs, young.as_str(), ts(1)).await.unwrap_err();
             assert_eq!(e.status(), 503);
             // The batch's id itself is no job.
             let e = job_status(&jobs, &c, &acct("a"), a.batch_id.as_str(), ts(1)).await;
@@ -746,13 +747,13 @@ mod tests {
             // one webhook.
             limiter.now_ms.set(u64::try_from(ts(600).unix()).unwrap() * 1000);
             let id1 = &a.jobs[1].job_id;
-            let ack = crate::api::apply(
+            let ack = crate::events::apply(
                 &jobs,
                 &webhooks,
                 &limiter,
                 &c,
                 id1,
-                &crate::api::gave_up(ts(600)),
+                &crate::events::gave_up(ts(600)),
             )
             .await;
             assert!(ack.unwrap().applied);
@@ -810,7 +811,7 @@ mod tests {
                 MemoryQueue::default(),
             );
             for (i, job) in a.jobs.iter().enumerate() {
-                let spec = crate::api::job_spec(&jobs, job.job_id.as_str(), ts(0)).await.unwrap();
+                let spec = crate::jobs::job_spec(&jobs, job.job_id.as_str(), ts(0)).await.unwrap();
                 assert_eq!(spec.content, format!("<p>{i}</p>"));
                 assert!(spec.config.is_some(), "with the shared parts");
             }
@@ -833,7 +834,7 @@ mod tests {
             assert_eq!(*jobs.deletes.borrow(), [packs[0].clone()]);
             assert!(jobs.get(&packs[1]).await.unwrap().is_some(), "another range's");
             let e =
-                crate::api::job_spec(&jobs, a.jobs[6].job_id.as_str(), ts(0)).await.unwrap_err();
+                crate::jobs::job_spec(&jobs, a.jobs[6].job_id.as_str(), ts(0)).await.unwrap_err();
             assert_eq!(e.status(), 404);
             // A repeated end deletes again (the first delete may have failed).
             end(6).await;

@@ -19,10 +19,10 @@ use tailpdf_shared::{
 };
 
 use crate::{
-    api::renderer_call,
     config::EdgeConfig,
     delivery,
     job_object::Ends,
+    signed_calls::renderer_call,
     store::{get_json, put_json, stage_key, webhook_key, Kv, Queue},
 };
 
@@ -375,7 +375,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        api::{
+        admission, events,
+        jobs::{
             self,
             tests::{acct, cfg, lim, queued_job, run, ts},
         },
@@ -458,7 +459,7 @@ mod tests {
 
         async fn view(&self, job: &RenderJobMessage, now: i64) -> tailpdf_shared::JobView {
             let (id, account) = (job.job_id.as_str(), &acct("a"));
-            api::job_status(&self.jobs, &self.cfg, account, id, ts(now)).await.unwrap()
+            jobs::job_status(&self.jobs, &self.cfg, account, id, ts(now)).await.unwrap()
         }
     }
 
@@ -600,7 +601,7 @@ mod tests {
             (jobs, &queue, &limiter),
             &cfg(),
             &acct("a"),
-            api::SubmitHeaders::default(),
+            admission::SubmitHeaders::default(),
             body.as_bytes(),
             ts(0),
         )
@@ -756,7 +757,7 @@ mod tests {
             let c = cfg();
             let (id, webhooks) = (message.job_id.clone(), MemoryQueue::default());
             let processing = JobEvent::Processing { at: ts(1) };
-            api::apply(&base, &webhooks, &lim(), &c, &id, &processing).await.unwrap();
+            events::apply(&base, &webhooks, &lim(), &c, &id, &processing).await.unwrap();
             let completed = JobEvent::Completed {
                 at: ts(2),
                 result: tailpdf_shared::job::RenderResult {
@@ -769,9 +770,9 @@ mod tests {
                 let (jobs, queued) = (base.snapshot(), MemoryQueue::default());
                 let kv = crate::store::memory::Yielding(&jobs);
                 let limiter = lim();
-                let gave_up = api::gave_up(ts(3));
-                let a = api::apply(&kv, &queued, &limiter, &c, &id, &completed);
-                let b = api::apply(&kv, &queued, &limiter, &c, &id, &gave_up);
+                let gave_up = events::gave_up(ts(3));
+                let a = events::apply(&kv, &queued, &limiter, &c, &id, &completed);
+                let b = events::apply(&kv, &queued, &limiter, &c, &id, &gave_up);
                 let steps = interleave(a, b, schedule);
                 (jobs, queued, steps)
             };
@@ -784,7 +785,7 @@ mod tests {
             for schedule in &schedules {
                 let (jobs, queued, _) = race(schedule);
                 let stored =
-                    api::job_status(&jobs, &c, &acct("a"), id.as_str(), ts(4)).await.unwrap();
+                    jobs::job_status(&jobs, &c, &acct("a"), id.as_str(), ts(4)).await.unwrap();
                 assert!(stored.status.is_terminal());
                 let messages = queued.0.borrow().clone();
                 both_queued += usize::from(messages.len() == 2);

@@ -111,7 +111,7 @@ pub async fn replay(
 mod tests {
     use super::*;
     use crate::{
-        api::tests::{run, ts},
+        jobs::tests::{run, ts},
         store::memory::{MemoryKv, MemoryQueue},
     };
     use tailpdf_shared::{

@@ -26,8 +26,8 @@ use tailpdf_shared::{
 };
 
 use crate::{
-    api,
     config::EdgeConfig,
+    events,
     limits::Limiter,
     store::{Kv, Queue, StoreError, JOB_PREFIX},
 };
@@ -44,7 +44,7 @@ pub enum ObjectRequest {
         keys: Vec<String>,
     },
     /// The TTL is KV's way to forget; the object forgets all of a job [`KEPT_MS`] after it
-    /// began (its alarm), and reads past an ended job's TTL are 404 (api::job_status).
+    /// began (its alarm), and reads past an ended job's TTL are 404 (jobs::job_status).
     Put {
         key: String,
         value: String,
@@ -53,7 +53,7 @@ pub enum ObjectRequest {
     Delete {
         key: String,
     },
-    /// Moves the job forward (crate::api::apply), in the object.
+    /// Moves the job forward (crate::events::apply), in the object.
     Event {
         event: JobEvent,
     },
@@ -147,7 +147,7 @@ pub async fn handle(
         ObjectRequest::Put { key, value, ttl_secs } => done(own.put(&key, &value, ttl_secs).await),
         ObjectRequest::Delete { key } => done(own.delete(&key).await),
         ObjectRequest::Event { event } => {
-            match api::apply(own, webhooks, limiter, cfg, id, &event).await {
+            match events::apply(own, webhooks, limiter, cfg, id, &event).await {
                 Ok(ack) => ObjectAnswer::Event { ack },
                 Err(e) => ObjectAnswer::error(e),
             }
@@ -253,7 +253,7 @@ impl<K: Kv, Q: Queue<WebhookMessage>, L: Limiter> Ends for (&K, &Q, &L) {
         event: &JobEvent,
     ) -> Result<EventAck, ApiError> {
         let (jobs, webhooks, limiter) = *self;
-        api::apply(jobs, webhooks, limiter, cfg, id, event).await
+        events::apply(jobs, webhooks, limiter, cfg, id, event).await
     }
 }
 
@@ -273,7 +273,7 @@ impl<K: Kv, O: JobObjects, Q: Queue<WebhookMessage>, L: Limiter> Ends
         if is_single(id) {
             return self::event(&jobs.objects, id, event).await;
         }
-        api::apply(jobs, webhooks, limiter, cfg, id, event).await
+        events::apply(jobs, webhooks, limiter, cfg, id, event).await
     }
 }
 
@@ -285,7 +285,7 @@ pub async fn apply_event<K: Kv, O: JobObjects>(
     id: &str,
     body: &[u8],
 ) -> Result<EventAck, ApiError> {
-    let (id, event) = api::parse_event(id, body)?;
+    let (id, event) = events::parse_event(id, body)?;
     ObjectEnds(jobs, webhooks, limiter).end(cfg, &id, &event).await
 }
 
@@ -298,7 +298,7 @@ pub(crate) mod memory {
 
     use super::*;
     use crate::{
-        api::tests::cfg,
+        jobs::tests::cfg,
         limits::tests::MemoryLimiter,
         store::memory::{MemoryKv, MemoryQueue},
     };
@@ -330,7 +330,11 @@ pub(crate) mod memory {
 mod tests {
     use super::*;
     use crate::{
-        api::tests::{acct, cfg, lim, run, ts},
+        admission,
+        jobs::{
+            self,
+            tests::{acct, cfg, lim, run, ts},
+        },
         store::memory::{MemoryKv, MemoryQueue},
     };
 
@@ -343,10 +347,12 @@ mod tests {
             let large = format!("<p>{}</p>", "word ".repeat(20_000));
             let body = serde_json::json!({"content": large, "async": true,
                 "upload_url": "https://b.s3.amazonaws.com/a.pdf?X-Amz-Signature=abc"});
-            let headers = api::SubmitHeaders::default();
+            let headers = admission::SubmitHeaders::default();
             let stores = (&jobs, &queue, &limiter);
             let body = body.to_string();
-            api::submit(stores, &cfg(), &acct("a"), headers, body.as_bytes(), ts(0)).await.unwrap();
+            jobs::submit(stores, &cfg(), &acct("a"), headers, body.as_bytes(), ts(0))
+                .await
+                .unwrap();
             let id = queue.0.borrow()[0].job_id.clone();
             assert!(kv.entries.borrow().is_empty(), "nothing of it in KV");
             let own = objects.storage.borrow()[&id].clone();
@@ -355,7 +361,7 @@ mod tests {
             assert_eq!(keys, [format!("job:{id}"), format!("job:{id}:spec")]);
             // GET /jobs: one request to the object, all the keys it reads at once.
             let before = objects.asked.get();
-            let view = api::job_status(&jobs, &cfg(), &acct("a"), id.as_str(), ts(1)).await;
+            let view = jobs::job_status(&jobs, &cfg(), &acct("a"), id.as_str(), ts(1)).await;
             assert_eq!(view.unwrap().status, tailpdf_shared::JobStatus::Pending);
             assert_eq!(objects.asked.get() - before, 1);
             // Its events, through the object; its end deletes the spec there.

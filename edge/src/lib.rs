@@ -1,9 +1,13 @@
 //! The tailpdf edge: the public API as a Cloudflare Worker (Rust compiled to wasm).
 //!
 //! - [`routes`]: which endpoint a request is for (404 and 405 decided there);
-//! - [`api`]: what `POST /pdf`, `GET /jobs/{id}` and the internal endpoints do;
+//! - [`admission`]: what every client request goes through first (API key, requests per
+//!   minute, `Idempotency-Key`), below both of:
+//! - [`jobs`]: `POST /pdf`, `GET /jobs/{id}` and a job's spec for the renderer;
 //! - [`batches`]: `POST /pdf/batch` and `GET /batches/{id}`, and batch progress;
-//! - [`store`]: the KV layout and the traits over KV and Queues;
+//! - [`events`]: the renderer's events, moving any job (single or a batch's document) forward;
+//! - [`signed_calls`]: the signed calls between the edge, its renderers and the operator;
+//! - [`store`]: the records, every key's name, and the traits over KV and Queues;
 //! - [`consumers`]: the queue consumers (push-mode render jobs and batch groups, webhook
 //!   deliveries);
 //! - [`delivery`]: webhook requests, retries and the dead-letter decision;
@@ -23,7 +27,7 @@
 pub mod access_log;
 #[cfg(test)]
 mod across_locations;
-pub mod api;
+pub mod admission;
 pub mod batches;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
@@ -31,14 +35,17 @@ pub mod config;
 pub mod consumers;
 pub mod dead_letters;
 pub mod delivery;
+pub mod events;
 pub mod idempotency;
 pub mod job_object;
 #[cfg(target_arch = "wasm32")]
 mod job_object_class;
+pub mod jobs;
 #[cfg(target_arch = "wasm32")]
 mod limiter_object;
 pub mod limits;
 pub mod routes;
+pub mod signed_calls;
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 mod worker_glue;

@@ -1,6 +1,6 @@
 //! The Worker's entry points: HTTP (`fetch`) and the queue consumers (`queue`). They turn
-//! workers-rs types into the plain calls of [`crate::api`] and [`crate::delivery`] and back;
-//! no rule lives here.
+//! workers-rs types into the plain calls of [`crate::jobs`], [`crate::batches`],
+//! [`crate::events`] and [`crate::delivery`] and back; no rule lives here.
 
 use futures::future::{select, Either};
 use serde::{de::DeserializeOwned, Serialize};
@@ -15,14 +15,17 @@ use worker::{
 };
 
 use crate::{
-    api::{self, Submission, SubmitHeaders},
+    admission::{self, SubmitHeaders},
     batches::{self, BatchSubmission},
     bindings::{config, kv, limiter, queue, WorkerKv},
     config::EdgeConfig,
     consumers::{self, Answer, Http, Post, Verdict},
+    events,
     job_object::{self, Ends, ObjectEnds, Routed},
     job_object_class::ObjectJobs,
+    jobs::{self, Submission},
     routes::{self, Route},
+    signed_calls,
 };
 
 const RENDER_JOBS: &str = "render-jobs";
@@ -172,7 +175,7 @@ async fn submitter(req: &Request, env: &Env) -> std::result::Result<Submitter, A
     let cfg = config(env)?;
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let api_key = header("X-API-Key");
-    let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
+    let account = admission::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
     let no_store = tailpdf_shared::request::no_store_requested(header("X-No-Store").as_deref());
     Ok(Submitter { cfg, account, idempotency: header("Idempotency-Key"), no_store })
 }
@@ -213,7 +216,7 @@ async fn post_pdf_batch(
 async fn get_batch(req: &Request, env: &Env, id: &str) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
     let api_key = req.headers().get("X-API-Key").ok().flatten();
-    let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
+    let account = admission::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
     let (jobs, limiter) = (kv(env, "JOBS")?, limiter(env)?);
     let view = batches::batch_status(&jobs, &limiter, &cfg, &account, id, now()).await?;
     json(&view, 200).map_err(internal)
@@ -232,11 +235,11 @@ async fn post_pdf(
     let render_jobs = queue(env, "RENDER_JOBS")?;
     let limiter = limiter(env)?;
     let stores = (&jobs, &render_jobs, &limiter);
-    let submitted = api::submit(stores, &cfg, &account, headers, &body, now()).await?;
+    let submitted = jobs::submit(stores, &cfg, &account, headers, &body, now()).await?;
     let mut response = match submitted.submission {
         Submission::Sync(spec) => render_sync(&cfg, &account.account, &spec).await?,
         Submission::Accepted(accepted) | Submission::Replayed(accepted) => {
-            let location = api::location(&accepted);
+            let location = jobs::location(&accepted);
             let mut response = json(&accepted, 202).map_err(internal)?;
             response.headers_mut().set("Location", &location).map_err(internal)?;
             response
@@ -354,8 +357,8 @@ async fn render_sync(
 async fn get_job(req: &Request, env: &Env, id: &str) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
     let api_key = req.headers().get("X-API-Key").ok().flatten();
-    let account = api::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
-    let view = api::job_status(&jobs(env)?, &cfg, &account, id, now()).await?;
+    let account = admission::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
+    let view = jobs::job_status(&jobs(env)?, &cfg, &account, id, now()).await?;
     json(&view, 200).map_err(internal)
 }
 
@@ -367,7 +370,14 @@ fn require_signature(
     path: &str,
     body: &[u8],
 ) -> std::result::Result<(), ApiError> {
-    api::verify_internal_call(cfg, signature(req).as_deref(), method, path, body, now_secs())
+    signed_calls::verify_internal_call(
+        cfg,
+        signature(req).as_deref(),
+        method,
+        path,
+        body,
+        now_secs(),
+    )
 }
 
 /// Operator calls carry `X-TailPDF-Internal` signed with `ADMIN_SECRET`; 401 otherwise.
@@ -378,7 +388,7 @@ fn require_admin_signature(
     path: &str,
     body: &[u8],
 ) -> std::result::Result<(), ApiError> {
-    api::verify_admin_call(cfg, signature(req).as_deref(), method, path, body, now_secs())
+    signed_calls::verify_admin_call(cfg, signature(req).as_deref(), method, path, body, now_secs())
 }
 
 fn signature(req: &Request) -> Option<String> {
@@ -407,7 +417,7 @@ async fn get_spec(
 ) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
     require_signature(req, &cfg, "GET", path, b"")?;
-    let spec = api::job_spec(&jobs(env)?, id, now()).await?;
+    let spec = jobs::job_spec(&jobs(env)?, id, now()).await?;
     json(&spec, 200).map_err(internal)
 }
 
@@ -480,7 +490,7 @@ async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::M
         return;
     };
     let ends = ObjectEnds(&jobs, &webhooks, &limiter);
-    match ends.end(cfg, &job.job_id, &api::gave_up(now())).await {
+    match ends.end(cfg, &job.job_id, &events::gave_up(now())).await {
         Ok(ack) => {
             worker::console_warn!(
                 "render-jobs-dlq: {} dead-lettered; job now {:?} (changed: {})",
@@ -607,7 +617,7 @@ async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
         retry(message, 30);
         return;
     };
-    let secret = match api::account(&keys, &hook.account).await {
+    let secret = match admission::account(&keys, &hook.account).await {
         Ok(account) => account.and_then(|a| a.webhook_secret),
         Err(e) => {
             worker::console_error!("webhooks: {}: account: {e}", hook.payload.subject());

@@ -25,7 +25,7 @@
 //!
 //! `Idempotency-Key`s are not here: each account's object keeps its own, exactly
 //! ([`crate::idempotency`]). API keys live in their own namespace, `API_KEYS`: `key:{sha256(key)}` → [`Account`], and
-//! `account:{name}` its secret and limits. Every key's name is made in [`keys`].
+//! `account:{name}` its secret and limits. Every key's name is made in `store/keys.rs`.
 
 mod keys;
 mod records;
@@ -111,7 +111,7 @@ pub async fn put_json<T: Serialize>(
     ttl: u64,
 ) -> Result<(), StoreError> {
     let text = serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))?;
-    // KV refuses shorter TTLs; a shorter ended-job TTL is enforced on read (api::job_status).
+    // KV refuses shorter TTLs; a shorter ended-job TTL is enforced on read (jobs::job_status).
     kv.put(key, &text, ttl.max(KV_MIN_TTL_SECS)).await
 }
 

@@ -42,7 +42,7 @@ pub struct JobBase {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub holds_slot: bool,
     /// A batch's document whose range of documents keeps specs in a pack
-    /// ([`crate::batches::specs_key`]), its own or its neighbours': the last of them to end
+    /// ([`crate::store::specs_key`]), its own or its neighbours': the last of them to end
     /// deletes it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spec_pack: bool,
@@ -80,7 +80,7 @@ pub struct StoredJob {
     pub record: JobRecord,
 }
 
-/// Whether [`load_job`] reads the webhook delivery record too.
+/// Whether [`super::load_job`] reads the webhook delivery record too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookRecord {
     /// For GET /jobs, which shows it.
