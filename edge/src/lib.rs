@@ -47,5 +47,6 @@ pub mod limits;
 pub mod routes;
 pub mod signed_calls;
 pub mod store;
+pub mod sync_render;
 #[cfg(target_arch = "wasm32")]
 mod worker_glue;

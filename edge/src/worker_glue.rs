@@ -25,7 +25,7 @@ use crate::{
     job_object_class::ObjectJobs,
     jobs::{self, Submission},
     routes::{self, Route},
-    signed_calls,
+    signed_calls, sync_render,
 };
 
 const RENDER_JOBS: &str = "render-jobs";
@@ -332,26 +332,17 @@ async fn render_sync(
     // The whole PDF within the deadline: a renderer that stops mid-answer is a 503 too.
     let (answer, body) = exchange(post, Some(usize::MAX)).await.map_err(|e| {
         worker::console_warn!("renderer: {e}");
-        ApiError::unavailable("The renderer is unavailable or busy; retry shortly.", 5)
+        sync_render::unreachable()
     })?;
     let body = body.unwrap_or_default();
-    let status = answer.status_code();
-    if status == 200 {
-        let duration = answer.headers().get("X-Render-Duration-Ms").ok().flatten();
-        let mut response = Response::from_bytes(body).map_err(internal)?;
-        response.headers_mut().set("Content-Type", "application/pdf").map_err(internal)?;
-        if let Some(d) = duration {
-            response.headers_mut().set("X-Render-Duration-Ms", &d).map_err(internal)?;
-        }
-        return Ok(response);
+    sync_render::judge(&answer_of(&answer), &body)?;
+    let duration = answer.headers().get("X-Render-Duration-Ms").ok().flatten();
+    let mut response = Response::from_bytes(body).map_err(internal)?;
+    response.headers_mut().set("Content-Type", "application/pdf").map_err(internal)?;
+    if let Some(d) = duration {
+        response.headers_mut().set("X-Render-Duration-Ms", &d).map_err(internal)?;
     }
-    // The renderer answers in the API's own error shape; pass it on.
-    match serde_json::from_slice::<tailpdf_shared::ErrorBody>(&body) {
-        Ok(body) if status == 400 => Err(ApiError::validation(body.message)),
-        Ok(body) if status == 503 => Err(ApiError::unavailable(body.message, 2)),
-        Ok(body) => Err(ApiError::new(tailpdf_shared::ErrorCode::RenderFailed, body.message)),
-        Err(_) => Err(ApiError::unavailable("The renderer is unavailable; retry shortly.", 5)),
-    }
+    Ok(response)
 }
 
 async fn get_job(req: &Request, env: &Env, id: &str) -> std::result::Result<Response, ApiError> {
