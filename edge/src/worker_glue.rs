@@ -335,6 +335,12 @@ async fn render_sync(
         sync_render::unreachable()
     })?;
     let body = body.unwrap_or_default();
+    if sync_render::refused(answer.status_code()) {
+        worker::console_error!(
+            "renderer: {} to a signed call: the Worker's INTERNAL_SECRET and the renderer's differ",
+            answer.status_code()
+        );
+    }
     sync_render::judge(&answer_of(&answer), &body)?;
     let duration = answer.headers().get("X-Render-Duration-Ms").ok().flatten();
     let mut response = Response::from_bytes(body).map_err(internal)?;
