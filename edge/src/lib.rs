@@ -44,6 +44,7 @@ pub mod jobs;
 #[cfg(target_arch = "wasm32")]
 mod limiter_object;
 pub mod limits;
+pub mod queue_routes;
 pub mod routes;
 pub mod signed_calls;
 pub mod store;

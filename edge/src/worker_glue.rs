@@ -24,13 +24,10 @@ use crate::{
     job_object::{self, Ends, ObjectEnds, Routed},
     job_object_class::ObjectJobs,
     jobs::{self, Submission},
+    queue_routes::{self, queue_route, QueueRoute, UNAVAILABLE_RETRY_SECS},
     routes::{self, Route},
     signed_calls, sync_render,
 };
-
-const RENDER_JOBS: &str = "render-jobs";
-const RENDER_BATCHES: &str = "render-batches";
-const WEBHOOKS: &str = "webhooks";
 
 /// Workers' `fetch`, for the consumers.
 struct WorkerHttp;
@@ -454,21 +451,29 @@ async fn queue_consumer(batch: MessageBatch<Value>, env: Env, _ctx: Context) -> 
         return Ok(());
     };
     let name = batch.queue();
-    let dead_letters = name.ends_with("dlq");
     let messages = batch.messages()?;
-    if name.starts_with(RENDER_BATCHES) && !dead_letters {
+    let route = queue_route(&name);
+    if route == QueueRoute::RenderBatches {
         push_render_group(&cfg, &env, &messages).await;
         return Ok(());
+    }
+    if route == QueueRoute::Unknown {
+        worker::console_error!(
+            "queue {name}: not one this Worker consumes; its {} messages come back",
+            messages.len()
+        );
     }
     // A batch's messages are independent: handled at once, so that one slow render or webhook
     // endpoint does not hold up the others (each is acknowledged or retried on its own).
     let handled = messages.iter().map(|message| async {
-        match (name.starts_with(RENDER_JOBS), name.starts_with(WEBHOOKS), dead_letters) {
-            (true, _, false) => push_render_job(&cfg, &env, message).await,
-            (true, _, true) => fail_dead_lettered_job(&cfg, &env, message).await,
-            (_, true, false) => deliver_webhook(&cfg, &env, message).await,
-            (_, true, true) => keep_dead_letter(&cfg, &env, message).await,
-            _ => message.ack(),
+        match route {
+            QueueRoute::RenderJobs => push_render_job(&cfg, &env, message).await,
+            QueueRoute::RenderDeadLetters => fail_dead_lettered_job(&cfg, &env, message).await,
+            QueueRoute::Webhooks => deliver_webhook(&cfg, &env, message).await,
+            QueueRoute::WebhookDeadLetters => keep_dead_letter(&cfg, &env, message).await,
+            QueueRoute::RenderBatches | QueueRoute::Unknown => {
+                settle(message, queue_routes::unknown_queue())
+            }
         }
     });
     futures::future::join_all(handled).await;
@@ -483,7 +488,7 @@ async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::M
     };
     let (Ok(jobs), Ok(webhooks), Ok(limiter)) = (jobs(env), queue(env, "WEBHOOKS"), limiter(env))
     else {
-        retry(message, 30);
+        retry(message, UNAVAILABLE_RETRY_SECS);
         return;
     };
     let ends = ObjectEnds(&jobs, &webhooks, &limiter);
@@ -501,7 +506,7 @@ async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::M
         Err(e) if e.status() == 404 => message.ack(),
         Err(e) => {
             worker::console_error!("render-jobs-dlq: {}: {e}", job.job_id);
-            retry(message, 30);
+            retry(message, UNAVAILABLE_RETRY_SECS);
         }
     }
 }
@@ -555,7 +560,7 @@ async fn push_render_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
 async fn push_render_group(cfg: &EdgeConfig, env: &Env, messages: &[worker::Message<Value>]) {
     let readable: Vec<(&worker::Message<Value>, RenderJobMessage)> = messages
         .iter()
-        .filter_map(|m| body_or_drop::<RenderJobMessage>(m, RENDER_BATCHES).map(|job| (m, job)))
+        .filter_map(|m| body_or_drop::<RenderJobMessage>(m, "render-batches").map(|job| (m, job)))
         .collect();
     let (Ok(render_batches), Ok(jobs), Ok(webhooks), Ok(limiter)) =
         (queue(env, "RENDER_BATCHES"), kv(env, "JOBS"), queue(env, "WEBHOOKS"), limiter(env))
@@ -572,7 +577,7 @@ async fn push_render_group(cfg: &EdgeConfig, env: &Env, messages: &[worker::Mess
         consumers::push_render_group(&WorkerHttp, &render_batches, &ends, cfg, &group, now()).await;
     for ((message, job), verdict) in readable.iter().zip(verdicts) {
         if verdict != Verdict::Ack {
-            worker::console_warn!("{RENDER_BATCHES}: {} comes back: {verdict:?}", job.job_id);
+            worker::console_warn!("render-batches: {} comes back: {verdict:?}", job.job_id);
         }
         settle(*message, verdict);
     }
@@ -584,7 +589,7 @@ async fn keep_dead_letter(cfg: &EdgeConfig, env: &Env, message: &worker::Message
         return;
     };
     let Ok(jobs) = kv(env, "JOBS") else {
-        retry(message, 30);
+        retry(message, UNAVAILABLE_RETRY_SECS);
         return;
     };
     match crate::dead_letters::keep(&jobs, &hook, now(), cfg.dead_letter_ttl_secs).await {
@@ -599,7 +604,7 @@ async fn keep_dead_letter(cfg: &EdgeConfig, env: &Env, message: &worker::Message
         }
         Err(e) => {
             worker::console_error!("webhooks-dlq: {}: {e}", hook.payload.webhook_id());
-            retry(message, 30);
+            retry(message, UNAVAILABLE_RETRY_SECS);
         }
     }
 }
@@ -611,14 +616,14 @@ async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
     let (Ok(jobs), Ok(keys), Ok(webhooks), Ok(dead_letters)) =
         (jobs(env), kv(env, "API_KEYS"), queue(env, "WEBHOOKS"), queue(env, "WEBHOOKS_DLQ"))
     else {
-        retry(message, 30);
+        retry(message, UNAVAILABLE_RETRY_SECS);
         return;
     };
     let secret = match admission::account(&keys, &hook.account).await {
         Ok(account) => account.and_then(|a| a.webhook_secret),
         Err(e) => {
             worker::console_error!("webhooks: {}: account: {e}", hook.payload.subject());
-            retry(message, 30);
+            retry(message, UNAVAILABLE_RETRY_SECS);
             return;
         }
     };
