@@ -61,6 +61,34 @@ impl Post {
 /// bytes a job.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
+/// An answer's body read chunk by chunk, never past a limit: a wrong or missing
+/// `Content-Length` must neither allocate what never comes nor let a peer send without end.
+#[derive(Debug)]
+pub struct CappedBody {
+    limit: usize,
+    body: Vec<u8>,
+}
+
+impl CappedBody {
+    /// `None` when the answer declares more than `limit`: not worth reading.
+    pub fn start(limit: usize, declared: Option<usize>) -> Option<Self> {
+        (declared.is_none_or(|n| n <= limit)).then(|| Self { limit, body: Vec::new() })
+    }
+
+    /// Adds `chunk`; `false` once the body would pass the limit (stop reading: no answer).
+    pub fn push(&mut self, chunk: &[u8]) -> bool {
+        if self.body.len().saturating_add(chunk.len()) > self.limit {
+            return false;
+        }
+        self.body.extend_from_slice(chunk);
+        true
+    }
+
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+}
+
 /// What an HTTP call answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
@@ -472,6 +500,18 @@ mod tests {
         let sent = http.sent.borrow();
         let (url, body) = sent.last().unwrap();
         (url.clone(), serde_json::from_slice(body).unwrap())
+    }
+
+    #[test]
+    fn an_answer_is_read_up_to_its_limit_and_no_further() {
+        assert!(CappedBody::start(10, Some(11)).is_none(), "declared too long: not read");
+        let mut body = CappedBody::start(10, None).unwrap();
+        assert!(body.push(b"12345") && body.push(b"67890"));
+        assert!(!body.push(b"x"), "one byte over");
+        assert_eq!(body.into_body(), b"1234567890");
+        // A Content-Length that lies short does not let more in.
+        let mut body = CappedBody::start(10, Some(2)).unwrap();
+        assert!(!body.push(&[0; 11]));
     }
 
     #[test]

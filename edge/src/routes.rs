@@ -2,7 +2,10 @@
 //! (with `Allow`) are decided in one place and tested natively.
 
 use serde::Serialize;
-use tailpdf_shared::ApiError;
+use tailpdf_shared::{
+    limits::{MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES},
+    ApiError, ErrorCode,
+};
 
 /// An endpoint of the edge, with the job id from its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,32 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         Err(ApiError::method_not_allowed(method, path, allow))
     }
 }
+
+impl Route<'_> {
+    /// The most bytes of body this endpoint reads: a batch's documents share one request.
+    pub fn body_limit(&self) -> usize {
+        match self {
+            Route::PdfBatch => MAX_BATCH_BODY_BYTES,
+            _ => MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// 413 when a request declares (`Content-Length`) more body than `max`, before any of it is
+/// read; the parsers check the length read too.
+pub fn check_declared_length(declared: Option<usize>, max: usize) -> Result<(), ApiError> {
+    if declared.is_some_and(|n| n > max) {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("The request body is over {max} bytes."),
+        ));
+    }
+    Ok(())
+}
+
+/// Headers on every answer, errors included: each is one account's own (a PDF, a job), so no
+/// cache may keep it.
+pub const EVERY_ANSWER: [(&str, &str); 1] = [("Cache-Control", "no-store")];
 
 /// The body of `GET /`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,6 +151,23 @@ mod tests {
         ] {
             assert_eq!(route("GET", path).unwrap_err().status(), 404, "{path}");
         }
+    }
+
+    #[test]
+    fn a_batch_may_send_more_than_a_single_job_and_a_declared_excess_is_413() {
+        assert_eq!(Route::Pdf.body_limit(), MAX_BODY_BYTES);
+        assert_eq!(Route::JobEvents("01J").body_limit(), MAX_BODY_BYTES);
+        assert_eq!(Route::PdfBatch.body_limit(), MAX_BATCH_BODY_BYTES);
+        let max = Route::Pdf.body_limit();
+        assert!(check_declared_length(None, max).is_ok());
+        assert!(check_declared_length(Some(max), max).is_ok());
+        let e = check_declared_length(Some(max + 1), max).unwrap_err();
+        assert_eq!((e.status(), e.code), (413, ErrorCode::PayloadTooLarge));
+    }
+
+    #[test]
+    fn no_answer_may_be_cached() {
+        assert!(EVERY_ANSWER.contains(&("Cache-Control", "no-store")));
     }
 
     #[test]

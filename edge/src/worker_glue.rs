@@ -19,7 +19,7 @@ use crate::{
     batches::{self, BatchSubmission},
     bindings::{config, kv, limiter, queue, WorkerKv},
     config::EdgeConfig,
-    consumers::{self, Answer, Http, Post, Verdict},
+    consumers::{self, Answer, CappedBody, Http, Post, Verdict},
     events,
     job_object::{self, Ends, ObjectEnds, Routed},
     job_object_class::ObjectJobs,
@@ -127,8 +127,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Ok(response) => (response, None),
         Err(e) => (error_response(&e)?, Some(e.code.as_str())),
     };
-    // Every answer is one account's own (a PDF, a job): no cache may keep it.
-    response.headers_mut().set("Cache-Control", "no-store")?;
+    for (name, value) in routes::EVERY_ANSWER {
+        response.headers_mut().set(name, value)?;
+    }
     let line = crate::access_log::AccessLine {
         method: &method,
         path: &path,
@@ -141,21 +142,11 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Ok(response)
 }
 
-async fn body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
-    body_within(req, tailpdf_shared::limits::MAX_BODY_BYTES).await
-}
-
-/// The body, refused (413) when it declares more than `max` bytes; the parsers check the
-/// length read too.
-async fn body_within(req: &mut Request, max: usize) -> std::result::Result<Vec<u8>, ApiError> {
+/// The body, within `route`'s limit (413 when it declares more).
+async fn body(req: &mut Request, route: Route<'_>) -> std::result::Result<Vec<u8>, ApiError> {
     let declared =
         req.headers().get("Content-Length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(ApiError::new(
-            tailpdf_shared::ErrorCode::PayloadTooLarge,
-            format!("The request body is over {max} bytes."),
-        ));
-    }
+    routes::check_declared_length(declared, route.body_limit())?;
     req.bytes().await.map_err(|_| ApiError::validation("The request body could not be read."))
 }
 
@@ -196,7 +187,7 @@ async fn post_pdf_batch(
     let Submitter { cfg, account, idempotency, no_store } = submitter(req, env).await?;
     let headers =
         SubmitHeaders { idempotency_key: idempotency.as_deref(), no_store, trace: Some(trace) };
-    let body = body_within(req, tailpdf_shared::limits::MAX_BATCH_BODY_BYTES).await?;
+    let body = body(req, Route::PdfBatch).await?;
     let jobs = kv(env, "JOBS")?;
     let render_batches = queue(env, "RENDER_BATCHES")?;
     let limiter = limiter(env)?;
@@ -227,7 +218,7 @@ async fn post_pdf(
     let Submitter { cfg, account, idempotency, no_store } = submitter(req, env).await?;
     let headers =
         SubmitHeaders { idempotency_key: idempotency.as_deref(), no_store, trace: Some(trace) };
-    let body = body(req).await?;
+    let body = body(req, Route::Pdf).await?;
     let jobs = jobs(env)?;
     let render_jobs = queue(env, "RENDER_JOBS")?;
     let limiter = limiter(env)?;
@@ -301,20 +292,14 @@ async fn read_at_most(
         .ok()
         .flatten()
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Ok(None);
-    }
+    let Some(mut body) = CappedBody::start(limit, declared) else { return Ok(None) };
     let mut stream = response.stream().map_err(|e| e.to_string())?;
-    // Not sized by Content-Length: a wrong one must not allocate what never comes.
-    let mut body = Vec::new();
     while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        if body.len() + chunk.len() > limit {
+        if !body.push(&chunk.map_err(|e| e.to_string())?) {
             return Ok(None);
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(Some(body))
+    Ok(Some(body.into_body()))
 }
 
 /// A sync render on the renderer, as `account`'s (so that it shares its tabs fairly).
@@ -396,7 +381,7 @@ async fn post_event(
     path: &str,
 ) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
-    let body = body(req).await?;
+    let body = body(req, Route::JobEvents(id)).await?;
     require_signature(req, &cfg, "POST", path, &body)?;
     let (jobs, webhooks, limiter) = (jobs(env)?, queue(env, "WEBHOOKS")?, limiter(env)?);
     let ack = job_object::apply_event((&jobs, &webhooks, &limiter), &cfg, id, &body).await?;
@@ -432,7 +417,7 @@ async fn post_replay(
     path: &str,
 ) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
-    let body = body(req).await?;
+    let body = body(req, Route::ReplayDeadLetters).await?;
     require_admin_signature(req, &cfg, "POST", path, &body)?;
     let (jobs, webhooks) = (kv(env, "JOBS")?, queue(env, "WEBHOOKS")?);
     let outcome = crate::dead_letters::replay(&jobs, &webhooks, &body).await?;
