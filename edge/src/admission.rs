@@ -7,6 +7,7 @@ use tailpdf_shared::{signing::hash_api_key, trace::TraceParent, ApiError, ErrorC
 
 use crate::{
     config::EdgeConfig,
+    error::EdgeError,
     idempotency::{IdempotencyAnswer, IdempotencyRecord, IdempotencyRequest},
     limits::{check, LimitRequest, Limiter},
     store::{account_key, api_key_key, get_json, Account, Kv, Limits, StoreError},
@@ -26,13 +27,13 @@ pub struct SubmitHeaders<'a> {
 
 /// `X-API-Key` → the account; 401 when missing or unknown. Keys are looked up by their
 /// SHA-256, so no key is ever compared or stored in clear.
-pub async fn authenticate(keys: &impl Kv, api_key: Option<&str>) -> Result<Account, ApiError> {
+pub async fn authenticate(keys: &impl Kv, api_key: Option<&str>) -> Result<Account, EdgeError> {
     let key = api_key.map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| {
         ApiError::unauthorized("X-API-Key is required: send your API key in the X-API-Key header.")
     })?;
-    get_json::<Account>(keys, &api_key_key(&hash_api_key(key)))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("X-API-Key is not valid: check the key you sent."))
+    get_json::<Account>(keys, &api_key_key(&hash_api_key(key))).await?.ok_or_else(|| {
+        ApiError::unauthorized("X-API-Key is not valid: check the key you sent.").into()
+    })
 }
 
 /// The account's webhook secret, for delivery (the queue never carries secrets).
@@ -46,7 +47,7 @@ pub(crate) async fn count_request(
     limiter: &impl Limiter,
     cfg: &EdgeConfig,
     account: &Account,
-) -> Result<Limits, ApiError> {
+) -> Result<Limits, EdgeError> {
     let limits = account.limits.or(cfg.default_limits);
     let per_minute = limits.requests_per_minute.unwrap_or(0);
     if per_minute > 0 {
@@ -93,7 +94,7 @@ pub(crate) async fn idempotency(
     key: Option<&str>,
     body: &[u8],
     made: Made,
-) -> Result<Idempotency, ApiError> {
+) -> Result<Idempotency, EdgeError> {
     let Some(key) = key else { return Ok(Idempotency::Without) };
     let body_sha256 = hex::encode(Sha256::digest(body));
     let record = match made {
@@ -108,8 +109,9 @@ pub(crate) async fn idempotency(
     let key_sha256 = hex::encode(Sha256::digest(key.as_bytes()));
     let claim =
         IdempotencyRequest::Claim { key_sha256: key_sha256.clone(), record: record.clone() };
-    let unavailable =
-        || ApiError::unavailable("Idempotency keys cannot be checked right now; retry shortly.", 5);
+    let unavailable = || {
+        EdgeError::unavailable("Idempotency keys cannot be checked right now; retry shortly.", 5)
+    };
     match limiter.idempotency(&account.account, &claim).await.map_err(|_| unavailable())? {
         IdempotencyAnswer::Claimed => Ok(Idempotency::Claimed(Claim { key_sha256, record })),
         IdempotencyAnswer::Seen { record: seen } if seen.body_sha256 == record.body_sha256 => {
@@ -123,7 +125,8 @@ pub(crate) async fn idempotency(
                     "A request with this Idempotency-Key is still being handled: retry in a \
                      moment to get its result.",
                 )
-            })
+            }
+            .into())
         }
         IdempotencyAnswer::Seen { .. } | IdempotencyAnswer::InProgress { .. } => {
             Err(idempotency_conflict())
@@ -154,10 +157,11 @@ pub(crate) async fn settle(
     }
 }
 
-pub(crate) fn idempotency_conflict() -> ApiError {
+pub(crate) fn idempotency_conflict() -> EdgeError {
     ApiError::new(
         ErrorCode::IdempotencyConflict,
         "This Idempotency-Key was used with a different request body: use a new key for a new \
          request.",
     )
+    .into()
 }

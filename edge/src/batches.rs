@@ -39,7 +39,7 @@ use tailpdf_shared::{
     messages::{BatchRef, RenderJobMessage, SecretUrl, WebhookMessage},
     request::validate_idempotency_key,
     webhook::BatchWebhookPayload,
-    ApiError, JobId, JobStatus, Timestamp,
+    JobId, JobStatus, Timestamp,
 };
 
 use crate::{
@@ -47,6 +47,7 @@ use crate::{
         count_request, idempotency, idempotency_conflict, settle, Idempotency, Made, SubmitHeaders,
     },
     config::EdgeConfig,
+    error::EdgeError,
     idempotency::IdempotencyRecord,
     limits::{BatchRequest, BatchSnapshot, Limiter},
     store::{
@@ -144,7 +145,7 @@ pub async fn submit_batch(
     headers: SubmitHeaders<'_>,
     body: &[u8],
     now: Timestamp,
-) -> Result<SubmittedBatch, ApiError> {
+) -> Result<SubmittedBatch, EdgeError> {
     count_request(limiter, cfg, account).await?;
     let mut batch = parse_batch_request(body, cfg.url_policy)?;
     if let Some(key) = headers.idempotency_key {
@@ -188,7 +189,7 @@ async fn make_batch(
     mut batch: tailpdf_shared::batch::ValidBatch,
     batch_id: JobId,
     now: Timestamp,
-) -> Result<BatchAccepted, ApiError> {
+) -> Result<BatchAccepted, EdgeError> {
     batch.shared.no_store = headers.no_store;
     let total = u32::try_from(batch.documents.len()).unwrap_or(u32::MAX);
     // Every index has one: a ULID is 26 characters and MAX_BATCH_DOCUMENTS fits the index's 4.
@@ -300,8 +301,8 @@ impl Chunk {
     }
 }
 
-fn progress_unavailable(e: StoreError) -> ApiError {
-    ApiError::unavailable(format!("Batch progress is unavailable ({}); retry shortly.", e.0), 5)
+fn progress_unavailable(e: StoreError) -> EdgeError {
+    EdgeError::unavailable(format!("Batch progress is unavailable ({}); retry shortly.", e.0), 5)
 }
 
 /// `GET /batches/{id}`: only the owning account sees the batch; a completed one for the
@@ -313,9 +314,9 @@ pub async fn batch_status(
     account: &Account,
     id: &str,
     now: Timestamp,
-) -> Result<BatchView, ApiError> {
+) -> Result<BatchView, EdgeError> {
     let not_found = || {
-        ApiError::not_found(format!(
+        EdgeError::Unknown(format!(
             "No batch {id} for this API key (batches are kept for an hour after they complete)."
         ))
     };
@@ -363,7 +364,7 @@ pub(crate) async fn report(
     job: &StoredJob,
     batch: &BatchRef,
     ended_by_this: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), EdgeError> {
     let progress = BatchRequest::Progress {
         batch_id: batch.batch_id.clone(),
         index: batch.index,
@@ -398,7 +399,7 @@ async fn queue_batch_webhook_once(
     cfg: &EdgeConfig,
     batch_id: &JobId,
     snapshot: &BatchSnapshot,
-) -> Result<(), ApiError> {
+) -> Result<(), EdgeError> {
     let marker = batch_webhook_queued_key(batch_id);
     if jobs.get(&marker).await?.is_some() {
         return Ok(());
@@ -447,6 +448,7 @@ mod tests {
             Limits, WebhookRecord,
         },
     };
+    use tailpdf_shared::ApiError;
 
     const UPLOAD: &str = "https://b.s3.amazonaws.com/a.pdf?X-Amz-Signature=abc";
 
@@ -464,7 +466,7 @@ mod tests {
         (jobs, queue, limiter): (&MemoryKv, &MemoryQueue<RenderJobMessage>, &MemoryLimiter),
         key: Option<&str>,
         body: &[u8],
-    ) -> Result<BatchSubmission, ApiError> {
+    ) -> Result<BatchSubmission, EdgeError> {
         let headers = SubmitHeaders { idempotency_key: key, ..SubmitHeaders::default() };
         let stores = (jobs, queue, limiter);
         submit_batch(stores, &cfg(), &acct("a"), headers, body, ts(0)).await.map(|s| s.submission)
@@ -716,7 +718,7 @@ mod tests {
             let young = document_job_id(&JobId::from_parts(1_734_258_600 * 1000, 9), 0).unwrap();
             let processing = ev(&JobEvent::Processing { at: ts(1) });
             let e = apply_event(&jobs, &webhooks, &limiter, &c, young.as_str(), &processing).await;
-            let e = e.unwrap_err();
+            let e = ApiError::from(e.unwrap_err());
             assert_eq!((e.status(), e.retry_after_secs), (503, Some(10)));
             let e = crate::jobs::job_spec(&jobs, young.as_str(), ts(1)).await.unwrap_err();
             assert_eq!(e.status(), 503);
@@ -888,7 +890,7 @@ mod tests {
             let again = batch(stores, Some("k"), &body(2)).await.unwrap();
             assert_eq!(again, BatchSubmission::Replayed(first.clone()));
             assert_eq!(queue.0.borrow().len(), 2, "no second batch");
-            let e = batch(stores, Some("k"), &body(3)).await.unwrap_err();
+            let e = ApiError::from(batch(stores, Some("k"), &body(3)).await.unwrap_err());
             assert_eq!((e.status(), e.code), (409, ErrorCode::IdempotencyConflict));
             // One key space with POST /pdf: a key of a job is a conflict here, and back.
             let job = br#"{"content":"x","async":true,"upload_url":"https://b.example.com/a"}"#;
@@ -910,7 +912,8 @@ mod tests {
         run(async {
             let (jobs, queue, limiter) = (MemoryKv::default(), MemoryQueue::default(), lim());
             limiter.down.set(true);
-            let e = batch((&jobs, &queue, &limiter), None, &body(2)).await.unwrap_err();
+            let e =
+                ApiError::from(batch((&jobs, &queue, &limiter), None, &body(2)).await.unwrap_err());
             assert_eq!((e.status(), e.retry_after_secs), (503, Some(5)));
             assert!(queue.0.borrow().is_empty() && jobs.writes.borrow().is_empty());
         });
@@ -1000,7 +1003,7 @@ mod tests {
             assert!(batch_status(&jobs, &limiter, &c, &acct("a"), id, ts(1)).await.is_ok());
             for (account, id) in [("b", id), ("a", "nope"), ("a", "01JFXYZ123456789ABCDEFGH")] {
                 let e = batch_status(&jobs, &limiter, &c, &acct(account), id, ts(1)).await;
-                let e = e.unwrap_err();
+                let e = ApiError::from(e.unwrap_err());
                 assert_eq!(e.status(), 404, "{account} {id}");
                 assert!(e.message.starts_with(&format!("No batch {id} for this API key")));
             }

@@ -20,7 +20,9 @@ use tailpdf_shared::{
 
 use crate::{
     config::EdgeConfig,
-    delivery,
+    dead_letters, delivery,
+    error::EdgeError,
+    events::GAVE_UP_MESSAGE,
     job_object::Ends,
     signed_calls::renderer_call,
     store::{get_json, put_json, stage_key, webhook_key, Kv, Queue},
@@ -106,8 +108,8 @@ pub enum Verdict {
     Retry { delay_secs: u32 },
 }
 
-/// Wait before a message comes back when storage or a queue failed.
-const STORAGE_RETRY_SECS: u32 = 30;
+/// Wait before a message comes back when storage, a queue or a binding failed.
+pub const STORAGE_RETRY_SECS: u32 = 30;
 
 /// Deadline of a `POST /jobs/take`: the renderer answers it at once, whatever the job.
 const TAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -322,6 +324,30 @@ async fn push_group(
     futures::future::join_all(settled).await
 }
 
+/// render-jobs-dlq: every delivery of the job failed (push or pull mode), so the job fails
+/// with its render.failed webhook rather than staying pending until its keys expire.
+pub async fn fail_dead_lettered(
+    ends: &impl Ends,
+    cfg: &EdgeConfig,
+    job: &RenderJobMessage,
+    now: Timestamp,
+) -> Verdict {
+    fail_here(ends, cfg, job, GAVE_UP_MESSAGE.to_owned(), now).await
+}
+
+/// webhooks-dlq: the delivery is kept for an operator to list and replay.
+pub async fn keep_dead_letter(
+    jobs: &impl Kv,
+    hook: &WebhookMessage,
+    cfg: &EdgeConfig,
+    now: Timestamp,
+) -> Verdict {
+    match dead_letters::keep(jobs, hook, now, cfg.dead_letter_ttl_secs).await {
+        Ok(()) => Verdict::Ack,
+        Err(_) => Verdict::Retry { delay_secs: STORAGE_RETRY_SECS },
+    }
+}
+
 /// Fails the job here with `error_message` (its webhook queued as any end's).
 async fn fail_here(
     ends: &impl Ends,
@@ -334,7 +360,7 @@ async fn fail_here(
     match ends.end(cfg, &job.job_id, &event).await {
         Ok(_) => Verdict::Ack,
         // Expired meanwhile: nothing left to fail.
-        Err(e) if e.status() == 404 => Verdict::Ack,
+        Err(EdgeError::Unknown(_)) => Verdict::Ack,
         Err(_) => Verdict::Retry { delay_secs: STORAGE_RETRY_SECS },
     }
 }

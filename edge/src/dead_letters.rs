@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 use tailpdf_shared::{messages::WebhookMessage, ApiError, Timestamp};
 
+use crate::error::EdgeError;
 use crate::store::{
     dead_letter_key, get_json, put_json, Kv, Queue, StoreError, DEAD_LETTER_PREFIX,
 };
@@ -61,7 +62,7 @@ pub async fn keep(
 }
 
 /// `GET /internal/dead-letters`: every kept delivery, oldest first.
-pub async fn list(jobs: &impl Kv) -> Result<Vec<DeadLetterView>, ApiError> {
+pub async fn list(jobs: &impl Kv) -> Result<Vec<DeadLetterView>, EdgeError> {
     let mut views = Vec::new();
     for key in jobs.list(DEAD_LETTER_PREFIX).await? {
         // Expired or replayed since the listing: not shown.
@@ -88,7 +89,7 @@ pub async fn replay(
     jobs: &impl Kv,
     webhooks: &impl Queue<WebhookMessage>,
     body: &[u8],
-) -> Result<ReplayOutcome, ApiError> {
+) -> Result<ReplayOutcome, EdgeError> {
     let request: ReplayRequest = serde_json::from_slice(body).map_err(|e| {
         ApiError::validation(format!("The body must be {{\"webhook_ids\": [...]}}: {e}."))
     })?;

@@ -12,6 +12,7 @@ use tailpdf_shared::{
 
 use crate::{
     config::EdgeConfig,
+    error::EdgeError,
     jobs::unknown,
     limits::{LimitRequest, Limiter},
     store::{
@@ -30,14 +31,14 @@ pub async fn apply_event(
     cfg: &EdgeConfig,
     id: &str,
     body: &[u8],
-) -> Result<EventAck, ApiError> {
+) -> Result<EventAck, EdgeError> {
     let (id, event) = parse_event(id, body)?;
     apply(jobs, webhooks, limiter, cfg, &id, &event).await
 }
 
 /// The job and the event of `POST /internal/jobs/{id}/events`.
-pub fn parse_event(id: &str, body: &[u8]) -> Result<(JobId, JobEvent), ApiError> {
-    let id = JobId::parse(id).map_err(|_| ApiError::not_found("No such job."))?;
+pub fn parse_event(id: &str, body: &[u8]) -> Result<(JobId, JobEvent), EdgeError> {
+    let id = JobId::parse(id).map_err(|_| EdgeError::Unknown("No such job.".into()))?;
     let event: JobEvent = serde_json::from_slice(body)
         .map_err(|e| ApiError::validation(format!("The event is not valid: {e}.")))?;
     Ok((id, event))
@@ -64,14 +65,14 @@ pub(crate) async fn apply(
     cfg: &EdgeConfig,
     id: &JobId,
     event: &JobEvent,
-) -> Result<EventAck, ApiError> {
+) -> Result<EventAck, EdgeError> {
     let Some(mut job) = load_job(jobs, id, WebhookRecord::Skip).await? else {
         const GONE: &str = "No such job (expired?).";
         // A document of a batch whose record is visible here but does not have it: none.
         let batch = parse_document_job_id(id).map(|(batch, _)| batch_key(&batch));
         return Err(match batch {
             Some(key) if jobs.get(&key).await?.is_none() => unknown(id, event.at(), GONE),
-            _ => ApiError::not_found(GONE),
+            _ => EdgeError::Unknown(GONE.into()),
         });
     };
     let transition = job.record.apply(event);
@@ -116,7 +117,7 @@ async fn queue_webhook_once(
     webhooks: &impl Queue<WebhookMessage>,
     cfg: &EdgeConfig,
     job: &StoredJob,
-) -> Result<(), ApiError> {
+) -> Result<(), EdgeError> {
     let (Some(url), Some(payload)) = (&job.base.webhook_url, WebhookPayload::for_job(&job.record))
     else {
         return Ok(());

@@ -27,6 +27,7 @@ use tailpdf_shared::{
 
 use crate::{
     config::EdgeConfig,
+    error::EdgeError,
     events,
     limits::Limiter,
     store::{Kv, Queue, StoreError, JOB_PREFIX},
@@ -71,16 +72,23 @@ pub enum ObjectAnswer {
 }
 
 impl ObjectAnswer {
-    fn error(e: ApiError) -> Self {
+    /// An error crosses to the object's caller in the API's shape...
+    fn error(e: EdgeError) -> Self {
+        let e = ApiError::from(e);
         Self::Error { code: e.code, message: e.message, retry_after_secs: e.retry_after_secs }
     }
 
-    fn into_error(self) -> ApiError {
+    /// ...and is the edge's again on the other side.
+    fn into_error(self) -> EdgeError {
         match self {
-            Self::Error { code, message, retry_after_secs } => {
-                ApiError { retry_after_secs, ..ApiError::new(code, message) }
+            Self::Error { code: ErrorCode::NotFound, message, .. } => EdgeError::Unknown(message),
+            Self::Error { code: ErrorCode::ServiceUnavailable, message, retry_after_secs } => {
+                EdgeError::unavailable(message, retry_after_secs.unwrap_or(5))
             }
-            other => ApiError::unavailable(format!("The job's object answered {other:?}."), 5),
+            Self::Error { code, message, retry_after_secs } => {
+                ApiError { retry_after_secs, ..ApiError::new(code, message) }.into()
+            }
+            other => EdgeError::unavailable(format!("The job's object answered {other:?}."), 5),
         }
     }
 }
@@ -166,7 +174,7 @@ pub async fn event(
     objects: &impl JobObjects,
     id: &JobId,
     event: &JobEvent,
-) -> Result<EventAck, ApiError> {
+) -> Result<EventAck, EdgeError> {
     let request = ObjectRequest::Event { event: event.clone() };
     match objects.call(id, &request).await? {
         ObjectAnswer::Event { ack } => Ok(ack),
@@ -241,7 +249,7 @@ pub trait Ends {
         cfg: &EdgeConfig,
         id: &JobId,
         event: &JobEvent,
-    ) -> Result<EventAck, ApiError>;
+    ) -> Result<EventAck, EdgeError>;
 }
 
 /// Job state in one [`Kv`] (the native tests'): applied there.
@@ -251,7 +259,7 @@ impl<K: Kv, Q: Queue<WebhookMessage>, L: Limiter> Ends for (&K, &Q, &L) {
         cfg: &EdgeConfig,
         id: &JobId,
         event: &JobEvent,
-    ) -> Result<EventAck, ApiError> {
+    ) -> Result<EventAck, EdgeError> {
         let (jobs, webhooks, limiter) = *self;
         events::apply(jobs, webhooks, limiter, cfg, id, event).await
     }
@@ -268,7 +276,7 @@ impl<K: Kv, O: JobObjects, Q: Queue<WebhookMessage>, L: Limiter> Ends
         cfg: &EdgeConfig,
         id: &JobId,
         event: &JobEvent,
-    ) -> Result<EventAck, ApiError> {
+    ) -> Result<EventAck, EdgeError> {
         let Self(jobs, webhooks, limiter) = *self;
         if is_single(id) {
             return self::event(&jobs.objects, id, event).await;
@@ -284,7 +292,7 @@ pub async fn apply_event<K: Kv, O: JobObjects>(
     cfg: &EdgeConfig,
     id: &str,
     body: &[u8],
-) -> Result<EventAck, ApiError> {
+) -> Result<EventAck, EdgeError> {
     let (id, event) = events::parse_event(id, body)?;
     ObjectEnds(jobs, webhooks, limiter).end(cfg, &id, &event).await
 }

@@ -8,7 +8,7 @@ use tailpdf_shared::{
     limits::JOB_TTL_OPEN_SECS,
     messages::{RenderJobMessage, SecretUrl},
     request::validate_idempotency_key,
-    ApiError, Delivery, JobId, JobView, RenderSpec, Timestamp,
+    Delivery, JobId, JobView, RenderSpec, Timestamp,
 };
 
 use crate::{
@@ -16,19 +16,14 @@ use crate::{
         count_request, idempotency, idempotency_conflict, settle, Idempotency, Made, SubmitHeaders,
     },
     config::EdgeConfig,
+    error::EdgeError,
     idempotency::IdempotencyRecord,
     limits::{check, LimitRequest, Limiter},
     store::{
         batch_key, get_json, job_key, load_job, put_json, spec_key, specs_key, Account, JobBase,
-        Kv, Queue, SpecPack, StoreError, WebhookRecord, SPECS_PER_PACK,
+        Kv, Queue, SpecPack, WebhookRecord, SPECS_PER_PACK,
     },
 };
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::unavailable(format!("Job storage is unavailable ({}); retry shortly.", e.0), 5)
-    }
-}
 
 /// What a `POST /pdf` came to, and the fields of it that were ignored (for `X-TailPDF-Ignored`).
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +53,7 @@ pub async fn submit(
     headers: SubmitHeaders<'_>,
     body: &[u8],
     now: Timestamp,
-) -> Result<Submitted, ApiError> {
+) -> Result<Submitted, EdgeError> {
     let limits = count_request(limiter, cfg, account).await?;
     let mut request = tailpdf_shared::parse_pdf_request(body, cfg.url_policy)?;
     // Checked whether or not the request makes a job: a malformed key is a client's mistake.
@@ -97,7 +92,7 @@ async fn submit_job(
     job: NewJob,
     body: &[u8],
     now: Timestamp,
-) -> Result<Submission, ApiError> {
+) -> Result<Submission, EdgeError> {
     let job_id = JobId::generate_at(u64::try_from(now.unix()).unwrap_or(0) * 1000);
     let key = headers.idempotency_key;
     let idempotency = idempotency(limiter, account, key, body, Made::Job(job_id.clone())).await?;
@@ -124,7 +119,7 @@ async fn make_job(
     job: NewJob,
     job_id: JobId,
     now: Timestamp,
-) -> Result<Submission, ApiError> {
+) -> Result<Submission, EdgeError> {
     if in_flight > 0 {
         let start = LimitRequest::StartJob { job_id: job_id.clone(), in_flight };
         check(limiter.ask(&account.account, &start).await, |secs| {
@@ -172,9 +167,9 @@ pub async fn job_status(
     account: &Account,
     id: &str,
     now: Timestamp,
-) -> Result<JobView, ApiError> {
+) -> Result<JobView, EdgeError> {
     let not_found = || {
-        ApiError::not_found(format!(
+        EdgeError::Unknown(format!(
             "No job {id} for this API key (jobs are kept for an hour after they end)."
         ))
     };
@@ -192,26 +187,22 @@ pub async fn job_status(
 /// be open, "not found" may mean "not here yet", so the answer is 503 and the renderer comes
 /// back (a 404 it would take as the job's end, and drop it). A single job's state is its
 /// object's, read back at once: 404 means unknown.
-pub(crate) fn unknown(id: &JobId, now: Timestamp, not_found: &str) -> ApiError {
+pub(crate) fn unknown(id: &JobId, now: Timestamp, not_found: &str) -> EdgeError {
     let young = parse_document_job_id(id)
         .and_then(|(batch, _)| batch.age_secs(now))
         .is_some_and(|age| age < JOB_TTL_OPEN_SECS);
     if young {
-        ApiError::unavailable(
-            "This batch's document is not visible here yet (Workers KV brings another \
-             location's writes up to a minute late); retry shortly.",
-            10,
-        )
+        EdgeError::NotHereYet
     } else {
-        ApiError::not_found(not_found)
+        EdgeError::Unknown(not_found.into())
     }
 }
 
 /// `GET /internal/jobs/{id}/spec`: `job:{id}:spec`, or a batch's document's from its pack
 /// (both read at once). A document's spec not found while its batch's record is not visible
 /// here either is [`unknown`].
-pub async fn job_spec(jobs: &impl Kv, id: &str, now: Timestamp) -> Result<RenderSpec, ApiError> {
-    let id = JobId::parse(id).map_err(|_| ApiError::not_found("No such job."))?;
+pub async fn job_spec(jobs: &impl Kv, id: &str, now: Timestamp) -> Result<RenderSpec, EdgeError> {
+    let id = JobId::parse(id).map_err(|_| EdgeError::Unknown("No such job.".into()))?;
     let document = parse_document_job_id(&id);
     let read_pack = async {
         match &document {
@@ -240,7 +231,7 @@ pub async fn job_spec(jobs: &impl Kv, id: &str, now: Timestamp) -> Result<Render
         None => true,
     };
     if batch_seen {
-        Err(ApiError::not_found("No spec for this job."))
+        Err(EdgeError::Unknown("No spec for this job.".into()))
     } else {
         Err(unknown(&id, now, "No spec for this job."))
     }
@@ -265,6 +256,7 @@ pub(crate) mod tests {
         },
     };
     use sha2::{Digest, Sha256};
+    use tailpdf_shared::ApiError;
     use tailpdf_shared::{
         job::RenderResult, limits::INLINE_SPEC_MAX_BYTES, signing::hash_api_key,
         trace::TraceParent, ErrorCode, JobEvent, JobStatus,
@@ -313,7 +305,7 @@ pub(crate) mod tests {
         idempotency_key: Option<&str>,
         body: &[u8],
         now: Timestamp,
-    ) -> Result<Submission, ApiError> {
+    ) -> Result<Submission, EdgeError> {
         sub_with(&lim(), (jobs, queue), account, idempotency_key, body, now).await
     }
 
@@ -325,7 +317,7 @@ pub(crate) mod tests {
         idempotency_key: Option<&str>,
         body: &[u8],
         now: Timestamp,
-    ) -> Result<Submission, ApiError> {
+    ) -> Result<Submission, EdgeError> {
         let headers = SubmitHeaders { idempotency_key, no_store: false, trace: None };
         submit((jobs, queue, limiter), &cfg(), account, headers, body, now)
             .await
@@ -375,7 +367,7 @@ pub(crate) mod tests {
             // Two a minute: a burst of two, whatever the request, then one every 30 s.
             assert!(post(limited("a", 2, 0), SYNC).await.is_ok());
             assert_eq!(post(limited("a", 2, 0), "not json").await.unwrap_err().status(), 400);
-            let e = post(limited("a", 2, 0), ASYNC).await.unwrap_err();
+            let e = ApiError::from(post(limited("a", 2, 0), ASYNC).await.unwrap_err());
             assert_eq!((e.status(), e.retry_after_secs), (429, Some(30)));
             assert_eq!(e.body().error, "rate_limited");
             assert!(e.message.contains("2 requests a minute"), "{}", e.message);
@@ -416,7 +408,7 @@ pub(crate) mod tests {
                 other => panic!("{other:?}"),
             };
             assert!(matches!(post(None, ASYNC).await.unwrap(), Submission::Accepted(_)));
-            let e = post(None, ASYNC).await.unwrap_err();
+            let e = ApiError::from(post(None, ASYNC).await.unwrap_err());
             assert_eq!((e.status(), e.retry_after_secs), (429, Some(SLOT_RETRY_AFTER_SECS)));
             assert!(e.message.contains("2 async jobs"), "{}", e.message);
             // Neither a replay of a job in flight nor a sync render needs a slot.
@@ -491,7 +483,7 @@ pub(crate) mod tests {
                 .unwrap();
             assert_eq!(authenticate(&keys, Some("dev-api-key")).await.unwrap().account, "dev");
             for key in [None, Some(""), Some("wrong")] {
-                let e = authenticate(&keys, key).await.unwrap_err();
+                let e = ApiError::from(authenticate(&keys, key).await.unwrap_err());
                 assert_eq!(e.status(), 401, "{key:?}");
                 assert!(e.message.contains("X-API-Key"));
             }
@@ -527,7 +519,9 @@ pub(crate) mod tests {
                 .await
                 .unwrap();
             assert!(matches!(s, Submission::Sync(_)));
-            let e = sub(&jobs, &queue, &acct("a"), None, b"{", ts(0)).await.unwrap_err();
+            let e = ApiError::from(
+                sub(&jobs, &queue, &acct("a"), None, b"{", ts(0)).await.unwrap_err(),
+            );
             assert_eq!((e.status(), e.code), (400, ErrorCode::InvalidJson));
             let big = vec![b' '; tailpdf_shared::limits::MAX_BODY_BYTES + 1];
             assert_eq!(
@@ -556,7 +550,7 @@ pub(crate) mod tests {
             assert_eq!(again, Submission::Replayed(first.clone()));
             assert_eq!(queue.0.borrow().len(), 1, "no second job");
             let other = ASYNC.replace("<p>x</p>", "<p>y</p>");
-            let e = sub("a", "k-1", other.clone(), 2).await.unwrap_err();
+            let e = ApiError::from(sub("a", "k-1", other.clone(), 2).await.unwrap_err());
             assert_eq!((e.status(), e.code), (409, ErrorCode::IdempotencyConflict));
             // Another account's key space is its own.
             let b = sub("b", "k-1", other.clone(), 3).await.unwrap();
@@ -609,10 +603,10 @@ pub(crate) mod tests {
                 },
             };
             limiter.idempotency("a", &claim).await.unwrap();
-            let e = sub(&queue, "busy", ASYNC.into(), 2).await.unwrap_err();
+            let e = ApiError::from(sub(&queue, "busy", ASYNC.into(), 2).await.unwrap_err());
             assert_eq!((e.status(), e.retry_after_secs), (409, Some(1)), "{e:?}");
             let other = ASYNC.replace("<p>x</p>", "<p>y</p>");
-            let e = sub(&queue, "busy", other, 2).await.unwrap_err();
+            let e = ApiError::from(sub(&queue, "busy", other, 2).await.unwrap_err());
             assert_eq!((e.status(), e.retry_after_secs), (409, None));
             // Its object out of reach: 503, never a second job.
             limiter.down.set(true);

@@ -1,6 +1,7 @@
 //! The tailpdf edge: the public API as a Cloudflare Worker (Rust compiled to wasm).
 //!
-//! - [`routes`]: which endpoint a request is for (404 and 405 decided there);
+//! - [`routes`]: which endpoint a request is for (404 and 405 decided there), and its body
+//!   limit; [`queue_routes`]: which consumer a queue's delivery is for;
 //! - [`admission`]: what every client request goes through first (API key, requests per
 //!   minute, `Idempotency-Key`), below both of:
 //! - [`jobs`]: `POST /pdf`, `GET /jobs/{id}` and a job's spec for the renderer;
@@ -14,6 +15,9 @@
 //! - [`dead_letters`]: dead-lettered webhooks kept, listed and replayed;
 //! - [`limits`]: per-account requests per minute and jobs in flight (429), batch progress;
 //! - [`access_log`]: the one structured line logged per request;
+//! - [`error`]: the edge's one error type, which becomes the API's error body only at the
+//!   HTTP boundary;
+//! - [`sync_render`]: what the renderer's answer to a sync render means for the client;
 //! - [`config`]: wrangler vars and secrets.
 //!
 //! - [`idempotency`]: `Idempotency-Key`s, kept by each account's object;
@@ -35,6 +39,7 @@ pub mod config;
 pub mod consumers;
 pub mod dead_letters;
 pub mod delivery;
+pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod job_object;

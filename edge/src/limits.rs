@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tailpdf_shared::{limits::JOB_TTL_OPEN_SECS, ApiError, JobId, JobStatus};
 
 use crate::{
+    error::EdgeError,
     idempotency::{IdempotencyAnswer, IdempotencyRequest},
     store::StoreError,
 };
@@ -327,10 +328,10 @@ pub trait Limiter {
 pub(crate) fn check(
     answer: Result<LimitAnswer, StoreError>,
     message: impl FnOnce(u32) -> String,
-) -> Result<(), ApiError> {
+) -> Result<(), EdgeError> {
     match answer {
         Ok(LimitAnswer::Limited { retry_after_secs }) => {
-            Err(ApiError::rate_limited(message(retry_after_secs), retry_after_secs))
+            Err(ApiError::rate_limited(message(retry_after_secs), retry_after_secs).into())
         }
         Ok(LimitAnswer::Allowed) | Err(_) => Ok(()),
     }

@@ -38,10 +38,6 @@ pub fn queue_route(name: &str) -> QueueRoute {
     }
 }
 
-/// When a binding (KV, a queue, an object) or the configuration cannot be had, the delivery
-/// comes back after this long.
-pub const UNAVAILABLE_RETRY_SECS: u32 = 30;
-
 /// What becomes of each message of a delivery from an [`QueueRoute::Unknown`] queue: it
 /// comes back (the Worker logs why) until the operator names the queue right, or Queues moves
 /// it to the queue's dead-letter queue after its retries. Never acknowledged unread.

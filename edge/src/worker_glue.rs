@@ -19,12 +19,11 @@ use crate::{
     batches::{self, BatchSubmission},
     bindings::{config, kv, limiter, queue, WorkerKv},
     config::EdgeConfig,
-    consumers::{self, Answer, CappedBody, Http, Post, Verdict},
-    events,
-    job_object::{self, Ends, ObjectEnds, Routed},
+    consumers::{self, Answer, CappedBody, Http, Post, Verdict, STORAGE_RETRY_SECS},
+    job_object::{self, ObjectEnds, Routed},
     job_object_class::ObjectJobs,
     jobs::{self, Submission},
-    queue_routes::{self, queue_route, QueueRoute, UNAVAILABLE_RETRY_SECS},
+    queue_routes::{self, queue_route, QueueRoute},
     routes::{self, Route},
     signed_calls, sync_render,
 };
@@ -465,35 +464,20 @@ async fn queue_consumer(batch: MessageBatch<Value>, env: Env, _ctx: Context) -> 
     Ok(())
 }
 
-/// render-jobs-dlq: every delivery of this job failed (push or pull mode). The job fails
-/// with its render.failed webhook rather than staying pending until its keys expire.
+/// render-jobs-dlq: the job fails (consumers::fail_dead_lettered).
 async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
     let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs-dlq") else {
         return;
     };
     let (Ok(jobs), Ok(webhooks), Ok(limiter)) = (jobs(env), queue(env, "WEBHOOKS"), limiter(env))
     else {
-        retry(message, UNAVAILABLE_RETRY_SECS);
+        retry(message, STORAGE_RETRY_SECS);
         return;
     };
     let ends = ObjectEnds(&jobs, &webhooks, &limiter);
-    match ends.end(cfg, &job.job_id, &events::gave_up(now())).await {
-        Ok(ack) => {
-            worker::console_warn!(
-                "render-jobs-dlq: {} dead-lettered; job now {:?} (changed: {})",
-                job.job_id,
-                ack.status,
-                ack.applied
-            );
-            message.ack();
-        }
-        // Expired meanwhile: nothing left to fail.
-        Err(e) if e.status() == 404 => message.ack(),
-        Err(e) => {
-            worker::console_error!("render-jobs-dlq: {}: {e}", job.job_id);
-            retry(message, UNAVAILABLE_RETRY_SECS);
-        }
-    }
+    let verdict = consumers::fail_dead_lettered(&ends, cfg, &job, now()).await;
+    worker::console_warn!("render-jobs-dlq: {} dead-lettered: {verdict:?}", job.job_id);
+    settle(message, verdict);
 }
 
 /// The message's body as `T`: JSON text as sent, or (sent before messages were text) a JSON
@@ -568,30 +552,23 @@ async fn push_render_group(cfg: &EdgeConfig, env: &Env, messages: &[worker::Mess
     }
 }
 
-/// webhooks-dlq: the delivery is kept for an operator to list and replay (dead_letters.rs).
+/// webhooks-dlq: the delivery is kept (consumers::keep_dead_letter).
 async fn keep_dead_letter(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
     let Some(hook) = body_or_drop::<WebhookMessage>(message, "webhooks-dlq") else {
         return;
     };
     let Ok(jobs) = kv(env, "JOBS") else {
-        retry(message, UNAVAILABLE_RETRY_SECS);
+        retry(message, STORAGE_RETRY_SECS);
         return;
     };
-    match crate::dead_letters::keep(&jobs, &hook, now(), cfg.dead_letter_ttl_secs).await {
-        Ok(()) => {
-            worker::console_warn!(
-                "webhooks-dlq: {} kept after {} attempts ({})",
-                hook.payload.webhook_id(),
-                hook.attempt,
-                hook.url
-            );
-            message.ack();
-        }
-        Err(e) => {
-            worker::console_error!("webhooks-dlq: {}: {e}", hook.payload.webhook_id());
-            retry(message, UNAVAILABLE_RETRY_SECS);
-        }
-    }
+    let verdict = consumers::keep_dead_letter(&jobs, &hook, cfg, now()).await;
+    worker::console_warn!(
+        "webhooks-dlq: {} after {} attempts ({}): {verdict:?}",
+        hook.payload.webhook_id(),
+        hook.attempt,
+        hook.url
+    );
+    settle(message, verdict);
 }
 
 async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<Value>) {
@@ -601,14 +578,14 @@ async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
     let (Ok(jobs), Ok(keys), Ok(webhooks), Ok(dead_letters)) =
         (jobs(env), kv(env, "API_KEYS"), queue(env, "WEBHOOKS"), queue(env, "WEBHOOKS_DLQ"))
     else {
-        retry(message, UNAVAILABLE_RETRY_SECS);
+        retry(message, STORAGE_RETRY_SECS);
         return;
     };
     let secret = match admission::account(&keys, &hook.account).await {
         Ok(account) => account.and_then(|a| a.webhook_secret),
         Err(e) => {
             worker::console_error!("webhooks: {}: account: {e}", hook.payload.subject());
-            retry(message, UNAVAILABLE_RETRY_SECS);
+            retry(message, STORAGE_RETRY_SECS);
             return;
         }
     };
