@@ -233,10 +233,9 @@ mod jobs {
         job_object::{self, memory::MemoryObjects, Ends, ObjectEnds, Routed},
         jobs::{
             self,
-            tests::{acct, cfg, lim, run},
+            tests::{acct, cfg, run},
             Submission,
         },
-        limits::tests::MemoryLimiter,
         store::memory::MemoryQueue,
     };
 
@@ -244,17 +243,16 @@ mod jobs {
     const RENDERER: Location = "renderer";
     const CONSUMERS: Location = "consumers";
 
-    /// KV across the locations, and the jobs' objects (one each, wherever called from).
+    /// KV across the locations, the jobs' objects (one each, wherever called from) and the
+    /// account's (`objects.limiter`).
     struct World {
         cloud: Cloud,
         objects: MemoryObjects,
-        /// The account's object.
-        account: MemoryLimiter,
     }
 
     /// Cloudflare's worst case the notes give: 60 s between locations.
     fn world() -> World {
-        World { cloud: Cloud::new(60_000), objects: MemoryObjects::default(), account: lim() }
+        World { cloud: Cloud::new(60_000), objects: MemoryObjects::default() }
     }
 
     impl World {
@@ -284,7 +282,7 @@ mod jobs {
             })
             .to_string();
             let headers = SubmitHeaders { idempotency_key, no_store: false, trace: None };
-            let stores = (&self.jobs(location), &queue, &self.account);
+            let stores = (&self.jobs(location), &queue, &self.objects.limiter);
             let submitted =
                 jobs::submit(stores, &cfg(), &acct("a"), headers, body.as_bytes(), self.now())
                     .await
@@ -296,12 +294,53 @@ mod jobs {
             (a.job_id, message)
         }
 
+        /// `POST /pdf/batch` at `location`, every document and the batch with a webhook: the
+        /// batch's id, its documents' ids and their queue messages (none for a replay).
+        async fn submit_batch(
+            &self,
+            location: Location,
+            contents: &[&str],
+            idempotency_key: Option<&str>,
+        ) -> (JobId, Vec<JobId>, Vec<RenderJobMessage>) {
+            let queue = MemoryQueue::default();
+            let documents: Vec<_> = contents
+                .iter()
+                .map(|content| {
+                    serde_json::json!({
+                        "content": content,
+                        "upload_url": "https://b.s3.amazonaws.com/a.pdf?X-Amz-Signature=abc",
+                        "webhook_url": "https://api.example.com/hook",
+                    })
+                })
+                .collect();
+            let body = serde_json::json!({
+                "documents": documents, "webhook_url": "https://api.example.com/batch",
+            })
+            .to_string();
+            let headers = SubmitHeaders { idempotency_key, no_store: false, trace: None };
+            let stores = (&self.jobs(location), &queue, &self.objects.limiter);
+            let submitted = crate::batches::submit_batch(
+                stores,
+                &cfg(),
+                &acct("a"),
+                headers,
+                body.as_bytes(),
+                self.now(),
+            )
+            .await
+            .unwrap();
+            let (crate::batches::BatchSubmission::Accepted(a)
+            | crate::batches::BatchSubmission::Replayed(a)) = submitted.submission;
+            let ids = a.jobs.iter().map(|j| j.job_id.clone()).collect();
+            let messages = queue.0.borrow().clone();
+            (a.batch_id, ids, messages)
+        }
+
         /// A renderer's event, at `location`: the edge's answer's status.
         async fn event(&self, location: Location, id: &JobId, event: &JobEvent) -> u16 {
-            let webhooks = MemoryQueue::default();
             let body = serde_json::to_vec(event).unwrap();
-            let stores = (&self.jobs(location), &webhooks, &self.account);
-            match job_object::apply_event(stores, &cfg(), id.as_str(), &body).await {
+            let jobs = self.jobs(location);
+            match job_object::apply_event(&jobs.objects, &cfg(), id.as_str(), &body).await {
                 Ok(_) => 200,
                 Err(e) => e.status(),
             }
@@ -331,7 +370,7 @@ mod jobs {
             world.cloud.advance_ms(1_000);
             // Was 404 from KV there, which the renderer takes as "the job already ended": the
             // job stayed pending until it expired, no PDF, no webhook.
-            let spec = jobs::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
+            let spec = jobs::job_spec(&world.jobs(RENDERER), id.as_str()).await;
             assert!(spec.unwrap().content.contains("word word"));
         });
     }
@@ -360,9 +399,9 @@ mod jobs {
             // was decided. Both ends used to win at their own location: two webhooks.
             assert_eq!(world.event(RENDERER, &id, &completed(world.now())).await, 200);
             world.cloud.advance_ms(1_500);
-            let (c, webhooks) = (cfg(), MemoryQueue::<WebhookMessage>::default());
+            let c = cfg();
             let consumers = world.jobs(CONSUMERS);
-            let ends = ObjectEnds(&consumers, &webhooks, &world.account);
+            let ends = ObjectEnds(&consumers.objects);
             let ack = ends.end(&c, &id, &events::gave_up(world.now())).await.unwrap();
             assert_eq!((ack.applied, ack.status), (false, JobStatus::Completed), "too late");
             world.cloud.advance_ms(1_000);
@@ -411,22 +450,24 @@ mod jobs {
         });
     }
 
-    /// A batch's documents still keep their state in KV (their batch's object is not built):
-    /// near the renderer, before KV has brought the batch's record, their spec and events are
-    /// answered "not here yet" (503), which the renderer retries, never "gone" (404), which it
-    /// would take as the job's end. Once the record is there (and the cached miss expired),
-    /// they go through.
+    /// A batch's documents keep their state in their batch's object: near the renderer, a
+    /// second after the batch was made near the client, their spec is served and their events
+    /// accepted (with KV, 503 "not here yet" for a minute or more); two ends of one document
+    /// at two locations give one outcome and one webhook; and the client sees each move.
     #[test]
-    fn a_batch_s_document_near_the_renderer_is_not_here_yet_rather_than_gone() {
+    fn a_batch_s_documents_are_served_near_the_renderer_at_once_and_end_once() {
         run(async {
             let world = world();
             let queue = MemoryQueue::default();
             let large = format!("<p>{}</p>", "word ".repeat(15_000));
+            let upload = "https://b.s3.amazonaws.com/a.pdf?X-Amz-Signature=x";
             let body = serde_json::json!({"documents": [
-                {"content": large, "upload_url": "https://b.s3.amazonaws.com/a.pdf?X-Amz-Signature=x"},
+                {"content": large, "upload_url": upload,
+                 "webhook_url": "https://hooks.example.com/doc"},
+                {"content": "<p>small</p>", "upload_url": upload},
             ]})
             .to_string();
-            let stores = (&world.jobs(CLIENT), &queue, &world.account);
+            let stores = (&world.jobs(CLIENT), &queue, &world.objects.limiter);
             let headers = SubmitHeaders::default();
             let batch = crate::batches::submit_batch(
                 stores,
@@ -443,16 +484,24 @@ mod jobs {
             };
             let id = accepted.jobs[0].job_id.clone();
             world.cloud.advance_ms(1_000);
-            let spec = jobs::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
-            assert_eq!(spec.unwrap_err().status(), 503, "not here yet");
-            let processing = JobEvent::Processing { at: world.now() };
-            assert_eq!(world.event(RENDERER, &id, &processing).await, 503);
-            // The record arrived after 60 s; the miss cached at 1 s lasts until 61 s.
-            world.cloud.advance_ms(60_000);
-            let spec = jobs::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
+            let spec = jobs::job_spec(&world.jobs(RENDERER), id.as_str()).await;
             assert!(spec.unwrap().content.contains("word"));
             let processing = JobEvent::Processing { at: world.now() };
             assert_eq!(world.event(RENDERER, &id, &processing).await, 200);
+            world.cloud.advance_ms(1_000);
+            assert_eq!(world.status(CLIENT, &id).await, JobStatus::Processing);
+            // The renderer's `completed` near it, a dead letter's `failed` at the consumers'.
+            assert_eq!(world.event(RENDERER, &id, &completed(world.now())).await, 200);
+            let consumers = world.jobs(CONSUMERS);
+            let ends = ObjectEnds(&consumers.objects);
+            let ack = ends.end(&cfg(), &id, &events::gave_up(world.now())).await.unwrap();
+            assert_eq!((ack.applied, ack.status), (false, JobStatus::Completed), "too late");
+            let hooks = world.objects.webhooks.0.borrow().clone();
+            assert_eq!(hooks.len(), 1, "one webhook: {hooks:?}");
+            world.cloud.advance_ms(1_000);
+            for at in [CLIENT, RENDERER, CONSUMERS] {
+                assert_eq!(world.status(at, &id).await, JobStatus::Completed);
+            }
         });
     }
 
@@ -477,6 +526,16 @@ mod jobs {
         }
     }
 
+    /// Of the 1,000 jobs, the first are single; the rest documents of batches of this many.
+    const SINGLES: usize = 700;
+    const BATCH_DOCUMENTS: usize = 10;
+
+    /// Job `n`'s batch and index, when it is a batch's document.
+    fn document_of(n: usize) -> Option<(usize, usize)> {
+        let d = n.checked_sub(SINGLES)?;
+        Some((d / BATCH_DOCUMENTS, d % BATCH_DOCUMENTS))
+    }
+
     /// What happens to a job, and when (ms on the world's clock).
     #[derive(Debug, Clone)]
     enum Step {
@@ -490,13 +549,14 @@ mod jobs {
         GiveUp,
     }
 
-    /// 1,000 single jobs, client, renderer and consumers at three locations whose KV is 30 to
-    /// 60 s apart; a third with specs over the queue message; events repeated and late; one
-    /// job in ten given up on by the dead-letter consumer at a time of its own (before, during
-    /// or after its render); one in ten without a renderer at all; one in ten submitted twice
-    /// with one `Idempotency-Key`, at two locations. Every job ends once, with one webhook,
-    /// and after every event `GET /jobs` at each location shows the job at least as far as
-    /// the event took it, at once.
+    /// 1,000 jobs (700 single, 300 documents of 30 batches), client, renderer and consumers at
+    /// three locations whose KV is 30 to 60 s apart; a third with specs over the queue message
+    /// (a batch's: in a pack, or on their own over 256 KiB); events repeated and late; one job
+    /// in ten given up on by the dead-letter consumer at a time of its own (before, during or
+    /// after its render); one in ten without a renderer at all; one job or batch in ten
+    /// submitted twice with one `Idempotency-Key`, at two locations. Every job ends once, with
+    /// one webhook, every batch with one `batch.completed`, and after every event `GET /jobs`
+    /// at each location shows the job at least as far as the event took it, at once.
     #[test]
     fn a_thousand_jobs_across_three_locations_end_once_each_with_one_webhook() {
         run(async {
@@ -506,23 +566,31 @@ mod jobs {
                 ("client", "consumers") => 30_000,
                 _ => 45_000,
             };
-            let world = World {
-                cloud: Cloud::with_delays(delays),
-                objects: MemoryObjects::default(),
-                account: lim(),
-            };
+            let world =
+                World { cloud: Cloud::with_delays(delays), objects: MemoryObjects::default() };
             let mut rng = Rng(0x2900_1000);
             let large = format!("<p>{}</p>", "word ".repeat(15_000));
+            // A batch's document over 256 KiB keeps its spec on its own, not in a pack.
+            let huge = format!("<p>{}</p>", "word ".repeat(60_000));
             let mut steps: Vec<(u64, usize, Step)> = Vec::new();
             let mut plans = Vec::new();
             let (mut large_specs, mut replays, mut without_renderer) = (0, 0, 0);
             let mut start = 0;
+            let mut batch_start = 0;
             for n in 0..1_000_usize {
                 start += rng.below(500);
                 let is_large = rng.chance(33);
                 let keyed = rng.chance(10);
                 plans.push((is_large, keyed));
-                steps.push((start, n, Step::Submit));
+                match document_of(n) {
+                    None => steps.push((start, n, Step::Submit)),
+                    // A batch's documents are all made by its first one's submission.
+                    Some((_, 0)) => {
+                        batch_start = start;
+                        steps.push((start, n, Step::Submit));
+                    }
+                    Some(_) => start = batch_start,
+                }
                 let mut at = start + 1_000 + rng.below(5_000);
                 if rng.chance(10) {
                     // No renderer ever ends it: only the dead-letter consumer will.
@@ -567,9 +635,40 @@ mod jobs {
             let (c, dlq_webhooks) = (cfg(), MemoryQueue::<WebhookMessage>::default());
             let mut seen = [(0_u32, 0_u32); 3];
             let mut ids: Vec<Option<JobId>> = vec![None; plans.len()];
+            let mut batch_ids = Vec::new();
             for (at, n, step) in steps {
                 world.cloud.advance_ms(at.saturating_sub(world.cloud.now_ms()));
                 let reached = match step {
+                    Step::Submit if document_of(n).is_some() => {
+                        let documents = n..n + BATCH_DOCUMENTS;
+                        let contents: Vec<&str> = documents
+                            .clone()
+                            .map(|d| match plans[d].0 {
+                                true if d % 2 == 0 => huge.as_str(),
+                                true => large.as_str(),
+                                false => "<p>x</p>",
+                            })
+                            .collect();
+                        let keyed = plans[n].1;
+                        let key = format!("batch-{n}");
+                        let key = keyed.then_some(key.as_str());
+                        let (batch, made, messages) =
+                            world.submit_batch(CLIENT, &contents, key).await;
+                        for (d, message) in documents.clone().zip(&messages) {
+                            assert_eq!(message.spec.is_none(), plans[d].0, "{d}");
+                        }
+                        if keyed {
+                            let (again, _, none) =
+                                world.submit_batch(CONSUMERS, &contents, key).await;
+                            assert_eq!((again, none.len()), (batch.clone(), 0), "one batch");
+                            replays += 1;
+                        }
+                        for (d, id) in documents.zip(made) {
+                            ids[d] = Some(id);
+                        }
+                        batch_ids.push(batch);
+                        continue;
+                    }
                     Step::Submit => {
                         let (is_large, keyed) = plans[n];
                         let content = if is_large { large.as_str() } else { "<p>x</p>" };
@@ -589,8 +688,7 @@ mod jobs {
                     Step::Spec => {
                         // A 404 means the job has ended (given up on first): never "not yet".
                         let id = ids[n].as_ref().unwrap();
-                        let spec =
-                            jobs::job_spec(&world.jobs(RENDERER), id.as_str(), world.now()).await;
+                        let spec = jobs::job_spec(&world.jobs(RENDERER), id.as_str()).await;
                         let ended = world.status(RENDERER, id).await.is_terminal();
                         assert!(spec.is_ok() || ended, "{id}: {:?}", spec.err());
                         continue;
@@ -598,14 +696,15 @@ mod jobs {
                     Step::Event(event) => {
                         let id = ids[n].as_ref().unwrap();
                         let body = serde_json::to_vec(&event).unwrap();
-                        let stores = (&world.jobs(RENDERER), &dlq_webhooks, &world.account);
-                        let ack = job_object::apply_event(stores, &c, id.as_str(), &body).await;
+                        let jobs = world.jobs(RENDERER);
+                        let ack =
+                            job_object::apply_event(&jobs.objects, &c, id.as_str(), &body).await;
                         ack.unwrap_or_else(|e| panic!("{id}: {e:?}")).status
                     }
                     Step::GiveUp => {
                         let id = ids[n].as_ref().unwrap();
                         let consumers = world.jobs(CONSUMERS);
-                        let ends = ObjectEnds(&consumers, &dlq_webhooks, &world.account);
+                        let ends = ObjectEnds(&consumers.objects);
                         let ack = ends.end(&c, id, &events::gave_up(world.now())).await;
                         ack.unwrap_or_else(|e| panic!("{id}: {e:?}")).status
                     }
@@ -638,26 +737,37 @@ mod jobs {
             let (retries, dead) = (MemoryQueue::default(), MemoryQueue::default());
             let queued: Vec<WebhookMessage> = world.objects.webhooks.0.borrow().clone();
             let mut per_job = std::collections::HashMap::new();
+            let mut per_batch = std::collections::HashMap::new();
             for hook in &queued {
                 let at = [CONSUMERS, RENDERER, CLIENT][rng.below(3) as usize];
                 let before = http.0.get();
                 let jobs = world.jobs(at);
                 deliver_webhook(&http, &jobs, (&retries, &dead), &c, hook, None, world.now()).await;
-                let job = hook.payload.job().unwrap();
-                assert!(job.agrees_with(Some(ended[&job.job_id])), "{}", job.job_id);
-                *per_job.entry(job.job_id.clone()).or_insert(0) += http.0.get() - before;
+                let sent = http.0.get() - before;
+                match hook.payload.job() {
+                    Some(job) => {
+                        assert!(job.agrees_with(Some(ended[&job.job_id])), "{}", job.job_id);
+                        *per_job.entry(job.job_id.clone()).or_insert(0) += sent;
+                    }
+                    None => *per_batch.entry(hook.payload.subject().clone()).or_insert(0) += sent,
+                }
             }
             assert_eq!(per_job.len(), 1_000, "a webhook for every job");
             assert!(per_job.values().all(|n| *n == 1), "one webhook each");
+            assert_eq!(per_batch.len(), batch_ids.len(), "a batch.completed for every batch");
+            assert!(per_batch.values().all(|n| *n == 1), "one batch.completed each");
             let figures: Vec<String> = [CLIENT, RENDERER, CONSUMERS]
                 .iter()
                 .zip(seen)
                 .map(|(l, (asked, ok))| format!("{l} {ok}/{asked}"))
                 .collect();
             eprintln!(
-                "1,000 jobs ({large_specs} specs stored, {replays} replays at another location, \
+                "1,000 jobs, {} of them documents of {} batches ({large_specs} specs stored, \
+                 {replays} replays at another location, \
                  {without_renderer} ended by the dead-letter consumer alone): 0 lost, one end \
                  and one webhook each; GET /jobs within 1 s of each event showed it at {}",
+                1_000 - SINGLES,
+                batch_ids.len(),
                 figures.join(", ")
             );
             for (asked, ok) in seen {

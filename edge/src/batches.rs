@@ -14,10 +14,11 @@
 //! `content` alone is large ([`OWN_SPEC_MIN_CONTENT_BYTES`]); the others keep what they add to
 //! the shared parts in the pack of their range of [`SPECS_PER_PACK`] documents
 //! (`batch:{id}:specs:{n}`, [`SpecPack`]), deleted when the last of that range ends. So a
-//! submission makes a bounded number of KV operations whatever the documents (Cloudflare allows
-//! 1,000 per invocation): the API key's read, the `Idempotency-Key`'s read and write, the
-//! record, at most one pack per [`SPECS_PER_PACK`] documents and one spec per
-//! [`OWN_SPEC_MIN_CONTENT_BYTES`] of the body: under 400 ([`SUBMIT_KV_OPERATIONS_MAX`]).
+//! submission writes a bounded number of keys whatever the documents: the record, at most one
+//! pack per [`SPECS_PER_PACK`] documents and one spec per [`OWN_SPEC_MIN_CONTENT_BYTES`] of the
+//! body, under 400 ([`SUBMIT_KV_OPERATIONS_MAX`]). They all belong to the batch's Durable Object
+//! (with its documents' keys: [`crate::job_object`]), which takes them in a request per 8 MiB
+//! ([`Kv::put_many`]): a few subrequests, within the Free plan's 50.
 //!
 //! Documents do not take slots among the account's jobs in flight: the batch's size is bounded
 //! by `MAX_BATCH_DOCUMENTS` and its own requests-per-minute count, and a batch that could only
@@ -26,7 +27,7 @@
 //! Progress lives in the account's Durable Object ([`crate::limits::BatchRequest`]): each job's
 //! move is reported there, forward only; the report that makes every document terminal is
 //! answered `completed_now`, and that event queues the one `batch.completed` webhook (with a
-//! KV marker, as a job's webhook, so that a repeat of an event whose queueing failed queues it).
+//! marker, as a job's webhook, so that a repeat of an event whose queueing failed queues it).
 
 use std::collections::BTreeMap;
 
@@ -52,8 +53,8 @@ use crate::{
     limits::{BatchRequest, BatchSnapshot, Limiter},
     store::{
         batch_key, batch_webhook_queued_key, get_json, pack_range, put_json, spec_key, specs_key,
-        Account, BatchDocument, BatchRecord, Kv, Queue, SpecPack, StoreError, StoredJob,
-        SEND_MANY_MAX_BYTES, SEND_MANY_MAX_MESSAGES, SPECS_PER_PACK,
+        Account, BatchDocument, BatchRecord, Entry, Kv, Queue, SpecPack, StoreError, StoredJob,
+        PUT_MANY_BYTES, SEND_MANY_MAX_BYTES, SEND_MANY_MAX_MESSAGES, SPECS_PER_PACK,
     },
 };
 
@@ -218,23 +219,23 @@ async fn make_batch(
             })
             .collect(),
     };
-    // The documents' jobs are read from here until they end: no job:{id} each.
-    put_json(jobs, &batch_key(&batch_id), &record, JOB_TTL_OPEN_SECS).await?;
+    // The documents' jobs are read from here until they end: no job:{id} each. Written with
+    // the first specs, before any message.
+    let mut out = Outbox::default();
+    out.write(Entry::json(batch_key(&batch_id), &record, JOB_TTL_OPEN_SECS)?);
 
-    // Range by range, the specs that do not travel are written, then the range's messages
-    // join the chunk; chunks go out as Queues' sendBatch takes them, so only one chunk of
-    // messages is held at a time, and a message always finds its spec.
-    let mut chunk = Chunk::default();
+    // Range by range, the specs that do not travel join the writes and the range's messages
+    // the chunk; both go out as they fill (writes first, so that a message always finds its
+    // spec), so only a chunk of each is held at a time.
     for pack in 0..total.div_ceil(SPECS_PER_PACK) {
         let range = pack_range(pack, batch.documents.len());
         let mut parts = BTreeMap::new();
         for index in range.clone() {
             match places[index] {
                 SpecAt::Message => {}
-                // Large: written now rather than held.
                 SpecAt::Own => {
                     let spec = batch.spec(index);
-                    put_json(jobs, &spec_key(&job_ids[index]), &spec, JOB_TTL_OPEN_SECS).await?;
+                    out.write(Entry::json(spec_key(&job_ids[index]), &spec, JOB_TTL_OPEN_SECS)?);
                 }
                 SpecAt::Pack => {
                     parts.insert(
@@ -246,7 +247,10 @@ async fn make_batch(
         }
         if !parts.is_empty() {
             let pack_of = SpecPack { shared: batch.shared.clone(), documents: parts };
-            put_json(jobs, &specs_key(&batch_id, pack), &pack_of, JOB_TTL_OPEN_SECS).await?;
+            out.write(Entry::json(specs_key(&batch_id, pack), &pack_of, JOB_TTL_OPEN_SECS)?);
+        }
+        if out.writes_full() {
+            out.flush_writes(jobs).await?;
         }
         for index in range {
             let document = &batch.documents[index];
@@ -259,16 +263,63 @@ async fn make_batch(
             message.traceparent = headers.trace.map(|t| t.child().header());
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             message.batch = Some(BatchRef { batch_id: batch_id.clone(), index });
-            let size = json_len(&message).min(SEND_MANY_MAX_BYTES);
-            if !chunk.fits(size) {
-                chunk.flush(render_batches).await?;
-            }
-            chunk.push(message, size);
+            out.send(jobs, render_batches, message).await?;
         }
     }
-    chunk.flush(render_batches).await?;
+    out.flush(jobs, render_batches).await?;
 
     Ok(BatchAccepted::new(batch_id, &job_ids))
+}
+
+/// What a submission has yet to write and send: the writes go out before the messages.
+#[derive(Default)]
+struct Outbox {
+    writes: Vec<Entry>,
+    write_bytes: usize,
+    chunk: Chunk,
+}
+
+impl Outbox {
+    fn write(&mut self, entry: Entry) {
+        self.write_bytes += entry.key.len() + entry.value.len();
+        self.writes.push(entry);
+    }
+
+    /// Enough writes for one request to the batch's object.
+    fn writes_full(&self) -> bool {
+        self.write_bytes >= PUT_MANY_BYTES
+    }
+
+    async fn flush_writes(&mut self, jobs: &impl Kv) -> Result<(), StoreError> {
+        if !self.writes.is_empty() {
+            jobs.put_many(&self.writes).await?;
+        }
+        (self.writes, self.write_bytes) = (Vec::new(), 0);
+        Ok(())
+    }
+
+    async fn send(
+        &mut self,
+        jobs: &impl Kv,
+        render_batches: &impl Queue<RenderJobMessage>,
+        message: RenderJobMessage,
+    ) -> Result<(), StoreError> {
+        let size = json_len(&message).min(SEND_MANY_MAX_BYTES);
+        if !self.chunk.fits(size) {
+            self.flush(jobs, render_batches).await?;
+        }
+        self.chunk.push(message, size);
+        Ok(())
+    }
+
+    async fn flush(
+        &mut self,
+        jobs: &impl Kv,
+        render_batches: &impl Queue<RenderJobMessage>,
+    ) -> Result<(), StoreError> {
+        self.flush_writes(jobs).await?;
+        self.chunk.flush(render_batches).await
+    }
 }
 
 /// Messages that go in one `sendBatch`.
@@ -579,13 +630,13 @@ mod tests {
                 [batch_key(&b.batch_id), spec_key(ids[0]), specs_key(&b.batch_id, 0)]
             );
             for (id, content) in [(ids[0], &huge), (ids[1], &large)] {
-                let spec = crate::jobs::job_spec(&jobs, id.as_str(), ts(0)).await.unwrap();
+                let spec = crate::jobs::job_spec(&jobs, id.as_str()).await.unwrap();
                 assert_eq!(
                     (&spec.content, spec.pdf_options.format.as_deref()),
                     (content, Some("A5"))
                 );
             }
-            let e = crate::jobs::job_spec(&jobs, ids[2].as_str(), ts(0)).await.unwrap_err();
+            let e = crate::jobs::job_spec(&jobs, ids[2].as_str()).await.unwrap_err();
             assert_eq!(e.status(), 404, "it travels in its message");
             let pack: SpecPack =
                 get_json(&jobs, &specs_key(&b.batch_id, 0)).await.unwrap().unwrap();
@@ -713,15 +764,14 @@ mod tests {
                 let e = apply_event(&jobs, &webhooks, &limiter, &c, id.as_str(), &processing).await;
                 assert_eq!(e.unwrap_err().status(), 404);
             }
-            // A young batch not seen here may be one whose record KV has not brought yet: 503,
-            // so that the renderer comes back rather than drop the job.
+            // A young batch's that was never made: its batch's object, read back at once, does
+            // not have it.
             let young = document_job_id(&JobId::from_parts(1_734_258_600 * 1000, 9), 0).unwrap();
             let processing = ev(&JobEvent::Processing { at: ts(1) });
             let e = apply_event(&jobs, &webhooks, &limiter, &c, young.as_str(), &processing).await;
-            let e = ApiError::from(e.unwrap_err());
-            assert_eq!((e.status(), e.retry_after_secs), (503, Some(10)));
-            let e = crate::jobs::job_spec(&jobs, young.as_str(), ts(1)).await.unwrap_err();
-            assert_eq!(e.status(), 503);
+            assert_eq!(e.unwrap_err().status(), 404);
+            let e = crate::jobs::job_spec(&jobs, young.as_str()).await.unwrap_err();
+            assert_eq!(e.status(), 404);
             // The batch's id itself is no job.
             let e = job_status(&jobs, &c, &acct("a"), a.batch_id.as_str(), ts(1)).await;
             assert_eq!(e.unwrap_err().status(), 404);
@@ -813,7 +863,7 @@ mod tests {
                 MemoryQueue::default(),
             );
             for (i, job) in a.jobs.iter().enumerate() {
-                let spec = crate::jobs::job_spec(&jobs, job.job_id.as_str(), ts(0)).await.unwrap();
+                let spec = crate::jobs::job_spec(&jobs, job.job_id.as_str()).await.unwrap();
                 assert_eq!(spec.content, format!("<p>{i}</p>"));
                 assert!(spec.config.is_some(), "with the shared parts");
             }
@@ -835,8 +885,7 @@ mod tests {
             end(6).await;
             assert_eq!(*jobs.deletes.borrow(), [packs[0].clone()]);
             assert!(jobs.get(&packs[1]).await.unwrap().is_some(), "another range's");
-            let e =
-                crate::jobs::job_spec(&jobs, a.jobs[6].job_id.as_str(), ts(0)).await.unwrap_err();
+            let e = crate::jobs::job_spec(&jobs, a.jobs[6].job_id.as_str()).await.unwrap_err();
             assert_eq!(e.status(), 404);
             // A repeated end deletes again (the first delete may have failed).
             end(6).await;

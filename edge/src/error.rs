@@ -13,10 +13,6 @@ pub enum EdgeError {
     /// No such job or batch for this caller, or no longer: 404, saying this.
     #[error("unknown: {0}")]
     Unknown(String),
-    /// A batch's document not visible at this location yet (Workers KV brings another
-    /// location's writes up to a minute late): 503, so that its caller comes back.
-    #[error("not visible here yet")]
-    NotHereYet,
     /// What the edge keeps could not be read or written (KV, a queue, a Durable Object).
     #[error(transparent)]
     Storage(#[from] StoreError),
@@ -47,11 +43,6 @@ impl From<EdgeError> for ApiError {
         match e {
             EdgeError::Refused(e) => e,
             EdgeError::Unknown(message) => ApiError::not_found(message),
-            EdgeError::NotHereYet => ApiError::unavailable(
-                "This batch's document is not visible here yet (Workers KV brings another \
-                 location's writes up to a minute late); retry shortly.",
-                10,
-            ),
             EdgeError::Storage(e) => ApiError::unavailable(
                 format!("Job storage is unavailable ({}); retry shortly.", e.0),
                 5,
@@ -71,8 +62,6 @@ mod tests {
     fn each_error_is_answered_with_its_status_and_says_what_to_do() {
         let unknown = ApiError::from(EdgeError::Unknown("No job x.".into()));
         assert_eq!((unknown.status(), unknown.message.as_str()), (404, "No job x."));
-        let later = ApiError::from(EdgeError::NotHereYet);
-        assert_eq!((later.status(), later.retry_after_secs), (503, Some(10)));
         let down = ApiError::from(EdgeError::Storage(StoreError("KV timed out".into())));
         assert_eq!((down.status(), down.retry_after_secs), (503, Some(5)));
         assert!(down.message.contains("retry"), "{}", down.message);

@@ -3,7 +3,6 @@
 //! webhook, frees its slot and reports to its batch.
 
 use tailpdf_shared::{
-    batch::parse_document_job_id,
     limits::JOB_TTL_OPEN_SECS,
     messages::{EventAck, WebhookMessage},
     webhook::WebhookPayload,
@@ -13,11 +12,10 @@ use tailpdf_shared::{
 use crate::{
     config::EdgeConfig,
     error::EdgeError,
-    jobs::unknown,
     limits::{LimitRequest, Limiter},
     store::{
-        batch_key, job_key, load_job, put_json, spec_key, stage_key, webhook_queued_key, Kv, Queue,
-        StoredJob, WebhookRecord,
+        job_key, load_job, put_json, spec_key, stage_key, webhook_queued_key, Kv, Queue, StoredJob,
+        WebhookRecord,
     },
 };
 
@@ -67,13 +65,7 @@ pub(crate) async fn apply(
     event: &JobEvent,
 ) -> Result<EventAck, EdgeError> {
     let Some(mut job) = load_job(jobs, id, WebhookRecord::Skip).await? else {
-        const GONE: &str = "No such job (expired?).";
-        // A document of a batch whose record is visible here but does not have it: none.
-        let batch = parse_document_job_id(id).map(|(batch, _)| batch_key(&batch));
-        return Err(match batch {
-            Some(key) if jobs.get(&key).await?.is_none() => unknown(id, event.at(), GONE),
-            _ => EdgeError::Unknown(GONE.into()),
-        });
+        return Err(EdgeError::Unknown("No such job (expired?).".into()));
     };
     let transition = job.record.apply(event);
     if transition.is_applied() {

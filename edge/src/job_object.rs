@@ -1,22 +1,20 @@
 //! Each single job's keys live in the job's own Durable Object (binding `JOB_OBJECTS`, class
-//! `JobObject`), its one writer: it handles one request at a time and reads back its own
-//! writes wherever the call came from, where KV shows another location's write up to a minute
-//! late and caches a miss for a minute (docs/JOBS-ACROSS-LOCATIONS.md). So the renderer gets a
-//! spec written near the client, its events find the job, two ends racing at two locations
-//! give one outcome, and `GET /jobs` anywhere shows every transition at once.
+//! `JobObject`), and a batch's keys and all its documents' in the batch's: one writer per job,
+//! which handles one request at a time and reads back its own writes wherever the call came
+//! from, where KV shows another location's write up to a minute late and caches a miss for a
+//! minute (docs/JOBS-ACROSS-LOCATIONS.md). So the renderer gets a spec written near the
+//! client, its events find the job, two ends racing at two locations give one outcome, and
+//! `GET /jobs` anywhere shows every transition at once.
 //!
-//! - [`ObjectRequest`] is what the edge asks a job's object: a key's value, to keep or drop
-//!   one, or to apply an event. Events run inside the object ([`handle`]): the state machine's
-//!   read, write and webhook happen with no other request of the job in between.
-//! - [`Routed`] is the edge's [`Kv`] for job state: the keys of a single job (`job:{id}`,
-//!   `job:{id}:…`) go to its object, everything else (a batch's records, its documents' keys,
-//!   dead letters) to Workers KV as before.
+//! - [`ObjectRequest`] is what the edge asks an object: a key's value, to keep or drop one or
+//!   many, or to apply an event to one of its jobs. Events run inside the object ([`handle`]):
+//!   the state machine's read, write and webhook happen with no other request of the job (or
+//!   of its batch) in between.
+//! - [`Routed`] is the edge's [`Kv`] for job state: a job's keys (`job:{id}`, `job:{id}:…`)
+//!   and a batch's (`batch:{id}`, `batch:{id}:…`) go to their object ([`owner`]), everything
+//!   else (dead letters) to Workers KV.
 //! - [`Ends`] is where a job's events are applied, the renderer's and the ends decided at the
-//!   edge (the push consumer's last attempt, a dead letter): in the job's object for a single
-//!   job.
-//!
-//! A batch's documents stay in KV for now (their job ids carry the batch's; the batch's own
-//! object is the next step).
+//!   edge (the push consumer's last attempt, a dead letter): in the job's object.
 
 use serde::{Deserialize, Serialize};
 use tailpdf_shared::{
@@ -30,7 +28,7 @@ use crate::{
     error::EdgeError,
     events,
     limits::Limiter,
-    store::{Kv, Queue, StoreError, JOB_PREFIX},
+    store::{put_parts, Entry, Kv, Queue, StoreError, BATCH_PREFIX, JOB_PREFIX, PUT_MANY_BYTES},
 };
 
 /// What the edge asks a job's object.
@@ -54,9 +52,16 @@ pub enum ObjectRequest {
     Delete {
         key: String,
     },
-    /// Moves the job forward (crate::events::apply), in the object.
+    /// Several keys written at once (a batch's record and specs at submission): one request.
+    PutMany {
+        entries: Vec<Entry>,
+    },
+    /// Moves a job forward (crate::events::apply), in the object: the object's own job, or
+    /// one of its batch's documents.
     Event {
         event: JobEvent,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_id: Option<JobId>,
     },
 }
 
@@ -119,16 +124,22 @@ pub fn parts(value: &str, max: usize) -> Vec<&str> {
     parts
 }
 
-/// The job a key belongs to, when that job is a single one (a batch's documents stay in KV).
+/// The object that keeps `key`: its job's ([`object_of`]) or its batch's; `None` for a key of
+/// neither (dead letters: Workers KV's).
 pub fn owner(key: &str) -> Option<JobId> {
-    let rest = key.strip_prefix(JOB_PREFIX)?;
-    let id = JobId::parse(rest.split(':').next()?).ok()?;
-    is_single(&id).then_some(id)
+    let (id, of_job) = match (key.strip_prefix(JOB_PREFIX), key.strip_prefix(BATCH_PREFIX)) {
+        (Some(rest), _) => (rest, true),
+        (_, Some(rest)) => (rest, false),
+        _ => return None,
+    };
+    let id = JobId::parse(id.split(':').next()?).ok()?;
+    Some(if of_job { object_of(&id) } else { id })
 }
 
-/// Whether `id` is a single job's (its state in its object), not a batch's document's.
-pub fn is_single(id: &JobId) -> bool {
-    parse_document_job_id(id).is_none()
+/// The object that keeps job `id`: its own, or its batch's for a batch's document (whose id
+/// carries the batch's), so that a 1,000-document batch is one object.
+pub fn object_of(id: &JobId) -> JobId {
+    parse_document_job_id(id).map_or_else(|| id.clone(), |(batch, _)| batch)
 }
 
 /// Runs `request` in job `id`'s object; `own` is the object's storage.
@@ -153,9 +164,11 @@ pub async fn handle(
             Err(e) => ObjectAnswer::error(e.into()),
         },
         ObjectRequest::Put { key, value, ttl_secs } => done(own.put(&key, &value, ttl_secs).await),
+        ObjectRequest::PutMany { entries } => done(own.put_many(&entries).await),
         ObjectRequest::Delete { key } => done(own.delete(&key).await),
-        ObjectRequest::Event { event } => {
-            match events::apply(own, webhooks, limiter, cfg, id, &event).await {
+        ObjectRequest::Event { event, job_id } => {
+            let job = job_id.as_ref().unwrap_or(id);
+            match events::apply(own, webhooks, limiter, cfg, job, &event).await {
                 Ok(ack) => ObjectAnswer::Event { ack },
                 Err(e) => ObjectAnswer::error(e),
             }
@@ -169,20 +182,22 @@ pub trait JobObjects {
     async fn call(&self, id: &JobId, request: &ObjectRequest) -> Result<ObjectAnswer, StoreError>;
 }
 
-/// Applies `event` to single job `id` in its object.
+/// Applies `event` to job `id` in its object.
 pub async fn event(
     objects: &impl JobObjects,
     id: &JobId,
     event: &JobEvent,
 ) -> Result<EventAck, EdgeError> {
-    let request = ObjectRequest::Event { event: event.clone() };
-    match objects.call(id, &request).await? {
+    let object = object_of(id);
+    let job_id = (object != *id).then(|| id.clone());
+    let request = ObjectRequest::Event { event: event.clone(), job_id };
+    match objects.call(&object, &request).await? {
         ObjectAnswer::Event { ack } => Ok(ack),
         other => Err(other.into_error()),
     }
 }
 
-/// Job state where it lives: a single job's keys in its object, the rest in KV.
+/// Job state where it lives: a job's and a batch's keys in their object, the rest in KV.
 pub struct Routed<K, O> {
     pub kv: K,
     pub objects: O,
@@ -217,13 +232,35 @@ impl<K: Kv, O: JobObjects> Kv for Routed<K, O> {
         self.keyed(&id, ObjectRequest::Delete { key: key.to_owned() }).await.map(drop)
     }
 
+    /// Each object's entries in one request (in parts of at most [`PUT_MANY_BYTES`]), KV's as
+    /// KV takes them.
+    async fn put_many(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        let mut by_owner: Vec<(Option<JobId>, Vec<Entry>)> = Vec::new();
+        for entry in entries {
+            let owner = owner(&entry.key);
+            match by_owner.iter_mut().find(|(o, _)| *o == owner) {
+                Some((_, group)) => group.push(entry.clone()),
+                None => by_owner.push((owner, vec![entry.clone()])),
+            }
+        }
+        for (owner, group) in by_owner {
+            let Some(id) = owner else {
+                self.kv.put_many(&group).await?;
+                continue;
+            };
+            for part in put_parts(group, PUT_MANY_BYTES) {
+                self.keyed(&id, ObjectRequest::PutMany { entries: part }).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Lists KV only: nothing lists a job's keys (dead letters are listed, and live in KV).
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.kv.list(prefix).await
     }
 
-    /// Keys of one single job: one request to its object. Keys of none: KV's. Mixed: each
-    /// where it lives.
+    /// Keys of one object: one request to it. Keys of none: KV's. Mixed: each where it lives.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
         let owners: Vec<Option<JobId>> = keys.iter().map(|k| owner(k)).collect();
         match owners.first() {
@@ -265,36 +302,30 @@ impl<K: Kv, Q: Queue<WebhookMessage>, L: Limiter> Ends for (&K, &Q, &L) {
     }
 }
 
-/// The Worker's: a single job's end in its object, a document's where its batch keeps it.
-pub struct ObjectEnds<'a, K, O, Q, L>(pub &'a Routed<K, O>, pub &'a Q, pub &'a L);
+/// The Worker's: a job's end in its object (a document's in its batch's).
+pub struct ObjectEnds<'a, O>(pub &'a O);
 
-impl<K: Kv, O: JobObjects, Q: Queue<WebhookMessage>, L: Limiter> Ends
-    for ObjectEnds<'_, K, O, Q, L>
-{
+impl<O: JobObjects> Ends for ObjectEnds<'_, O> {
     async fn end(
         &self,
         cfg: &EdgeConfig,
         id: &JobId,
         event: &JobEvent,
     ) -> Result<EventAck, EdgeError> {
-        let Self(jobs, webhooks, limiter) = *self;
-        if is_single(id) {
-            return self::event(&jobs.objects, id, event).await;
-        }
-        events::apply(jobs, webhooks, limiter, cfg, id, event).await
+        let _ = cfg; // the object has its own
+        self::event(self.0, id, event).await
     }
 }
 
-/// `POST /internal/jobs/{id}/events`: a single job's event applied in its object, a batch's
-/// document's as before.
-pub async fn apply_event<K: Kv, O: JobObjects>(
-    (jobs, webhooks, limiter): (&Routed<K, O>, &impl Queue<WebhookMessage>, &impl Limiter),
+/// `POST /internal/jobs/{id}/events`: applied in the job's object.
+pub async fn apply_event(
+    objects: &impl JobObjects,
     cfg: &EdgeConfig,
     id: &str,
     body: &[u8],
 ) -> Result<EventAck, EdgeError> {
     let (id, event) = events::parse_event(id, body)?;
-    ObjectEnds(jobs, webhooks, limiter).end(cfg, &id, &event).await
+    ObjectEnds(objects).end(cfg, &id, &event).await
 }
 
 #[cfg(test)]
@@ -347,7 +378,7 @@ mod tests {
     };
 
     #[test]
-    fn a_single_job_lives_in_its_object_and_a_batch_s_documents_in_kv() {
+    fn a_single_job_lives_in_its_object() {
         run(async {
             let (kv, objects) = (MemoryKv::default(), memory::MemoryObjects::default());
             let jobs = Routed { kv: &kv, objects: &objects };
@@ -373,24 +404,86 @@ mod tests {
             assert_eq!(view.unwrap().status, tailpdf_shared::JobStatus::Pending);
             assert_eq!(objects.asked.get() - before, 1);
             // Its events, through the object; its end deletes the spec there.
-            let webhooks = MemoryQueue::default();
             for event in [
                 JobEvent::Processing { at: ts(1) },
                 JobEvent::Failed { at: ts(2), error_message: "x".into() },
             ] {
                 let body = serde_json::to_vec(&event).unwrap();
                 let c = cfg();
-                let ack = apply_event((&jobs, &webhooks, &limiter), &c, id.as_str(), &body).await;
+                let ack = apply_event(&jobs.objects, &c, id.as_str(), &body).await;
                 assert!(ack.unwrap().applied);
             }
             assert!(own.get(&format!("job:{id}:spec")).await.unwrap().is_none());
             assert!(kv.entries.borrow().is_empty(), "still nothing in KV");
             assert_eq!(objects.webhooks.0.borrow().len(), 0, "no webhook URL, no webhook");
-            // A batch's document: its keys are KV's.
-            let document = tailpdf_shared::batch::document_job_id(&id, 0).unwrap();
-            jobs.put(&format!("job:{document}:spec"), "{}", 60).await.unwrap();
-            assert!(kv.entries.borrow().contains_key(&format!("job:{document}:spec")));
+            // Dead letters are KV's.
+            jobs.put("dead:msg_x", "{}", 60).await.unwrap();
+            assert!(kv.entries.borrow().contains_key("dead:msg_x"));
         });
+    }
+
+    #[test]
+    fn a_batch_is_written_to_its_object_in_one_request_and_its_documents_live_there() {
+        run(async {
+            let (kv, objects) = (MemoryKv::default(), memory::MemoryObjects::default());
+            let jobs = Routed { kv: &kv, objects: &objects };
+            let queue = MemoryQueue::default();
+            // 20 documents, half with specs too large for their messages (in packs).
+            let large = format!("<p>{}</p>", "word ".repeat(15_000));
+            let documents: Vec<_> = (0..20)
+                .map(|i| {
+                    let content = if i % 2 == 0 { large.as_str() } else { "<p>x</p>" };
+                    serde_json::json!({"content": content,
+                        "upload_url": "https://b.s3.amazonaws.com/a.pdf?X-Amz-Signature=abc"})
+                })
+                .collect();
+            let body = serde_json::json!({ "documents": documents }).to_string();
+            let stores = (&jobs, &queue, &objects.limiter);
+            let headers = admission::SubmitHeaders::default();
+            let submitted = crate::batches::submit_batch(
+                stores,
+                &cfg(),
+                &acct("a"),
+                headers,
+                body.as_bytes(),
+                ts(0),
+            )
+            .await
+            .unwrap();
+            assert_eq!(objects.asked.get(), 1, "the record and 3 packs: one request");
+            assert!(kv.entries.borrow().is_empty(), "nothing of it in KV");
+            let crate::batches::BatchSubmission::Accepted(batch) = submitted.submission else {
+                unreachable!()
+            };
+            let own = objects.storage.borrow()[&batch.batch_id].clone();
+            assert_eq!(own.entries.borrow().len(), 4);
+            // A document's spec, its event and its state: all in the batch's object.
+            let document = &batch.jobs[0].job_id;
+            assert!(jobs::job_spec(&jobs, document.as_str())
+                .await
+                .unwrap()
+                .content
+                .contains("word"));
+            let body = serde_json::to_vec(&JobEvent::Processing { at: ts(1) }).unwrap();
+            let ack = apply_event(&jobs.objects, &cfg(), document.as_str(), &body).await;
+            assert!(ack.unwrap().applied);
+            assert!(own.entries.borrow().contains_key(&format!("job:{document}:processing")));
+            let view = jobs::job_status(&jobs, &cfg(), &acct("a"), document.as_str(), ts(2)).await;
+            assert_eq!(view.unwrap().status, tailpdf_shared::JobStatus::Processing);
+            assert_eq!(objects.storage.borrow().len(), 1, "one object for the whole batch");
+            assert!(kv.entries.borrow().is_empty(), "still nothing in KV");
+        });
+    }
+
+    #[test]
+    fn many_writes_go_in_requests_of_bounded_size() {
+        let entry = |n: usize| Entry { key: format!("k{n}"), value: "v".repeat(n), ttl_secs: 60 };
+        assert!(put_parts(Vec::new(), 10).is_empty());
+        let groups = put_parts(vec![entry(3), entry(4), entry(20), entry(1)], 11);
+        let sizes: Vec<Vec<usize>> =
+            groups.iter().map(|g| g.iter().map(|e| e.value.len()).collect()).collect();
+        // "k3"+3 and "k4"+4 fill 11 bytes; 20 is alone (larger than a part), and 1 after it.
+        assert_eq!(sizes, [vec![3, 4], vec![20], vec![1]]);
     }
 
     #[test]
@@ -407,14 +500,18 @@ mod tests {
     }
 
     #[test]
-    fn a_single_job_s_keys_are_its_object_s_and_a_document_s_stay_in_kv() {
+    fn a_single_job_s_keys_are_its_object_s_and_a_document_s_its_batch_s() {
         let single = JobId::from_parts(1_764_230_000_000, 7);
         assert_eq!(owner(&format!("job:{single}")), Some(single.clone()));
         assert_eq!(owner(&format!("job:{single}:spec")), Some(single.clone()));
-        assert_eq!(owner(&format!("job:{single}:webhook_queued:completed")), Some(single.clone()));
-        let document = tailpdf_shared::batch::document_job_id(&single, 3).unwrap();
-        assert_eq!(owner(&format!("job:{document}:end")), None);
-        assert_eq!(owner(&format!("batch:{single}")), None);
+        assert_eq!(owner(&format!("job:{single}:webhook_queued:completed")), Some(single));
+        let batch = JobId::from_parts(1_764_230_000_000, 8);
+        let document = tailpdf_shared::batch::document_job_id(&batch, 3).unwrap();
+        assert_eq!(owner(&format!("job:{document}:end")), Some(batch.clone()));
+        assert_eq!(owner(&format!("job:{document}:spec")), Some(batch.clone()));
+        assert_eq!(owner(&format!("batch:{batch}")), Some(batch.clone()));
+        assert_eq!(owner(&format!("batch:{batch}:specs:3")), Some(batch.clone()));
+        assert_eq!(owner(&format!("batch:{batch}:webhook_queued")), Some(batch));
         assert_eq!(owner("dead:msg_x"), None);
         assert_eq!(owner("job:not-an-id"), None);
     }

@@ -1,7 +1,7 @@
-//! The Durable Object that keeps one single job's keys (binding `JOB_OBJECTS`, class
-//! `JobObject`), and the edge's way to it ([`ObjectJobs`]). What it does is
-//! [`crate::job_object::handle`]; this is the glue. Its storage is forgotten a day after the
-//! job began ([`KEPT_MS`]), by an alarm.
+//! The Durable Object that keeps one single job's keys, or one batch's and its documents'
+//! (binding `JOB_OBJECTS`, class `JobObject`), and the edge's way to it ([`ObjectJobs`]). What
+//! it does is [`crate::job_object::handle`]; this is the glue. Its storage is forgotten a day
+//! after the job or batch began ([`KEPT_MS`]), by an alarm.
 
 use std::time::Duration;
 

@@ -20,8 +20,8 @@ use crate::{
     idempotency::IdempotencyRecord,
     limits::{check, LimitRequest, Limiter},
     store::{
-        batch_key, get_json, job_key, load_job, put_json, spec_key, specs_key, Account, JobBase,
-        Kv, Queue, SpecPack, WebhookRecord, SPECS_PER_PACK,
+        get_json, job_key, load_job, put_json, spec_key, specs_key, Account, JobBase, Kv, Queue,
+        SpecPack, WebhookRecord, SPECS_PER_PACK,
     },
 };
 
@@ -181,27 +181,9 @@ pub async fn job_status(
     Ok(job.record.view())
 }
 
-/// What the edge answers for a job it does not find. A batch's document's state is in KV,
-/// which shows a write made at another location (the batch's `POST /pdf/batch`, near the
-/// client) up to a minute late here, and caches a miss for a minute: while its batch may still
-/// be open, "not found" may mean "not here yet", so the answer is 503 and the renderer comes
-/// back (a 404 it would take as the job's end, and drop it). A single job's state is its
-/// object's, read back at once: 404 means unknown.
-pub(crate) fn unknown(id: &JobId, now: Timestamp, not_found: &str) -> EdgeError {
-    let young = parse_document_job_id(id)
-        .and_then(|(batch, _)| batch.age_secs(now))
-        .is_some_and(|age| age < JOB_TTL_OPEN_SECS);
-    if young {
-        EdgeError::NotHereYet
-    } else {
-        EdgeError::Unknown(not_found.into())
-    }
-}
-
 /// `GET /internal/jobs/{id}/spec`: `job:{id}:spec`, or a batch's document's from its pack
-/// (both read at once). A document's spec not found while its batch's record is not visible
-/// here either is [`unknown`].
-pub async fn job_spec(jobs: &impl Kv, id: &str, now: Timestamp) -> Result<RenderSpec, EdgeError> {
+/// (both read at once, from the job's object: a spec not found there is gone).
+pub async fn job_spec(jobs: &impl Kv, id: &str) -> Result<RenderSpec, EdgeError> {
     let id = JobId::parse(id).map_err(|_| EdgeError::Unknown("No such job.".into()))?;
     let document = parse_document_job_id(&id);
     let read_pack = async {
@@ -222,19 +204,7 @@ pub async fn job_spec(jobs: &impl Kv, id: &str, now: Timestamp) -> Result<Render
         (Some(pack), Some((_, index))) => pack.spec(*index),
         _ => None,
     };
-    if let Some(spec) = packed {
-        return Ok(spec);
-    }
-    // Ended (its spec deleted), or not visible here yet: the batch's record tells which.
-    let batch_seen = match &document {
-        Some((batch_id, _)) => jobs.get(&batch_key(batch_id)).await?.is_some(),
-        None => true,
-    };
-    if batch_seen {
-        Err(EdgeError::Unknown("No spec for this job.".into()))
-    } else {
-        Err(unknown(&id, now, "No spec for this job."))
-    }
+    packed.ok_or_else(|| EdgeError::Unknown("No spec for this job (ended?).".into()))
 }
 
 /// The `Location` of an accepted job.
@@ -838,9 +808,9 @@ pub(crate) mod tests {
                 (MemoryKv::default(), MemoryQueue::default(), MemoryQueue::default());
             let id = large_job(&jobs, &queue).await;
             assert!(queue.0.borrow()[0].spec.is_none(), "too large to travel inline");
-            assert!(job_spec(&jobs, id.as_str(), ts(0)).await.unwrap().content.len() > 60_000);
+            assert!(job_spec(&jobs, id.as_str()).await.unwrap().content.len() > 60_000);
             assert_eq!(
-                job_spec(&jobs, "01JFXYZ123456789ABCDEFGH", ts(0)).await.unwrap_err().status(),
+                job_spec(&jobs, "01JFXYZ123456789ABCDEFGH").await.unwrap_err().status(),
                 404
             );
             let c = cfg();
@@ -854,7 +824,7 @@ pub(crate) mod tests {
                 .await
                 .unwrap();
             assert_eq!(*jobs.deletes.borrow(), [spec_key(&id)]);
-            assert_eq!(job_spec(&jobs, id.as_str(), ts(0)).await.unwrap_err().status(), 404);
+            assert_eq!(job_spec(&jobs, id.as_str()).await.unwrap_err().status(), 404);
             // A repeated end deletes again (the first delete may have failed).
             apply_event(&jobs, &webhooks, &lim(), &c, id.as_str(), &event(&completed))
                 .await

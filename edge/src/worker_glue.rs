@@ -74,13 +74,17 @@ fn now() -> Timestamp {
     Timestamp::from_unix(now_secs()).unwrap_or_else(|_| unreachable!("the clock is within 1..9999"))
 }
 
-/// Job state: a single job's keys in its object, the rest (batches, dead letters) in KV.
-fn jobs(env: &Env) -> std::result::Result<Routed<WorkerKv, ObjectJobs>, ApiError> {
-    let objects = env.durable_object("JOB_OBJECTS").map(ObjectJobs).map_err(|e| {
+/// The jobs' and batches' objects.
+fn objects(env: &Env) -> std::result::Result<ObjectJobs, ApiError> {
+    env.durable_object("JOB_OBJECTS").map(ObjectJobs).map_err(|e| {
         worker::console_error!("Durable Object binding JOB_OBJECTS: {e}");
         ApiError::unavailable("The service is not configured; retry later.", 60)
-    })?;
-    Ok(Routed { kv: kv(env, "JOBS")?, objects })
+    })
+}
+
+/// Job state: a job's and a batch's keys in their object, the rest (dead letters) in KV.
+fn jobs(env: &Env) -> std::result::Result<Routed<WorkerKv, ObjectJobs>, ApiError> {
+    Ok(Routed { kv: kv(env, "JOBS")?, objects: objects(env)? })
 }
 
 /// The one place an error becomes a response.
@@ -187,7 +191,7 @@ async fn post_pdf_batch(
     let headers =
         SubmitHeaders { idempotency_key: idempotency.as_deref(), no_store, trace: Some(trace) };
     let body = body(req, Route::PdfBatch).await?;
-    let jobs = kv(env, "JOBS")?;
+    let jobs = jobs(env)?;
     let render_batches = queue(env, "RENDER_BATCHES")?;
     let limiter = limiter(env)?;
     let stores = (&jobs, &render_batches, &limiter);
@@ -204,7 +208,7 @@ async fn get_batch(req: &Request, env: &Env, id: &str) -> std::result::Result<Re
     let cfg = config(env)?;
     let api_key = req.headers().get("X-API-Key").ok().flatten();
     let account = admission::authenticate(&kv(env, "API_KEYS")?, api_key.as_deref()).await?;
-    let (jobs, limiter) = (kv(env, "JOBS")?, limiter(env)?);
+    let (jobs, limiter) = (jobs(env)?, limiter(env)?);
     let view = batches::batch_status(&jobs, &limiter, &cfg, &account, id, now()).await?;
     json(&view, 200).map_err(internal)
 }
@@ -382,8 +386,7 @@ async fn post_event(
     let cfg = config(env)?;
     let body = body(req, Route::JobEvents(id)).await?;
     require_signature(req, &cfg, "POST", path, &body)?;
-    let (jobs, webhooks, limiter) = (jobs(env)?, queue(env, "WEBHOOKS")?, limiter(env)?);
-    let ack = job_object::apply_event((&jobs, &webhooks, &limiter), &cfg, id, &body).await?;
+    let ack = job_object::apply_event(&objects(env)?, &cfg, id, &body).await?;
     json(&ack, 200).map_err(internal)
 }
 
@@ -395,7 +398,7 @@ async fn get_spec(
 ) -> std::result::Result<Response, ApiError> {
     let cfg = config(env)?;
     require_signature(req, &cfg, "GET", path, b"")?;
-    let spec = jobs::job_spec(&jobs(env)?, id, now()).await?;
+    let spec = jobs::job_spec(&jobs(env)?, id).await?;
     json(&spec, 200).map_err(internal)
 }
 
@@ -469,12 +472,11 @@ async fn fail_dead_lettered_job(cfg: &EdgeConfig, env: &Env, message: &worker::M
     let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs-dlq") else {
         return;
     };
-    let (Ok(jobs), Ok(webhooks), Ok(limiter)) = (jobs(env), queue(env, "WEBHOOKS"), limiter(env))
-    else {
+    let Ok(objects) = objects(env) else {
         retry(message, STORAGE_RETRY_SECS);
         return;
     };
-    let ends = ObjectEnds(&jobs, &webhooks, &limiter);
+    let ends = ObjectEnds(&objects);
     let verdict = consumers::fail_dead_lettered(&ends, cfg, &job, now()).await;
     worker::console_warn!("render-jobs-dlq: {} dead-lettered: {verdict:?}", job.job_id);
     settle(message, verdict);
@@ -509,13 +511,11 @@ async fn push_render_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
     let Some(job) = body_or_drop::<RenderJobMessage>(message, "render-jobs") else {
         return;
     };
-    let (Ok(render_jobs), Ok(jobs), Ok(webhooks), Ok(limiter)) =
-        (queue(env, "RENDER_JOBS"), jobs(env), queue(env, "WEBHOOKS"), limiter(env))
-    else {
+    let (Ok(render_jobs), Ok(objects)) = (queue(env, "RENDER_JOBS"), objects(env)) else {
         retry(message, cfg.render_retry_delay_secs);
         return;
     };
-    let ends = ObjectEnds(&jobs, &webhooks, &limiter);
+    let ends = ObjectEnds(&objects);
     let verdict =
         consumers::push_render_job(&WorkerHttp, &render_jobs, &ends, cfg, &job, now()).await;
     if verdict != Verdict::Ack {
@@ -531,17 +531,14 @@ async fn push_render_group(cfg: &EdgeConfig, env: &Env, messages: &[worker::Mess
         .iter()
         .filter_map(|m| body_or_drop::<RenderJobMessage>(m, "render-batches").map(|job| (m, job)))
         .collect();
-    let (Ok(render_batches), Ok(jobs), Ok(webhooks), Ok(limiter)) =
-        (queue(env, "RENDER_BATCHES"), kv(env, "JOBS"), queue(env, "WEBHOOKS"), limiter(env))
-    else {
+    let (Ok(render_batches), Ok(objects)) = (queue(env, "RENDER_BATCHES"), objects(env)) else {
         for (message, _) in &readable {
             retry(*message, cfg.render_retry_delay_secs);
         }
         return;
     };
     let group: Vec<RenderJobMessage> = readable.iter().map(|(_, job)| job.clone()).collect();
-    // A batch's documents: their state is in KV.
-    let ends = (&jobs, &webhooks, &limiter);
+    let ends = ObjectEnds(&objects);
     let verdicts =
         consumers::push_render_group(&WorkerHttp, &render_batches, &ends, cfg, &group, now()).await;
     for ((message, job), verdict) in readable.iter().zip(verdicts) {

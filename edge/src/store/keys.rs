@@ -58,9 +58,12 @@ pub fn webhook_queued_key(id: &JobId, event: WebhookEvent) -> String {
     format!("job:{id}:webhook_queued:{}", event.as_str())
 }
 
+/// Every batch's keys start with this, then its id.
+pub const BATCH_PREFIX: &str = "batch:";
+
 /// A batch's record ([`super::BatchRecord`]).
 pub fn batch_key(id: &JobId) -> String {
-    format!("batch:{id}")
+    format!("{BATCH_PREFIX}{id}")
 }
 
 /// The pack of documents `pack × SPECS_PER_PACK ..`.

@@ -3,8 +3,8 @@
 //!
 //! KV allows one write per second to a key and is eventually consistent, so a job is kept as
 //! write-once keys per stage, read together. A single job's keys are kept by its own Durable
-//! Object ([`crate::job_object`]: the same keys, behind the same [`Kv`]); a batch's documents'
-//! and a batch's keys are Workers KV's:
+//! Object, a batch's and its documents' by the batch's ([`crate::job_object`]: the same keys,
+//! behind the same [`Kv`]); dead letters are Workers KV's:
 //!
 //! | key | value | written |
 //! |---|---|---|
@@ -33,7 +33,7 @@ mod records;
 pub use keys::*;
 pub use records::*;
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tailpdf_shared::{
     batch::parse_document_job_id, job::WebhookDelivery, limits::KV_MIN_TTL_SECS, JobEvent, JobId,
     JobRecord, JobStatus,
@@ -51,6 +51,11 @@ pub trait Kv {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// The keys that start with `prefix`, all of them.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Writes each entry: all at once (a store that can, in one request).
+    async fn put_many(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        let puts = entries.iter().map(|e| self.put(&e.key, &e.value, e.ttl_secs));
+        futures::future::try_join_all(puts).await.map(drop)
+    }
     /// Each key's value, in order: all read at once (a store that can, in one request).
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
         futures::future::try_join_all(keys.iter().map(|key| self.get(key))).await
@@ -73,6 +78,47 @@ impl<T: Kv> Kv for &T {
     }
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
         (**self).get_many(keys).await
+    }
+    async fn put_many(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        (**self).put_many(entries).await
+    }
+}
+
+/// The most bytes of values one [`Kv::put_many`] request to a Durable Object carries: a 64 MiB batch's specs go
+/// in a few requests, none of which holds the object's memory (128 MB) for long.
+pub const PUT_MANY_BYTES: usize = 8 * 1024 * 1024;
+
+/// `entries` in groups of at most `max` bytes of values (an entry larger alone is a group).
+pub fn put_parts(entries: Vec<Entry>, max: usize) -> Vec<Vec<Entry>> {
+    let mut groups: Vec<Vec<Entry>> = Vec::new();
+    let mut bytes = 0;
+    for entry in entries {
+        let size = entry.key.len() + entry.value.len();
+        match groups.last_mut() {
+            Some(group) if bytes + size <= max => group.push(entry),
+            _ => {
+                bytes = 0;
+                groups.push(vec![entry]);
+            }
+        }
+        bytes += size;
+    }
+    groups
+}
+
+/// One write of [`Kv::put_many`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    pub ttl_secs: u64,
+}
+
+impl Entry {
+    /// `value` as JSON at `key`, with a TTL KV takes (as [`put_json`]).
+    pub fn json<T: Serialize>(key: String, value: &T, ttl: u64) -> Result<Self, StoreError> {
+        let value = serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))?;
+        Ok(Self { key, value, ttl_secs: ttl.max(KV_MIN_TTL_SECS) })
     }
 }
 
