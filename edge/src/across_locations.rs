@@ -215,7 +215,7 @@ mod jobs {
     //! A job's life across three locations: the client's (`POST /pdf`, `GET /jobs`), the
     //! renderer's (`/internal/...`) and the consumers' (webhooks, dead letters), 60 s apart.
     //! Each entry point is called as the Worker calls it there: job state through
-    //! [`Routed`] (a single job's keys in its object, the rest in that location's KV).
+    //! [`Routed`] (a job's keys in its object or its batch's, the rest in that location's KV).
     //!
     //! All but the idempotency test failed on the design before the job's object, where a
     //! job's keys were KV's (docs/JOBS-ACROSS-LOCATIONS.md has what each saw).

@@ -753,8 +753,8 @@ mod tests {
             // Lower case is the same job, as for any id.
             let lower = ids[0].to_lowercase();
             assert!(job_status(&jobs, &c, &acct("a"), &lower, ts(1)).await.is_ok());
-            // An index past the batch's documents, or of a batch that does not exist (and, a
-            // day old, could not be one KV has not brought here yet): 404.
+            // An index past the batch's documents, or of a day-old batch that does not exist:
+            // 404.
             let old = JobId::from_parts((1_734_258_600 - 2 * 86_400) * 1000, 1);
             for id in [document_job_id(&a.batch_id, 2).unwrap(), document_job_id(&old, 0).unwrap()]
             {
