@@ -21,7 +21,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 
 WASM := wasm32-unknown-unknown
 
-.PHONY: help setup dev demo test lint fmt unit wasm build-edge check-edge bench bench-compare bench-stack bench-memory bench-cold-start soak-build clean
+.PHONY: help setup dev demo test lint fmt unit wasm build-edge check-edge bench bench-compare bench-stack bench-edge bench-memory bench-cold-start soak-build clean
 
 help:
 	@echo "make dev    run the whole stack locally"
@@ -86,6 +86,20 @@ bench: setup
 bench-stack: setup build-edge
 	cargo build --release --locked -p tailpdf-renderer --bin tailpdf-renderer
 	cargo run --release --locked -p tailpdf-e2e --bin tailpdf-bench-stack -- $(ARGS)
+
+# The edge alone under wrangler dev: `POST /pdf` and a job's events, this tree's Worker against
+# BASE's (default 39e5cc9, every key of a job in KV), asked in turn (figures go into
+# BENCHMARKS.md). BASE's Worker is built in a worktree under target/bench-edge.
+#   make bench-edge [BASE=<commit>] [ARGS="--samples 400"]
+BENCH_EDGE_BASE := $(or $(BASE),39e5cc9)
+bench-edge: setup build-edge
+	dir=$(CURDIR)/target/bench-edge/src; \
+	  [ -d "$$dir" ] || git worktree add --detach "$$dir" $(BENCH_EDGE_BASE) >/dev/null; \
+	  git -C "$$dir" checkout --detach -q $(BENCH_EDGE_BASE); \
+	  ln -sfn $(CURDIR)/node_modules "$$dir/node_modules"
+	$(MAKE) -C $(CURDIR)/target/bench-edge/src build-edge
+	cargo run --release --locked -p tailpdf-e2e --bin tailpdf-bench-edge -- \
+	  --base $(CURDIR)/target/bench-edge/src --base-name $(BENCH_EDGE_BASE) $(ARGS)
 
 # The service as a child process (`tailpdf-renderer serve`, release): cold starts, then memory,
 # file descriptors and temp files over 10,000 mixed renders (renderer/src/bin/soak.rs).

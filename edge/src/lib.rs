@@ -21,7 +21,8 @@
 //! - [`config`]: wrangler vars and secrets.
 //!
 //! - [`idempotency`]: `Idempotency-Key`s, kept by each account's object;
-//! - [`job_object`]: each single job's keys kept by its own object, its one writer.
+//! - [`job_object`]: each job's keys kept by its own object (a batch's documents' by the
+//!   batch's), its one writer.
 //!
 //! All of it is plain Rust, tested natively; the Worker glue in `worker_glue`, the bindings as
 //! the traits above (`bindings`), and the Durable Objects that hold each account's counters
@@ -37,6 +38,8 @@ pub mod batches;
 mod bindings;
 pub mod config;
 pub mod consumers;
+#[cfg(test)]
+mod costs;
 pub mod dead_letters;
 pub mod delivery;
 pub mod error;
