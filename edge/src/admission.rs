@@ -9,7 +9,7 @@ use crate::{
     config::EdgeConfig,
     error::EdgeError,
     idempotency::{IdempotencyAnswer, IdempotencyRecord, IdempotencyRequest},
-    limits::{check, LimitRequest, Limiter},
+    limits::{check, Admit, LimitRequest, Limiter},
     store::{account_key, api_key_key, get_json, Account, Kv, Limits, StoreError},
 };
 
@@ -41,25 +41,36 @@ pub async fn account(keys: &impl Kv, name: &str) -> Result<Option<Account>, Stor
     get_json(keys, &account_key(name)).await
 }
 
-/// Counts one request against the account's requests per minute (429 over it); returns the
-/// account's limits. `POST /pdf` and `POST /pdf/batch` alike: a batch is one request.
+/// Counts one request against the account's requests per minute (429 over it): a request
+/// that makes nothing (a sync render, a body that is refused). One that makes a job or a
+/// batch is counted by [`admit`].
 pub(crate) async fn count_request(
     limiter: &impl Limiter,
     cfg: &EdgeConfig,
     account: &Account,
-) -> Result<Limits, EdgeError> {
-    let limits = account.limits.or(cfg.default_limits);
-    let per_minute = limits.requests_per_minute.unwrap_or(0);
+) -> Result<(), EdgeError> {
+    let per_minute = per_minute(cfg, account);
     if per_minute > 0 {
         let answer = limiter.ask(&account.account, &LimitRequest::Request { per_minute }).await;
-        check(answer, |secs| {
-            format!(
-                "Too many requests: this API key's account may send {per_minute} requests a \
-                 minute. Retry in {secs} s."
-            )
-        })?;
+        check(answer, |secs| too_many_requests(per_minute, secs))?;
     }
-    Ok(limits)
+    Ok(())
+}
+
+/// The account's limits: its own, else the Worker's defaults.
+pub(crate) fn limits(cfg: &EdgeConfig, account: &Account) -> Limits {
+    account.limits.or(cfg.default_limits)
+}
+
+fn per_minute(cfg: &EdgeConfig, account: &Account) -> u32 {
+    limits(cfg, account).requests_per_minute.unwrap_or(0)
+}
+
+fn too_many_requests(per_minute: u32, secs: u32) -> String {
+    format!(
+        "Too many requests: this API key's account may send {per_minute} requests a minute. \
+         Retry in {secs} s."
+    )
 }
 
 /// What an `Idempotency-Key` says about a request.
@@ -84,41 +95,75 @@ pub(crate) enum Made {
     Batch { batch_id: JobId, documents: u32 },
 }
 
-/// Claims the key (jobs and batches share one key space) with the account's object, for what
-/// this request makes; 409 when it came before with another body, or while another request
-/// with it is being handled; 503 when the object cannot be asked (a replay must never make a
-/// second job).
-pub(crate) async fn idempotency(
+/// A new job's slot among its account's jobs in flight: its id, and how many the account may
+/// have.
+pub(crate) struct Slot {
+    pub job_id: JobId,
+    pub in_flight: u32,
+}
+
+/// What a request that makes a job or a batch asks the account's object, in one request
+/// ([`Admit`]): count it against the requests per minute, claim its `Idempotency-Key` (jobs
+/// and batches share one key space) for what it makes, take the new job's `slot`. 429 over the
+/// requests per minute or the jobs in flight; 409 when the key came before with another body,
+/// or while another request with it is being handled. When the object cannot be asked: 503 if
+/// a key was sent (a replay must never make a second job), else the request goes through (the
+/// limits protect capacity; their outage must not take the API down with it).
+pub(crate) async fn admit(
     limiter: &impl Limiter,
-    account: &Account,
+    (cfg, account): (&EdgeConfig, &Account),
     key: Option<&str>,
     body: &[u8],
     made: Made,
+    slot: Option<Slot>,
 ) -> Result<Idempotency, EdgeError> {
-    let Some(key) = key else { return Ok(Idempotency::Without) };
-    let body_sha256 = hex::encode(Sha256::digest(body));
-    let record = match made {
-        Made::Job(id) => IdempotencyRecord { job_id: Some(id), body_sha256, ..Default::default() },
-        Made::Batch { batch_id, documents } => IdempotencyRecord {
-            batch_id: Some(batch_id),
-            batch_documents: Some(documents),
-            body_sha256,
-            ..Default::default()
-        },
+    let per_minute = per_minute(cfg, account);
+    let claim = key.map(|key| {
+        let body_sha256 = hex::encode(Sha256::digest(body));
+        let record = match made {
+            Made::Job(id) => {
+                IdempotencyRecord { job_id: Some(id), body_sha256, ..Default::default() }
+            }
+            Made::Batch { batch_id, documents } => IdempotencyRecord {
+                batch_id: Some(batch_id),
+                batch_documents: Some(documents),
+                body_sha256,
+                ..Default::default()
+            },
+        };
+        let key_sha256 = hex::encode(Sha256::digest(key.as_bytes()));
+        Claim { key_sha256, record }
+    });
+    let in_flight = slot.as_ref().map_or(0, |s| s.in_flight);
+    let request = Admit {
+        per_minute,
+        claim: claim.as_ref().map(|c| IdempotencyRequest::Claim {
+            key_sha256: c.key_sha256.clone(),
+            record: c.record.clone(),
+        }),
+        start: slot.map(|Slot { job_id, in_flight }| LimitRequest::StartJob { job_id, in_flight }),
     };
-    let key_sha256 = hex::encode(Sha256::digest(key.as_bytes()));
-    let claim =
-        IdempotencyRequest::Claim { key_sha256: key_sha256.clone(), record: record.clone() };
     let unavailable = || {
         EdgeError::unavailable("Idempotency keys cannot be checked right now; retry shortly.", 5)
     };
-    match limiter.idempotency(&account.account, &claim).await.map_err(|_| unavailable())? {
-        IdempotencyAnswer::Claimed => Ok(Idempotency::Claimed(Claim { key_sha256, record })),
-        IdempotencyAnswer::Seen { record: seen } if seen.body_sha256 == record.body_sha256 => {
-            Ok(Idempotency::Seen(seen))
+    let admitted = match (limiter.admit(&account.account, &request).await, &claim) {
+        (Ok(admitted), _) => admitted,
+        (Err(_), Some(_)) => return Err(unavailable()),
+        (Err(_), None) => return Ok(Idempotency::Without),
+    };
+    check(Ok(admitted.request), |secs| too_many_requests(per_minute, secs))?;
+    let idempotency = match (admitted.claim, claim) {
+        (None, _) | (_, None) => Idempotency::Without,
+        (Some(IdempotencyAnswer::Claimed), Some(claim)) => Idempotency::Claimed(claim),
+        (Some(IdempotencyAnswer::Seen { record: seen }), Some(claim))
+            if seen.body_sha256 == claim.record.body_sha256 =>
+        {
+            return Ok(Idempotency::Seen(seen));
         }
-        IdempotencyAnswer::InProgress { body_sha256 } if body_sha256 == record.body_sha256 => {
-            Err(ApiError {
+        (Some(IdempotencyAnswer::InProgress { body_sha256 }), Some(claim))
+            if body_sha256 == claim.record.body_sha256 =>
+        {
+            return Err(ApiError {
                 retry_after_secs: Some(1),
                 ..ApiError::new(
                     ErrorCode::IdempotencyConflict,
@@ -126,13 +171,23 @@ pub(crate) async fn idempotency(
                      moment to get its result.",
                 )
             }
-            .into())
+            .into());
         }
-        IdempotencyAnswer::Seen { .. } | IdempotencyAnswer::InProgress { .. } => {
-            Err(idempotency_conflict())
+        (Some(IdempotencyAnswer::Seen { .. } | IdempotencyAnswer::InProgress { .. }), _) => {
+            return Err(idempotency_conflict());
         }
-        IdempotencyAnswer::Done => Err(unavailable()),
+        (Some(IdempotencyAnswer::Done), _) => return Err(unavailable()),
+    };
+    if let Some(slot) = admitted.slot {
+        // Refused: the object released the claim with it.
+        check(Ok(slot), |secs| {
+            format!(
+                "Too many jobs in flight: this API key's account may have {in_flight} async jobs \
+                 rendering at once. Retry in {secs} s, or when one of them ends."
+            )
+        })?;
     }
+    Ok(idempotency)
 }
 
 /// Commits a claimed key once the request made what it claimed it for (replays get it for a

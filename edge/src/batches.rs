@@ -45,7 +45,7 @@ use tailpdf_shared::{
 
 use crate::{
     admission::{
-        count_request, idempotency, idempotency_conflict, settle, Idempotency, Made, SubmitHeaders,
+        admit, count_request, idempotency_conflict, settle, Idempotency, Made, SubmitHeaders,
     },
     config::EdgeConfig,
     error::EdgeError,
@@ -147,18 +147,25 @@ pub async fn submit_batch(
     body: &[u8],
     now: Timestamp,
 ) -> Result<SubmittedBatch, EdgeError> {
-    count_request(limiter, cfg, account).await?;
-    let mut batch = parse_batch_request(body, cfg.url_policy)?;
-    if let Some(key) = headers.idempotency_key {
-        validate_idempotency_key(key)?;
-    }
+    let parsed = parse_batch_request(body, cfg.url_policy).and_then(|batch| {
+        headers.idempotency_key.map(validate_idempotency_key).transpose()?;
+        Ok(batch)
+    });
+    // A batch is one request, counted with its admission; a refused body on its own.
+    let mut batch = match parsed {
+        Ok(batch) => batch,
+        Err(e) => {
+            count_request(limiter, cfg, account).await?;
+            return Err(e.into());
+        }
+    };
     let ignored = std::mem::take(&mut batch.ignored);
     let now_ms = u64::try_from(now.unix()).unwrap_or(0) * 1000;
     let batch_id = JobId::generate_at(now_ms);
     let total = u32::try_from(batch.documents.len()).unwrap_or(u32::MAX);
     let key = headers.idempotency_key;
     let made = Made::Batch { batch_id: batch_id.clone(), documents: total };
-    let idempotency = idempotency(limiter, account, key, body, made).await?;
+    let idempotency = admit(limiter, (cfg, account), key, body, made, None).await?;
     match &idempotency {
         Idempotency::Seen(IdempotencyRecord {
             batch_id: Some(batch_id),

@@ -56,6 +56,14 @@ impl IdempotencyRequest {
             | Self::Release { key_sha256, .. } => key_sha256,
         }
     }
+
+    /// The release of this request's key and record.
+    pub fn released(&self) -> Self {
+        let (Self::Claim { key_sha256, record }
+        | Self::Commit { key_sha256, record }
+        | Self::Release { key_sha256, record }) = self;
+        Self::Release { key_sha256: key_sha256.clone(), record: record.clone() }
+    }
 }
 
 /// The object's answer.

@@ -13,14 +13,15 @@ use tailpdf_shared::{
 
 use crate::{
     admission::{
-        count_request, idempotency, idempotency_conflict, settle, Idempotency, Made, SubmitHeaders,
+        admit, count_request, idempotency_conflict, limits, settle, Idempotency, Made, Slot,
+        SubmitHeaders,
     },
     config::EdgeConfig,
     error::EdgeError,
     idempotency::IdempotencyRecord,
-    limits::{check, LimitRequest, Limiter},
+    limits::{LimitRequest, Limiter},
     store::{
-        get_json, job_key, load_job, put_json, spec_key, specs_key, Account, JobBase, Kv, Queue,
+        get_json, job_key, load_job, spec_key, specs_key, Account, Entry, JobBase, Kv, Queue,
         SpecPack, WebhookRecord, SPECS_PER_PACK,
     },
 };
@@ -43,9 +44,10 @@ pub enum Submission {
     Replayed(JobAccepted),
 }
 
-/// `POST /pdf`. The spec is written to KV only when it is too large to travel in the queue
-/// message, and deleted when the job ends: nothing of a document outlives its job. Counted
-/// against the account's requests per minute first, whatever the body.
+/// `POST /pdf`. The spec is stored (by the job's object) only when it is too large to travel
+/// in the queue message, and deleted when the job ends: nothing of a document outlives its
+/// job. Counted against the account's requests per minute whatever the body: with the job's
+/// admission when it makes one, on its own otherwise.
 pub async fn submit(
     (jobs, render_jobs, limiter): (&impl Kv, &impl Queue<RenderJobMessage>, &impl Limiter),
     cfg: &EdgeConfig,
@@ -54,12 +56,20 @@ pub async fn submit(
     body: &[u8],
     now: Timestamp,
 ) -> Result<Submitted, EdgeError> {
-    let limits = count_request(limiter, cfg, account).await?;
-    let mut request = tailpdf_shared::parse_pdf_request(body, cfg.url_policy)?;
-    // Checked whether or not the request makes a job: a malformed key is a client's mistake.
-    if let Some(key) = headers.idempotency_key {
-        validate_idempotency_key(key)?;
-    }
+    let parsed = tailpdf_shared::parse_pdf_request(body, cfg.url_policy).and_then(|request| {
+        // Checked whether or not the request makes a job: a malformed key is a client's
+        // mistake.
+        headers.idempotency_key.map(validate_idempotency_key).transpose()?;
+        Ok(request)
+    });
+    let mut request = match parsed {
+        // Counted by its admission.
+        Ok(request) if matches!(request.delivery, Delivery::Async { .. }) => request,
+        parsed => {
+            count_request(limiter, cfg, account).await?;
+            parsed?
+        }
+    };
     request.spec.no_store = headers.no_store;
     let ignored = request.ignored;
     let submission = match request.delivery {
@@ -71,8 +81,7 @@ pub async fn submit(
                 webhook_url: webhook_url.map(|u| SecretUrl::new(u.as_str())),
             };
             let stores = (jobs, render_jobs, limiter);
-            let in_flight = limits.jobs_in_flight.unwrap_or(0);
-            submit_job(stores, account, in_flight, headers, job, body, now).await?
+            submit_job(stores, (cfg, account), headers, job, body, now).await?
         }
     };
     Ok(Submitted { submission, ignored })
@@ -86,8 +95,7 @@ struct NewJob {
 
 async fn submit_job(
     (jobs, render_jobs, limiter): (&impl Kv, &impl Queue<RenderJobMessage>, &impl Limiter),
-    account: &Account,
-    in_flight: u32,
+    (cfg, account): (&EdgeConfig, &Account),
     headers: SubmitHeaders<'_>,
     job: NewJob,
     body: &[u8],
@@ -95,7 +103,10 @@ async fn submit_job(
 ) -> Result<Submission, EdgeError> {
     let job_id = JobId::generate_at(u64::try_from(now.unix()).unwrap_or(0) * 1000);
     let key = headers.idempotency_key;
-    let idempotency = idempotency(limiter, account, key, body, Made::Job(job_id.clone())).await?;
+    let in_flight = limits(cfg, account).jobs_in_flight.unwrap_or(0);
+    let slot = (in_flight > 0).then(|| Slot { job_id: job_id.clone(), in_flight });
+    let made = Made::Job(job_id.clone());
+    let idempotency = admit(limiter, (cfg, account), key, body, made, slot).await?;
     match &idempotency {
         Idempotency::Seen(IdempotencyRecord { job_id: Some(job_id), .. }) => {
             return Ok(Submission::Replayed(JobAccepted::new(job_id.clone())));
@@ -110,7 +121,7 @@ async fn submit_job(
     made
 }
 
-/// The job itself: its slot, its keys, its message.
+/// The job itself, its slot taken: its keys, its message.
 async fn make_job(
     (jobs, render_jobs, limiter): (&impl Kv, &impl Queue<RenderJobMessage>, &impl Limiter),
     account: &Account,
@@ -120,15 +131,6 @@ async fn make_job(
     job_id: JobId,
     now: Timestamp,
 ) -> Result<Submission, EdgeError> {
-    if in_flight > 0 {
-        let start = LimitRequest::StartJob { job_id: job_id.clone(), in_flight };
-        check(limiter.ask(&account.account, &start).await, |secs| {
-            format!(
-                "Too many jobs in flight: this API key's account may have {in_flight} async jobs \
-                 rendering at once. Retry in {secs} s, or when one of them ends."
-            )
-        })?;
-    }
     let mut message =
         RenderJobMessage::new(job_id.clone(), &account.account, job.upload_url, &job.spec);
     message.traceparent = headers.trace.map(|t| t.child().header());
@@ -143,10 +145,12 @@ async fn make_job(
         batch: None,
     };
     let queued = async {
-        put_json(jobs, &job_key(&job_id), &base, JOB_TTL_OPEN_SECS).await?;
+        // One request to the job's object, the spec with it when it does not travel.
+        let mut writes = vec![Entry::json(job_key(&job_id), &base, JOB_TTL_OPEN_SECS)?];
         if base.spec_stored {
-            put_json(jobs, &spec_key(&job_id), &job.spec, JOB_TTL_OPEN_SECS).await?;
+            writes.push(Entry::json(spec_key(&job_id), &job.spec, JOB_TTL_OPEN_SECS)?);
         }
+        jobs.put_many(&writes).await?;
         render_jobs.send(&message).await
     };
     if let Err(e) = queued.await {
@@ -222,7 +226,7 @@ pub(crate) mod tests {
         limits::{tests::MemoryLimiter, SLOT_RETRY_AFTER_SECS},
         store::{
             memory::{MemoryKv, MemoryQueue},
-            stage_key, Limits,
+            put_json, stage_key, Limits,
         },
     };
     use sha2::{Digest, Sha256};

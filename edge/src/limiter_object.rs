@@ -14,7 +14,8 @@ use worker::{
 use crate::{
     idempotency::{decide, Change, Entry, IdempotencyAnswer, IdempotencyRequest},
     limits::{
-        BatchProgress, BatchRequest, BatchSnapshot, Counters, LimitAnswer, LimitRequest, Limiter,
+        admit_in_turn, Admit, Admitted, BatchProgress, BatchRequest, BatchSnapshot, Counters,
+        LimitAnswer, LimitRequest, Limiter,
     },
     store::StoreError,
 };
@@ -25,6 +26,8 @@ const COUNTERS: &str = "counters";
 const BATCH_PATH: &str = "/batch";
 /// The path of `Idempotency-Key` requests.
 const IDEMPOTENCY_PATH: &str = "/idempotency";
+/// The path of a submission's admission ([`Admit`]).
+const ADMIT_PATH: &str = "/admit";
 
 /// The storage key of a batch's progress: one key each, so that a report reads and writes
 /// only its own batch.
@@ -54,15 +57,43 @@ impl DurableObject for AccountLimiter {
             let request: IdempotencyRequest = req.json().await?;
             return Response::from_json(&self.idempotency(&request)?);
         }
-        let request: LimitRequest = req.json().await?;
-        let storage = self.state.storage();
-        let mut counters = self.counters().await?;
-        let before = counters.clone();
-        let answer = counters.handle(&request, Date::now().as_millis());
-        if counters != before {
-            storage.put(COUNTERS, serde_json::to_string(&counters)?).await?;
+        if req.path() == ADMIT_PATH {
+            let request: Admit = req.json().await?;
+            let admitted = admit_in_turn(&Here(self), "", &request).await;
+            return Response::from_json(&admitted.map_err(|e| worker::Error::RustError(e.0))?);
         }
-        Response::from_json(&answer)
+        let request: LimitRequest = req.json().await?;
+        Response::from_json(&self.limit(&request).await?)
+    }
+}
+
+/// The object's own state as a [`Limiter`], so that an [`Admit`] runs here step by step as
+/// [`admit_in_turn`] says, with no other request in between.
+struct Here<'a>(&'a AccountLimiter);
+
+impl Limiter for Here<'_> {
+    async fn ask(
+        &self,
+        _: &str,
+        request: &LimitRequest,
+    ) -> std::result::Result<LimitAnswer, StoreError> {
+        self.0.limit(request).await.map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn batch(
+        &self,
+        _: &str,
+        request: &BatchRequest,
+    ) -> std::result::Result<Option<BatchSnapshot>, StoreError> {
+        self.0.batch(request).await.map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn idempotency(
+        &self,
+        _: &str,
+        request: &IdempotencyRequest,
+    ) -> std::result::Result<IdempotencyAnswer, StoreError> {
+        self.0.idempotency(request).map_err(|e| StoreError(e.to_string()))
     }
 }
 
@@ -114,6 +145,17 @@ impl AccountLimiter {
             Change::Delete => {
                 sql.exec("DELETE FROM idempotency WHERE key = ?", vec![key])?;
             }
+        }
+        Ok(answer)
+    }
+
+    /// A limit request: the counters loaded, changed by [`Counters::handle`], stored back.
+    async fn limit(&self, request: &LimitRequest) -> Result<LimitAnswer> {
+        let mut counters = self.counters().await?;
+        let before = counters.clone();
+        let answer = counters.handle(request, Date::now().as_millis());
+        if counters != before {
+            self.state.storage().put(COUNTERS, serde_json::to_string(&counters)?).await?;
         }
         Ok(answer)
     }
@@ -222,6 +264,18 @@ impl Limiter for ObjectLimiter {
         let answer = self.call(account, IDEMPOTENCY_PATH, request).await;
         if let Err(e) = &answer {
             worker::console_error!("{e}");
+        }
+        answer
+    }
+
+    async fn admit(
+        &self,
+        account: &str,
+        admit: &Admit,
+    ) -> std::result::Result<Admitted, StoreError> {
+        let answer = self.call(account, ADMIT_PATH, admit).await;
+        if let Err(e) = &answer {
+            worker::console_warn!("{e}");
         }
         answer
     }
