@@ -2,11 +2,13 @@
 //! agree (PDF/A requires it): `pdfOptions.metadata`, else the document's `<title>` (which
 //! Chromium put in Info) and tailpdf as creator and producer.
 
-use lopdf::{dictionary, Document, Object, Stream, StringFormat};
+use lopdf::{dictionary, Object, Stream, StringFormat};
 use tailpdf_shared::{
     postprocess::{Metadata, PdfA},
     Timestamp,
 };
+
+use super::Edits;
 
 /// `producer` unless the request names one.
 pub const PRODUCER: &str = concat!("tailpdf ", env!("CARGO_PKG_VERSION"));
@@ -27,14 +29,18 @@ pub struct Fields {
 }
 
 impl Fields {
-    /// The request's fields over the document's title and the defaults. Empty strings are
-    /// left out.
-    pub fn new(given: Option<&Metadata>, doc: &Document, now: Timestamp) -> Result<Self, String> {
+    /// The request's fields over the document's title ([`document_title`]) and the defaults.
+    /// Empty strings are left out.
+    pub fn new(
+        given: Option<&Metadata>,
+        document_title: Option<String>,
+        now: Timestamp,
+    ) -> Result<Self, String> {
         let given = given.cloned().unwrap_or_default();
         let created = given.creation_date()?.unwrap_or(now);
         let some = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         Ok(Self {
-            title: some(given.title).or_else(|| some(document_title(doc))),
+            title: some(given.title).or_else(|| some(document_title)),
             author: some(given.author),
             subject: some(given.subject),
             keywords: some(given.keywords.map(|k| k.joined())),
@@ -48,9 +54,10 @@ impl Fields {
 
 /// The title Chromium wrote into Info: the document's `<title>`, or without one its URL,
 /// which is no title.
-fn document_title(doc: &Document) -> Option<String> {
-    let info = doc.trailer.get_deref(b"Info", doc).ok()?.as_dict().ok()?;
-    let title = decode_text(info.get_deref(b"Title", doc).ok()?.as_str().ok()?);
+pub(super) fn document_title(edits: &Edits<'_>) -> Option<String> {
+    let info = edits.resolve(edits.trailer().get(b"Info").ok()?)?;
+    let title = edits.resolve(info.as_dict().ok()?.get(b"Title").ok()?)?;
+    let title = decode_text(title.as_str().ok()?);
     (title != "about:blank").then_some(title)
 }
 
@@ -82,9 +89,13 @@ pub fn pdf_date(t: Timestamp) -> String {
     format!("D:{digits}+00'00'")
 }
 
-/// Replaces the Info dictionary and the catalog's metadata stream. `pdfa` adds the PDF/A
-/// identification to XMP.
-pub fn apply(doc: &mut Document, f: &Fields, pdfa: Option<PdfA>) -> Result<(), lopdf::Error> {
+/// A new Info dictionary and metadata stream, and the catalog pointing at them (the file's
+/// own stay, unused). `pdfa` adds the PDF/A identification to XMP.
+pub(super) fn apply(
+    edits: &mut Edits<'_>,
+    f: &Fields,
+    pdfa: Option<PdfA>,
+) -> Result<(), lopdf::Error> {
     let mut info = lopdf::Dictionary::new();
     let texts = [
         ("Title", &f.title),
@@ -101,8 +112,8 @@ pub fn apply(doc: &mut Document, f: &Fields, pdfa: Option<PdfA>) -> Result<(), l
     info.set("Producer", text(&f.producer));
     info.set("CreationDate", Object::string_literal(pdf_date(f.created)));
     info.set("ModDate", Object::string_literal(pdf_date(f.modified)));
-    let info_id = doc.add_object(info);
-    doc.trailer.set("Info", info_id);
+    let info_id = edits.add(info);
+    edits.trailer_mut().set("Info", info_id);
 
     // Uncompressed: PDF/A wants metadata readable by tools that know no PDF filters.
     let xmp = Stream::new(
@@ -110,8 +121,8 @@ pub fn apply(doc: &mut Document, f: &Fields, pdfa: Option<PdfA>) -> Result<(), l
         xmp(f, pdfa).into_bytes(),
     )
     .with_compression(false);
-    let xmp_id = doc.add_object(xmp);
-    let catalog = doc.catalog_mut()?;
+    let xmp_id = edits.add(xmp);
+    let catalog = edits.catalog_mut()?;
     catalog.set("Metadata", xmp_id);
     if f.title.is_some() {
         // Viewers show the title, not the file name (PDF/UA asks for it).
