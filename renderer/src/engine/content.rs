@@ -4,6 +4,8 @@
 //! builds an object for every number of every path, which made reading a page cost more
 //! than cutting it from the group.
 
+use crate::postprocess::syntax::{is_delimiter, is_whitespace, read_literal};
+
 /// An operand, as far as the operations followed need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Operand {
@@ -50,14 +52,6 @@ struct Scanner<'a> {
     at: usize,
 }
 
-fn is_space(b: u8) -> bool {
-    matches!(b, b'\0' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
-}
-
-fn is_delimiter(b: u8) -> bool {
-    matches!(b, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
-}
-
 /// How deep arrays and dictionaries may nest among operands.
 const MAX_NESTING: usize = 64;
 
@@ -68,7 +62,7 @@ impl<'a> Scanner<'a> {
 
     fn skip_space(&mut self) {
         while let Some(b) = self.peek() {
-            if is_space(b) {
+            if is_whitespace(b) {
                 self.at += 1;
             } else if b == b'%' {
                 while self.peek().is_some_and(|b| b != b'\n' && b != b'\r') {
@@ -82,7 +76,7 @@ impl<'a> Scanner<'a> {
 
     fn regular(&mut self) -> &'a [u8] {
         let start = self.at;
-        while self.peek().is_some_and(|b| !is_space(b) && !is_delimiter(b)) {
+        while self.peek().is_some_and(|b| !is_whitespace(b) && !is_delimiter(b)) {
             self.at += 1;
         }
         &self.bytes[start..self.at]
@@ -168,67 +162,10 @@ impl<'a> Scanner<'a> {
 
     /// A literal string's bytes, after its `(`.
     fn literal(&mut self) -> Result<Vec<u8>, String> {
-        let mut out = Vec::new();
-        let mut open = 1usize;
-        loop {
-            let b = self.peek().ok_or("a content stream: an unclosed string")?;
-            self.at += 1;
-            match b {
-                b'(' => {
-                    open += 1;
-                    out.push(b);
-                }
-                b')' => {
-                    open -= 1;
-                    if open == 0 {
-                        return Ok(out);
-                    }
-                    out.push(b);
-                }
-                b'\\' => {
-                    let e = self.peek().ok_or("a content stream: an unclosed string")?;
-                    self.at += 1;
-                    match e {
-                        b'n' => out.push(b'\n'),
-                        b'r' => out.push(b'\r'),
-                        b't' => out.push(b'\t'),
-                        b'b' => out.push(b'\x08'),
-                        b'f' => out.push(b'\x0c'),
-                        b'0'..=b'7' => {
-                            let mut value = u32::from(e - b'0');
-                            for _ in 0..2 {
-                                match self.peek() {
-                                    Some(d @ b'0'..=b'7') => {
-                                        value = value * 8 + u32::from(d - b'0');
-                                        self.at += 1;
-                                    }
-                                    _ => break,
-                                }
-                            }
-                            // High-order overflow is ignored (7.3.4.2).
-                            out.push((value & 0xff) as u8);
-                        }
-                        // A line continued: the end of line is not part of the string.
-                        b'\r' => {
-                            if self.peek() == Some(b'\n') {
-                                self.at += 1;
-                            }
-                        }
-                        b'\n' => {}
-                        // `\(`, `\)`, `\\`, and a backslash before any other byte is ignored.
-                        other => out.push(other),
-                    }
-                }
-                // An unescaped end of line is read as one line feed.
-                b'\r' => {
-                    if self.peek() == Some(b'\n') {
-                        self.at += 1;
-                    }
-                    out.push(b'\n');
-                }
-                _ => out.push(b),
-            }
-        }
+        let (out, read) =
+            read_literal(&self.bytes[self.at..]).ok_or("a content stream: an unclosed string")?;
+        self.at += read;
+        Ok(out)
     }
 
     /// A hexadecimal string's bytes, after its `<`.
@@ -243,7 +180,7 @@ impl<'a> Scanner<'a> {
                 b'0'..=b'9' => b - b'0',
                 b'a'..=b'f' => b - b'a' + 10,
                 b'A'..=b'F' => b - b'A' + 10,
-                b if is_space(b) => continue,
+                b if is_whitespace(b) => continue,
                 _ => return Err(String::from("a content stream: a bad hex string")),
             };
             match high.take() {
@@ -273,8 +210,8 @@ impl<'a> Scanner<'a> {
         let end = (0..data.len().saturating_sub(1))
             .find(|&p| {
                 data[p..].starts_with(b"EI")
-                    && p.checked_sub(1).is_none_or(|q| is_space(data[q]))
-                    && data.get(p + 2).is_none_or(|b| is_space(*b))
+                    && p.checked_sub(1).is_none_or(|q| is_whitespace(data[q]))
+                    && data.get(p + 2).is_none_or(|b| is_whitespace(*b))
             })
             .ok_or("a content stream: an inline image without EI")?;
         self.at += end + 2;

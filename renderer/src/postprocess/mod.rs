@@ -23,7 +23,7 @@
 mod encrypt;
 pub mod metadata;
 mod pdfa;
-mod syntax;
+pub(crate) mod syntax;
 mod write;
 mod xref;
 

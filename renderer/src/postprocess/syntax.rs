@@ -216,12 +216,76 @@ fn pow_by_squaring(mut value: f64, mut base: f64, mut e: i32) -> f64 {
     }
 }
 
-fn is_whitespace(b: u8) -> bool {
+pub(crate) fn is_whitespace(b: u8) -> bool {
     matches!(b, b'\0' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
 }
 
-fn is_delimiter(b: u8) -> bool {
+pub(crate) fn is_delimiter(b: u8) -> bool {
     matches!(b, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
+}
+
+/// A literal string's bytes (ISO 32000-1, 7.3.4.2), `bytes` starting after its `(`: the
+/// bytes, and how many were read with its `)`; `None` when it is not closed. The content
+/// streams' scanner (`engine::content`) reads its strings with this too.
+pub(crate) fn read_literal(bytes: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    let mut open = 0usize;
+    loop {
+        let b = bytes.get(at).copied()?;
+        at += 1;
+        match b {
+            b'(' => {
+                open += 1;
+                out.push(b);
+            }
+            b')' if open == 0 => return Some((out, at)),
+            b')' => {
+                open -= 1;
+                out.push(b);
+            }
+            b'\\' => {
+                let e = bytes.get(at).copied()?;
+                at += 1;
+                match e {
+                    b'n' => out.push(b'\n'),
+                    b'r' => out.push(b'\r'),
+                    b't' => out.push(b'\t'),
+                    b'b' => out.push(b'\x08'),
+                    b'f' => out.push(b'\x0c'),
+                    b'0'..=b'7' => {
+                        let mut code = u32::from(e - b'0');
+                        for _ in 0..2 {
+                            match bytes.get(at).copied() {
+                                Some(d @ b'0'..=b'7') => {
+                                    code = code * 8 + u32::from(d - b'0');
+                                    at += 1;
+                                }
+                                _ => break,
+                            }
+                        }
+                        out.push((code & 0xff) as u8);
+                    }
+                    // A line continued: the line end is no part of the string.
+                    b'\r' => {
+                        if bytes.get(at).copied() == Some(b'\n') {
+                            at += 1;
+                        }
+                    }
+                    b'\n' => {}
+                    other => out.push(other),
+                }
+            }
+            // A line end in the string is a LF, however it is written.
+            b'\r' => {
+                if bytes.get(at).copied() == Some(b'\n') {
+                    at += 1;
+                }
+                out.push(b'\n');
+            }
+            b => out.push(b),
+        }
+    }
 }
 
 /// Reads objects from `bytes`. Every method answers `None` for what it cannot read (the
@@ -377,64 +441,9 @@ impl<'a> Parser<'a> {
     }
 
     fn literal_string(&mut self) -> Option<Object> {
-        self.pos += 1;
-        let mut out = Vec::new();
-        let mut open = 0usize;
-        loop {
-            let b = self.peek()?;
-            self.pos += 1;
-            match b {
-                b'(' => {
-                    open += 1;
-                    out.push(b);
-                }
-                b')' if open == 0 => return Some(Object::String(out, StringFormat::Literal)),
-                b')' => {
-                    open -= 1;
-                    out.push(b);
-                }
-                b'\\' => {
-                    let e = self.peek()?;
-                    self.pos += 1;
-                    match e {
-                        b'n' => out.push(b'\n'),
-                        b'r' => out.push(b'\r'),
-                        b't' => out.push(b'\t'),
-                        b'b' => out.push(b'\x08'),
-                        b'f' => out.push(b'\x0c'),
-                        b'0'..=b'7' => {
-                            let mut code = u32::from(e - b'0');
-                            for _ in 0..2 {
-                                match self.peek() {
-                                    Some(d @ b'0'..=b'7') => {
-                                        code = code * 8 + u32::from(d - b'0');
-                                        self.pos += 1;
-                                    }
-                                    _ => break,
-                                }
-                            }
-                            out.push((code & 0xff) as u8);
-                        }
-                        // A line continued: the line end is no part of the string.
-                        b'\r' => {
-                            if self.peek() == Some(b'\n') {
-                                self.pos += 1;
-                            }
-                        }
-                        b'\n' => {}
-                        other => out.push(other),
-                    }
-                }
-                // A line end in the string is a LF, however it is written.
-                b'\r' => {
-                    if self.peek() == Some(b'\n') {
-                        self.pos += 1;
-                    }
-                    out.push(b'\n');
-                }
-                b => out.push(b),
-            }
-        }
+        let (out, read) = read_literal(self.bytes.get(self.pos + 1..)?)?;
+        self.pos += 1 + read;
+        Some(Object::String(out, StringFormat::Literal))
     }
 
     fn hex_string(&mut self) -> Option<Object> {
