@@ -459,11 +459,10 @@ mod tests {
             assert_eq!(own.entries.borrow().len(), 4);
             // A document's spec, its event and its state: all in the batch's object.
             let document = &batch.jobs[0].job_id;
-            assert!(jobs::job_spec(&jobs, document.as_str())
-                .await
-                .unwrap()
-                .content
-                .contains("word"));
+            let before = objects.asked.get();
+            let spec = jobs::job_spec(&jobs, document.as_str()).await.unwrap();
+            assert!(spec.content.contains("word"));
+            assert_eq!(objects.asked.get() - before, 1, "its spec and its pack: one read");
             let body = serde_json::to_vec(&JobEvent::Processing { at: ts(1) }).unwrap();
             let ack = apply_event(&jobs.objects, &cfg(), document.as_str(), &body).await;
             assert!(ack.unwrap().applied);

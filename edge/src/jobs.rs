@@ -21,7 +21,7 @@ use crate::{
     idempotency::IdempotencyRecord,
     limits::{LimitRequest, Limiter},
     store::{
-        get_json, job_key, load_job, spec_key, specs_key, Account, Entry, JobBase, Kv, Queue,
+        decode, job_key, load_job, spec_key, specs_key, Account, Entry, JobBase, Kv, Queue,
         SpecPack, WebhookRecord, SPECS_PER_PACK,
     },
 };
@@ -190,22 +190,20 @@ pub async fn job_status(
 pub async fn job_spec(jobs: &impl Kv, id: &str) -> Result<RenderSpec, EdgeError> {
     let id = JobId::parse(id).map_err(|_| EdgeError::Unknown("No such job.".into()))?;
     let document = parse_document_job_id(&id);
-    let read_pack = async {
-        match &document {
-            Some((batch_id, index)) => {
-                let key = specs_key(batch_id, index / SPECS_PER_PACK);
-                get_json::<SpecPack>(jobs, &key).await
-            }
-            None => Ok(None),
-        }
-    };
-    let own_key = spec_key(&id);
-    let (own, pack) = futures::join!(get_json::<RenderSpec>(jobs, &own_key), read_pack);
-    if let Some(spec) = own? {
+    // Read at once (one request to the job's object): its own spec, and a document's pack.
+    let mut keys = vec![spec_key(&id)];
+    if let Some((batch_id, index)) = &document {
+        keys.push(specs_key(batch_id, index / SPECS_PER_PACK));
+    }
+    let values = jobs.get_many(&keys).await?;
+    let value = |n: usize| values.get(n).and_then(Option::as_deref);
+    if let Some(spec) = decode::<RenderSpec>(&keys[0], value(0))? {
         return Ok(spec);
     }
-    let packed = match (pack?, &document) {
-        (Some(pack), Some((_, index))) => pack.spec(*index),
+    let packed = match (&document, keys.get(1)) {
+        (Some((_, index)), Some(key)) => {
+            decode::<SpecPack>(key, value(1))?.and_then(|pack| pack.spec(*index))
+        }
         _ => None,
     };
     packed.ok_or_else(|| EdgeError::Unknown("No spec for this job (ended?).".into()))

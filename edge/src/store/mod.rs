@@ -139,7 +139,7 @@ pub const SEND_MANY_MAX_MESSAGES: usize = 100;
 pub const SEND_MANY_MAX_BYTES: usize = 256 * 1000;
 
 /// `text` of `key` as JSON; `None` stays `None`.
-fn decode<T: DeserializeOwned>(key: &str, text: Option<&str>) -> Result<Option<T>, StoreError> {
+pub fn decode<T: DeserializeOwned>(key: &str, text: Option<&str>) -> Result<Option<T>, StoreError> {
     text.map(|t| serde_json::from_str(t).map_err(|e| StoreError(format!("{key}: {e}")))).transpose()
 }
 
