@@ -16,6 +16,7 @@ use chromiumoxide::{
         browser::{BrowserContextId, GetVersionParams},
         target::{CreateBrowserContextParams, CreateTargetParams},
     },
+    error::CdpError,
     Browser, BrowserConfig, Page,
 };
 use futures::StreamExt;
@@ -119,7 +120,22 @@ impl Process {
         let executable = launcher(home.path(), chromium, plan.run_as)
             .map_err(|e| RenderError::Browser(format!("no launcher script: {e}")))?;
         let config = browser_config(&executable, home.path(), request_timeout, plan.sandbox)?;
-        let (mut browser, mut handler) = Browser::launch(config).await.map_err(|e| {
+        // The launcher was just written: a fork on another thread (another browser's launch)
+        // may hold it open for writing until its child execs, and exec then fails with
+        // ETXTBSY, "Text file busy". That passes within moments; it is tried again.
+        let mut busy = 0;
+        let (mut browser, mut handler) = loop {
+            match Browser::launch(config.clone()).await {
+                Err(CdpError::Io(e) | CdpError::LaunchIo(e, _))
+                    if e.kind() == std::io::ErrorKind::ExecutableFileBusy && busy < 5 =>
+                {
+                    busy += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * busy)).await;
+                }
+                launched => break launched,
+            }
+        }
+        .map_err(|e| {
             let hint = if plan.sandbox {
                 " (with its sandbox, which needs user namespaces: try --sandbox auto or off)"
             } else {
