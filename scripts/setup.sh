@@ -90,11 +90,13 @@ apt_ensure() {
 step_apt() {
   # shellcheck disable=SC2086 # a list of names
   apt_ensure $APT_PACKAGES
-  local major
-  major=$(chromium --version 2>/dev/null | sed -n 's/^Chromium \([0-9]*\)\..*/\1/p')
-  if [ -z "$major" ] || [ "$major" -lt "$CHROMIUM_MIN_MAJOR" ]; then
-    say "chromium ${major:-missing} is older than $CHROMIUM_MIN_MAJOR"; exit 1
-  fi
+  local major browser
+  for browser in chromium chromium-headless-shell; do
+    major=$("$browser" --version 2>/dev/null | sed -n 's/^Chromium \([0-9]*\)\..*/\1/p')
+    if [ -z "$major" ] || [ "$major" -lt "$CHROMIUM_MIN_MAJOR" ]; then
+      say "$browser ${major:-missing} is older than $CHROMIUM_MIN_MAJOR"; exit 1
+    fi
+  done
   say "debian packages ($APT_PACKAGES): ok, chromium $major"
 }
 

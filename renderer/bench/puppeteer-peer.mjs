@@ -26,7 +26,8 @@ const modes = (modesArg || "reused,fresh").split(",");
 
 const browser = await puppeteer.launch({
   executablePath: chromium,
-  headless: true,
+  // Debian's chromium-headless-shell is the old headless mode's own binary.
+  headless: chromium.includes("headless-shell") ? "shell" : true,
   // As root Chromium refuses its sandbox; the peer then runs without one (an advantage).
   args: [
     ...(process.getuid() === 0 ? ["--no-sandbox"] : []),

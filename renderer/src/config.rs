@@ -8,7 +8,11 @@ use url::Url;
 
 #[derive(Args, Debug, Clone)]
 pub struct EngineConfig {
-    /// The Chromium executable.
+    /// The Chromium executable. Debian's headless shell, Chromium without its desktop parts
+    /// (`/usr/lib/chromium/chromium-headless-shell`: its /usr/bin wrapper does not exec it, so
+    /// the browser would outlive a killed renderer), takes about half the time to start and
+    /// print (BENCHMARKS.md) but prints in the page process, where a print past its deadline is
+    /// not stopped yet.
     #[arg(long, env = "TAILPDF_CHROMIUM", default_value = "/usr/bin/chromium")]
     pub chromium: PathBuf,
 
@@ -28,6 +32,20 @@ pub struct EngineConfig {
     /// behind its own account's jobs and batches). 0: none.
     #[arg(long, env = "TAILPDF_GUEST_TABS", default_value_t = 1)]
     pub guest_tabs: usize,
+
+    /// Browser contexts kept warm, each for one account's next document that runs scripts
+    /// (default: --tabs). Such a document renders in a context of its own; one of an account
+    /// that rendered one lately reuses that account's context, its tab reset to a new blank
+    /// document, instead of starting a new one (a new page process: about half the time of
+    /// such a render). Never shared between accounts; 0: a new context for every document.
+    #[arg(long, env = "TAILPDF_WARM_CONTEXTS")]
+    pub warm_contexts: Option<usize>,
+
+    /// Once no render has run for this long, Chromium collects its garbage (every page: tabs,
+    /// contexts, the compiler), which it would otherwise keep until the next renders' own
+    /// allocations push it. 0: never.
+    #[arg(long, env = "TAILPDF_REST_AFTER", default_value = "10s", value_parser = parse_duration)]
+    pub rest_after: Duration,
 
     /// Hard deadline of one render; past it the tab is killed and replaced.
     #[arg(long, env = "TAILPDF_RENDER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -152,6 +170,11 @@ impl EngineConfig {
             engine: EngineConfig,
         }
         Only::parse_from(["tailpdf-renderer"]).engine
+    }
+
+    /// Warm browser contexts kept for accounts (`--warm-contexts`).
+    pub fn warm_contexts(&self) -> usize {
+        self.warm_contexts.unwrap_or_else(|| self.tabs())
     }
 
     pub fn tabs(&self) -> usize {

@@ -90,6 +90,20 @@ pub fn cpu_between(
     after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0))).collect()
 }
 
+/// Proportional set size of a process, in KiB (0 once it has ended).
+pub fn pss_kib(pid: u32) -> u64 {
+    let process = i32::try_from(pid).ok().and_then(|pid| procfs::process::Process::new(pid).ok());
+    let rollup = process.and_then(|p| p.smaps_rollup().ok());
+    let pss = rollup
+        .and_then(|r| r.memory_map_rollup.iter().find_map(|m| m.extension.map.get("Pss").copied()));
+    pss.unwrap_or(0) / 1024
+}
+
+/// Proportional set size of `root` and its descendants, in KiB.
+pub fn tree_pss_kib(root: u32) -> u64 {
+    process_tree(root).into_iter().map(pss_kib).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

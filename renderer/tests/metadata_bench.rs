@@ -113,7 +113,9 @@ async fn metadata_step_before_and_after() {
     // The long table takes seconds to print.
     cfg.render_timeout = Duration::from_secs(120);
     let engine = Engine::start(cfg).await.unwrap();
-    let bare = BareBrowser::launch(std::path::Path::new("/usr/bin/chromium")).await.unwrap();
+    let bare = BareBrowser::launch(&tailpdf_renderer::config::EngineConfig::defaults().chromium)
+        .await
+        .unwrap();
     let page = bare.new_page().await.unwrap();
     let options: PdfOptions =
         serde_json::from_value(json!({"format": "A4", "printBackground": true})).unwrap();

@@ -70,7 +70,10 @@ impl Chromium {
         let cache = tempfile::tempdir().unwrap();
         let engine =
             Engine::start(engine_config("http://127.0.0.1:9/", cache.path())).await.unwrap();
-        let bare = BareBrowser::launch(std::path::Path::new("/usr/bin/chromium")).await.unwrap();
+        let bare =
+            BareBrowser::launch(&tailpdf_renderer::config::EngineConfig::defaults().chromium)
+                .await
+                .unwrap();
         let page = bare.new_page().await.unwrap();
         Self { engine, bare, page, _cache: cache }
     }

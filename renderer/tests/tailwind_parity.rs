@@ -136,7 +136,9 @@ async fn computed_styles_match_the_tailwind_cli() {
     let cache = tempfile::tempdir().unwrap();
     let engine =
         Engine::start(common::engine_config("http://127.0.0.1:9/", cache.path())).await.unwrap();
-    let bare = BareBrowser::launch(std::path::Path::new("/usr/bin/chromium")).await.unwrap();
+    let bare = BareBrowser::launch(&tailpdf_renderer::config::EngineConfig::defaults().chromium)
+        .await
+        .unwrap();
     let page = bare.new_page().await.unwrap();
 
     let classes = compare(&engine, &page, CORPUS, None).await;

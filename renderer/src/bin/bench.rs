@@ -31,7 +31,11 @@ use clap::Parser;
 use futures::StreamExt;
 use tailpdf_renderer::{
     config::{EngineConfig, SandboxMode},
-    engine::{document, BareBrowser, Engine},
+    engine::{
+        document,
+        schedule::{Lane, Requester},
+        BareBrowser, Engine,
+    },
     measure,
 };
 use tailpdf_shared::{request::PdfRequest, RenderSpec, UrlPolicy};
@@ -48,6 +52,7 @@ struct Args {
     /// The document to render.
     #[arg(long, default_value = "examples/invoice.html")]
     input: PathBuf,
+    /// The Chromium of the engine, the floor and the peer (the service's default).
     #[arg(long, default_value = "/usr/bin/chromium")]
     chromium: PathBuf,
     /// Skip the Puppeteer peer (it needs the npm tools of `make setup`).
@@ -65,6 +70,22 @@ struct Args {
     /// Rounds of the batch section (each variant once per round).
     #[arg(long, default_value_t = 6)]
     batch_rounds: usize,
+    /// Only the section of documents that run scripts: one account, many, and the peer.
+    #[arg(long)]
+    scripted_only: bool,
+    /// Documents per variant and round in the scripted section.
+    #[arg(long, default_value_t = 120)]
+    scripted_documents: usize,
+    /// Rounds of the scripted section (each variant once per round).
+    #[arg(long, default_value_t = 3)]
+    scripted_rounds: usize,
+    /// Only a side-by-side of `--chromium` and this other Chromium build (for instance Debian's
+    /// chromium-headless-shell), alternated each round.
+    #[arg(long)]
+    against: Option<PathBuf>,
+    /// Rounds of the side-by-side.
+    #[arg(long, default_value_t = 3)]
+    against_rounds: usize,
 }
 
 struct Stats {
@@ -252,6 +273,19 @@ fn cli_css(content: &str) -> anyhow::Result<String> {
 /// The Puppeteer peer on `html` (ready-made CSS): a reused page, and a fresh browser context
 /// per render, at `level` renders at once, and their latency if `p50`.
 fn peer(args: &Args, html: &str, level: usize, p50: bool) -> anyhow::Result<Peers> {
+    let renders = (args.throughput_renders / 2).max(20);
+    Ok(serde_json::from_slice(&peer_run(args, html, level, "reused,fresh", p50, renders)?)?)
+}
+
+/// The peer's JSON line for `modes` (see renderer/bench/puppeteer-peer.mjs).
+fn peer_run(
+    args: &Args,
+    html: &str,
+    level: usize,
+    modes: &str,
+    p50: bool,
+    renders: usize,
+) -> anyhow::Result<Vec<u8>> {
     let root = workspace();
     let node = root.join("node_modules/.bin/node");
     let script = root.join("renderer/bench/puppeteer-peer.mjs");
@@ -262,9 +296,9 @@ fn peer(args: &Args, html: &str, level: usize, p50: bool) -> anyhow::Result<Peer
         .arg(&script)
         .arg(&args.chromium)
         .arg(&file)
-        .arg((args.throughput_renders / 2).max(20).to_string())
+        .arg(renders.to_string())
         .arg(level.to_string())
-        .arg("reused,fresh")
+        .arg(modes)
         .args(p50.then_some("p50"))
         .output()
         .with_context(|| format!("{} (run `make setup`)", node.display()))?;
@@ -273,7 +307,7 @@ fn peer(args: &Args, html: &str, level: usize, p50: bool) -> anyhow::Result<Peer
         "the peer failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(serde_json::from_slice(&out.stdout)?)
+    Ok(out.stdout)
 }
 
 #[tokio::main]
@@ -292,6 +326,12 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.batch_only {
         return batch_costs(&args, &content, cache.path()).await;
+    }
+    if args.scripted_only {
+        return scripted_costs(&args, &content, cache.path()).await;
+    }
+    if let Some(other) = &args.against {
+        return side_by_side(&args, other, &content, cache.path()).await;
     }
 
     // Engine latency, one tab: a static document, then one with a script.
@@ -444,7 +484,156 @@ async fn main() -> anyhow::Result<()> {
     println!();
     postprocess_costs(&args, &content, cache.path(), warmup).await?;
     println!();
-    batch_costs(&args, &content, cache.path()).await
+    batch_costs(&args, &content, cache.path()).await?;
+    println!();
+    scripted_costs(&args, &content, cache.path()).await?;
+    let shell = Path::new(HEADLESS_SHELL);
+    if shell.exists() && args.chromium != shell {
+        println!();
+        side_by_side(&args, shell, &content, cache.path()).await?;
+    }
+    Ok(())
+}
+
+/// Debian's headless shell, measured beside `--chromium` by a whole `make bench`.
+const HEADLESS_SHELL: &str = "/usr/lib/chromium/chromium-headless-shell";
+
+/// A bar chart drawn by a bundled script, as report generators inline one (Chart.js, 208 KB).
+fn with_chart(content: &str) -> anyhow::Result<String> {
+    let path = workspace().join("node_modules/chart.js/dist/chart.umd.min.js");
+    let chart = std::fs::read_to_string(&path)
+        .with_context(|| format!("{} (run `make setup`)", path.display()))?;
+    Ok(format!(
+        "{content}<div class=\"px-8 pb-8\"><canvas id=\"chart\" width=\"640\" height=\"260\"></canvas></div>\
+         <script>{chart}</script><script>new Chart(document.getElementById('chart'), {{type: 'bar', \
+         options: {{animation: false, responsive: false}}, data: {{labels: ['Jan', 'Feb', 'Mar', \
+         'Apr', 'May', 'Jun'], datasets: [{{label: 'Revenue', data: [12, 19, 3, 5, 2, 3], \
+         backgroundColor: '#4f46e5'}}]}}}});</script>"
+    ))
+}
+
+/// Whose documents a scripted stream is.
+#[derive(Clone, Copy)]
+enum Accounts {
+    One,
+    /// A new account every document: no context is ever warm for it.
+    EachNew,
+}
+
+/// PDF/s of `spec` at 2 tabs (4 in flight) for `accounts`, with `warm` contexts kept (None:
+/// the default), and how many renders reused a warm context. (No CPU time per PDF here: the
+/// page processes of disposed contexts end during the run, and an ended process is not read.)
+async fn scripted_rate(
+    args: &Args,
+    cache: &Path,
+    spec: &RenderSpec,
+    accounts: Accounts,
+    warm: Option<usize>,
+) -> anyhow::Result<(f64, u64)> {
+    let tabs = 2;
+    let mut cfg = config(&args.chromium, tabs, cache);
+    cfg.warm_contexts = warm;
+    let engine = Engine::start(cfg).await.map_err(e)?;
+    let run = |from: usize, n: usize| {
+        let engine = engine.clone();
+        let spec = spec.clone();
+        async move {
+            let jobs = (from..from + n).map(|i| {
+                let engine = engine.clone();
+                let spec = spec.clone();
+                let account = match accounts {
+                    Accounts::One => String::from("acct-1"),
+                    Accounts::EachNew => format!("acct-{i}"),
+                };
+                async move { engine.render_for(&spec, &Requester::new(&account, Lane::Job)).await }
+            });
+            futures::stream::iter(jobs).buffer_unordered(tabs * 2).collect::<Vec<_>>().await
+        }
+    };
+    let warmup = (args.scripted_documents / 10).max(5);
+    run(0, warmup).await;
+    let reuses_before = engine.stats().warm_reuses;
+    let t = Instant::now();
+    let results = run(warmup, args.scripted_documents).await;
+    let took = t.elapsed();
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    anyhow::ensure!(failed == 0, "{failed} renders failed");
+    anyhow::ensure!(results.iter().flatten().all(|r| r.isolated), "a scripted render was shared");
+    let reuses = engine.stats().warm_reuses - reuses_before;
+    engine.shutdown(Duration::from_secs(5)).await;
+    Ok((args.scripted_documents as f64 / took.as_secs_f64(), reuses))
+}
+
+/// Documents that run scripts (issue 30): the invoice with a chart drawn by a bundled script,
+/// at 2 tabs, from one account and from a new account every document, and from one account
+/// with no context kept warm (as before warm contexts), against Puppeteer with a fresh browser
+/// context per render (the HTML with the CLI's CSS); each variant once per round, in turn.
+async fn scripted_costs(args: &Args, content: &str, cache: &Path) -> anyhow::Result<()> {
+    let scripted = with_chart(content)?;
+    let spec = spec_of(&scripted)?;
+    let css = cli_css(&scripted)?;
+    let html = document::build_document(&scripted, &document::style_element(&css, None));
+    #[derive(serde::Deserialize)]
+    struct Fresh {
+        fresh: Peer,
+    }
+    let variants: [(&str, Accounts, Option<usize>); 3] = [
+        ("engine, one account", Accounts::One, None),
+        ("engine, a new account every document", Accounts::EachNew, None),
+        ("engine, one account, no warm context (`--warm-contexts 0`)", Accounts::One, Some(0)),
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); variants.len() + 1];
+    let mut reuses = vec![0u64; variants.len()];
+    for _ in 0..args.scripted_rounds {
+        for (i, (_, accounts, warm)) in variants.iter().enumerate() {
+            let (rate, reused) = scripted_rate(args, cache, &spec, *accounts, *warm).await?;
+            rates[i].push(rate);
+            reuses[i] += reused;
+        }
+        if !args.no_peer {
+            let out = peer_run(args, &html, 2, "fresh", false, args.scripted_documents)?;
+            let peer: Fresh = serde_json::from_slice(&out)?;
+            rates[variants.len()].push(peer.fresh.pdf_per_s.get("2").copied().unwrap_or(f64::NAN));
+        }
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let peer = median(&rates[variants.len()]);
+    println!(
+        "### Documents that run scripts: the invoice with a Chart.js bar chart ({} KB of HTML), \
+         2 tabs, {} documents per variant, {} rounds; {}",
+        scripted.len() / 1024,
+        args.scripted_documents,
+        args.scripted_rounds,
+        measure::revision()
+    );
+    println!();
+    println!(
+        "| variant | PDF/s, each round | median | / Puppeteer fresh context (goal ≥ 2×) | warm \
+         reuses |"
+    );
+    println!("|---|---|---|---|---|");
+    let rows = variants
+        .iter()
+        .map(|v| v.0)
+        .chain(std::iter::once("Puppeteer, a fresh context per render"));
+    for (i, what) in rows.enumerate() {
+        if rates[i].is_empty() {
+            continue;
+        }
+        let each: Vec<String> = rates[i].iter().map(|r| format!("{r:.1}")).collect();
+        println!(
+            "| {what} | {} | {:.1} | {:.2}× | {} |",
+            each.join(" / "),
+            median(&rates[i]),
+            median(&rates[i]) / peer,
+            reuses.get(i).map_or(String::new(), u64::to_string),
+        );
+    }
+    Ok(())
 }
 
 /// Per-document cost of a batch's documents (distinct invoices) rendered one by one and in
@@ -676,4 +865,180 @@ fn cpu_table(rates: &[(usize, (f64, CpuPerPdf))], unsandboxed: &CpuPerPdf, peer:
         }
         println!(" {} |", cell(Some(unsandboxed), kind));
     }
+}
+
+/// One Chromium build's figures in the side-by-side.
+#[derive(Default)]
+struct Build {
+    floor_ms: Vec<f64>,
+    engine_ms: Vec<f64>,
+    start_ms: Vec<f64>,
+    rates: BTreeMap<usize, Vec<f64>>,
+    scripted: Vec<f64>,
+    as_is_mib: Vec<f64>,
+    rest_mib: Vec<f64>,
+    load_mib: Vec<f64>,
+}
+
+/// `chromium` (the default build) and `other`, alternated each round so that drift falls on
+/// both alike: bare printToPDF p50 (the floor), the engine's p50 at 1 tab, its start (Chromium
+/// launched and warmed: the service's cold start), PDF/s at 1, 2 and 4 tabs, scripted
+/// documents from one account at 2 tabs, and Chromium's PSS under load (the most seen during
+/// the 4-tab run) and at rest (after its garbage was collected, `--rest-after`).
+async fn side_by_side(
+    args: &Args,
+    other: &Path,
+    content: &str,
+    cache: &Path,
+) -> anyhow::Result<()> {
+    let spec = spec_of(content)?;
+    let scripted = spec_of(&with_chart(content)?)?;
+    let html =
+        document::build_document(content, &document::style_element(&cli_css(content)?, None));
+    let builds = [args.chromium.clone(), other.to_path_buf()];
+    let mut figures: Vec<Build> = builds.iter().map(|_| Build::default()).collect();
+    let renders = args.renders.min(100);
+    let warmup = (renders / 10).max(5);
+    for _ in 0..args.against_rounds {
+        for (chromium, fig) in builds.iter().zip(figures.iter_mut()) {
+            let bare = BareBrowser::launch(chromium).await.map_err(e)?;
+            let page = bare.new_page().await.map_err(e)?;
+            let mut floor = Vec::new();
+            for i in 0..(warmup + renders) {
+                let t = Instant::now();
+                page.set_content(html.clone()).await?;
+                page.pdf(print_params()).await?;
+                if i >= warmup {
+                    floor.push(t.elapsed());
+                }
+            }
+            fig.floor_ms.push(stats(floor).p50.as_secs_f64() * 1e3);
+            drop(page);
+            bare.close().await;
+
+            for tabs in [1, 2, 4] {
+                let mut cfg = config(chromium, tabs, cache);
+                cfg.rest_after = Duration::from_secs(1);
+                let t = Instant::now();
+                let engine = Engine::start(cfg).await.map_err(e)?;
+                engine.warm().await;
+                fig.start_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                if tabs == 1 {
+                    let p50 = latency(&engine, &spec, renders, warmup).await?.p50;
+                    fig.engine_ms.push(p50.as_secs_f64() * 1e3);
+                }
+                let pid = engine.browser_pid().await.context("no Chromium")?;
+                let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let sampler = tokio::spawn({
+                    let peak = peak.clone();
+                    async move {
+                        loop {
+                            let pss = measure::tree_pss_kib(pid);
+                            peak.fetch_max(pss, std::sync::atomic::Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    }
+                });
+                let jobs = (0..warmup * tabs + args.throughput_renders).map(|i| {
+                    let engine = engine.clone();
+                    let spec = spec.clone();
+                    async move { (i, Instant::now(), engine.render(&spec).await) }
+                });
+                let t = Instant::now();
+                let mut measured_from = None;
+                let mut done = 0usize;
+                let mut results = futures::stream::iter(jobs).buffer_unordered(tabs * 2);
+                while let Some((i, _, result)) = results.next().await {
+                    result.map_err(e)?;
+                    if i + 1 == warmup * tabs {
+                        measured_from = Some(Instant::now());
+                    }
+                    done += 1;
+                }
+                drop(results);
+                sampler.abort();
+                let from = measured_from.unwrap_or(t);
+                let n = done.saturating_sub(warmup * tabs).max(1);
+                fig.rates.entry(tabs).or_default().push(n as f64 / from.elapsed().as_secs_f64());
+                if tabs == 4 {
+                    fig.load_mib
+                        .push(peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0);
+                }
+                if tabs == 2 {
+                    // As it is (what a renderer held at rest before `--rest-after`), then
+                    // collected.
+                    fig.as_is_mib.push(measure::tree_pss_kib(pid) as f64 / 1024.0);
+                    let before = engine.stats().rest_collections;
+                    let waited = Instant::now();
+                    while engine.stats().rest_collections == before
+                        && waited.elapsed() < Duration::from_secs(10)
+                    {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    fig.rest_mib.push(measure::tree_pss_kib(pid) as f64 / 1024.0);
+                }
+                engine.shutdown(Duration::from_secs(5)).await;
+            }
+
+            let mut cfg = config(chromium, 2, cache);
+            cfg.warm_contexts = None;
+            let engine = Engine::start(cfg).await.map_err(e)?;
+            let who = Requester::new("acct-1", Lane::Job);
+            let run = |n: usize| {
+                let jobs = (0..n).map(|_| {
+                    let engine = engine.clone();
+                    let scripted = scripted.clone();
+                    let who = who.clone();
+                    async move { engine.render_for(&scripted, &who).await }
+                });
+                futures::stream::iter(jobs).buffer_unordered(4).collect::<Vec<_>>()
+            };
+            run(warmup).await;
+            let t = Instant::now();
+            let results = run(args.scripted_documents).await;
+            anyhow::ensure!(results.iter().all(Result::is_ok), "a scripted render failed");
+            fig.scripted.push(args.scripted_documents as f64 / t.elapsed().as_secs_f64());
+            engine.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "### {} against {}, {} rounds alternated; {}",
+        other.display(),
+        args.chromium.display(),
+        args.against_rounds,
+        measure::revision()
+    );
+    println!();
+    println!("| median (each round) | {} | {} | ratio |", args.chromium.display(), other.display());
+    println!("|---|---|---|---|");
+    let line = |what: &str, unit: &str, a: &[f64], b: &[f64]| {
+        let each = |v: &[f64]| v.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(" / ");
+        println!(
+            "| {what} | {:.1} {unit} ({}) | {:.1} {unit} ({}) | {:.2}× |",
+            median(a),
+            each(a),
+            median(b),
+            each(b),
+            median(b) / median(a)
+        );
+    };
+    let [a, b] = [&figures[0], &figures[1]];
+    line("floor p50 (bare printToPDF)", "ms", &a.floor_ms, &b.floor_ms);
+    line("engine p50, 1 tab", "ms", &a.engine_ms, &b.engine_ms);
+    line("start (launch + warm-up), 1/2/4 tabs", "ms", &a.start_ms, &b.start_ms);
+    for tabs in [1, 2, 4] {
+        let none = Vec::new();
+        let of = |f: &Build| f.rates.get(&tabs).cloned().unwrap_or_else(|| none.clone());
+        line(&format!("PDF/s, {tabs} tabs"), "", &of(a), &of(b));
+    }
+    line("scripted (Chart.js), one account, 2 tabs, PDF/s", "", &a.scripted, &b.scripted);
+    line("Chromium PSS after 2 tabs, as it is", "MiB", &a.as_is_mib, &b.as_is_mib);
+    line("Chromium PSS at rest after 2 tabs, collected", "MiB", &a.rest_mib, &b.rest_mib);
+    line("Chromium PSS under load, 4 tabs, most seen", "MiB", &a.load_mib, &b.load_mib);
+    Ok(())
 }

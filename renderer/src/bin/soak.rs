@@ -33,6 +33,7 @@ use anyhow::Context;
 use axum::{http::header, routing::get, Router};
 use clap::Parser;
 use futures::StreamExt;
+use tailpdf_renderer::measure::pss_kib;
 use tailpdf_shared::{
     signing::{sign_internal, INTERNAL_SIGNATURE_HEADER},
     UrlPolicy,
@@ -314,14 +315,6 @@ impl Drop for Service {
 
 fn process(pid: u32) -> Option<procfs::process::Process> {
     procfs::process::Process::new(i32::try_from(pid).ok()?).ok()
-}
-
-/// Proportional set size of a process, in KiB (0 once it has ended).
-fn pss_kib(pid: u32) -> u64 {
-    let rollup = process(pid).and_then(|p| p.smaps_rollup().ok());
-    let pss = rollup
-        .and_then(|r| r.memory_map_rollup.iter().find_map(|m| m.extension.map.get("Pss").copied()));
-    pss.unwrap_or(0) / 1024
 }
 
 fn fd_count(pid: u32) -> usize {

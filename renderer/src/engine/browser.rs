@@ -12,9 +12,12 @@ use std::{
 };
 
 use chromiumoxide::{
-    cdp::browser_protocol::{
-        browser::{BrowserContextId, GetVersionParams},
-        target::{CreateBrowserContextParams, CreateTargetParams},
+    cdp::{
+        browser_protocol::{
+            browser::{BrowserContextId, GetVersionParams},
+            target::{CreateBrowserContextParams, CreateTargetParams},
+        },
+        js_protocol::heap_profiler::CollectGarbageParams,
     },
     error::CdpError,
     Browser, BrowserConfig, Page,
@@ -31,6 +34,9 @@ use tokio::{sync::RwLock, task::JoinHandle};
 
 use super::{prints::Prints, sandbox::Plan, tailwind};
 use crate::{config::EngineConfig, error::RenderError};
+
+/// How long one page may take to collect its garbage.
+const GC_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Chromium's flags (chromiumoxide adds the `--`), in full: chromiumoxide's own defaults are
 /// off, since they include `--disable-popup-blocking`.
@@ -58,6 +64,9 @@ const FLAGS: &[&str] = &[
     "disable-sync",
     "enable-features=NetworkService,NetworkServiceInProcess",
     "force-color-profile=srgb",
+    // Glyph advances unhinted, as Chromium's own headless mode lays text out: the headless
+    // shell (an alternative build) hints them by default, which moves CJK, Indic and Thai text.
+    "font-render-hinting=none",
     "metrics-recording-only",
     "no-first-run",
     "password-store=basic",
@@ -335,6 +344,24 @@ impl Instance {
         browser.dispose_browser_context(context).await.map_err(|e| {
             RenderError::Browser(format!("a browser context was not disposed of: {e}"))
         })
+    }
+
+    /// Every page of this Chromium (shared tabs, spare and warm contexts' tabs, the cover tab,
+    /// the compiler page).
+    pub(crate) async fn pages(&self) -> Vec<Page> {
+        self.process.browser.read().await.pages().await.unwrap_or_default()
+    }
+
+    /// Has every page collect its JavaScript garbage; answers how many did.
+    pub(crate) async fn collect_garbage(&self) -> usize {
+        let mut collected = 0;
+        for page in self.pages().await {
+            let gc = page.execute(CollectGarbageParams::default());
+            if matches!(tokio::time::timeout(GC_TIMEOUT, gc).await, Ok(Ok(_))) {
+                collected += 1;
+            }
+        }
+        collected
     }
 
     /// Closes Chromium and everything it started.

@@ -3,7 +3,8 @@
 //! One Chromium ([`browser::Instance`]) and, under one hard deadline per render: fonts from the
 //! font cache ([`fonts`]), Tailwind CSS for the classes used ([`tailwind`]), the document
 //! ([`document`]) set into a target ([`target`]) chosen by [`isolation`]: a reused tab with
-//! scripts off, or a browser context of its own for a document that runs code. Then the
+//! scripts off, or a browser context of its own for a document that runs code (one its
+//! account's previous such document left warm, [`warm`]). Then the
 //! classes the DOM really has, `document.fonts.ready`, and printToPDF within the page and byte
 //! limits ([`pdf`]). Every request of the page goes through the interceptor, within the
 //! render's budget ([`budget`]). Then, with the tab free again, the post-processing stage
@@ -28,11 +29,13 @@ pub mod pdf;
 mod pool;
 mod prints;
 pub mod problems;
+mod rest;
 mod sandbox;
 pub mod schedule;
 pub mod split;
 pub mod tailwind;
 mod target;
+mod warm;
 
 #[cfg(feature = "testing")]
 pub use browser::BareBrowser;
@@ -90,6 +93,10 @@ pub struct EngineStats {
     pub tabs_replaced: u64,
     /// Renders in a browser context of their own.
     pub isolated_renders: u64,
+    /// Of those, renders in a context their account's previous such render left warm.
+    pub warm_reuses: u64,
+    /// Times Chromium collected its garbage at rest (`--rest-after`).
+    pub rest_collections: u64,
     /// Documents sent from a shared tab to a fresh context once their DOM showed they need
     /// scripts (a miss of the lexical look: speed lost, never isolation).
     pub escalations: u64,
@@ -128,6 +135,8 @@ struct Inner {
     browser_starts: AtomicU64,
     tabs_replaced: AtomicU64,
     isolated_renders: AtomicU64,
+    warm_reuses: AtomicU64,
+    rest_collections: AtomicU64,
     escalations: AtomicU64,
     limit_failures: AtomicU64,
     postprocess_failures: AtomicU64,
@@ -203,6 +212,8 @@ impl Engine {
                 browser_starts: AtomicU64::new(0),
                 tabs_replaced: AtomicU64::new(0),
                 isolated_renders: AtomicU64::new(0),
+                warm_reuses: AtomicU64::new(0),
+                rest_collections: AtomicU64::new(0),
                 escalations: AtomicU64::new(0),
                 limit_failures: AtomicU64::new(0),
                 postprocess_failures: AtomicU64::new(0),
@@ -215,6 +226,7 @@ impl Engine {
         };
         let instance = engine.instance().await?;
         engine.refill_spares(&instance);
+        rest::tend(Arc::downgrade(&engine.inner), engine.inner.cfg.rest_after);
         Ok(engine)
     }
 
@@ -236,6 +248,8 @@ impl Engine {
             browser_starts: get(&i.browser_starts),
             tabs_replaced: get(&i.tabs_replaced),
             isolated_renders: get(&i.isolated_renders),
+            warm_reuses: get(&i.warm_reuses),
+            rest_collections: get(&i.rest_collections),
             escalations: get(&i.escalations),
             limit_failures: get(&i.limit_failures),
             postprocess_failures: get(&i.postprocess_failures),
@@ -470,13 +484,12 @@ impl Engine {
                 }
             }
         }
-        let lease = self.fresh_target(&instance).await?;
+        let account = slot.account().clone();
+        let lease = self.account_target(&instance, &account).await?;
         let scope = Scope::new(self.inner.cfg.limits, fonts.files, false, problems.clone());
         let pdf =
             within_budget(&scope, self.render_fresh(&instance, &lease, &prepared, &scope)).await;
-        lease.target().end();
-        self.retire_fresh(lease);
-        drop(slot);
+        self.release_fresh(lease, slot, account, pdf.is_ok(), scope.opened_origin());
         self.inner.isolated_renders.fetch_add(1, Ordering::Relaxed);
         Ok((pdf?, true))
     }

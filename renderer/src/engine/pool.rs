@@ -1,11 +1,12 @@
 //! Where renders run, and the lifecycle of what they run in: the current Chromium (started
 //! again when it died, stopped answering or is due a restart), the shared tabs (reused, reset
-//! off the latency path), and spare fresh targets, one per tab (browser contexts made ahead of
-//! time, so that a document that runs scripts does not wait for one to start).
+//! off the latency path), spare fresh targets, one per tab (browser contexts made ahead of
+//! time, so that a document that runs scripts does not wait for one to start), and the
+//! contexts kept warm for accounts' next such documents ([`warm`]).
 
 use std::{
     sync::{atomic::Ordering, Arc},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{Mutex, Notify};
@@ -14,6 +15,7 @@ use super::{
     browser::Instance,
     schedule::Slot,
     target::{Kind, Leftovers, Target},
+    warm::{self, Warm},
     Engine,
 };
 use crate::error::RenderError;
@@ -37,6 +39,8 @@ struct State {
     spares: Vec<Target>,
     /// Fresh targets being made.
     making: usize,
+    /// Fresh targets kept for their accounts' next documents.
+    warm: Warm<Target>,
     renders_on_instance: u64,
 }
 
@@ -44,6 +48,10 @@ struct State {
 /// abandoned (deadline, error), so a broken or busy target is never reused.
 pub(super) struct Lease<'a> {
     target: Option<Target>,
+    /// Documents the target's context rendered before (a warm context's).
+    renders: u32,
+    /// Its account rendered a document that runs scripts lately (`Warm::returning`).
+    returning: bool,
     instance: Arc<Instance>,
     engine: &'a Engine,
 }
@@ -82,6 +90,7 @@ impl Engine {
         }
         state.idle.clear();
         state.spares.clear();
+        state.warm.clear();
         if let Some(old) = state.instance.take() {
             tracing::info!(
                 renders = state.renders_on_instance,
@@ -109,6 +118,7 @@ impl Engine {
         let mut state = self.inner.pool.state.lock().await;
         state.idle.clear();
         state.spares.clear();
+        state.warm.clear();
         state.instance.take()
     }
 
@@ -137,7 +147,48 @@ impl Engine {
                     .await?
             }
         };
-        Ok(Lease { target: Some(target), instance: instance.clone(), engine: self })
+        Ok(Lease {
+            target: Some(target),
+            instance: instance.clone(),
+            engine: self,
+            renders: 0,
+            returning: false,
+        })
+    }
+
+    /// A target for a document of `account` that runs scripts: the account's warm context if
+    /// it has one, else a fresh target.
+    pub(super) async fn account_target(
+        &self,
+        instance: &Arc<Instance>,
+        account: &Arc<str>,
+    ) -> Result<Lease<'_>, RenderError> {
+        let (warm, returning) = {
+            let mut state = self.inner.pool.state.lock().await;
+            let returning = state.warm.returning(account, Instant::now());
+            match state.warm.take(account) {
+                Some((target, renders)) if target.generation == instance.generation => {
+                    state.renders_on_instance += 1;
+                    (Some((target, renders)), returning)
+                }
+                _ => (None, returning),
+            }
+        };
+        let mut lease = match warm {
+            Some((target, renders)) => {
+                self.inner.warm_reuses.fetch_add(1, Ordering::Relaxed);
+                Lease {
+                    target: Some(target),
+                    instance: instance.clone(),
+                    engine: self,
+                    renders,
+                    returning,
+                }
+            }
+            None => self.fresh_target(instance).await?,
+        };
+        lease.returning = returning;
+        Ok(lease)
     }
 
     /// A fresh target: a spare if one is ready, else the next one being made, else a new one;
@@ -169,7 +220,13 @@ impl Engine {
             None => new_fresh(instance, self.inner.fetcher.clone()).await?,
         };
         self.refill_spares(instance);
-        Ok(Lease { target: Some(target), instance: instance.clone(), engine: self })
+        Ok(Lease {
+            target: Some(target),
+            instance: instance.clone(),
+            engine: self,
+            renders: 0,
+            returning: false,
+        })
     }
 
     /// Makes fresh targets in the background until there are as many, ready or coming, as
@@ -280,11 +337,69 @@ impl Engine {
         self.inner.pool.state.lock().await.renders_on_instance = 0;
     }
 
-    /// A fresh target after its render: its context disposed of, in the background.
-    pub(super) fn retire_fresh(&self, mut lease: Lease<'_>) {
-        if let Some(target) = lease.target.take() {
-            tokio::spawn(discard(target, lease.instance.clone()));
+    /// A fresh target after its render for `account`: kept warm for the account's next
+    /// document if the render went well, the account is returning and [`warm::keep`] allows
+    /// ([`warm`]), its tab reset before the
+    /// render's slot is let go (so the account's next render finds it); else its context
+    /// disposed of, in the background.
+    pub(super) fn release_fresh(
+        &self,
+        mut lease: Lease<'_>,
+        slot: Slot,
+        account: Arc<str>,
+        render_ok: bool,
+        opened_origin: bool,
+    ) {
+        let Some(target) = lease.target.take() else { return };
+        let instance = lease.instance.clone();
+        let renders = lease.renders + 1;
+        let cap = self.inner.cfg.warm_contexts();
+        let closing = self.inner.closing.load(Ordering::SeqCst);
+        if !render_ok
+            || !lease.returning
+            || cap == 0
+            || closing
+            || !warm::keep(renders, opened_origin)
+        {
+            target.end();
+            drop(slot);
+            tokio::spawn(discard(target, instance));
+            return;
         }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let clean =
+                matches!(tokio::time::timeout(CLOSE_TIMEOUT, target.reset()).await, Ok(Ok(())));
+            target.end();
+            let mut state = engine.inner.pool.state.lock().await;
+            let current = state.instance.as_ref().map(|i| i.generation);
+            let gone = if clean && current == Some(target.generation) {
+                state.warm.put(account, target, renders, Instant::now(), cap)
+            } else {
+                vec![target]
+            };
+            drop(state);
+            drop(slot);
+            for target in gone {
+                discard(target, instance.clone()).await;
+            }
+        });
+    }
+}
+
+impl Pool {
+    /// Takes out the warm contexts unused for [`warm::IDLE`], to be let go, with the current
+    /// Chromium.
+    pub(super) async fn expire_warm(&self) -> (Vec<Target>, Option<Arc<Instance>>) {
+        let mut state = self.state.lock().await;
+        (state.warm.expire(Instant::now(), warm::IDLE), state.instance.clone())
+    }
+}
+
+impl Engine {
+    /// Warm contexts kept, of the current Chromium (a gauge of `/metrics`).
+    pub async fn warm_contexts(&self) -> usize {
+        self.inner.pool.state.lock().await.warm.len()
     }
 }
 
@@ -304,7 +419,7 @@ async fn new_fresh(
 
 /// Closes a shared tab, or disposes of a fresh target's context. A Chromium that cannot do
 /// that in time is hung: it is replaced.
-async fn discard(target: Target, instance: Arc<Instance>) {
+pub(super) async fn discard(target: Target, instance: Arc<Instance>) {
     target.end();
     let closed = match &target.kind {
         Kind::Shared => {

@@ -112,6 +112,13 @@ pub struct Slot {
     lane: Lane,
 }
 
+impl Slot {
+    /// The account the render is for.
+    pub(crate) fn account(&self) -> &Arc<str> {
+        &self.account
+    }
+}
+
 impl std::fmt::Debug for Slot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Slot").field("account", &self.account).field("lane", &self.lane).finish()

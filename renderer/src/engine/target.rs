@@ -23,7 +23,10 @@ use chromiumoxide::{
         },
         log::{EnableParams as LogEnableParams, EventEntryAdded},
         network::{ErrorReason, ResourceType, SetCacheDisabledParams},
-        page::{EventFrameStoppedLoading, EventLifecycleEvent, FrameId, SetDocumentContentParams},
+        page::{
+            EventFrameStoppedLoading, EventLifecycleEvent, FrameId, ResetNavigationHistoryParams,
+            SetDocumentContentParams,
+        },
     },
     Page,
 };
@@ -43,7 +46,8 @@ use crate::{config::RenderLimits, error::RenderError, net::GuardedFetcher};
 pub(crate) enum Kind {
     /// A reused tab of the shared browser context, with script execution turned off.
     Shared,
-    /// The only tab of a browser context of its own, disposed of after one render.
+    /// The only tab of a browser context of its own, disposed of after one render or kept warm
+    /// for its account's next document (`engine::warm`).
     Fresh(BrowserContextId),
 }
 
@@ -78,6 +82,9 @@ pub(crate) struct Scope {
     navigation_blocked: AtomicBool,
     /// The document asked for something (a request of any kind, fonts included).
     requested: AtomicBool,
+    /// A frame of the document asked for a document at a real origin, which could leave
+    /// storage, cookies or a service worker in the browser context.
+    opened_origin: AtomicBool,
 }
 
 impl Scope {
@@ -95,6 +102,7 @@ impl Scope {
             needs_scripts: Mutex::default(),
             navigation_blocked: AtomicBool::new(false),
             requested: AtomicBool::new(false),
+            opened_origin: AtomicBool::new(false),
         })
     }
 
@@ -104,6 +112,10 @@ impl Scope {
 
     pub(crate) fn needs_scripts(&self) -> Option<String> {
         lock(&self.needs_scripts).clone()
+    }
+
+    pub(crate) fn opened_origin(&self) -> bool {
+        self.opened_origin.load(Ordering::SeqCst)
     }
 }
 
@@ -122,9 +134,10 @@ impl Target {
     ) -> Result<Self, RenderError> {
         if kind == Kind::Shared {
             page.execute(SetScriptExecutionDisabledParams::new(true)).await.map_err(cdp_error)?;
-            // Nothing one document loaded is served to the next from a cache.
-            page.execute(SetCacheDisabledParams::new(true)).await.map_err(cdp_error)?;
         }
+        // Nothing one document loaded is served to the next from a cache (a warm context's
+        // next document is one).
+        page.execute(SetCacheDisabledParams::new(true)).await.map_err(cdp_error)?;
         let main_frame = page
             .mainframe()
             .await
@@ -247,6 +260,17 @@ impl Target {
         Ok(())
     }
 
+    /// Readies the tab of a warm context for its account's next document: a new blank document
+    /// (a new window at a new opaque origin, so the old document's globals, timers, workers and
+    /// loads end with it), no history, and no window name, the one thing of a document that a
+    /// tab keeps for the next.
+    pub(crate) async fn reset(&self) -> Result<(), RenderError> {
+        self.blank().await?;
+        evaluate_as::<serde_json::Value>(&self.page, String::from("window.name = ''")).await?;
+        self.page.execute(ResetNavigationHistoryParams::default()).await.map_err(cdp_error)?;
+        Ok(())
+    }
+
     /// What the render under way left to clean up: nothing if its document asked for
     /// nothing; loads to stop if it asked only for its fonts (from our cache) or `data:` URLs;
     /// resources it must not pass on if it loaded anything from the network.
@@ -309,6 +333,7 @@ async fn answer(
             let _ = fail(ErrorReason::Aborted).await;
             return;
         }
+        scope.opened_origin.store(true, Ordering::SeqCst);
     }
     if let Some(font) = scope.fonts.get(url) {
         let _ = page.execute(fulfill(id, 200, Some(font.mime), font.base64.to_string())).await;

@@ -104,6 +104,16 @@ impl Collector for Snapshot {
                 engine.isolated_renders,
             ),
             (
+                "tailpdf_warm_context_reuses",
+                "Of those, renders in a context their account's previous one left warm.",
+                engine.warm_reuses,
+            ),
+            (
+                "tailpdf_rest_collections",
+                "Times Chromium collected its garbage once renders stopped (--rest-after).",
+                engine.rest_collections,
+            ),
+            (
                 "tailpdf_escalations",
                 "Documents rendered again in a fresh context once their DOM showed they need scripts.",
                 engine.escalations,
