@@ -520,18 +520,20 @@ enum Accounts {
     EachNew,
 }
 
-/// PDF/s of `spec` at 2 tabs (4 in flight) for `accounts`, with `warm` contexts kept (None:
-/// the default), and how many renders reused a warm context. (No CPU time per PDF here: the
-/// page processes of disposed contexts end during the run, and an ended process is not read.)
+/// PDF/s of `spec` on `chromium` at 2 tabs (4 in flight) for `accounts`, with `warm` contexts
+/// kept (None: the default), and how many renders reused a warm context. (No CPU time per PDF
+/// here: the page processes of disposed contexts end during the run, and an ended process is
+/// not read.)
 async fn scripted_rate(
     args: &Args,
+    chromium: &Path,
     cache: &Path,
     spec: &RenderSpec,
     accounts: Accounts,
     warm: Option<usize>,
 ) -> anyhow::Result<(f64, u64)> {
     let tabs = 2;
-    let mut cfg = config(&args.chromium, tabs, cache);
+    let mut cfg = config(chromium, tabs, cache);
     cfg.warm_contexts = warm;
     let engine = Engine::start(cfg).await.map_err(e)?;
     let run = |from: usize, n: usize| {
@@ -586,7 +588,8 @@ async fn scripted_costs(args: &Args, content: &str, cache: &Path) -> anyhow::Res
     let mut reuses = vec![0u64; variants.len()];
     for _ in 0..args.scripted_rounds {
         for (i, (_, accounts, warm)) in variants.iter().enumerate() {
-            let (rate, reused) = scripted_rate(args, cache, &spec, *accounts, *warm).await?;
+            let (rate, reused) =
+                scripted_rate(args, &args.chromium, cache, &spec, *accounts, *warm).await?;
             rates[i].push(rate);
             reuses[i] += reused;
         }
@@ -980,25 +983,9 @@ async fn side_by_side(
                 engine.shutdown(Duration::from_secs(5)).await;
             }
 
-            let mut cfg = config(chromium, 2, cache);
-            cfg.warm_contexts = None;
-            let engine = Engine::start(cfg).await.map_err(e)?;
-            let who = Requester::new("acct-1", Lane::Job);
-            let run = |n: usize| {
-                let jobs = (0..n).map(|_| {
-                    let engine = engine.clone();
-                    let scripted = scripted.clone();
-                    let who = who.clone();
-                    async move { engine.render_for(&scripted, &who).await }
-                });
-                futures::stream::iter(jobs).buffer_unordered(4).collect::<Vec<_>>()
-            };
-            run(warmup).await;
-            let t = Instant::now();
-            let results = run(args.scripted_documents).await;
-            anyhow::ensure!(results.iter().all(Result::is_ok), "a scripted render failed");
-            fig.scripted.push(args.scripted_documents as f64 / t.elapsed().as_secs_f64());
-            engine.shutdown(Duration::from_secs(5)).await;
+            let (rate, _) =
+                scripted_rate(args, chromium, cache, &scripted, Accounts::One, None).await?;
+            fig.scripted.push(rate);
         }
     }
     let median = |v: &[f64]| {

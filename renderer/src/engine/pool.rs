@@ -147,13 +147,18 @@ impl Engine {
                     .await?
             }
         };
-        Ok(Lease {
+        Ok(self.lease(target, instance))
+    }
+
+    /// `target`, checked out of `instance`'s pool for one render.
+    fn lease(&self, target: Target, instance: &Arc<Instance>) -> Lease<'_> {
+        Lease {
             target: Some(target),
             instance: instance.clone(),
             engine: self,
             renders: 0,
             returning: false,
-        })
+        }
     }
 
     /// A target for a document of `account` that runs scripts: the account's warm context if
@@ -166,24 +171,19 @@ impl Engine {
         let (warm, returning) = {
             let mut state = self.inner.pool.state.lock().await;
             let returning = state.warm.returning(account, Instant::now());
-            match state.warm.take(account) {
-                Some((target, renders)) if target.generation == instance.generation => {
-                    state.renders_on_instance += 1;
-                    (Some((target, renders)), returning)
-                }
-                _ => (None, returning),
+            let warm =
+                state.warm.take(account).filter(|(t, _)| t.generation == instance.generation);
+            if warm.is_some() {
+                state.renders_on_instance += 1;
             }
+            (warm, returning)
         };
         let mut lease = match warm {
             Some((target, renders)) => {
                 self.inner.warm_reuses.fetch_add(1, Ordering::Relaxed);
-                Lease {
-                    target: Some(target),
-                    instance: instance.clone(),
-                    engine: self,
-                    renders,
-                    returning,
-                }
+                let mut lease = self.lease(target, instance);
+                lease.renders = renders;
+                lease
             }
             None => self.fresh_target(instance).await?,
         };
@@ -220,13 +220,7 @@ impl Engine {
             None => new_fresh(instance, self.inner.fetcher.clone()).await?,
         };
         self.refill_spares(instance);
-        Ok(Lease {
-            target: Some(target),
-            instance: instance.clone(),
-            engine: self,
-            renders: 0,
-            returning: false,
-        })
+        Ok(self.lease(target, instance))
     }
 
     /// Makes fresh targets in the background until there are as many, ready or coming, as
