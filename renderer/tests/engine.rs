@@ -500,6 +500,54 @@ async fn a_warmed_engine_has_its_tabs_contexts_and_compilers_ready() {
     engine.shutdown(Duration::from_secs(5)).await;
 }
 
+/// Each tab knows its page process (where the headless shell prints, so that a long print there
+/// can be lowered and an abandoned one stopped): one of this Chromium's page processes, its
+/// own.
+#[tokio::test]
+async fn every_tab_knows_its_page_process() {
+    let (engine, _cache) = engine_with(|c| {
+        c.tabs = Some(2);
+        c.guest_tabs = 0;
+    })
+    .await;
+    engine.warm().await;
+    let scripted =
+        "<p id=\"v\">?</p><script>document.getElementById('v').textContent = 1;</script>";
+    for content in ["<p>static</p>", scripted, "<p>again</p>"] {
+        engine.render(&spec(json!({"content": content}))).await.unwrap();
+    }
+    let t = Instant::now();
+    let mut found = engine.ready_page_processes().await;
+    while found.len() < 3 && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        found = engine.ready_page_processes().await;
+    }
+    assert!(found.len() >= 3, "shared tabs and spares: {found:?}");
+    let chromium = engine.browser_pid().await.unwrap();
+    let renderers: Vec<i32> = tailpdf_renderer::measure::process_tree(chromium)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline =
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.contains("--type=renderer")
+        })
+        .map(|pid| i32::try_from(pid).unwrap())
+        .collect();
+    let pids: Vec<i32> =
+        found.iter().map(|p| p.expect("a tab whose page process is unknown")).collect();
+    for pid in &pids {
+        assert!(
+            renderers.contains(pid),
+            "{pid} is not a page process of this Chromium: {renderers:?}"
+        );
+    }
+    let mut distinct = pids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), pids.len(), "two tabs with one page process: {pids:?}");
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
 /// Shared tabs (no scripts) print from hidden pages, behind a tab that is never used: Chromium
 /// (the desktop build) then draws no frames for a screen nobody sees, about a quarter of a
 /// PDF's CPU time (BENCHMARKS.md). Fresh contexts, where scripts run, stay visible, so that a script's

@@ -53,7 +53,7 @@ struct Args {
     #[arg(long, default_value = "examples/invoice.html")]
     input: PathBuf,
     /// The Chromium of the engine, the floor and the peer (the service's default).
-    #[arg(long, default_value = "/usr/bin/chromium")]
+    #[arg(long, default_value = "/usr/lib/chromium/chromium-headless-shell")]
     chromium: PathBuf,
     /// Skip the Puppeteer peer (it needs the npm tools of `make setup`).
     #[arg(long)]
@@ -80,7 +80,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     scripted_rounds: usize,
     /// Only a side-by-side of `--chromium` and this other Chromium build (for instance Debian's
-    /// chromium-headless-shell), alternated each round.
+    /// whole chromium), alternated each round.
     #[arg(long)]
     against: Option<PathBuf>,
     /// Rounds of the side-by-side.
@@ -487,16 +487,17 @@ async fn main() -> anyhow::Result<()> {
     batch_costs(&args, &content, cache.path()).await?;
     println!();
     scripted_costs(&args, &content, cache.path()).await?;
-    let shell = Path::new(HEADLESS_SHELL);
-    if shell.exists() && args.chromium != shell {
+    let whole = Path::new(WHOLE_CHROMIUM);
+    if whole.exists() && args.chromium != whole {
         println!();
-        side_by_side(&args, shell, &content, cache.path()).await?;
+        side_by_side(&args, whole, &content, cache.path()).await?;
     }
     Ok(())
 }
 
-/// Debian's headless shell, measured beside `--chromium` by a whole `make bench`.
-const HEADLESS_SHELL: &str = "/usr/lib/chromium/chromium-headless-shell";
+/// Debian's whole Chromium (the default before the headless shell), measured beside
+/// `--chromium` by a whole `make bench`.
+const WHOLE_CHROMIUM: &str = "/usr/bin/chromium";
 
 /// A bar chart drawn by a bundled script, as report generators inline one (Chart.js, 208 KB).
 fn with_chart(content: &str) -> anyhow::Result<String> {

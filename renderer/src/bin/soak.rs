@@ -68,7 +68,7 @@ struct Args {
     /// The `tailpdf-renderer` binary (default: the one next to this binary).
     #[arg(long)]
     renderer: Option<PathBuf>,
-    #[arg(long, default_value = "/usr/bin/chromium")]
+    #[arg(long, default_value = "/usr/lib/chromium/chromium-headless-shell")]
     chromium: PathBuf,
     /// The invoice.
     #[arg(long, default_value = "examples/invoice.html")]

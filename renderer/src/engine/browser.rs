@@ -32,7 +32,11 @@ use nix::{
 };
 use tokio::{sync::RwLock, task::JoinHandle};
 
-use super::{prints::Prints, sandbox::Plan, tailwind};
+use super::{
+    prints::{PageProcess, Prints},
+    sandbox::Plan,
+    tailwind,
+};
 use crate::{config::EngineConfig, error::RenderError};
 
 /// How long one page may take to collect its garbage.
@@ -77,14 +81,20 @@ const FLAGS: &[&str] = &[
     // also stops WebSockets, preconnects and TURN over TCP.
     "host-resolver-rules=MAP * ~NOTFOUND",
     // WebRTC's UDP (STUN, TURN over UDP) does not use the resolver: no UDP unless proxied,
-    // and there is no proxy.
+    // and there is no proxy. The whole browser reads the first switch, the headless shell
+    // only the second (each ignores the other's).
     "webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    // No popups: the whole browser's popup blocker does it there; the headless shell has
+    // none, and this switch of its own makes `window.open` fail.
+    "block-new-web-contents",
 ];
 
 fn browser_config(
     executable: &Path,
     home: &Path,
     request_timeout: Duration,
+    patience: Duration,
     sandbox: bool,
 ) -> Result<BrowserConfig, RenderError> {
     let mut builder = BrowserConfig::builder()
@@ -95,7 +105,7 @@ fn browser_config(
         // on a clean exit: a killed browser would leave one behind in /tmp for good.
         .env("TMPDIR", home.to_string_lossy())
         .request_timeout(request_timeout)
-        .launch_timeout(Duration::from_secs(20))
+        .launch_timeout(patience)
         .viewport(None)
         .window_size(1280, 1024)
         .disable_default_args()
@@ -117,18 +127,21 @@ struct Process {
 }
 
 impl Process {
+    /// Starts Chromium, waiting for its DevTools address no longer than `patience`.
     async fn launch(
         chromium: &Path,
         plan: Plan,
         request_timeout: Duration,
-    ) -> Result<Self, RenderError> {
+        patience: Duration,
+    ) -> Result<Self, LaunchError> {
         let home = tempfile::Builder::new()
             .prefix("tailpdf-chromium-")
             .tempdir()
             .map_err(|e| RenderError::Browser(format!("no user-data-dir: {e}")))?;
         let executable = launcher(home.path(), chromium, plan.run_as)
             .map_err(|e| RenderError::Browser(format!("no launcher script: {e}")))?;
-        let config = browser_config(&executable, home.path(), request_timeout, plan.sandbox)?;
+        let config =
+            browser_config(&executable, home.path(), request_timeout, patience, plan.sandbox)?;
         // The launcher was just written: a fork on another thread (another browser's launch)
         // may hold it open for writing until its child execs, and exec then fails with
         // ETXTBSY, "Text file busy". That passes within moments; it is tried again.
@@ -140,6 +153,15 @@ impl Process {
                 {
                     busy += 1;
                     tokio::time::sleep(Duration::from_millis(20 * busy)).await;
+                }
+                Err(CdpError::LaunchTimeout(_)) => {
+                    // Chromium itself was killed; what it had started yet goes too.
+                    let dir = home.path().to_path_buf();
+                    let _ = tokio::task::spawn_blocking(move || kill_leftovers(&dir)).await;
+                    return Err(LaunchError::Slow(RenderError::Browser(format!(
+                        "{} did not start within {patience:?}",
+                        chromium.display()
+                    ))));
                 }
                 launched => break launched,
             }
@@ -209,7 +231,12 @@ pub(crate) struct Instance {
     unhealthy: AtomicBool,
     /// Its prints under way, and the compositors of those abandoned.
     pub(crate) prints: Prints,
+    /// Held while a tab is made, so that the page process that appears meanwhile is its.
+    making: tokio::sync::Mutex<()>,
 }
+
+/// A new tab, and its page process if known.
+pub(crate) type NewPage = (Page, Option<Arc<PageProcess>>);
 
 /// A new blank tab in `context`, behind the tabs already there if `background`.
 fn blank_tab(context: BrowserContextId, background: bool) -> CreateTargetParams {
@@ -219,14 +246,55 @@ fn blank_tab(context: BrowserContextId, background: bool) -> CreateTargetParams 
     params
 }
 
+/// Why a start of Chromium failed: too slow (worth another try, with more patience), or not.
+#[derive(Debug)]
+enum LaunchError {
+    Slow(RenderError),
+    Failed(RenderError),
+}
+
+impl From<RenderError> for LaunchError {
+    fn from(e: RenderError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Starts of Chromium tried before giving up, each with twice the patience of the last: a
+/// loaded machine can take longer than `--launch-timeout` once and be fine the next time.
+const LAUNCH_ATTEMPTS: u32 = 3;
+
 impl Instance {
+    /// Starts Chromium and its compiler page, trying again with twice the patience (from
+    /// `--launch-timeout`) when a start is too slow.
     pub(crate) async fn launch(
         cfg: &EngineConfig,
         generation: u64,
         plan: Plan,
         compositors_stopped: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Arc<Self>, RenderError> {
-        let process = Process::launch(&cfg.chromium, plan, cfg.render_timeout).await?;
+        let mut patience = cfg.launch_timeout;
+        for attempt in 1.. {
+            let stopped = compositors_stopped.clone();
+            match Self::launch_once(cfg, generation, plan, stopped, patience).await {
+                Ok(instance) => return Ok(instance),
+                Err(LaunchError::Slow(e)) if attempt < LAUNCH_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, "chromium was slow to start: trying again");
+                    patience *= 2;
+                }
+                Err(LaunchError::Slow(e) | LaunchError::Failed(e)) => return Err(e),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn launch_once(
+        cfg: &EngineConfig,
+        generation: u64,
+        plan: Plan,
+        compositors_stopped: Arc<std::sync::atomic::AtomicU64>,
+        patience: Duration,
+    ) -> Result<Arc<Self>, LaunchError> {
+        let process = Process::launch(&cfg.chromium, plan, cfg.render_timeout, patience).await?;
         let setup = async {
             let browser = process.browser.read().await;
             let compiler = browser
@@ -241,18 +309,25 @@ impl Instance {
             let cover = browser.new_page(blank_tab(shared_context.clone(), false));
             // A compiler worker per render that can run at once, guests included.
             let workers = super::schedule::Shares::of(cfg).at_most();
-            let install = tailwind::install(&compiler, workers, Duration::from_secs(20));
+            // The setup's own deadline (below) comes first.
+            let install = tailwind::install(&compiler, workers, patience * 2);
             let (cover, installed) = futures::future::join(cover, install).await;
             let cover = cover.map_err(|e| RenderError::Browser(format!("no cover tab: {e}")))?;
             installed?;
             drop(browser);
             Ok::<_, RenderError>((compiler, shared_context, cover))
         };
-        let (compiler, shared_context, cover) = match setup.await {
-            Ok(parts) => parts,
-            Err(e) => {
+        let (compiler, shared_context, cover) = match tokio::time::timeout(patience, setup).await {
+            Ok(Ok(parts)) => parts,
+            Ok(Err(e)) => {
                 process.close().await;
-                return Err(e);
+                return Err(LaunchError::Failed(e));
+            }
+            Err(_) => {
+                process.close().await;
+                return Err(LaunchError::Slow(RenderError::Browser(format!(
+                    "chromium's compiler page was not ready within {patience:?}"
+                ))));
             }
         };
         tracing::info!(generation, pid = process.pid, sandbox = plan.sandbox, "chromium started");
@@ -268,6 +343,7 @@ impl Instance {
             _cover: cover,
             unhealthy: AtomicBool::new(false),
             prints,
+            making: tokio::sync::Mutex::default(),
         }))
     }
 
@@ -302,12 +378,12 @@ impl Instance {
     }
 
     /// A new tab in the shared browser context, hidden behind its cover tab.
-    pub(crate) async fn new_shared_page(&self) -> Result<Page, RenderError> {
+    pub(crate) async fn new_shared_page(&self) -> Result<NewPage, RenderError> {
         self.new_page(blank_tab(self.shared_context.clone(), true)).await
     }
 
     /// A new browser context with one tab.
-    pub(crate) async fn new_fresh_page(&self) -> Result<(BrowserContextId, Page), RenderError> {
+    pub(crate) async fn new_fresh_page(&self) -> Result<(BrowserContextId, NewPage), RenderError> {
         let context = self
             .process
             .browser
@@ -327,14 +403,34 @@ impl Instance {
         }
     }
 
-    async fn new_page(&self, params: CreateTargetParams) -> Result<Page, RenderError> {
-        self.process
+    /// A new tab, and its page process if one, and only one, appeared as it was made (Chromium
+    /// starts a tab's process before it answers; another that started meanwhile, for a frame
+    /// of a document, makes the answer unknown).
+    async fn new_page(&self, params: CreateTargetParams) -> Result<NewPage, RenderError> {
+        let _making = self.making.lock().await;
+        let browser = self.process.pid;
+        let renderers = move || async move {
+            let Some(browser) = browser else { return Vec::new() };
+            let found =
+                tokio::task::spawn_blocking(move || processes_of(browser, "--type=renderer"));
+            found.await.unwrap_or_default().into_iter().map(|(pid, _)| pid).collect::<Vec<_>>()
+        };
+        let before = renderers().await;
+        let page = self
+            .process
             .browser
             .read()
             .await
             .new_page(params)
             .await
-            .map_err(|e| RenderError::Browser(format!("no new tab: {e}")))
+            .map_err(|e| RenderError::Browser(format!("no new tab: {e}")))?;
+        let appeared: Vec<i32> =
+            renderers().await.into_iter().filter(|pid| !before.contains(pid)).collect();
+        let process = match appeared[..] {
+            [pid] => Some(PageProcess::new(pid)),
+            _ => None,
+        };
+        Ok((page, process))
     }
 
     /// Disposes of a browser context and everything in it (its pages, popups, storage,
@@ -382,7 +478,10 @@ pub struct BareBrowser {
 impl BareBrowser {
     pub async fn launch(chromium: &Path) -> Result<Self, RenderError> {
         let plan = super::sandbox::resolve(crate::config::SandboxMode::Auto, "nobody").await?;
-        Ok(Self { process: Process::launch(chromium, plan, Duration::from_secs(30)).await? })
+        let timeout = Duration::from_secs(30);
+        let process = Process::launch(chromium, plan, timeout, timeout).await;
+        let process = process.map_err(|(LaunchError::Slow(e) | LaunchError::Failed(e))| e)?;
+        Ok(Self { process })
     }
 
     /// A new tab.
@@ -491,6 +590,27 @@ pub(super) fn processes() -> Vec<(i32, String, procfs::process::Stat)> {
     let Ok(all) = procfs::process::all_processes() else { return Vec::new() };
     all.flatten()
         .filter_map(|p| Some((p.pid(), p.cmdline().ok()?.join(" "), p.stat().ok()?)))
+        .collect()
+}
+
+/// The processes under `browser` whose command line has `marker`.
+pub(super) fn processes_of(browser: u32, marker: &str) -> Vec<(i32, procfs::process::Stat)> {
+    let all = processes();
+    let parent: std::collections::HashMap<i32, i32> =
+        all.iter().map(|(pid, _, stat)| (*pid, stat.ppid)).collect();
+    let of_browser = |mut pid: i32| {
+        for _ in 0..16 {
+            match parent.get(&pid) {
+                Some(&ppid) if u32::try_from(ppid) == Ok(browser) => return true,
+                Some(&ppid) if ppid > 1 => pid = ppid,
+                _ => return false,
+            }
+        }
+        false
+    };
+    all.into_iter()
+        .filter(|(pid, cmdline, _)| cmdline.contains(marker) && of_browser(*pid))
+        .map(|(pid, _, stat)| (pid, stat))
         .collect()
 }
 

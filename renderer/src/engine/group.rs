@@ -591,7 +591,7 @@ impl Engine {
             }
             let pages = limits.pages.saturating_mul(n);
             let bytes = limits.pdf_bytes.saturating_mul(u64::from(n));
-            Ok(super::pdf::print(&target.page, &instance.prints, params, pages, bytes).await?)
+            Ok(super::pdf::print(target, &instance.prints, params, pages, bytes).await?)
         };
         let result = tokio::select! {
             result = work => result,

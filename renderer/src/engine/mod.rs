@@ -62,7 +62,7 @@ use self::{
     problems::{Problem, Problems, Refusal},
     sandbox::Plan,
     schedule::{Load, Requester, Scheduler, Slot},
-    target::Scope,
+    target::{Scope, Target},
 };
 use crate::{
     config::EngineConfig,
@@ -112,6 +112,9 @@ pub struct EngineStats {
     pub refused: [u64; Refusal::ALL.len()],
     /// Print compositors stopped after their print was abandoned (its deadline passed).
     pub compositors_stopped: u64,
+    /// Page processes stopped after their render was abandoned (where the headless shell
+    /// prints, and where a script may loop).
+    pub pages_stopped: u64,
 }
 
 #[derive(Clone)]
@@ -144,6 +147,7 @@ struct Inner {
     group_fallbacks: AtomicU64,
     refused: [AtomicU64; Refusal::ALL.len()],
     compositors_stopped: Arc<AtomicU64>,
+    pages_stopped: AtomicU64,
 }
 
 /// Our part of a document: built once per render, whichever target renders it.
@@ -221,6 +225,7 @@ impl Engine {
                 group_fallbacks: AtomicU64::new(0),
                 refused: Default::default(),
                 compositors_stopped: Arc::default(),
+                pages_stopped: AtomicU64::new(0),
                 cfg,
             }),
         };
@@ -257,6 +262,7 @@ impl Engine {
             group_fallbacks: get(&i.group_fallbacks),
             refused: std::array::from_fn(|r| get(&i.refused[r])),
             compositors_stopped: get(&i.compositors_stopped),
+            pages_stopped: get(&i.pages_stopped),
         }
     }
 
@@ -593,7 +599,7 @@ impl Engine {
                 )
                 .await?;
             }
-            let pdf = self.finish(instance, &target.page, prepared, seen.classes).await?;
+            let pdf = self.finish(instance, target, prepared, seen.classes).await?;
             Ok(Shared::Done(pdf))
         };
         within_budget(scope, work).await
@@ -613,14 +619,14 @@ impl Engine {
         // Scripts may add classes (the attribute scan cannot see those) and fonts.
         let seen: Inspection =
             evaluate_as(&target.page, isolation::inspect_expression(true)).await?;
-        self.finish(instance, &target.page, prepared, seen.classes).await
+        self.finish(instance, target, prepared, seen.classes).await
     }
 
     /// CSS for the classes the DOM has beyond those already styled, then the print.
     async fn finish(
         &self,
         instance: &Instance,
-        page: &chromiumoxide::Page,
+        target: &Target,
         prepared: &Prepared,
         dom_classes: BTreeSet<String>,
     ) -> Result<Vec<u8>, RenderError> {
@@ -635,11 +641,11 @@ impl Engine {
                  void document.body?.offsetHeight; await document.fonts.ready; return 1; }})()",
                 Value::String(all.to_string())
             );
-            evaluate_as::<Value>(page, inject).await?;
+            evaluate_as::<Value>(&target.page, inject).await?;
         }
         let limits = &self.inner.cfg.limits;
         let params = prepared.params.clone();
-        pdf::print(page, &instance.prints, params, limits.pages, limits.pdf_bytes).await
+        pdf::print(target, &instance.prints, params, limits.pages, limits.pdf_bytes).await
     }
 }
 
@@ -712,6 +718,12 @@ impl Engine {
             None => 0,
         };
         WarmState { shared_tabs, spare_contexts, compilers }
+    }
+
+    /// The page process the engine found for each free shared tab and spare fresh target, in
+    /// that order (`None`: not known).
+    pub async fn ready_page_processes(&self) -> Vec<Option<i32>> {
+        self.ready_processes().await.into_iter().map(|p| p.map(|p| p.pid())).collect()
     }
 
     /// `document.visibilityState` of each free shared tab and of each spare fresh target.

@@ -2,16 +2,13 @@
 //! itself, within the page and byte limits.
 
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
-use chromiumoxide::{
-    cdp::browser_protocol::{
-        io::{CloseParams as IoCloseParams, ReadParams},
-        page::{PrintToPdfParams, PrintToPdfTransferMode},
-    },
-    Page,
+use chromiumoxide::cdp::browser_protocol::{
+    io::{CloseParams as IoCloseParams, ReadParams},
+    page::{PrintToPdfParams, PrintToPdfTransferMode},
 };
 use tailpdf_shared::pdf_options::PdfOptions;
 
-use super::{cdp::cdp_error, prints::Prints};
+use super::{cdp::cdp_error, prints::Prints, target::Target};
 use crate::error::{LimitExceeded, RenderError};
 
 /// The print parameters for `options`. `template_css` is the Tailwind CSS of the header and
@@ -59,7 +56,7 @@ pub fn print_params(
 /// The print is one of `prints` while it runs: abandoned (the render's deadline), its
 /// compositor is stopped.
 pub(crate) async fn print(
-    page: &Page,
+    target: &Target,
     prints: &Prints,
     mut params: PrintToPdfParams,
     max_pages: u32,
@@ -70,7 +67,8 @@ pub(crate) async fn print(
     if !caller_ranges {
         params.page_ranges = Some(format!("1-{}", u64::from(max_pages) + 1));
     }
-    let printing = prints.start();
+    let page = &target.page;
+    let printing = prints.start(target.page_process(), target.render_begun());
     let response = page.execute(params).await.map_err(|e| match e {
         chromiumoxide::error::CdpError::Chrome(ref c) if c.code == -32000 => {
             print_error(&c.message, caller_ranges)

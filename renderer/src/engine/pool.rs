@@ -67,8 +67,18 @@ impl Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(target) = self.target.take() {
-            self.engine.inner.tabs_replaced.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(discard(target, self.instance.clone()));
+            let inner = self.engine.inner.clone();
+            inner.tabs_replaced.fetch_add(1, Ordering::Relaxed);
+            let instance = self.instance.clone();
+            tokio::spawn(async move {
+                // The render was abandoned: its page may still be busy (a print past its
+                // deadline, in the headless shell, or a script's loop), which closing the tab
+                // does not stop.
+                if target.stop().await {
+                    inner.pages_stopped.fetch_add(1, Ordering::Relaxed);
+                }
+                discard(target, instance).await;
+            });
         }
     }
 }
@@ -278,9 +288,11 @@ impl Engine {
         tokio::spawn(async move {
             let reset = async {
                 match target.leftovers() {
+                    // A long print lowered its page process for good: a new tab instead.
+                    _ if target.lowered() => Err(()),
                     Leftovers::None => Ok(()),
-                    Leftovers::Requested => target.empty().await,
-                    Leftovers::Fetched => target.blank().await,
+                    Leftovers::Requested => target.empty().await.map_err(drop),
+                    Leftovers::Fetched => target.blank().await.map_err(drop),
                 }
             };
             let clean = matches!(tokio::time::timeout(CLOSE_TIMEOUT, reset).await, Ok(Ok(())));
@@ -311,6 +323,13 @@ impl Engine {
         let state = self.inner.pool.state.lock().await;
         let pages = |targets: &[Target]| targets.iter().map(|t| t.page.clone()).collect();
         (pages(&state.idle), pages(&state.spares))
+    }
+
+    /// The page processes of the free shared tabs and of the spare fresh targets.
+    #[cfg(feature = "testing")]
+    pub(super) async fn ready_processes(&self) -> Vec<Option<Arc<super::prints::PageProcess>>> {
+        let state = self.inner.pool.state.lock().await;
+        state.idle.iter().chain(&state.spares).map(Target::page_process).collect()
     }
 
     /// Waits until there is a spare fresh target per tab.
@@ -350,6 +369,7 @@ impl Engine {
         let cap = self.inner.cfg.warm_contexts();
         let closing = self.inner.closing.load(Ordering::SeqCst);
         if !render_ok
+            || target.lowered()
             || !lease.returning
             || cap == 0
             || closing

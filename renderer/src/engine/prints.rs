@@ -11,12 +11,18 @@
 //!   more than [`LONG`] runs at the lowest CPU priority: alone it is as fast as before (nothing
 //!   else wants the cores), beside cheap renders it no longer doubles their time.
 //!
+//! Where a build prints in the page process instead (Debian's `chromium-headless-shell`), the
+//! same holds of that process: a long print's page process yields the cores too (every thread
+//! of it, the main thread that prints and the workers that rasterize, at the lowest priority,
+//! for good: its tab is replaced after the print, see [`PageProcess`]), and an abandoned
+//! render's page process is ended (`Target::stop`).
+//!
 //! One watcher task per Chromium does both, and only while a print is long or abandoned.
 
 use std::{
     collections::{BTreeMap, HashSet},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
     time::{Duration, Instant},
@@ -29,8 +35,12 @@ use nix::{
 
 /// How often the compositors are looked at while there is something to do.
 const SCAN_EVERY: Duration = Duration::from_millis(250);
-/// A print running longer than this is long: its compositor yields the cores to others.
-pub(crate) const LONG: Duration = Duration::from_secs(1);
+/// A print running longer than this is long: its compositor yields the cores to others. An
+/// invoice prints in under 100 ms; until a costly print is lowered, it takes a core from every
+/// render beside it (a second's worth tripled the first invoice of another account's).
+pub(crate) const LONG: Duration = Duration::from_millis(500);
+/// The watcher's shortest sleep, so that a print becoming long cannot make it spin.
+const MIN_SLEEP: Duration = Duration::from_millis(10);
 /// The CPU priority of a long print's compositor (the lowest).
 const LONG_NICE: i32 = 19;
 /// A process's start time is read in clock ticks (10 ms): a compositor counts as older than
@@ -47,10 +57,49 @@ pub(crate) struct Prints {
     state: Arc<Mutex<State>>,
 }
 
+/// The page process of a tab, as far as the engine could tell which it is (the one that
+/// appeared as the tab was made), and whether a long print lowered its priority (its tab must
+/// not serve another render then: the priority cannot be raised again without privileges).
+#[derive(Debug)]
+pub(crate) struct PageProcess {
+    pid: i32,
+    lowered: AtomicBool,
+}
+
+impl PageProcess {
+    pub(crate) fn new(pid: i32) -> Arc<Self> {
+        Arc::new(Self { pid, lowered: AtomicBool::new(false) })
+    }
+
+    pub(crate) fn lowered(&self) -> bool {
+        self.lowered.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+}
+
+/// A print in flight: when it started, when its render began (its page process worked for
+/// the render from then), and its tab's page process if known.
+struct InFlight {
+    started: Instant,
+    begun: Instant,
+    page: Option<Arc<PageProcess>>,
+}
+
+impl InFlight {
+    /// Long: past [`LONG`] since its render began. A costly document's page process works
+    /// hard from its first layout, before the print starts.
+    fn long(&self) -> bool {
+        self.begun.elapsed() >= LONG
+    }
+}
+
 #[derive(Default)]
 struct State {
     next: u64,
-    in_flight: BTreeMap<u64, Instant>,
+    in_flight: BTreeMap<u64, InFlight>,
     /// When the last print was abandoned, until none of its compositors can be left.
     abandoned: Option<Instant>,
     watching: bool,
@@ -61,7 +110,14 @@ struct State {
 impl State {
     /// Whether the watcher has anything to look at now: an abandoned print, or a long one.
     fn needs_scan(&self) -> bool {
-        self.abandoned.is_some() || self.in_flight.values().any(|t| t.elapsed() >= LONG)
+        self.abandoned.is_some() || self.in_flight.values().any(InFlight::long)
+    }
+
+    /// How long the watcher may sleep: until a print in flight becomes long, [`SCAN_EVERY`] at
+    /// most (so that a long print's process is lowered as soon as it is long).
+    fn next_scan(&self) -> Duration {
+        let long_in = self.in_flight.values().filter_map(|p| LONG.checked_sub(p.begun.elapsed()));
+        long_in.fold(SCAN_EVERY, Duration::min).max(MIN_SLEEP)
     }
 
     /// Whether the watcher should go on: a print in flight may become long.
@@ -89,13 +145,17 @@ impl Prints {
         Self { browser, patience, state: Arc::new(Mutex::new(state)) }
     }
 
-    /// Registers a print that starts now; the watcher looks at it once it is long.
-    pub(crate) fn start(&self) -> Print {
+    /// Registers a print that starts now in the tab whose page process is `page` (if known),
+    /// for a render that began at `begun` (now if unknown); the watcher looks at it once it
+    /// is long.
+    pub(crate) fn start(&self, page: Option<Arc<PageProcess>>, begun: Option<Instant>) -> Print {
         let id = {
             let mut state = lock(&self.state);
             state.next += 1;
             let id = state.next;
-            state.in_flight.insert(id, Instant::now());
+            let started = Instant::now();
+            let begun = begun.unwrap_or(started).min(started);
+            state.in_flight.insert(id, InFlight { started, begun, page });
             id
         };
         watch(&self.state, self.browser, self.patience);
@@ -160,7 +220,8 @@ async fn watcher(state: Arc<Mutex<State>>, browser: u32, patience: Duration) {
             break;
         }
         if !scan {
-            tokio::time::sleep(SCAN_EVERY).await;
+            let next = lock(&state).next_scan();
+            tokio::time::sleep(next).await;
             continue;
         }
         let scan = tokio::task::spawn_blocking(move || compositors(browser)).await;
@@ -172,7 +233,8 @@ async fn watcher(state: Arc<Mutex<State>>, browser: u32, patience: Duration) {
             let mut state = lock(&state);
             // Instants as seconds since boot, the clock of processes' start times.
             let since_boot = |at: Instant| now - at.elapsed().as_secs_f64();
-            let in_flight: Vec<f64> = state.in_flight.values().map(|t| since_boot(*t)).collect();
+            let in_flight: Vec<f64> =
+                state.in_flight.values().map(|p| since_boot(p.started)).collect();
             let mut kills = Vec::new();
             if let Some(abandoned) = state.abandoned {
                 if seen != Some(abandoned) {
@@ -186,12 +248,20 @@ async fn watcher(state: Arc<Mutex<State>>, browser: u32, patience: Duration) {
                 kills = orphans;
             }
             let long = now - LONG.as_secs_f64();
-            let lower: Vec<i32> = compositors
+            let mut lower: Vec<i32> = compositors
                 .iter()
                 .filter(|(pid, start)| *start < long && !kills.contains(pid))
                 .map(|(pid, _)| *pid)
                 .filter(|pid| !lowered.contains(pid))
                 .collect();
+            // The page processes of long prints (where the build prints in them), at every
+            // scan: a thread the process starts later begins at the priority of its maker.
+            for print in state.in_flight.values().filter(|p| p.long()) {
+                if let Some(page) = &print.page {
+                    page.lowered.store(true, Ordering::SeqCst);
+                    lower.push(page.pid);
+                }
+            }
             (kills, lower)
         };
         for pid in &kills {
@@ -203,14 +273,15 @@ async fn watcher(state: Arc<Mutex<State>>, browser: u32, patience: Duration) {
                 "stopped the print compositors of abandoned prints"
             );
         }
-        for pid in lower {
-            let Some(process) = rustix::process::Pid::from_raw(pid) else { continue };
-            // Gone meanwhile, or not ours to change: nothing to do.
-            let _ = rustix::process::setpriority_process(Some(process), LONG_NICE);
-            lowered.insert(pid);
+        if !lower.is_empty() {
+            let pids = lower.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || pids.into_iter().for_each(lower_threads)).await;
         }
+        lowered.extend(lower);
         lowered.retain(|pid| compositors.iter().any(|(p, _)| p == pid));
-        tokio::time::sleep(SCAN_EVERY).await;
+        let next = lock(&state).next_scan();
+        tokio::time::sleep(next).await;
     }
     let mut s = lock(&state);
     s.watching = false;
@@ -221,29 +292,28 @@ async fn watcher(state: Arc<Mutex<State>>, browser: u32, patience: Duration) {
     }
 }
 
+/// Lowers every thread of process `pid` to [`LONG_NICE`]: Linux keeps a priority per thread,
+/// and a page process rasterizes in workers beside its main thread.
+fn lower_threads(pid: i32) {
+    // Gone meanwhile, or not ours to change: nothing to do.
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return };
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_str().and_then(|tid| tid.parse::<i32>().ok());
+        if let Some(tid) = tid.and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::setpriority_process(Some(tid), LONG_NICE);
+        }
+    }
+}
+
 /// Seconds since boot now, and the print compositors of `browser` with their start times (in
 /// seconds since boot); `None` if /proc cannot be read.
 fn compositors(browser: u32) -> Option<(f64, Vec<(i32, f64)>)> {
     let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
     let now: f64 = uptime.split_whitespace().next()?.parse().ok()?;
     let ticks = procfs::ticks_per_second() as f64;
-    let all = super::browser::processes();
-    let parent: std::collections::HashMap<i32, i32> =
-        all.iter().map(|(pid, _, stat)| (*pid, stat.ppid)).collect();
-    let of_browser = |mut pid: i32| {
-        for _ in 0..16 {
-            match parent.get(&pid) {
-                Some(&ppid) if u32::try_from(ppid) == Ok(browser) => return true,
-                Some(&ppid) if ppid > 1 => pid = ppid,
-                _ => return false,
-            }
-        }
-        false
-    };
-    let found = all
-        .iter()
-        .filter(|(pid, cmdline, _)| cmdline.contains(COMPOSITOR) && of_browser(*pid))
-        .map(|(pid, _, stat)| (*pid, stat.starttime as f64 / ticks))
+    let found = super::browser::processes_of(browser, COMPOSITOR)
+        .into_iter()
+        .map(|(pid, stat)| (pid, stat.starttime as f64 / ticks))
         .collect();
     Some((now, found))
 }
@@ -293,13 +363,104 @@ mod tests {
     #[test]
     fn a_finished_print_is_not_abandoned() {
         let prints = Prints::new(None, Duration::from_secs(1), Arc::default());
-        let print = prints.start();
+        let print = prints.start(None, None);
         assert_eq!(lock(&prints.state).in_flight.len(), 1);
         print.done();
         let state = lock(&prints.state);
         assert!(state.in_flight.is_empty() && state.abandoned.is_none());
         drop(state);
-        drop(prints.start());
+        drop(prints.start(None, None));
         assert!(lock(&prints.state).abandoned.is_some(), "dropped unfinished: abandoned");
+    }
+
+    /// Set in the environment of [`threads_that_sleep`] when a test runs it as a child.
+    const SLEEPER: &str = "TAILPDF_TEST_SLEEPING_THREADS";
+
+    /// Not a test: the child process of the one below, several threads like a page process
+    /// (whose raster workers work beside its main thread).
+    #[test]
+    #[ignore = "a child process of a_long_prints_page_process_yields_the_cores"]
+    fn threads_that_sleep() {
+        if std::env::var_os(SLEEPER).is_none() {
+            return;
+        }
+        let threads: Vec<_> = (0..3)
+            .map(|_| std::thread::spawn(|| std::thread::sleep(Duration::from_secs(30))))
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+
+    /// The nice value of each thread of `pid`, once it has four at least.
+    fn nice_of_threads(pid: i32) -> Vec<i64> {
+        let process = procfs::process::Process::new(pid).unwrap();
+        let started = Instant::now();
+        loop {
+            let nice: Vec<i64> = process
+                .tasks()
+                .unwrap()
+                .flatten()
+                .filter_map(|t| Some(t.stat().ok()?.nice))
+                .collect();
+            if nice.len() >= 4 || started.elapsed() > Duration::from_secs(10) {
+                return nice;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A page process (here a child of this test's, of several threads) whose print runs long
+    /// is lowered to the lowest priority, every thread of it, and says so; one whose print
+    /// ended in time is not. Only the main thread was, once, and the raster workers of the
+    /// shell's page processes went on at full priority beside the renders of others.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_prints_page_process_yields_the_cores() {
+        let sleeper = || {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--ignored", "--exact", "engine::prints::tests::threads_that_sleep"])
+                .env(SLEEPER, "1")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let (mut quick, mut long) = (sleeper(), sleeper());
+        let pid = |c: &std::process::Child| i32::try_from(c.id()).unwrap();
+        let (quick_page, long_page) = (PageProcess::new(pid(&quick)), PageProcess::new(pid(&long)));
+        assert!(nice_of_threads(pid(&long)).len() >= 4, "the child has its threads");
+        let prints = Prints::new(Some(std::process::id()), Duration::from_secs(5), Arc::default());
+
+        prints.start(Some(quick_page.clone()), None).done();
+        let print = prints.start(Some(long_page.clone()), None);
+        tokio::time::sleep(LONG + SCAN_EVERY * 3).await;
+        assert!(long_page.lowered(), "the long print's page process was not lowered");
+        let long_nice = nice_of_threads(pid(&long));
+        assert!(long_nice.iter().all(|n| *n == i64::from(LONG_NICE)), "{long_nice:?}");
+        assert!(!quick_page.lowered());
+        let quick_nice = nice_of_threads(pid(&quick));
+        assert!(quick_nice.iter().all(|n| *n == 0), "{quick_nice:?}");
+        print.done();
+        for child in [&mut quick, &mut long] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// The clock starts with the render, not its print: a render already long when its print
+    /// starts has its page process lowered at once. A costly document's first layout and
+    /// raster (before the print) took a core each from another account's renders for as long
+    /// again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_render_long_before_its_print_is_lowered_as_the_print_starts() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let page = PageProcess::new(i32::try_from(child.id()).unwrap());
+        let prints = Prints::new(Some(std::process::id()), Duration::from_secs(5), Arc::default());
+        let begun = Instant::now().checked_sub(LONG + Duration::from_millis(100)).unwrap();
+        let print = prints.start(Some(page.clone()), Some(begun));
+        tokio::time::sleep(LONG / 2).await;
+        assert!(page.lowered(), "not lowered within half of LONG after its print started");
+        print.done();
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

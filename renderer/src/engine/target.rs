@@ -21,11 +21,12 @@ use chromiumoxide::{
             ContinueRequestParams, EnableParams, EventRequestPaused, FailRequestParams,
             FulfillRequestParams, HeaderEntry, RequestPattern, RequestStage,
         },
+        inspector::EventTargetCrashed,
         log::{EnableParams as LogEnableParams, EventEntryAdded},
         network::{ErrorReason, ResourceType, SetCacheDisabledParams},
         page::{
-            EventFrameStoppedLoading, EventLifecycleEvent, FrameId, ResetNavigationHistoryParams,
-            SetDocumentContentParams,
+            CrashParams, EventFrameStoppedLoading, EventLifecycleEvent, FrameId,
+            ResetNavigationHistoryParams, SetDocumentContentParams,
         },
     },
     Page,
@@ -37,9 +38,13 @@ use super::{
     budget::Budget,
     cdp::{cdp_error, evaluate_as},
     fonts::FontFile,
+    prints::PageProcess,
     problems::{Problems, Refusal},
 };
 use crate::{config::RenderLimits, error::RenderError, net::GuardedFetcher};
+
+/// How long a page process may take to end once told to (see [`Target::stop`]).
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How a target isolates the documents it renders (see `engine::isolation`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +58,8 @@ pub(crate) enum Kind {
 
 pub(crate) struct Target {
     pub(crate) page: Page,
+    /// Its page process, if it could be told (see `Instance::new_page`).
+    process: Option<Arc<PageProcess>>,
     pub(crate) generation: u64,
     pub(crate) kind: Kind,
     main_frame: FrameId,
@@ -85,6 +92,8 @@ pub(crate) struct Scope {
     /// A frame of the document asked for a document at a real origin, which could leave
     /// storage, cookies or a service worker in the browser context.
     opened_origin: AtomicBool,
+    /// When the render began (its document about to be set).
+    begun: std::time::Instant,
 }
 
 impl Scope {
@@ -103,6 +112,7 @@ impl Scope {
             navigation_blocked: AtomicBool::new(false),
             requested: AtomicBool::new(false),
             opened_origin: AtomicBool::new(false),
+            begun: std::time::Instant::now(),
         })
     }
 
@@ -127,7 +137,7 @@ impl Target {
     /// Takes over `page`: every request intercepted, Chromium's refusals of local files
     /// noted, and, for a shared tab, script execution turned off for good.
     pub(crate) async fn open(
-        page: Page,
+        (page, process): (Page, Option<Arc<PageProcess>>),
         generation: u64,
         kind: Kind,
         fetcher: GuardedFetcher,
@@ -177,7 +187,7 @@ impl Target {
                 }
             }
         });
-        Ok(Self { page, generation, kind, main_frame, scope, listener })
+        Ok(Self { page, process, generation, kind, main_frame, scope, listener })
     }
 
     /// Starts a render on this target: its requests are answered under `scope`.
@@ -185,9 +195,44 @@ impl Target {
         *lock(&self.scope) = Some(scope);
     }
 
+    pub(crate) fn page_process(&self) -> Option<Arc<PageProcess>> {
+        self.process.clone()
+    }
+
+    /// When the render under way here began, if one is.
+    pub(crate) fn render_begun(&self) -> Option<std::time::Instant> {
+        lock(&self.scope).as_ref().map(|scope| scope.begun)
+    }
+
+    /// A long print lowered its page process's priority: the tab must serve no other render.
+    pub(crate) fn lowered(&self) -> bool {
+        self.process.as_ref().is_some_and(|p| p.lowered())
+    }
+
     /// Ends the render: requests from now on are refused.
     pub(crate) fn end(&self) {
         lock(&self.scope).take();
+    }
+
+    /// Ends its page process at once, whatever the process's main thread is doing: the
+    /// headless shell prints there (no compositor to stop), and a print past its deadline
+    /// would go on taking a core for minutes after its tab closed. Chromium takes
+    /// `Page.crash` on the process's IO thread, so a busy page cannot hold it up. Whether the
+    /// process ended (Chromium said so within [`STOP_WAIT`]).
+    pub(crate) async fn stop(&self) -> bool {
+        let Ok(mut crashed) = self.page.event_listener::<EventTargetCrashed>().await else {
+            return false;
+        };
+        // No answer comes from a process that crashed: the event is the answer.
+        let crash = self.page.execute(CrashParams::default());
+        let stopped = async {
+            tokio::pin!(crash);
+            tokio::select! {
+                event = crashed.next() => event.is_some(),
+                _ = &mut crash => crashed.next().await.is_some(),
+            }
+        };
+        tokio::time::timeout(STOP_WAIT, stopped).await.unwrap_or(false)
     }
 
     /// Replaces the document with `html` (no request, no navigation: the tab keeps its blank
