@@ -15,8 +15,9 @@ pub struct EdgeConfig {
     pub admin_secret: Option<String>,
     /// `DEAD_LETTER_TTL_SECS`: how long a dead-lettered webhook is kept for replay.
     pub dead_letter_ttl_secs: u64,
-    /// `RENDERER_URL`: the renderer for sync renders and push mode.
-    pub renderer_url: String,
+    /// `RENDERER_URL`: the renderers for sync renders and push mode, origins separated by
+    /// commas (one at least); see [`crate::renderers`] for which gets a call.
+    pub renderers: Vec<String>,
     /// `ALLOW_LOOPBACK` = "true": local development only.
     pub url_policy: UrlPolicy,
     /// `JOB_TTL_DONE_SECS`: how long an ended job stays readable (KV keeps its keys at least
@@ -50,6 +51,22 @@ pub struct EdgeConfig {
 
 /// Svix-like growing delays: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h.
 pub const DEFAULT_WEBHOOK_RETRY_DELAYS: [u32; 7] = [5, 30, 120, 600, 1800, 3600, 7200];
+
+/// `RENDERER_URL`'s origins, separated by commas (spaces around them allowed), each once.
+fn parse_renderers(v: &str) -> Result<Vec<String>, String> {
+    let mut renderers: Vec<String> = Vec::new();
+    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let origin = parse_origin(part).map_err(|e| format!("RENDERER_URL: {part:?}: {e}"))?;
+        let origin = origin.as_str().trim_end_matches('/').to_owned();
+        if !renderers.contains(&origin) {
+            renderers.push(origin);
+        }
+    }
+    if renderers.is_empty() {
+        return Err(String::from("RENDERER_URL names no renderer"));
+    }
+    Ok(renderers)
+}
 
 impl EdgeConfig {
     /// Whether what ended at `ended` (a job, a batch) is still readable at `now`; reads past
@@ -87,13 +104,9 @@ impl EdgeConfig {
             internal_secret,
             admin_secret: get("ADMIN_SECRET").filter(|s| !s.is_empty()),
             dead_letter_ttl_secs: number("DEAD_LETTER_TTL_SECS", 7 * 24 * 3600)?.max(60),
-            renderer_url: match get("RENDERER_URL") {
-                Some(v) => parse_origin(&v)
-                    .map_err(|e| format!("RENDERER_URL: {e}"))?
-                    .as_str()
-                    .trim_end_matches('/')
-                    .to_owned(),
-                None => String::from("http://127.0.0.1:3000"),
+            renderers: match get("RENDERER_URL") {
+                Some(v) => parse_renderers(&v)?,
+                None => vec![String::from("http://127.0.0.1:3000")],
             },
             url_policy: UrlPolicy {
                 allow_loopback: get("ALLOW_LOOPBACK").as_deref() == Some("true"),
@@ -186,6 +199,18 @@ mod tests {
             ("RENDERER_URL", "https://r.example.com/"),
         ]))
         .unwrap();
-        assert_eq!(c.renderer_url, "https://r.example.com");
+        assert_eq!(c.renderers, ["https://r.example.com"]);
+    }
+
+    #[test]
+    fn renderer_url_lists_renderers_separated_by_commas() {
+        let with =
+            |v: &str| EdgeConfig::from_vars(vars(&[("INTERNAL_SECRET", "s"), ("RENDERER_URL", v)]));
+        let c = with(" https://a.example.com, https://b.example.com:8443/ ,https://a.example.com")
+            .unwrap();
+        assert_eq!(c.renderers, ["https://a.example.com", "https://b.example.com:8443"]);
+        let e = with("https://a.example.com,https://b.example.com/x").unwrap_err();
+        assert!(e.contains("b.example.com/x") && e.contains("origin only"), "{e}");
+        assert!(with(" , ").unwrap_err().contains("no renderer"));
     }
 }

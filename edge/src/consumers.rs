@@ -24,6 +24,7 @@ use crate::{
     error::EdgeError,
     events::GAVE_UP_MESSAGE,
     job_object::Ends,
+    renderers,
     signed_calls::renderer_call,
     store::{get_json, put_json, stage_key, webhook_key, Kv, Queue},
 };
@@ -48,9 +49,15 @@ pub struct Post {
 }
 
 impl Post {
-    /// A signed call to the renderer's `path`, within `PUSH_TIMEOUT_SECS`.
-    pub fn to_renderer(cfg: &EdgeConfig, path: &str, body: Vec<u8>, now: Timestamp) -> Self {
-        let (url, signature) = renderer_call(cfg, "POST", path, &body, now.unix());
+    /// A signed call to `path` of the renderer at `origin`, within `PUSH_TIMEOUT_SECS`.
+    pub fn to_renderer(
+        cfg: &EdgeConfig,
+        origin: &str,
+        path: &str,
+        body: Vec<u8>,
+        now: Timestamp,
+    ) -> Self {
+        let (url, signature) = renderer_call(cfg, origin, "POST", path, &body, now.unix());
         let headers = vec![
             ("Content-Type", String::from("application/json")),
             (INTERNAL_SIGNATURE_HEADER, signature),
@@ -141,32 +148,70 @@ pub async fn push_render_job(
     let job = &RenderJobMessage { attempt: job.attempt.max(1), ..job.clone() };
     let start = job.attempt <= cfg.render_max_attempts;
     let body = serde_json::to_vec(&TakeRequest { job: job.clone(), start }).unwrap_or_default();
-    let post = Post {
-        timeout: TAKE_TIMEOUT.min(cfg.push_timeout),
-        ..Post::to_renderer(cfg, TAKE_PATH, body, now)
+    // The renderer that took the job alone; else each in the job's own order until one
+    // takes it or answers for it: one that does not answer, or is busy, is skipped.
+    let candidates = match job.taken_by.as_deref() {
+        Some(taker) if cfg.renderers.iter().any(|r| r == taker) => vec![taker],
+        _ => renderers::order(&cfg.renderers, job.job_id.as_str()),
     };
-    let answer = match http.post_reading(post).await {
-        Ok((answer, body)) if answer.status == 200 => serde_json::from_slice::<TakeAnswer>(&body)
-            .map_err(|_| Again {
-                why: String::from("the renderer's answer could not be read"),
-                delay_secs: cfg.render_retry_delay_secs,
-            }),
-        answered => Err(Again::after(answered.ok().map(|(a, _)| a).as_ref(), cfg)),
-    };
-    let ask_again = |attempt: u32, delay_secs: u32| async move {
-        let next = RenderJobMessage { attempt, ..job.clone() };
+    let mut answered: Option<(&str, TakeAnswer)> = None;
+    let mut busy: Option<u32> = None;
+    let mut failed = Again::after(None, cfg);
+    for origin in candidates {
+        let post = Post {
+            timeout: TAKE_TIMEOUT.min(cfg.push_timeout),
+            ..Post::to_renderer(cfg, origin, TAKE_PATH, body.clone(), now)
+        };
+        match http.post_reading(post).await {
+            Ok((answer, body)) if answer.status == 200 => {
+                match serde_json::from_slice::<TakeAnswer>(&body) {
+                    Ok(TakeAnswer::Busy { delay_secs }) => {
+                        busy = Some(busy.map_or(delay_secs, |d| d.min(delay_secs)));
+                    }
+                    Ok(answer) => {
+                        answered = Some((origin, answer));
+                        break;
+                    }
+                    Err(_) => {
+                        failed = Again {
+                            why: String::from("the renderer's answer could not be read"),
+                            delay_secs: cfg.render_retry_delay_secs,
+                        };
+                    }
+                }
+            }
+            other => failed = Again::after(other.ok().map(|(a, _)| a).as_ref(), cfg),
+        }
+    }
+    let ask_again = |attempt: u32, delay_secs: u32, taken_by: Option<String>| async move {
+        let next = RenderJobMessage { attempt, taken_by, ..job.clone() };
         match render_jobs.send_after(&next, delay_secs.max(1)).await {
             Ok(()) => Verdict::Ack,
             Err(_) => Verdict::Retry { delay_secs: delay_secs.max(1) },
         }
     };
+    let answer = match (answered, busy) {
+        (Some(answered), _) => Ok(answered),
+        (None, Some(delay_secs)) => Ok(("", TakeAnswer::Busy { delay_secs })),
+        (None, None) => Err(failed),
+    };
     match answer {
-        Err(again) => next_attempt(render_jobs, ends, cfg, job, again, now).await,
-        Ok(TakeAnswer::Ended) => Verdict::Ack,
-        Ok(TakeAnswer::Taken) => ask_again(job.attempt + 1, cfg.push_check_secs).await,
-        Ok(TakeAnswer::Running) => ask_again(job.attempt, cfg.push_check_secs).await,
-        Ok(TakeAnswer::Retry { delay_secs, .. }) => ask_again(job.attempt, delay_secs).await,
-        Ok(TakeAnswer::Busy { delay_secs }) => {
+        Err(again) => {
+            // Whichever renderer took it stopped answering: the next delivery goes anywhere.
+            let job = &RenderJobMessage { taken_by: None, ..job.clone() };
+            next_attempt(render_jobs, ends, cfg, job, again, now).await
+        }
+        Ok((_, TakeAnswer::Ended)) => Verdict::Ack,
+        Ok((taker, TakeAnswer::Taken)) => {
+            ask_again(job.attempt + 1, cfg.push_check_secs, Some(taker.to_owned())).await
+        }
+        Ok((taker, TakeAnswer::Running)) => {
+            ask_again(job.attempt, cfg.push_check_secs, Some(taker.to_owned())).await
+        }
+        Ok((_, TakeAnswer::Retry { delay_secs, .. })) => {
+            ask_again(job.attempt, delay_secs, None).await
+        }
+        Ok((_, TakeAnswer::Busy { delay_secs })) => {
             // Since it was submitted (its id is a ULID of that instant); 0 when unknown.
             let waited = job.job_id.age_secs(now).unwrap_or(0);
             if waited > cfg.render_max_wait_secs {
@@ -176,9 +221,9 @@ pub async fn push_render_job(
                 );
                 return fail_here(ends, cfg, job, why, now).await;
             }
-            ask_again(job.attempt, busy_delay(delay_secs, waited)).await
+            ask_again(job.attempt, busy_delay(delay_secs, waited), None).await
         }
-        Ok(TakeAnswer::Unknown) => {
+        Ok((_, TakeAnswer::Unknown)) => {
             let why = format!(
                 "Render failed: the job was started {} times and did not end; submit it again.",
                 cfg.render_max_attempts
@@ -235,7 +280,7 @@ async fn next_attempt(
         );
         return fail_here(ends, cfg, job, error_message, now).await;
     }
-    let next = RenderJobMessage { attempt: attempt + 1, ..job.clone() };
+    let next = RenderJobMessage { attempt: attempt + 1, taken_by: None, ..job.clone() };
     match queue.send_after(&next, delay_secs.max(1)).await {
         Ok(()) => Verdict::Ack,
         Err(_) => Verdict::Retry { delay_secs: delay_secs.max(1) },
@@ -291,17 +336,25 @@ async fn push_group(
         .map(|job| RenderJobMessage { attempt: job.attempt.max(1), ..(*job).clone() })
         .collect();
     let body = serde_json::to_vec(&GroupRequest { jobs }).unwrap_or_default();
-    let answered = http.post_reading(Post::to_renderer(cfg, "/jobs/group", body, now)).await;
-    // Each job's end as the renderer answered it, or why the whole group did not end.
-    let ends_by_job: Result<Vec<GroupJobEnd>, Again> = match answered {
-        Ok((answer, body)) if answer.status == 200 => {
-            serde_json::from_slice::<GroupAnswer>(&body).map(|a| a.jobs).map_err(|_| Again {
-                why: String::from("the renderer's answer could not be read"),
-                delay_secs: cfg.render_retry_delay_secs,
-            })
+    // Each job's end as a renderer answered it, or why the whole group did not end: the
+    // renderers in the group's own order, one that does not answer with its ends skipped.
+    let key = group.first().map(|job| job.batch.as_ref().map_or(&job.job_id, |b| &b.batch_id));
+    let mut ends_by_job: Result<Vec<GroupJobEnd>, Again> = Err(Again::after(None, cfg));
+    for origin in renderers::order(&cfg.renderers, key.map_or("", JobId::as_str)) {
+        let post = Post::to_renderer(cfg, origin, "/jobs/group", body.clone(), now);
+        ends_by_job = match http.post_reading(post).await {
+            Ok((answer, body)) if answer.status == 200 => {
+                serde_json::from_slice::<GroupAnswer>(&body).map(|a| a.jobs).map_err(|_| Again {
+                    why: String::from("the renderer's answer could not be read"),
+                    delay_secs: cfg.render_retry_delay_secs,
+                })
+            }
+            answered => Err(Again::after(answered.ok().map(|(a, _)| a).as_ref(), cfg)),
+        };
+        if ends_by_job.is_ok() {
+            break;
         }
-        answered => Err(Again::after(answered.ok().map(|(a, _)| a).as_ref(), cfg)),
-    };
+    }
     let settled = group.iter().map(|job| {
         let again = match &ends_by_job {
             Err(again) => again.clone(),
@@ -936,6 +989,101 @@ mod tests {
                 WebhookDelivery { attempts: 1, last_status: Some(204), delivered_at: Some(ts(3)) }
             );
             assert!(webhooks.0.borrow().is_empty() && dead.0.borrow().is_empty());
+        });
+    }
+
+    fn three_renderers() -> EdgeConfig {
+        let mut cfg = cfg();
+        cfg.renderers = ["http://r0", "http://r1", "http://r2"].map(String::from).to_vec();
+        cfg
+    }
+
+    /// The origins the calls went to, in order.
+    fn origins(http: &FakeHttp) -> Vec<String> {
+        let sent = http.sent.borrow();
+        sent.iter().map(|(url, _)| url.trim_end_matches(TAKE_PATH).to_owned()).collect()
+    }
+
+    /// With several renderers a job goes to its own first; one that does not answer, or is
+    /// busy, is skipped for the next; the one that took it is named in the message, and the
+    /// questions that follow go to it alone.
+    #[test]
+    fn push_mode_skips_a_renderer_that_does_not_answer_and_asks_the_taker_alone() {
+        run(async {
+            let push = Push::new(three_renderers());
+            let job = queued_job(&push.jobs).await;
+            let order: Vec<String> = renderers::order(&push.cfg.renderers, job.job_id.as_str())
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            let http = FakeHttp::answering(vec![
+                Err("connection refused".into()),
+                status(200),
+                status(200),
+            ])
+            .with_bodies(vec![take(&TakeAnswer::Busy { delay_secs: 3 }), take(&TakeAnswer::Taken)]);
+            assert_eq!(push.job(&http, &job, 1).await, Verdict::Ack);
+            assert_eq!(origins(&http), order, "each in the job's order, until one took it");
+            let next = push.again.0.borrow().last().unwrap().clone();
+            assert_eq!(next.taken_by.as_deref(), Some(order[2].as_str()));
+            assert_eq!(next.attempt, 2, "a start counts");
+
+            // Asked again: only the renderer that took it, even while the others answer.
+            let http = FakeHttp::answering(vec![status(200)])
+                .with_bodies(vec![take(&TakeAnswer::Running)]);
+            assert_eq!(push.job(&http, &next, 3).await, Verdict::Ack);
+            assert_eq!(origins(&http), [order[2].clone()]);
+            let again = push.again.0.borrow().last().unwrap().clone();
+            assert_eq!(again.taken_by, next.taken_by, "still its");
+
+            // The taker stops answering: the next attempt goes anywhere, counted.
+            let http = FakeHttp::answering(vec![Err("connection refused".into())]);
+            assert_eq!(push.job(&http, &again, 5).await, Verdict::Ack);
+            assert_eq!(origins(&http), [order[2].clone()], "no other renderer asked meanwhile");
+            let after = push.again.0.borrow().last().unwrap().clone();
+            assert_eq!((after.taken_by.as_deref(), after.attempt), (None, again.attempt + 1));
+        });
+    }
+
+    /// Every renderer busy: the job waits as it would for one (no attempt counted, the
+    /// shortest wait asked for); none answering: an attempt, as with one.
+    #[test]
+    fn push_mode_with_every_renderer_busy_or_gone() {
+        run(async {
+            let push = Push::new(three_renderers());
+            let job = queued_job(&push.jobs).await;
+            let busy = |secs| take(&TakeAnswer::Busy { delay_secs: secs });
+            let http = FakeHttp::answering(vec![status(200), status(200), status(200)])
+                .with_bodies(vec![busy(9), busy(4), busy(6)]);
+            assert_eq!(push.job(&http, &job, 1).await, Verdict::Ack);
+            let next = push.again.0.borrow().last().unwrap().clone();
+            assert_eq!((next.attempt, next.taken_by.as_deref()), (1, None));
+            assert_eq!(push.again.delays(), [4]);
+
+            let refused = || Err::<Answer, String>("connection refused".into());
+            let http = FakeHttp::answering(vec![refused(), refused(), refused()]);
+            assert_eq!(push.job(&http, &next, 2).await, Verdict::Ack);
+            assert_eq!(http.sent.borrow().len(), 3, "each tried once");
+            assert_eq!(push.again.0.borrow().last().unwrap().attempt, 2);
+        });
+    }
+
+    /// A batch's group goes to the next renderer when one does not answer.
+    #[test]
+    fn a_group_skips_a_renderer_that_does_not_answer() {
+        run(async {
+            let push = Push::new(three_renderers());
+            let job = queued_job(&push.jobs).await;
+            let answer =
+                GroupAnswer { jobs: vec![GroupJobEnd::Ended { job_id: job.job_id.clone() }] };
+            let http = FakeHttp::answering(vec![Err("connection refused".into()), status(200)])
+                .with_bodies(vec![serde_json::to_vec(&answer).unwrap()]);
+            let verdicts = push.group(&http, std::slice::from_ref(&job), 1).await;
+            assert_eq!(verdicts, [Verdict::Ack]);
+            let sent = http.sent.borrow();
+            assert_eq!(sent.len(), 2);
+            assert_ne!(sent[0].0, sent[1].0, "another renderer the second time");
+            assert!(push.again.0.borrow().is_empty(), "ended there: nothing queued again");
         });
     }
 }

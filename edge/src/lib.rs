@@ -8,6 +8,7 @@
 //! - [`batches`]: `POST /pdf/batch` and `GET /batches/{id}`, and batch progress;
 //! - [`events`]: the renderer's events, moving any job (single or a batch's document) forward;
 //! - [`signed_calls`]: the signed calls between the edge, its renderers and the operator;
+//! - [`renderers`]: which of several renderers (`RENDERER_URL`) a call goes to;
 //! - [`store`]: the records, every key's name, and the traits over KV and Queues;
 //! - [`consumers`]: the queue consumers (push-mode render jobs and batch groups, webhook
 //!   deliveries);
@@ -53,6 +54,7 @@ pub mod jobs;
 mod limiter_object;
 pub mod limits;
 pub mod queue_routes;
+pub mod renderers;
 pub mod routes;
 pub mod signed_calls;
 pub mod store;

@@ -49,15 +49,16 @@ pub fn verify_admin_call(
     verify_signed(secret, "signed with the admin secret is required", call)
 }
 
-/// A signed call to the renderer: its URL and the signature header's value.
+/// A signed call to the renderer at `origin`: its URL and the signature header's value.
 pub fn renderer_call(
     cfg: &EdgeConfig,
+    origin: &str,
     method: &str,
     path: &str,
     body: &[u8],
     now: i64,
 ) -> (String, String) {
-    let url = format!("{}{path}", cfg.renderer_url.trim_end_matches('/'));
+    let url = format!("{}{path}", origin.trim_end_matches('/'));
     (url, sign_internal(&cfg.internal_secret, now, method, path, body))
 }
 
@@ -69,7 +70,7 @@ mod tests {
     #[test]
     fn internal_calls_are_signed() {
         let c = cfg();
-        let (url, sig) = renderer_call(&c, "POST", "/jobs", b"{}", 1000);
+        let (url, sig) = renderer_call(&c, &c.renderers[0], "POST", "/jobs", b"{}", 1000);
         assert_eq!(url, "http://127.0.0.1:3000/jobs");
         assert!(verify_internal_call(&c, Some(&sig), "POST", "/jobs", b"{}", 1000).is_ok());
         assert_eq!(

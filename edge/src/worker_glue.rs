@@ -313,12 +313,32 @@ async fn render_sync(
 ) -> std::result::Result<Response, ApiError> {
     let body = serde_json::to_vec(spec).map_err(|e| ApiError::validation(e.to_string()))?;
     let path = tailpdf_shared::messages::sync_render_path(account);
-    let post = Post { timeout: cfg.sync_timeout, ..Post::to_renderer(cfg, &path, body, now()) };
-    // The whole PDF within the deadline: a renderer that stops mid-answer is a 503 too.
-    let (answer, body) = exchange(post, Some(usize::MAX)).await.map_err(|e| {
-        worker::console_warn!("renderer: {e}");
-        sync_render::unreachable()
-    })?;
+    // The renderers from one of its own each time, within one deadline: one that does not
+    // answer, or answers 503 (full, starting), is skipped for the next.
+    let started = js_sys::Date::now();
+    let key = format!("{account}/{started}");
+    let mut last = None;
+    for origin in crate::renderers::order(&cfg.renderers, &key) {
+        let spent =
+            std::time::Duration::from_millis((js_sys::Date::now() - started).max(0.0) as u64);
+        let timeout = cfg.sync_timeout.saturating_sub(spent);
+        if timeout.is_zero() {
+            break;
+        }
+        let post = Post { timeout, ..Post::to_renderer(cfg, origin, &path, body.clone(), now()) };
+        // The whole PDF within the deadline: a renderer that stops mid-answer is a 503 too.
+        match exchange(post, Some(usize::MAX)).await {
+            Err(e) => worker::console_warn!("renderer {origin}: {e}"),
+            Ok((answer, body)) => {
+                let busy = answer.status_code() == 503;
+                last = Some((answer, body));
+                if !busy {
+                    break;
+                }
+            }
+        }
+    }
+    let (answer, body) = last.ok_or_else(sync_render::unreachable)?;
     let body = body.unwrap_or_default();
     if sync_render::refused(answer.status_code()) {
         worker::console_error!(

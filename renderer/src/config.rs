@@ -8,12 +8,15 @@ use url::Url;
 
 #[derive(Args, Debug, Clone)]
 pub struct EngineConfig {
-    /// The Chromium executable. Debian's headless shell, Chromium without its desktop parts
-    /// (`/usr/lib/chromium/chromium-headless-shell`: its /usr/bin wrapper does not exec it, so
-    /// the browser would outlive a killed renderer), takes about half the time to start and
-    /// print (BENCHMARKS.md) but prints in the page process, where a print past its deadline is
-    /// not stopped yet.
-    #[arg(long, env = "TAILPDF_CHROMIUM", default_value = "/usr/bin/chromium")]
+    /// The Chromium executable. The default is Debian's headless shell, Chromium without its
+    /// desktop parts: about half the time to start and print, and less memory, for the same
+    /// PDFs (BENCHMARKS.md). Name it in /usr/lib: its /usr/bin wrapper does not exec it, so the
+    /// browser would outlive a killed renderer. `/usr/bin/chromium` is the whole browser.
+    #[arg(
+        long,
+        env = "TAILPDF_CHROMIUM",
+        default_value = "/usr/lib/chromium/chromium-headless-shell"
+    )]
     pub chromium: PathBuf,
 
     /// Tabs rendering at once (default: one per CPU core). One account alone may use all of
@@ -50,6 +53,12 @@ pub struct EngineConfig {
     /// Hard deadline of one render; past it the tab is killed and replaced.
     #[arg(long, env = "TAILPDF_RENDER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub render_timeout: Duration,
+
+    /// How long Chromium may take to start (its DevTools address, then its compiler page). A
+    /// start that takes longer is tried again with twice the patience, three tries in all: a
+    /// loaded machine is slow once, not for good.
+    #[arg(long, env = "TAILPDF_LAUNCH_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub launch_timeout: Duration,
 
     /// Restart Chromium after this many renders (keeps its memory in check; 0 = never).
     #[arg(long, env = "TAILPDF_RESTART_AFTER", default_value_t = 1000)]

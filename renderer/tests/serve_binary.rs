@@ -34,6 +34,13 @@ struct Serve {
 
 impl Serve {
     async fn start(env: &[(&str, &str)]) -> Self {
+        let serve = Self::spawn(env);
+        common::wait_ready(&serve.base).await;
+        serve
+    }
+
+    /// Started, not yet ready.
+    fn spawn(env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let cache = tempfile::tempdir().unwrap();
         let mut child = Command::new(BIN)
@@ -51,7 +58,6 @@ impl Serve {
         let stderr = child.stderr.take().unwrap();
         let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
         let base = format!("http://127.0.0.1:{port}");
-        common::wait_ready(&base).await;
         Self { base, child, log, _cache: cache }
     }
 
@@ -197,4 +203,70 @@ fn an_edge_url_with_a_path_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("TAILPDF_EDGE_URL") || stderr.contains("--edge-url"), "{stderr}");
     assert!(stderr.contains("origin only"), "{stderr}");
+}
+
+/// A Chromium slower to start than `--launch-timeout` (a wrapper that sleeps 3 s before it
+/// execs it, against 2 s) is started again with twice the patience, not given up on; and
+/// meanwhile the probes answer at once: `/healthz` 200, `/readyz` and every other call 503
+/// with `Retry-After` and the error body. Before, nothing answered until Chromium was up (a
+/// Kubernetes or Containers probe reads that as a dead instance), and a start longer than a
+/// fixed 20 s failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_chromium_is_waited_for_while_the_probes_answer_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    // Chromium runs as another user where the renderer is root: it must read the wrapper.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let chromium = std::env::var("TAILPDF_CHROMIUM")
+        .unwrap_or_else(|_| String::from("/usr/lib/chromium/chromium-headless-shell"));
+    let wrapper = dir.path().join("slow-chromium");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nsleep 3\nexec {chromium} \"$@\"\n")).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let serve = Serve::spawn(&[
+        ("TAILPDF_CHROMIUM", wrapper.to_str().unwrap()),
+        ("TAILPDF_LAUNCH_TIMEOUT", "2s"),
+    ]);
+
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
+    let started = Instant::now();
+    let mut starting = 0;
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(90), "never ready");
+        let answer = client.get(format!("{}/readyz", serve.base)).send().await;
+        let r = match answer {
+            // Before the process listens.
+            Err(e) if e.is_connect() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => panic!("/readyz did not answer within 1 s while starting: {e}"),
+            Ok(r) if r.status() == 200 => break,
+            Ok(r) => r,
+        };
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "service_unavailable", "{body}");
+        assert!(body["message"].as_str().unwrap().contains("starting"), "{body}");
+        if starting == 0 {
+            let health = client.get(format!("{}/healthz", serve.base)).send().await.unwrap();
+            assert_eq!(health.status(), 200, "alive while starting");
+            let render = client
+                .post(format!("{}/render", serve.base))
+                .json(&json!({"content": "<p>x</p>"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(render.status(), 503, "a render while starting is refused at once");
+            assert_eq!(render.json::<Value>().await.unwrap()["error"], "service_unavailable");
+        }
+        starting += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Two tries at least: 2 s, then 3 s of sleep and the start itself.
+    assert!(started.elapsed() > Duration::from_secs(3));
+    assert!(starting >= 10, "answered {starting} times while starting");
+    let (log, _) = serve.stop();
+    assert!(log.contains("slow to start"), "the first, too slow start is in the log: {log}");
 }

@@ -63,6 +63,11 @@ pub struct RenderJobMessage {
     /// documents of one batch together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchRef>,
+    /// Push mode with several renderers: the origin of the one that took the job, which alone
+    /// can say what became of it (the edge asks it, and only it, until the job ends there or
+    /// it stops answering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_by: Option<String>,
 }
 
 /// A document's place in its batch.
@@ -169,6 +174,7 @@ impl RenderJobMessage {
             attempt: 1,
             traceparent: None,
             batch: None,
+            taken_by: None,
         }
     }
 

@@ -211,6 +211,23 @@ async fn group(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respon
     Ok(axum::Json(GroupAnswer { jobs }).into_response())
 }
 
+/// What answers while the engine starts (Chromium, the compiler, the warm-up: seconds, more on
+/// a loaded machine): the probes at once, `/healthz` alive and `/readyz` not yet ready, and
+/// every other call 503 with `Retry-After`, so that no probe or caller hangs on a socket that
+/// accepts and never answers.
+pub fn starting() -> Router {
+    let unavailable = || async {
+        ErrorResponse(ApiError::unavailable(
+            "The renderer is starting: Chromium is not ready yet.",
+            1,
+        ))
+    };
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(unavailable))
+        .fallback(unavailable)
+}
+
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.runner.engine.is_ready().await && !state.is_closing() {
         axum::Json(serde_json::json!({"status": "ready"})).into_response()
@@ -227,6 +244,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         places_in_use: state.places.in_use(),
         shared_tabs_idle: ready.0,
         spare_contexts: ready.1,
+        tabs: engine.tabs(),
     };
     (
         [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],

@@ -3,7 +3,8 @@
 //! read at each scrape (a collector over the snapshot the handler takes).
 
 use std::{
-    sync::{Arc, Mutex},
+    collections::HashMap,
+    sync::{atomic::AtomicU64, Arc, Mutex},
     time::Duration,
 };
 
@@ -19,6 +20,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use super::pull::Backlog;
 use crate::engine::{problems::Refusal, schedule::Load, EngineStats};
 
 /// What `/metrics` answers with.
@@ -27,6 +29,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 const BUCKETS: [f64; 12] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
 type Outcome = [(&'static str, &'static str); 1];
+type QueueLabel = [(&'static str, String); 1];
 type Step = [(&'static str, &'static str); 1];
 
 /// A histogram of durations, in seconds (a handle: clones share the counts).
@@ -56,6 +59,8 @@ pub struct Gauges {
     pub shared_tabs_idle: usize,
     /// Browser contexts made ahead.
     pub spare_contexts: usize,
+    /// Tabs that render at once (`--tabs`), guest tabs not counted.
+    pub tabs: usize,
 }
 
 /// The engine's side, as of the last scrape.
@@ -134,6 +139,11 @@ impl Collector for Snapshot {
                 engine.compositors_stopped,
             ),
             (
+                "tailpdf_print_pages_stopped",
+                "Page processes stopped after their render passed its deadline or failed.",
+                engine.pages_stopped,
+            ),
+            (
                 "tailpdf_limit_failures",
                 "Renders that crossed a limit (requests, bytes, pages, classes, CSS, compiler time).",
                 engine.limit_failures,
@@ -151,6 +161,17 @@ impl Collector for Snapshot {
         let gauges = [
             ("tailpdf_backlog", "Renders waiting for a tab.", gauges.load.waiting),
             ("tailpdf_tabs_busy", "Renders running, guest tabs included.", gauges.load.running),
+            (
+                "tailpdf_tabs",
+                "Tabs that render at once (--tabs), guest tabs not counted.",
+                gauges.tabs,
+            ),
+            (
+                "tailpdf_tabs_free",
+                "Tabs free for another render now (--tabs less those busy): 0 while the \
+                 renderer is full.",
+                gauges.tabs.saturating_sub(gauges.load.running),
+            ),
             (
                 "tailpdf_accounts_active",
                 "Accounts with renders running or waiting.",
@@ -194,6 +215,12 @@ pub struct Metrics {
     pub upload_seconds: Seconds,
     /// A job's whole stay here: spec, events, render and upload.
     pub job_seconds: Seconds,
+    /// The queue's backlog as its last answer told it, by queue id (pull mode).
+    queue_backlog: Family<QueueLabel, Gauge>,
+    queue_backlog_bytes: Family<QueueLabel, Gauge>,
+    /// Set at each scrape from `oldest_sent`.
+    queue_oldest_age: Family<QueueLabel, Gauge<f64, AtomicU64>>,
+    oldest_sent: Mutex<HashMap<String, u64>>,
 }
 
 impl Default for Metrics {
@@ -247,9 +274,33 @@ impl Default for Metrics {
             "Time a job spends in this renderer, from its arrival to its end: spec, events, \
              render and upload.",
         );
+        let queue_backlog = Family::<QueueLabel, Gauge>::default();
+        registry.register(
+            "tailpdf_queue_backlog_messages",
+            "Messages of the queue not yet acknowledged (leased ones included), as the queue's \
+             last pull or ack answer said (pull mode): the signal to scale renderers on.",
+            queue_backlog.clone(),
+        );
+        let queue_backlog_bytes = Family::<QueueLabel, Gauge>::default();
+        registry.register(
+            "tailpdf_queue_backlog_bytes",
+            "Bytes of the queue's messages not yet acknowledged, as its last answer said.",
+            queue_backlog_bytes.clone(),
+        );
+        let queue_oldest_age = Family::<QueueLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "tailpdf_queue_oldest_message_age_seconds",
+            "How long the queue's oldest unacknowledged message has waited, at this scrape (0: \
+             none, or unknown).",
+            queue_oldest_age.clone(),
+        );
         Self {
             registry,
             snapshot,
+            queue_backlog,
+            queue_backlog_bytes,
+            queue_oldest_age,
+            oldest_sent: Mutex::default(),
             jobs,
             jobs_in_flight,
             rejected_full,
@@ -281,9 +332,29 @@ impl Metrics {
         }
     }
 
+    /// What an answer of queue `queue` said of its backlog, if it said.
+    pub fn queue_backlog(&self, queue: &str, backlog: Option<Backlog>) {
+        let Some(backlog) = backlog else { return };
+        let label = [("queue", queue.to_owned())];
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.queue_backlog.get_or_create(&label).set(gauge(backlog.backlog_count));
+        self.queue_backlog_bytes.get_or_create(&label).set(gauge(backlog.backlog_bytes));
+        // An empty queue has no oldest message, whatever the answer's timestamp.
+        let oldest =
+            if backlog.backlog_count == 0 { 0 } else { backlog.oldest_message_timestamp_ms };
+        self.oldest_sent.lock().unwrap_or_else(|e| e.into_inner()).insert(queue.to_owned(), oldest);
+    }
+
     /// The exposition, with the engine's counters and the gauges read now.
     pub fn render(&self, engine: EngineStats, gauges: Gauges) -> String {
         *self.snapshot.0.lock().unwrap_or_else(|e| e.into_inner()) = (engine, gauges);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for (queue, sent) in self.oldest_sent.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let age = if *sent == 0 { 0.0 } else { now_ms.saturating_sub(*sent) as f64 / 1000.0 };
+            self.queue_oldest_age.get_or_create(&[("queue", queue.clone())]).set(age);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -327,6 +398,7 @@ mod tests {
             places_in_use: 5,
             shared_tabs_idle: 1,
             spare_contexts: 2,
+            tabs: 4,
         };
         let text = m.render(stats, gauges);
         for line in [
@@ -338,6 +410,8 @@ mod tests {
             "tailpdf_queue_acks_total 1",
             "tailpdf_backlog 2",
             "tailpdf_tabs_busy 3",
+            "tailpdf_tabs 4",
+            "tailpdf_tabs_free 1",
             "tailpdf_accounts_active 2",
             "tailpdf_places_in_use 5",
             "tailpdf_refused_requests_total{reason=\"blocked\"} 7",
@@ -358,5 +432,38 @@ mod tests {
         }
         let sum = text.lines().find_map(|l| l.strip_prefix("tailpdf_render_duration_seconds_sum "));
         assert!((sum.unwrap().parse::<f64>().unwrap() - 0.74).abs() < 1e-9);
+    }
+
+    /// The queue's backlog as its answers tell it, by queue; the oldest message's age at the
+    /// scrape; an answer without metrics changes nothing, an empty queue has no oldest.
+    #[test]
+    fn the_queue_backlog_is_what_its_last_answer_said() {
+        let m = Metrics::default();
+        let line = |text: &str, name: &str| {
+            let prefix = format!("{name}{{queue=\"q1\"}} ");
+            text.lines().find_map(|l| Some(l.strip_prefix(&prefix)?.parse::<f64>().unwrap()))
+        };
+        let scrape = || m.render(EngineStats::default(), Gauges::default());
+        assert_eq!(line(&scrape(), "tailpdf_queue_backlog_messages"), None, "no answer yet");
+        let sent =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+                as u64
+                - 30_000;
+        let backlog =
+            Backlog { backlog_count: 12, backlog_bytes: 4096, oldest_message_timestamp_ms: sent };
+        m.queue_backlog("q1", Some(backlog));
+        m.queue_backlog("q1", None);
+        let text = scrape();
+        assert_eq!(line(&text, "tailpdf_queue_backlog_messages"), Some(12.0));
+        assert_eq!(line(&text, "tailpdf_queue_backlog_bytes"), Some(4096.0));
+        let age = line(&text, "tailpdf_queue_oldest_message_age_seconds").unwrap();
+        assert!((30.0..40.0).contains(&age), "{age}");
+        m.queue_backlog(
+            "q1",
+            Some(Backlog { oldest_message_timestamp_ms: sent, ..Backlog::default() }),
+        );
+        let text = scrape();
+        assert_eq!(line(&text, "tailpdf_queue_backlog_messages"), Some(0.0));
+        assert_eq!(line(&text, "tailpdf_queue_oldest_message_age_seconds"), Some(0.0));
     }
 }

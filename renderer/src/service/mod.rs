@@ -29,10 +29,13 @@ use std::{
     net::SocketAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
     time::Duration,
 };
+
+use axum::ServiceExt as _;
+use tower::ServiceExt as _;
 
 use clap::Args;
 use url::Url;
@@ -130,6 +133,14 @@ pub struct ServeConfig {
     #[arg(long, env = "TAILPDF_PULL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub pull_interval: Duration,
 
+    /// How long a pulled job is leased to this renderer (pull mode); if the renderer dies, its
+    /// jobs go to another once it passes. The default is the longest one job can take here
+    /// (waits, events, render, upload and their retries, plus a minute), so that no lease
+    /// ever expires under a live job; shorter brings a dead renderer's jobs back sooner, but a
+    /// job that outlives its lease runs twice (the edge keeps its first end).
+    #[arg(long, env = "TAILPDF_VISIBILITY_TIMEOUT", value_parser = parse_duration)]
+    pub visibility_timeout: Option<Duration>,
+
     #[command(flatten)]
     pub engine: EngineConfig,
 }
@@ -160,16 +171,22 @@ impl ServeConfig {
             api_token: self.cf_api_token.clone()?,
             interval: self.pull_interval,
             parking: self.places(),
-            visibility_timeout: pull::JobBounds {
-                render_timeout: self.engine.render_timeout,
-                tabs: self.engine.tabs(),
-                ahead: self.places() * 2,
-                upload_timeout: self.upload_timeout,
-                upload_retry_budget: self.upload_retry_budget,
-                event_retry_budget: self.event_retry_budget,
-                edge_call_timeout: edge::CALL_TIMEOUT,
-            }
-            .worst_case(),
+            visibility_timeout: self.visibility_timeout.map_or_else(
+                || {
+                    pull::JobBounds {
+                        render_timeout: self.engine.render_timeout,
+                        tabs: self.engine.tabs(),
+                        ahead: self.places() * 2,
+                        upload_timeout: self.upload_timeout,
+                        upload_retry_budget: self.upload_retry_budget,
+                        event_retry_budget: self.event_retry_budget,
+                        edge_call_timeout: edge::CALL_TIMEOUT,
+                    }
+                    .worst_case()
+                },
+                // The API's bounds: a whole second, 12 hours.
+                |lease| lease.clamp(Duration::from_secs(1), pull::MAX_VISIBILITY),
+            ),
         })
     }
 }
@@ -214,10 +231,47 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let engine = Engine::start(cfg.engine.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Nothing is served, `/readyz` included, before the first renders would be as quick as
-    // later ones.
-    engine.warm().await;
+    // Served from the first moment: `http::starting` until the engine is ready, the
+    // service's own router after.
+    let app: Arc<OnceLock<axum::Router>> = Arc::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let local = listener.local_addr().ok();
+    let server = {
+        let (app, starting) = (app.clone(), http::starting());
+        let route = tower::service_fn(move |request: axum::extract::Request| {
+            let router = app.get().cloned().unwrap_or_else(|| starting.clone());
+            router.oneshot(request)
+        });
+        let mut server_stop = stop_rx.clone();
+        let server =
+            axum::serve(listener, route.into_make_service()).with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|stop| *stop).await;
+            });
+        tokio::spawn(async move { server.await })
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    let started = async {
+        let engine = Engine::start(cfg.engine.clone()).await?;
+        // `/readyz` says ready only once the first renders would be as quick as later ones.
+        engine.warm().await;
+        Ok::<_, crate::error::RenderError>(engine)
+    };
+    let engine = tokio::select! {
+        started = started => started,
+        () = &mut shutdown => {
+            tracing::info!("stopped while starting");
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+            return Ok(());
+        }
+    };
+    let engine = match engine {
+        Ok(engine) => engine,
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            return Err(anyhow::anyhow!("{e}"));
+        }
+    };
     let metrics = Arc::new(metrics::Metrics::default());
     let places = admission::Places::new(cfg.places());
     // Nothing of an upload's answer is read but its status.
@@ -249,7 +303,6 @@ pub async fn run(
         closing: AtomicBool::new(false),
     });
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let queues = cfg
         .pull_settings()
         .into_iter()
@@ -262,13 +315,7 @@ pub async fn run(
         })
         .collect();
 
-    let local = listener.local_addr().ok();
-    let mut server_stop = stop_rx.clone();
-    let server =
-        axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|stop| *stop).await;
-        });
-    let server = tokio::spawn(async move { server.await });
+    let _ = app.set(http::router(state.clone()));
     tracing::info!(listen = ?local, pull = cfg.pull, tabs = engine.tabs(), "renderer ready");
 
     shutdown.await;

@@ -91,6 +91,40 @@ pub struct PulledMessage {
     pub timestamp_ms: Option<u64>,
 }
 
+/// What the queue's answers say of its backlog (Cloudflare's `result.metadata.metrics`, on
+/// pull and ack answers since 2026-04-28; best effort, approximate): the signal to scale
+/// renderers on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Backlog {
+    /// Messages not yet acknowledged (leased ones included).
+    pub backlog_count: u64,
+    #[serde(default)]
+    pub backlog_bytes: u64,
+    /// When the oldest of them was sent, in Unix milliseconds; 0 if unknown.
+    #[serde(default)]
+    pub oldest_message_timestamp_ms: u64,
+}
+
+impl Backlog {
+    /// The backlog an answer's `result` reports: its `metadata.metrics`, else the older
+    /// `message_backlog_count` alone.
+    pub fn of(result: &Value) -> Option<Self> {
+        let metrics = result.pointer("/metadata/metrics").cloned();
+        if let Some(backlog) = metrics.and_then(|m| serde_json::from_value(m).ok()) {
+            return Some(backlog);
+        }
+        let count = result.get("message_backlog_count")?.as_u64()?;
+        Some(Self { backlog_count: count, ..Self::default() })
+    }
+}
+
+/// A pull's answer: the messages leased, and the backlog as of it.
+#[derive(Debug, Default)]
+pub struct Pulled {
+    pub messages: Vec<PulledMessage>,
+    pub backlog: Option<Backlog>,
+}
+
 #[derive(Deserialize)]
 struct Envelope {
     success: bool,
@@ -195,36 +229,48 @@ impl QueueClient {
         Ok(envelope.result)
     }
 
-    pub async fn pull(&self, batch_size: usize) -> Result<Vec<PulledMessage>, ServiceError> {
+    pub async fn pull(&self, batch_size: usize) -> Result<Pulled, ServiceError> {
         let request = PullRequest {
             batch_size,
             visibility_timeout_ms: self.settings.visibility_timeout.as_millis() as u64,
         };
         let result = self.call("pull", &request).await?.unwrap_or(Value::Null);
+        let backlog = Backlog::of(&result);
         // `result.messages`, or (newer API versions) `result` as the list itself.
         let list = match result {
             Value::Object(mut o) => o.remove("messages").unwrap_or(Value::Array(Vec::new())),
             Value::Array(a) => Value::Array(a),
             _ => Value::Array(Vec::new()),
         };
-        serde_json::from_value(list).map_err(|e| ServiceError::QueueRefused {
+        let messages = serde_json::from_value(list).map_err(|e| ServiceError::QueueRefused {
             status: reqwest::StatusCode::OK,
             detail: format!("messages that are not messages ({e})"),
-        })
+        })?;
+        Ok(Pulled { messages, backlog })
     }
 
-    pub async fn ack(&self, lease_id: &str) -> Result<(), ServiceError> {
+    /// Acknowledges a message; the backlog as of it, if the answer says.
+    pub async fn ack(&self, lease_id: &str) -> Result<Option<Backlog>, ServiceError> {
         let body =
             AckRequest { acks: vec![Lease { lease_id: lease_id.to_owned() }], retries: Vec::new() };
-        self.call("ack", &body).await.map(|_| ())
+        Ok(self.call("ack", &body).await?.as_ref().and_then(Backlog::of))
     }
 
-    pub async fn retry(&self, lease_ids: Vec<String>, delay: Duration) -> Result<(), ServiceError> {
+    pub async fn retry(
+        &self,
+        lease_ids: Vec<String>,
+        delay: Duration,
+    ) -> Result<Option<Backlog>, ServiceError> {
         let retries = lease_ids
             .into_iter()
             .map(|lease_id| RetryLease { lease_id, delay_seconds: delay.as_secs() })
             .collect();
-        self.call("ack", &AckRequest { acks: Vec::new(), retries }).await.map(|_| ())
+        let result = self.call("ack", &AckRequest { acks: Vec::new(), retries }).await?;
+        Ok(result.as_ref().and_then(Backlog::of))
+    }
+
+    pub fn queue_id(&self) -> &str {
+        &self.settings.queue_id
     }
 }
 
@@ -285,8 +331,9 @@ fn into_work(pulled: Vec<PulledMessage>) -> Vec<Work> {
 async fn settle(state: &AppState, queue: &QueueClient, lease: &str, end: JobEnd) {
     match end {
         JobEnd::Reported(_) | JobEnd::Gone => match queue.ack(lease).await {
-            Ok(()) => {
+            Ok(backlog) => {
                 state.metrics.acks.inc();
+                state.metrics.queue_backlog(queue.queue_id(), backlog);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "ack failed; the message will come back");
@@ -294,8 +341,9 @@ async fn settle(state: &AppState, queue: &QueueClient, lease: &str, end: JobEnd)
         },
         JobEnd::Retry { delay, .. } => {
             state.metrics.retries.inc();
-            if let Err(e) = queue.retry(vec![lease.to_owned()], delay).await {
-                tracing::warn!(error = %e, "retry failed; the lease will expire");
+            match queue.retry(vec![lease.to_owned()], delay).await {
+                Ok(backlog) => state.metrics.queue_backlog(queue.queue_id(), backlog),
+                Err(e) => tracing::warn!(error = %e, "retry failed; the lease will expire"),
             }
         }
     }
@@ -322,7 +370,10 @@ pub async fn run(
         } else {
             state.metrics.pulls.inc();
             match queue.pull(free.min(100)).await {
-                Ok(messages) => messages,
+                Ok(Pulled { messages, backlog }) => {
+                    state.metrics.queue_backlog(queue.queue_id(), backlog);
+                    messages
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "pull failed");
                     Vec::new()
@@ -422,6 +473,28 @@ pub async fn run(
 mod tests {
     use super::*;
 
+    /// The pull answer as Cloudflare's API reference gives it: `result.metadata.metrics`; and
+    /// an older answer with `message_backlog_count` only; and one with neither.
+    #[test]
+    fn the_backlog_is_read_from_the_answer() {
+        let answer = serde_json::json!({
+            "message_backlog_count": 5,
+            "messages": [],
+            "metadata": {"metrics": {"backlog_count": 5, "backlog_bytes": 512,
+                "oldest_message_timestamp_ms": 1_710_950_954_154u64}}
+        });
+        let backlog = Backlog {
+            backlog_count: 5,
+            backlog_bytes: 512,
+            oldest_message_timestamp_ms: 1_710_950_954_154,
+        };
+        assert_eq!(Backlog::of(&answer), Some(backlog));
+        let older = serde_json::json!({"message_backlog_count": 3, "messages": []});
+        assert_eq!(Backlog::of(&older), Some(Backlog { backlog_count: 3, ..Backlog::default() }));
+        assert_eq!(Backlog::of(&serde_json::json!({"messages": []})), None);
+        assert_eq!(Backlog::of(&serde_json::json!({"ackCount": 1})), None);
+    }
+
     #[test]
     fn the_lease_covers_the_worst_case_of_a_job() {
         let bounds = JobBounds {
@@ -466,6 +539,7 @@ mod tests {
                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             )),
             batch: None,
+            taken_by: None,
         };
         let json = serde_json::to_vec(&job).unwrap();
         let b64 = Value::String(BASE64.encode(&json));

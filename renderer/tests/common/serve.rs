@@ -39,6 +39,7 @@ pub(crate) fn serve_config(
         cf_batch_queue_id: None,
         cf_api_token: None,
         pull_interval: Duration::from_millis(100),
+        visibility_timeout: None,
         group_size: 20,
         engine,
     };
