@@ -34,6 +34,15 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// A one-card Tailwind invoice numbered `n`, `note` under its title: the document of the
+/// load and scale tests, distinct per job.
+pub fn small_invoice(n: usize, note: &str) -> String {
+    format!(
+        "<div class=\"p-8\"><h1 class=\"text-2xl font-bold\">Invoice {n}</h1>\
+         <p class=\"text-gray-600\">{note}</p></div>"
+    )
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -67,7 +67,7 @@ impl Process {
     }
 
     /// SIGTERM to the group, SIGKILL after a grace period.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         let group = Pid::from_raw(self.child.id() as i32);
         let _ = killpg(group, Signal::SIGTERM);
         let started = Instant::now();
@@ -111,6 +111,39 @@ pub fn descendants(pid: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// `root` and its descendants, as /proc lists them now.
+pub fn tree(root: u32) -> Vec<u32> {
+    let Ok(all) = procfs::process::all_processes() else { return vec![root] };
+    let parents: Vec<(u32, u32)> = all
+        .flatten()
+        .filter_map(|p| {
+            let stat = p.stat().ok()?;
+            Some((u32::try_from(stat.pid).ok()?, u32::try_from(stat.ppid).ok()?))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        i += 1;
+    }
+    found
+}
+
+/// CPU seconds (user and system) `pids` have used, with what their reaped children used:
+/// over a whole process tree, every process counted once, ended ones included.
+pub fn cpu_seconds(pids: &[u32]) -> f64 {
+    let ticks = procfs::ticks_per_second() as f64;
+    pids.iter()
+        .filter_map(|pid| {
+            procfs::process::Process::new(i32::try_from(*pid).ok()?).ok()?.stat().ok()
+        })
+        .map(|s| (s.utime + s.stime) as f64 + (s.cutime + s.cstime) as f64)
+        .sum::<f64>()
+        / ticks
 }
 
 #[cfg(test)]

@@ -50,6 +50,8 @@ struct Message {
     attempts: u32,
     lease: Option<(String, Instant)>,
     visible_at: Instant,
+    /// When it was sent, in Unix milliseconds.
+    sent_ms: u64,
 }
 
 impl Message {
@@ -158,6 +160,7 @@ impl Shared {
             attempts: 0,
             lease: None,
             visible_at: Instant::now(),
+            sent_ms: unix_ms(),
         });
         id
     }
@@ -179,13 +182,28 @@ impl Shared {
             m.lease = Some((lease.clone(), now + visibility));
             inner.deliveries.push((m.id.clone(), m.attempts));
             out.push(json!({
-                "id": m.id, "body": BASE64.encode(&m.body), "timestamp_ms": 1_700_000_000_000u64,
+                "id": m.id, "body": BASE64.encode(&m.body), "timestamp_ms": m.sent_ms,
                 "attempts": m.attempts, "lease_id": lease,
                 "metadata": {"CF-sourceMessageSource": "worker", "CF-Content-Type": "json"}
             }));
         }
         out
     }
+}
+
+impl Inner {
+    /// The queue's backlog as the API's answers carry it since 2026-04-28:
+    /// `result.metadata.metrics`, every message not yet acknowledged, leased ones included.
+    fn metrics(&self) -> Value {
+        let bytes: usize = self.messages.iter().map(|m| m.body.len()).sum();
+        let oldest = self.messages.iter().map(|m| m.sent_ms).min().unwrap_or(0);
+        json!({"metrics": {"backlog_count": self.messages.len(), "backlog_bytes": bytes,
+            "oldest_message_timestamp_ms": oldest}})
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 fn envelope(status: StatusCode, result: Value, errors: Value) -> Response {
@@ -235,7 +253,10 @@ fn pull(q: &Shared, body: &Value) -> Response {
     }
     let messages =
         q.lease(usize::try_from(batch).unwrap(), Duration::from_millis(visibility), "renderer");
-    envelope(StatusCode::OK, json!({"messages": messages}), json!([]))
+    let inner = q.inner.lock().unwrap();
+    let result = json!({"message_backlog_count": inner.messages.len(), "messages": messages,
+        "metadata": inner.metrics()});
+    envelope(StatusCode::OK, result, json!([]))
 }
 
 fn ack(q: &Shared, body: &Value) -> Response {
@@ -260,7 +281,8 @@ fn ack(q: &Shared, body: &Value) -> Response {
             retries += 1;
         }
     }
-    let result = json!({"ackCount": acks, "retryCount": retries, "warnings": []});
+    let result = json!({"ackCount": acks, "retryCount": retries, "warnings": [],
+        "metadata": inner.metrics()});
     envelope(StatusCode::OK, result, json!([]))
 }
 

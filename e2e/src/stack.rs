@@ -55,6 +55,11 @@ pub struct Settings {
     /// API keys of accounts besides the e2e one: (key, account), each with its own webhook
     /// secret.
     pub accounts: Vec<(String, String)>,
+    /// Renderers: in pull mode all pull from the one queue; in push mode the Worker's
+    /// `RENDERER_URL` lists them all.
+    pub renderers: usize,
+    /// Variables every renderer gets besides the stack's (`TAILPDF_*`).
+    pub renderer_env: Vec<(String, String)>,
 }
 
 impl Default for Settings {
@@ -67,6 +72,8 @@ impl Default for Settings {
             release: false,
             tabs: 2,
             accounts: Vec::new(),
+            renderers: 1,
+            renderer_env: Vec::new(),
         }
     }
 }
@@ -74,6 +81,8 @@ impl Default for Settings {
 pub struct Stack {
     pub edge: Edge,
     pub renderer: Renderer,
+    /// The renderers beyond the first (`Settings::renderers`).
+    pub others: Vec<Renderer>,
     pub bucket: Bucket,
     pub receiver: Receiver,
     /// The queue the renderer pulls from, in pull mode.
@@ -93,9 +102,24 @@ impl Stack {
         let queue =
             if settings.pull { Some(PullQueue::start(Some(INTERNAL_SECRET)).await) } else { None };
         let pull_from = queue.as_ref().map(|q| q.api_base.clone());
-        let mut renderer =
-            Renderer::start(dir.path(), renderer_port, &edge_url, &fonts, pull_from, &settings);
-        let jobs_go_to = queue.as_ref().map_or(renderer_url, |q| q.ingest.clone());
+        let mut renderer = Renderer::start(
+            dir.path(),
+            renderer_port,
+            &edge_url,
+            &fonts,
+            pull_from.clone(),
+            &settings,
+        );
+        let mut others: Vec<Renderer> = (1..settings.renderers.max(1))
+            .map(|i| {
+                let home = dir.path().join(format!("renderer-{i}"));
+                std::fs::create_dir_all(&home).unwrap();
+                Renderer::start(&home, free_port(), &edge_url, &fonts, pull_from.clone(), &settings)
+            })
+            .collect();
+        let urls: Vec<String> =
+            std::iter::once(renderer_url).chain(others.iter().map(|r| r.url.clone())).collect();
+        let jobs_go_to = queue.as_ref().map_or(urls.join(","), |q| q.ingest.clone());
         let mut options = EdgeOptions::new(&jobs_go_to)
             .var("JOB_TTL_DONE_SECS", settings.job_ttl_done_secs.to_string());
         for (key, account) in &settings.accounts {
@@ -104,8 +128,11 @@ impl Stack {
         let mut edge = Edge::spawn(dir.path(), edge_port, &options);
         bucket.wait_ready().await;
         renderer.wait_ready().await;
+        for other in &mut others {
+            other.wait_ready().await;
+        }
         edge.wait_ready().await;
-        Self { edge, renderer, bucket, receiver, queue, dir }
+        Self { edge, renderer, others, bucket, receiver, queue, dir }
     }
 
     /// The body of an async A4 job of `content`, PUT to `upload_url`, its webhook to the
@@ -270,6 +297,7 @@ pub struct Renderer {
     image: Option<String>,
     release: bool,
     tabs: usize,
+    env: Vec<(String, String)>,
     dir: PathBuf,
     process: Option<Process>,
 }
@@ -292,6 +320,7 @@ impl Renderer {
             image: settings.renderer_image.clone(),
             release: settings.release,
             tabs: settings.tabs,
+            env: settings.renderer_env.clone(),
             dir: dir.to_owned(),
             process: None,
         };
@@ -340,7 +369,8 @@ impl Renderer {
             // By its variable, as platforms configure it (the image's healthcheck reads it).
             .env("TAILPDF_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("TAILPDF_INTERNAL_SECRET", INTERNAL_SECRET)
-            .env("TAILPDF_LOG", "info");
+            .env("TAILPDF_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         if self.image.is_none() {
             cmd.arg("--font-cache-dir").arg(self.dir.join("fonts"));
         }
@@ -375,6 +405,19 @@ impl Renderer {
     /// SIGKILL, as a crash would: no shutdown, no report to the edge.
     pub fn kill_hard(&mut self) {
         self.process.take().unwrap().kill_hard();
+    }
+
+    /// SIGTERM, as an orchestrator stops it: jobs in flight finish, the rest go back.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
+    }
+
+    /// Its process id and those of its descendants (Chromium's), as /proc lists them now.
+    pub fn pids(&self) -> Vec<u32> {
+        let Some(root) = self.process.as_ref().map(Process::pid) else { return Vec::new() };
+        crate::process::tree(root)
     }
 
     /// Starts it again on the same port, with the same settings.

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
-//! `docker/` checked without Docker (there may be no daemon): the Dockerfile and compose.yaml
-//! must agree with the renderer binary (its bin, subcommands, flags, `TAILPDF_*` variables and
-//! defaults), with the pinned versions (`rust-toolchain.toml`, `scripts/versions.env`,
+//! `docker/` and `deploy/kubernetes/` checked without Docker or a cluster (there may be
+//! neither): the Dockerfile, compose.yaml and the Kubernetes manifests must agree with the
+//! renderer binary (its bin, subcommands, flags, `TAILPDF_*` variables, defaults and the
+//! metrics it serves), with the pinned versions (`rust-toolchain.toml`, `scripts/versions.env`,
 //! `package.json`) and with `docs/DESIGN.md`'s local-stack table. Whether the image builds is
 //! not checked here.
 
@@ -715,14 +716,23 @@ fn the_image_has_the_chromium_and_fonts_the_renderer_expects() {
     let df = Dockerfile::load();
     let runtime = df.runtime();
     let packages = apt_packages(runtime);
+    // TAILPDF_CHROMIUM is the CHROMIUM build argument's, which the package it installs
+    // (CHROMIUM_PACKAGE) provides: by default the renderer's default, the headless shell.
     let chromium = &runtime.env()["TAILPDF_CHROMIUM"];
+    assert_eq!(chromium, "${CHROMIUM}", "TAILPDF_CHROMIUM follows the build argument");
+    let (chromium, package) = (&df.args["CHROMIUM"], &df.args["CHROMIUM_PACKAGE"]);
     let default = flags(&help(&["serve"]))["chromium"].default.clone().unwrap();
     assert_eq!(chromium, &default, "the image's Chromium is not the renderer's default");
-    assert!(packages.contains("chromium"), "Debian's chromium (its {default}) is not installed");
+    assert!(packages.contains("\"$CHROMIUM_PACKAGE\""), "the image installs no Chromium");
+    let owner = std::process::Command::new("dpkg").args(["-S", chromium]).output().unwrap();
+    let owner = String::from_utf8_lossy(&owner.stdout);
+    assert!(owner.starts_with(&format!("{package}: ")), "{chromium} is not {package}'s: {owner}");
     assert!(runtime.runs().contains("test -x \"$TAILPDF_CHROMIUM\""), "the build checks Chromium");
-    // Everything setup.sh installs for rendering: the fonts, Chromium, tini.
-    for p in versions_env("APT_PACKAGES").split_whitespace() {
-        if p.starts_with("fonts-") || p == "chromium" || p == "tini" {
+    // Everything setup.sh installs for rendering: the fonts, the image's Chromium, tini.
+    let apt = versions_env("APT_PACKAGES");
+    assert!(apt.split_whitespace().any(|p| p == package), "setup.sh does not install {package}");
+    for p in apt.split_whitespace() {
+        if p.starts_with("fonts-") || p == "tini" {
             assert!(packages.contains(p), "{p} is in scripts/versions.env but not in the image");
         }
     }
@@ -885,4 +895,191 @@ fn docker_readme_documents_the_sandbox_setting() {
     assert_eq!(documented, sandbox.values, "docker/README.md's --sandbox table");
     let default = sandbox.default.as_deref().unwrap();
     assert!(readme.contains(&format!("| `{default}` (default) |")), "the default is {default}");
+}
+
+// --- Kubernetes ---------------------------------------------------------------------------------
+
+/// Every document of a manifest of `deploy/kubernetes/`, by kind.
+fn manifests(file: &str) -> BTreeMap<String, Value> {
+    let text = read(&format!("deploy/kubernetes/{file}"));
+    // Documents split at their `---` lines.
+    let mut docs = vec![String::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            docs.push(String::new());
+        } else {
+            let doc = docs.last_mut().unwrap();
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    docs.iter()
+        .filter(|doc| doc.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#')))
+        .map(|doc| {
+            let doc: Value = serde_norway::from_str(doc).unwrap_or_else(|e| panic!("{file}: {e}"));
+            (
+                doc["kind"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{file}: a document without kind"))
+                    .to_owned(),
+                doc,
+            )
+        })
+        .collect()
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+/// The renderer's Deployment: its variables are `serve`'s, its probes the renderer's own
+/// (`/readyz` for readiness, `/healthz` for life) on the port it listens on, its user the
+/// image's, its grace longer than the renderer's, its writable paths where the image writes.
+#[test]
+fn the_kubernetes_deployment_runs_the_renderer_as_it_is() {
+    let docs = manifests("renderer.yaml");
+    let serve = serve_env();
+    let config = &docs["ConfigMap"]["data"];
+    let deployment = &docs["Deployment"];
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let mut env: BTreeMap<String, String> = config
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (text(k).to_owned(), text(v).to_owned()))
+        .collect();
+    for e in container["env"].as_sequence().unwrap() {
+        env.insert(text(&e["name"]).to_owned(), text(&e["value"]).to_owned());
+    }
+    for name in env.keys() {
+        assert!(serve.contains_key(name), "{name} is no variable of `tailpdf-renderer serve`");
+    }
+    assert_eq!(env["TAILPDF_PULL"], "true");
+    let refs: Vec<&str> = container["envFrom"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["configMapRef"]["name"].as_str().or(r["secretRef"]["name"].as_str()))
+        .collect();
+    assert_eq!(refs, [text(&docs["ConfigMap"]["metadata"]["name"]), "tailpdf-renderer"]);
+
+    let port = container["ports"][0]["containerPort"].as_u64().unwrap();
+    assert_eq!(env["TAILPDF_LISTEN"], format!("0.0.0.0:{port}"));
+    let port_name = text(&container["ports"][0]["name"]);
+    let probe = |kind: &str| {
+        let get = &container[kind]["httpGet"];
+        assert_eq!(text(&get["port"]), port_name, "{kind} probes another port");
+        text(&get["path"]).to_owned()
+    };
+    assert_eq!(probe("readinessProbe"), "/readyz");
+    assert_eq!(probe("livenessProbe"), "/healthz");
+    assert_eq!(probe("startupProbe"), "/healthz");
+    let service = &docs["Service"];
+    assert_eq!(service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"]);
+    assert_eq!(text(&service["spec"]["ports"][0]["targetPort"]), port_name);
+
+    // Jobs in flight finish within the grace period, then the rest are handed back (15 s).
+    let grace = duration(env.get("TAILPDF_GRACE_PERIOD").map_or("30s", String::as_str));
+    let termination = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(Duration::from_secs(termination) >= grace + Duration::from_secs(15), "{termination}");
+
+    let df = Dockerfile::load();
+    let runtime = df.runtime();
+    let user = runtime.body.iter().rev().find(|i| i.cmd == "USER").unwrap().args.clone();
+    let (uid, gid) = user.split_once(':').unwrap();
+    assert_eq!(pod["securityContext"]["runAsUser"].as_u64().unwrap().to_string(), uid);
+    assert_eq!(pod["securityContext"]["runAsGroup"].as_u64().unwrap().to_string(), gid);
+    // A read-only root: the font cache and /tmp (Chromium's profile) are volumes.
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], Value::Bool(true));
+    let mounts: BTreeSet<&str> = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| text(&m["mountPath"]))
+        .collect();
+    let cache = runtime.env()["TAILPDF_FONT_CACHE_DIR"].clone();
+    assert!(mounts.contains(cache.as_str()) && mounts.contains("/tmp"), "{mounts:?}");
+}
+
+/// The metric names of `tailpdf_` the autoscalers' manifests use, and what they scale.
+fn autoscaler_metrics() -> BTreeSet<String> {
+    let deployment = text(&manifests("renderer.yaml")["Deployment"]["metadata"]["name"]).to_owned();
+    let keda = &manifests("keda.yaml")["ScaledObject"];
+    assert_eq!(text(&keda["spec"]["scaleTargetRef"]["name"]), deployment);
+    let hpa = &manifests("hpa.yaml")["HorizontalPodAutoscaler"];
+    assert_eq!(text(&hpa["spec"]["scaleTargetRef"]["name"]), deployment);
+    assert_eq!(text(&hpa["spec"]["scaleTargetRef"]["kind"]), "Deployment");
+    let mut names = BTreeSet::new();
+    for trigger in keda["spec"]["triggers"].as_sequence().unwrap() {
+        assert_eq!(text(&trigger["type"]), "prometheus");
+        let query = text(&trigger["metadata"]["query"]);
+        let mut rest = query;
+        while let Some(at) = rest.find("tailpdf_") {
+            let name: String =
+                rest[at..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            rest = &rest[at + name.len()..];
+            names.insert(name);
+        }
+    }
+    for metric in hpa["spec"]["metrics"].as_sequence().unwrap() {
+        let kind = text(&metric["type"]).to_ascii_lowercase();
+        names.insert(text(&metric[kind.as_str()]["metric"]["name"]).to_owned());
+    }
+    names
+}
+
+/// The names the autoscalers scale on are the ones a renderer in pull mode serves at
+/// `/metrics` (here against the Queues pull stand-in, whose answers carry the backlog).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_autoscalers_scale_on_metrics_the_renderer_serves() {
+    let names = autoscaler_metrics();
+    for wanted in ["tailpdf_queue_backlog_messages", "tailpdf_tabs_busy"] {
+        assert!(names.contains(wanted), "the autoscalers do not use {wanted}: {names:?}");
+    }
+    let queue = tailpdf_e2e::queues::PullQueue::start(None).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cache = tempfile::tempdir().unwrap();
+    let mut renderer = Command::new(renderer_binary())
+        .arg("serve")
+        .env("TAILPDF_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TAILPDF_INTERNAL_SECRET", "kubernetes-test-secret")
+        .env("TAILPDF_TABS", "1")
+        .env("TAILPDF_FONT_CACHE_DIR", cache.path())
+        .env("TAILPDF_PULL", "true")
+        .env("TAILPDF_PULL_INTERVAL", "100ms")
+        .env("TAILPDF_CF_API_BASE", &queue.api_base)
+        .env("TAILPDF_CF_ACCOUNT_ID", tailpdf_e2e::queues::ACCOUNT_ID)
+        .env("TAILPDF_CF_QUEUE_ID", tailpdf_e2e::queues::QUEUE_ID)
+        .env("TAILPDF_CF_API_TOKEN", tailpdf_e2e::queues::API_TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let started = std::time::Instant::now();
+    let served = loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "no queue metrics within 60 s");
+        let scrape = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await;
+        if let Ok(r) = scrape.and_then(reqwest::Response::error_for_status) {
+            let body = r.text().await.unwrap();
+            if body.contains("tailpdf_queue_backlog_messages{") {
+                break body;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(renderer.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = renderer.wait();
+    let samples: BTreeSet<&str> = served
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for name in &names {
+        assert!(samples.contains(name.as_str()), "/metrics serves no {name}: {samples:?}");
+    }
 }

@@ -15,20 +15,13 @@ use std::{
 use serde_json::json;
 use tailpdf_e2e::{
     client::{client, internal, send},
-    now, percentile,
+    now, percentile, queues, small_invoice,
     stack::{wait_until, Settings, Stack, API_KEY, WEBHOOK_SECRET},
 };
 use tailpdf_shared::signing::{verify_tailpdf_signature, StandardWebhookKey};
 
 const JOBS: usize = 500;
 const CLIENTS: usize = 50;
-
-fn invoice(n: usize) -> String {
-    format!(
-        "<div class=\"p-8\"><h1 class=\"text-2xl font-bold\">Invoice {n}</h1>\
-         <p class=\"text-gray-600\">Load</p></div>"
-    )
-}
 
 /// The baseline, measured in the same run: the renderer alone, 40 sync renders of the same
 /// documents from 2 clients (its 2 tabs), called directly with the internal signature.
@@ -39,7 +32,7 @@ async fn renderer_pdfs_per_second(renderer: &str) -> f64 {
         let renderer = renderer.to_owned();
         clients.spawn(async move {
             for k in 0..20 {
-                let spec = json!({"content": invoice(c * 20 + k),
+                let spec = json!({"content": small_invoice(c * 20 + k, "Load"),
                     "pdfOptions": {"format": "A4", "printBackground": true}});
                 let body = serde_json::to_vec(&spec).unwrap();
                 let reply = internal(&renderer, reqwest::Method::POST, "/render", body).await;
@@ -65,10 +58,17 @@ async fn five_hundred_jobs_from_fifty_clients(pull: bool) {
     let baseline = renderer_pdfs_per_second(&stack.renderer.url).await;
     let edge = stack.edge.url.clone();
     let hook = stack.receiver.url.clone();
-    // How many jobs the renderer runs at once, sampled: what the local queue consumer allows.
+    // How many jobs the renderer runs at once, sampled: what the local queue consumer allows;
+    // and in pull mode the queue's backlog as the renderer serves it to an autoscaler.
     let samples: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let backlogs: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let metrics = format!("{}/metrics", stack.renderer.url);
+    let backlog_of = |text: &str| {
+        let prefix = format!("tailpdf_queue_backlog_messages{{queue=\"{}\"}} ", queues::QUEUE_ID);
+        text.lines().find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<u64>().ok())
+    };
     let sampler = tokio::spawn({
-        let (metrics, samples) = (format!("{}/metrics", stack.renderer.url), samples.clone());
+        let (metrics, samples, backlogs) = (metrics.clone(), samples.clone(), backlogs.clone());
         async move {
             loop {
                 let text = send(client().get(&metrics)).await.text();
@@ -77,6 +77,7 @@ async fn five_hundred_jobs_from_fifty_clients(pull: bool) {
                     .find_map(|l| l.strip_prefix("tailpdf_jobs_in_flight "))
                     .and_then(|v| v.trim().parse::<u32>().ok());
                 samples.lock().unwrap().extend(running);
+                backlogs.lock().unwrap().extend(backlog_of(&text));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -95,7 +96,7 @@ async fn five_hundred_jobs_from_fifty_clients(pull: bool) {
             let mut submitted = Vec::new();
             for (n, upload_url) in urls {
                 let body = json!({
-                    "content": invoice(n),
+                    "content": small_invoice(n, "Load"),
                     "pdfOptions": {"format": "A4", "printBackground": true},
                     "async": true, "upload_url": upload_url, "webhook_url": hook,
                 });
@@ -148,7 +149,13 @@ async fn five_hundred_jobs_from_fifty_clients(pull: bool) {
         assert_eq!(queue.acked().len(), JOBS);
         assert!(queue.pending().is_empty(), "{:?}", queue.pending());
         let again = queue.deliveries().len() - JOBS;
-        format!("pull mode, {again} messages delivered again")
+        // The backlog the queue's answers reported: jobs waiting while the load lasted, none
+        // once every message was acknowledged.
+        let most = backlogs.lock().unwrap().iter().copied().max().unwrap_or(0);
+        assert!(most >= 50, "the renderer's /metrics showed a backlog of {most} at most");
+        let last = backlog_of(&send(client().get(&metrics)).await.text());
+        assert_eq!(last, Some(0), "the backlog after the last ack");
+        format!("pull mode, {again} messages delivered again, a backlog of {most} at most")
     } else {
         String::from("push mode")
     };
