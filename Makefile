@@ -69,9 +69,17 @@ build-edge:
 	  edge/build/index_bg.wasm -o edge/build/index_bg.stripped.wasm
 	mv edge/build/index_bg.stripped.wasm edge/build/index_bg.wasm
 
-# The Worker bundles, and wrangler accepts it as a deployment (offline, no account).
+# The Worker bundles, and wrangler accepts it as a deployment (offline, no account), in both
+# configurations. Containers mode's image is not built here (wrangler would build
+# docker/Dockerfile from source with Docker, tens of minutes): scripts/image.sh builds its
+# runtime stage in make test (e2e/tests/container.rs).
 check-edge: build-edge
 	wrangler deploy --dry-run --outdir target/edge-dist | grep -E 'Total Upload|dry-run'
+	wrangler deploy --dry-run --containers-rollout none -c wrangler.containers.toml \
+	  --var EDGE_URL:https://tailpdf.example.workers.dev --outdir target/edge-dist-containers \
+	  > target/edge-dist-containers.log
+	grep -E 'Total Upload|RendererContainer|containers are available|dry-run' target/edge-dist-containers.log
+	grep -q 'env.RENDERERS (RendererContainer)' target/edge-dist-containers.log
 
 clean:
 	cargo clean

@@ -16,8 +16,11 @@ pub struct EdgeConfig {
     /// `DEAD_LETTER_TTL_SECS`: how long a dead-lettered webhook is kept for replay.
     pub dead_letter_ttl_secs: u64,
     /// `RENDERER_URL`: the renderers for sync renders and push mode, origins separated by
-    /// commas (one at least); see [`crate::renderers`] for which gets a call.
+    /// commas (one at least); see [`crate::renderers`] for which gets a call. In Containers
+    /// mode, the pool's origins instead ([`crate::containers::origins`]).
     pub renderers: Vec<String>,
+    /// Containers mode, when `RENDERER_CONTAINERS` is above 0.
+    pub containers: Option<ContainerSettings>,
     /// `ALLOW_LOOPBACK` = "true": local development only.
     pub url_policy: UrlPolicy,
     /// `JOB_TTL_DONE_SECS`: how long an ended job stays readable (KV keeps its keys at least
@@ -47,6 +50,23 @@ pub struct EdgeConfig {
     /// `RATE_LIMIT_REQUESTS_PER_MINUTE` and `RATE_LIMIT_JOBS_IN_FLIGHT`: the limits of an
     /// account whose record sets none (0: no limit).
     pub default_limits: Limits,
+}
+
+/// Containers mode: the renderers run as Cloudflare container instances beside the Worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSettings {
+    /// `RENDERER_CONTAINERS`: the pool's instances (at most the config's `max_instances`).
+    pub instances: u32,
+    /// `EDGE_URL`: the Worker's public origin, which the instances report back to.
+    pub edge_url: String,
+    /// `CONTAINER_SLEEP_AFTER_SECS`: an instance asked nothing for this long is stopped (it
+    /// costs nothing asleep, and starts again at the next call).
+    pub sleep_after: Duration,
+    /// `CONTAINER_TABS`: each instance's renderer's `TAILPDF_TABS`.
+    pub tabs: u32,
+    /// `CONTAINER_START_TIMEOUT_SECS`: how long a call waits for an instance to start and
+    /// answer `/readyz` before the next instance is tried.
+    pub start_timeout: Duration,
 }
 
 /// Svix-like growing delays: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h.
@@ -100,14 +120,42 @@ impl EdgeConfig {
                 })?,
             None => DEFAULT_WEBHOOK_RETRY_DELAYS.to_vec(),
         };
+        let instances = u32::try_from(number("RENDERER_CONTAINERS", 0)?.min(1000)).unwrap_or(0);
+        let containers = match instances {
+            0 => None,
+            instances => Some(ContainerSettings {
+                instances,
+                edge_url: match get("EDGE_URL") {
+                    Some(v) => parse_origin(v.trim())
+                        .map_err(|e| format!("EDGE_URL: {v:?}: {e}"))?
+                        .as_str()
+                        .trim_end_matches('/')
+                        .to_owned(),
+                    None => {
+                        return Err(String::from(
+                            "RENDERER_CONTAINERS needs EDGE_URL, the Worker's public origin",
+                        ))
+                    }
+                },
+                sleep_after: Duration::from_secs(
+                    number("CONTAINER_SLEEP_AFTER_SECS", 600)?.max(60),
+                ),
+                tabs: u32::try_from(number("CONTAINER_TABS", 2)?.clamp(1, 64)).unwrap_or(2),
+                start_timeout: Duration::from_secs(
+                    number("CONTAINER_START_TIMEOUT_SECS", 60)?.max(1),
+                ),
+            }),
+        };
         Ok(Self {
             internal_secret,
             admin_secret: get("ADMIN_SECRET").filter(|s| !s.is_empty()),
             dead_letter_ttl_secs: number("DEAD_LETTER_TTL_SECS", 7 * 24 * 3600)?.max(60),
-            renderers: match get("RENDERER_URL") {
-                Some(v) => parse_renderers(&v)?,
-                None => vec![String::from("http://127.0.0.1:3000")],
+            renderers: match (&containers, get("RENDERER_URL")) {
+                (Some(pool), _) => crate::containers::origins(pool.instances),
+                (None, Some(v)) => parse_renderers(&v)?,
+                (None, None) => vec![String::from("http://127.0.0.1:3000")],
             },
+            containers,
             url_policy: UrlPolicy {
                 allow_loopback: get("ALLOW_LOOPBACK").as_deref() == Some("true"),
             },
@@ -179,6 +227,40 @@ mod tests {
         assert!(c.url_policy.allow_loopback);
         let limits = Limits { requests_per_minute: Some(600), jobs_in_flight: Some(40) };
         assert_eq!(c.default_limits, limits);
+    }
+
+    #[test]
+    fn containers_mode_replaces_renderer_url_with_the_pool() {
+        let c = EdgeConfig::from_vars(vars(&[
+            ("INTERNAL_SECRET", "s"),
+            ("RENDERER_URL", "https://r.example.com"),
+            ("RENDERER_CONTAINERS", "3"),
+            ("EDGE_URL", "https://tailpdf.example.workers.dev/"),
+        ]))
+        .unwrap();
+        assert_eq!(c.renderers, crate::containers::origins(3));
+        let pool = c.containers.unwrap();
+        assert_eq!(pool.instances, 3);
+        assert_eq!(pool.edge_url, "https://tailpdf.example.workers.dev");
+        assert_eq!(pool.sleep_after, Duration::from_secs(600));
+        assert_eq!(pool.start_timeout, Duration::from_secs(60));
+        assert_eq!(pool.tabs, 2);
+        let e =
+            EdgeConfig::from_vars(vars(&[("INTERNAL_SECRET", "s"), ("RENDERER_CONTAINERS", "2")]))
+                .unwrap_err();
+        assert!(e.contains("EDGE_URL"), "{e}");
+        let e = EdgeConfig::from_vars(vars(&[
+            ("INTERNAL_SECRET", "s"),
+            ("RENDERER_CONTAINERS", "2"),
+            ("EDGE_URL", "https://edge.example.com/path"),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("EDGE_URL"), "{e}");
+        let off =
+            EdgeConfig::from_vars(vars(&[("INTERNAL_SECRET", "s"), ("RENDERER_CONTAINERS", "0")]))
+                .unwrap();
+        assert!(off.containers.is_none());
+        assert_eq!(off.renderers, ["http://127.0.0.1:3000"]);
     }
 
     #[test]

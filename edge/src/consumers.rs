@@ -46,6 +46,9 @@ pub struct Post {
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
     pub timeout: Duration,
+    /// Containers mode: the name of the renderer instance's object that carries the call.
+    /// Only a call to a renderer sets it, never one to a URL a client gave (a webhook).
+    pub instance: Option<String>,
 }
 
 impl Post {
@@ -62,7 +65,12 @@ impl Post {
             ("Content-Type", String::from("application/json")),
             (INTERNAL_SIGNATURE_HEADER, signature),
         ];
-        Self { url, headers, body, timeout: cfg.push_timeout }
+        let instance = cfg
+            .containers
+            .as_ref()
+            .and_then(|_| crate::containers::instance_of(&url))
+            .map(str::to_owned);
+        Self { url, headers, body, timeout: cfg.push_timeout, instance }
     }
 }
 
@@ -452,7 +460,13 @@ pub async fn deliver_webhook(
     let attempt = hook.attempt + 1;
     let delivery::DeliveryRequest { url, body, headers } =
         delivery::request(hook, secret, now.unix());
-    let post = Post { url, headers, body: body.into_bytes(), timeout: cfg.webhook_timeout };
+    let post = Post {
+        url,
+        headers,
+        body: body.into_bytes(),
+        timeout: cfg.webhook_timeout,
+        instance: None,
+    };
     let status = http.post(post).await.ok().map(|answer| answer.status);
     // The record is a view for GET /jobs; the count it shows comes from the message.
     // GET /batches/{id} shows no delivery: a batch's webhook is not recorded.
@@ -499,6 +513,7 @@ mod tests {
         answers: RefCell<Vec<Result<Answer, String>>>,
         bodies: RefCell<Vec<Vec<u8>>>,
         sent: RefCell<Vec<(String, Vec<u8>)>>,
+        instances: RefCell<Vec<Option<String>>>,
     }
 
     impl FakeHttp {
@@ -513,6 +528,7 @@ mod tests {
 
     impl Http for FakeHttp {
         async fn post(&self, post: Post) -> Result<Answer, String> {
+            self.instances.borrow_mut().push(post.instance);
             self.sent.borrow_mut().push((post.url, post.body));
             self.answers.borrow_mut().remove(0)
         }
@@ -1043,6 +1059,54 @@ mod tests {
             let after = push.again.0.borrow().last().unwrap().clone();
             assert_eq!((after.taken_by.as_deref(), after.attempt), (None, again.attempt + 1));
         });
+    }
+
+    fn container_pool(instances: u32) -> EdgeConfig {
+        let mut cfg = cfg();
+        cfg.containers = Some(crate::config::ContainerSettings {
+            instances,
+            edge_url: String::from("https://tailpdf.example.workers.dev"),
+            sleep_after: Duration::from_secs(600),
+            tabs: 2,
+            start_timeout: Duration::from_secs(60),
+        });
+        cfg.renderers = crate::containers::origins(instances);
+        cfg
+    }
+
+    /// Containers mode: each call to a renderer names the instance whose object carries it,
+    /// and a busy instance sends the job on to the next, as with any list of renderers.
+    #[test]
+    fn containers_mode_carries_each_call_by_its_instance_s_object() {
+        run(async {
+            let push = Push::new(container_pool(3));
+            let job = queued_job(&push.jobs).await;
+            let order: Vec<String> = renderers::order(&push.cfg.renderers, job.job_id.as_str())
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            let http = FakeHttp::answering(vec![status(200), status(200)]).with_bodies(vec![
+                take(&TakeAnswer::Busy { delay_secs: 3 }),
+                take(&TakeAnswer::Taken),
+            ]);
+            assert_eq!(push.job(&http, &job, 1).await, Verdict::Ack);
+            assert_eq!(origins(&http), order[..2]);
+            let names: Vec<Option<String>> = order[..2]
+                .iter()
+                .map(|o| crate::containers::instance_of(o).map(str::to_owned))
+                .collect();
+            assert!(names.iter().all(Option::is_some));
+            assert_eq!(*http.instances.borrow(), names);
+        });
+        // Only a configured pool routes by object: the same address as a RENDERER_URL does
+        // not, and neither does anything but a renderer call.
+        let mut plain = cfg();
+        plain.renderers = crate::containers::origins(1);
+        let post = Post::to_renderer(&plain, &plain.renderers[0], TAKE_PATH, Vec::new(), ts(1));
+        assert_eq!(post.instance, None);
+        let pool = container_pool(2);
+        let post = Post::to_renderer(&pool, &pool.renderers[1], TAKE_PATH, Vec::new(), ts(1));
+        assert_eq!(post.instance.as_deref(), Some("renderer-1"));
     }
 
     /// Every renderer busy: the job waits as it would for one (no attempt counted, the

@@ -9,6 +9,8 @@
 //! - [`events`]: the renderer's events, moving any job (single or a batch's document) forward;
 //! - [`signed_calls`]: the signed calls between the edge, its renderers and the operator;
 //! - [`renderers`]: which of several renderers (`RENDERER_URL`) a call goes to;
+//! - [`containers`]: Containers mode, the renderers as container instances beside the Worker
+//!   (their pool's addresses, starting one and waiting for it, when one sleeps);
 //! - [`store`]: the records, every key's name, and the traits over KV and Queues;
 //! - [`consumers`]: the queue consumers (push-mode render jobs and batch groups, webhook
 //!   deliveries);
@@ -27,8 +29,8 @@
 //!
 //! All of it is plain Rust, tested natively; the Worker glue in `worker_glue`, the bindings as
 //! the traits above (`bindings`), and the Durable Objects that hold each account's counters
-//! (`limiter_object`) and each job's keys (`job_object_class`) exist only on wasm32 and stay
-//! thin.
+//! (`limiter_object`), each job's keys (`job_object_class`) and each renderer container
+//! instance (`container_class`) exist only on wasm32 and stay thin.
 
 pub mod access_log;
 #[cfg(test)]
@@ -39,6 +41,9 @@ pub mod batches;
 mod bindings;
 pub mod config;
 pub mod consumers;
+#[cfg(target_arch = "wasm32")]
+mod container_class;
+pub mod containers;
 #[cfg(test)]
 mod costs;
 pub mod dead_letters;

@@ -43,6 +43,12 @@ pub fn judge(answer: &Answer, body: &[u8]) -> Result<(), ApiError> {
     })
 }
 
+/// A renderer's answer that sends a sync render on to the next renderer: it is full (503, or
+/// 429 for the account's share of it) or still starting (503).
+pub fn try_next(status: u16) -> bool {
+    matches!(status, 429 | 503)
+}
+
 /// The renderer refused the edge itself (their `INTERNAL_SECRET`s differ): logged for the
 /// operator, never shown to the client.
 pub fn refused(status: u16) -> bool {
@@ -71,6 +77,14 @@ mod tests {
 
     fn error_body(code: &str, message: &str) -> Vec<u8> {
         serde_json::to_vec(&ErrorBody { error: code.into(), message: message.into() }).unwrap()
+    }
+
+    #[test]
+    fn a_full_or_starting_renderer_sends_the_render_on() {
+        assert!(try_next(503) && try_next(429));
+        for status in [200, 400, 401, 413, 500, 502] {
+            assert!(!try_next(status), "{status}");
+        }
     }
 
     #[test]

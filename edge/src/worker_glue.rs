@@ -11,7 +11,8 @@ use tailpdf_shared::{
 };
 use worker::{
     event, AbortController, Context, Delay, Env, Fetch, Headers, MessageBatch, MessageExt, Method,
-    QueueRetryOptionsBuilder, Request, RequestInit, RequestRedirect, Response, Result,
+    ObjectNamespace, QueueRetryOptionsBuilder, Request, RequestInit, RequestRedirect, Response,
+    Result,
 };
 
 use crate::{
@@ -28,17 +29,25 @@ use crate::{
     signed_calls, sync_render,
 };
 
-/// Workers' `fetch`, for the consumers.
-struct WorkerHttp;
+/// Workers' `fetch`, for the consumers; in Containers mode a renderer's call goes through its
+/// instance's object.
+struct WorkerHttp(Option<ObjectNamespace>);
+
+impl WorkerHttp {
+    fn of(env: &Env, cfg: &EdgeConfig) -> Self {
+        Self(container_objects(env, cfg))
+    }
+}
 
 impl Http for WorkerHttp {
     async fn post(&self, post: Post) -> std::result::Result<Answer, String> {
-        let (response, _) = exchange(post, None).await?;
+        let (response, _) = exchange(self.0.as_ref(), post, None).await?;
         Ok(answer_of(&response))
     }
 
     async fn post_reading(&self, post: Post) -> std::result::Result<(Answer, Vec<u8>), String> {
-        let (response, body) = exchange(post, Some(consumers::MAX_ANSWER_BYTES)).await?;
+        let (response, body) =
+            exchange(self.0.as_ref(), post, Some(consumers::MAX_ANSWER_BYTES)).await?;
         // Over the limit it is no answer the consumer can read: an empty body says so.
         Ok((answer_of(&response), body.unwrap_or_default()))
     }
@@ -228,7 +237,7 @@ async fn post_pdf(
     let stores = (&jobs, &render_jobs, &limiter);
     let submitted = jobs::submit(stores, &cfg, &account, headers, &body, now()).await?;
     let mut response = match submitted.submission {
-        Submission::Sync(spec) => render_sync(&cfg, &account.account, &spec).await?,
+        Submission::Sync(spec) => render_sync(env, &cfg, &account.account, &spec).await?,
         Submission::Accepted(accepted) | Submission::Replayed(accepted) => {
             let location = jobs::location(&accepted);
             let mut response = json(&accepted, 202).map_err(internal)?;
@@ -248,13 +257,29 @@ fn internal(e: worker::Error) -> ApiError {
     )
 }
 
+/// The renderer instances' objects, in Containers mode (logged once a call if the binding is
+/// missing: the calls then fail as unanswered, and the jobs wait).
+fn container_objects(env: &Env, cfg: &EdgeConfig) -> Option<ObjectNamespace> {
+    cfg.containers.as_ref()?;
+    env.durable_object(crate::containers::BINDING)
+        .map_err(|e| {
+            worker::console_error!(
+                "RENDERER_CONTAINERS is set but the Durable Object binding {} is not: {e}",
+                crate::containers::BINDING
+            );
+        })
+        .ok()
+}
+
 /// `post`, never following a redirect, within its deadline; with `read: Some(limit)` the
 /// answer's body is read too, within the same deadline (`None` if it is longer than `limit`).
+/// A call that names a renderer instance goes to that instance's object in `containers`.
 async fn exchange(
+    containers: Option<&ObjectNamespace>,
     post: Post,
     read: Option<usize>,
 ) -> std::result::Result<(Response, Option<Vec<u8>>), String> {
-    let Post { url, headers, body, timeout } = post;
+    let Post { url, headers, body, timeout, instance } = post;
     let mut init = RequestInit::new();
     // A redirect is an answer, not an instruction: it could point anywhere, private included.
     init.with_redirect(RequestRedirect::Manual)
@@ -264,9 +289,20 @@ async fn exchange(
     let request = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
     let controller = AbortController::default();
     let signal = controller.signal();
+    let stub = match (instance, containers) {
+        (None, _) => None,
+        (Some(name), Some(objects)) => Some(
+            objects.id_from_name(&name).and_then(|id| id.get_stub()).map_err(|e| e.to_string())?,
+        ),
+        (Some(name), None) => return Err(format!("no binding to reach instance {name}")),
+    };
     let work = async {
-        let mut response =
-            Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| e.to_string())?;
+        let mut response = match stub {
+            // An object's fetch takes no signal: the deadline below drops it instead.
+            Some(stub) => stub.fetch_with_request(request).await,
+            None => Fetch::Request(request).send_with_signal(&signal).await,
+        }
+        .map_err(|e| e.to_string())?;
         let body = match read {
             Some(limit) => read_at_most(&mut response, limit).await?,
             None => None,
@@ -307,6 +343,7 @@ async fn read_at_most(
 
 /// A sync render on the renderer, as `account`'s (so that it shares its tabs fairly).
 async fn render_sync(
+    env: &Env,
     cfg: &EdgeConfig,
     account: &str,
     spec: &tailpdf_shared::RenderSpec,
@@ -314,10 +351,11 @@ async fn render_sync(
     let body = serde_json::to_vec(spec).map_err(|e| ApiError::validation(e.to_string()))?;
     let path = tailpdf_shared::messages::sync_render_path(account);
     // The renderers from one of its own each time, within one deadline: one that does not
-    // answer, or answers 503 (full, starting), is skipped for the next.
+    // answer, or answers 503 or 429 (full, starting), is skipped for the next.
     let started = js_sys::Date::now();
     let key = format!("{account}/{started}");
     let mut last = None;
+    let containers = container_objects(env, cfg);
     for origin in crate::renderers::order(&cfg.renderers, &key) {
         let spent =
             std::time::Duration::from_millis((js_sys::Date::now() - started).max(0.0) as u64);
@@ -327,10 +365,10 @@ async fn render_sync(
         }
         let post = Post { timeout, ..Post::to_renderer(cfg, origin, &path, body.clone(), now()) };
         // The whole PDF within the deadline: a renderer that stops mid-answer is a 503 too.
-        match exchange(post, Some(usize::MAX)).await {
+        match exchange(containers.as_ref(), post, Some(usize::MAX)).await {
             Err(e) => worker::console_warn!("renderer {origin}: {e}"),
             Ok((answer, body)) => {
-                let busy = answer.status_code() == 503;
+                let busy = sync_render::try_next(answer.status_code());
                 last = Some((answer, body));
                 if !busy {
                     break;
@@ -536,8 +574,15 @@ async fn push_render_job(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
         return;
     };
     let ends = ObjectEnds(&objects);
-    let verdict =
-        consumers::push_render_job(&WorkerHttp, &render_jobs, &ends, cfg, &job, now()).await;
+    let verdict = consumers::push_render_job(
+        &WorkerHttp::of(env, cfg),
+        &render_jobs,
+        &ends,
+        cfg,
+        &job,
+        now(),
+    )
+    .await;
     if verdict != Verdict::Ack {
         worker::console_warn!("render-jobs: {} comes back: {verdict:?}", job.job_id);
     }
@@ -559,8 +604,15 @@ async fn push_render_group(cfg: &EdgeConfig, env: &Env, messages: &[worker::Mess
     };
     let group: Vec<RenderJobMessage> = readable.iter().map(|(_, job)| job.clone()).collect();
     let ends = ObjectEnds(&objects);
-    let verdicts =
-        consumers::push_render_group(&WorkerHttp, &render_batches, &ends, cfg, &group, now()).await;
+    let verdicts = consumers::push_render_group(
+        &WorkerHttp::of(env, cfg),
+        &render_batches,
+        &ends,
+        cfg,
+        &group,
+        now(),
+    )
+    .await;
     for ((message, job), verdict) in readable.iter().zip(verdicts) {
         if verdict != Verdict::Ack {
             worker::console_warn!("render-batches: {} comes back: {verdict:?}", job.job_id);
@@ -606,8 +658,9 @@ async fn deliver_webhook(cfg: &EdgeConfig, env: &Env, message: &worker::Message<
             return;
         }
     };
+    // Never through a renderer's object: a webhook goes where its client said.
     let verdict = consumers::deliver_webhook(
-        &WorkerHttp,
+        &WorkerHttp(None),
         &jobs,
         (&webhooks, &dead_letters),
         cfg,
