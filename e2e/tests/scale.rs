@@ -172,6 +172,13 @@ async fn three_pull_renderers_share_a_queue_and_a_killed_one_loses_nothing() {
     })
     .await;
     let all_done = started.elapsed();
+    // A job the killed renderer ended but had not acknowledged yet comes back once its lease
+    // passes; another renderer then finds it ended and acknowledges it, sending nothing.
+    let queue = stack.queue.as_ref().unwrap();
+    wait_until("an empty queue", Duration::from_secs(LEASE_SECS + 60), async || {
+        queue.pending().is_empty()
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut per_job: HashMap<String, usize> = HashMap::new();
     for d in stack.receiver.all() {
@@ -189,7 +196,6 @@ async fn three_pull_renderers_share_a_queue_and_a_killed_one_loses_nothing() {
             stack.bucket.objects().iter().filter(|k| k.starts_with(&format!("{run}/"))).count();
         assert_eq!(objects, per_run, "one PDF per job of {run}");
     }
-    let queue = stack.queue.as_ref().unwrap();
     assert!(queue.pending().is_empty(), "left in the queue: {:?}", queue.pending());
     let again = queue.deliveries().iter().filter(|(_, attempt)| *attempt > 1).count();
     assert!(again >= 1, "the killed renderer held no job: it was killed idle");
