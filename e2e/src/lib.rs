@@ -44,8 +44,26 @@ pub fn small_invoice(n: usize, note: &str) -> String {
 }
 
 /// A port nobody listens on right now.
+///
+/// Chosen below the kernel's ephemeral range (32768–60999 by default), where every `bind(0)`
+/// of the stack's own processes lands (workerd's and wrangler's inner sockets, Chromium's), so
+/// that none of them can take a port between our choosing it and our server binding it; and
+/// never the same twice in one test process, whose tests start their stacks at once.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::hash::BuildHasher;
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let random = std::collections::hash_map::RandomState::new();
+    for attempt in 0u32.. {
+        let port = 20_000 + (random.hash_one((attempt, std::process::id())) % 12_000) as u16;
+        let free = |host: &str| std::net::TcpListener::bind((host, port)).is_ok();
+        if !given.contains(&port) && free("127.0.0.1") && free("0.0.0.0") {
+            given.insert(port);
+            return port;
+        }
+    }
+    unreachable!("a free port among 12,000")
 }
 
 /// The `p` quantile (0 to 1) of `samples`, nearest rank; zero when there are none.
