@@ -1,10 +1,11 @@
 //! The Worker's bindings as the edge's traits: KV as [`Kv`], Queues as [`Queue`], its vars
-//! and secrets as [`EdgeConfig`], the accounts' objects as [`ObjectLimiter`]. Shared by the
-//! Worker's entry points (`worker_glue`) and the jobs' objects (`job_object_class`).
+//! and secrets as [`EdgeConfig`], the accounts' objects as [`ObjectLimiter`], and an
+//! [`ApiError`] as a response. Shared by the Worker's entry points (`worker_glue`), the jobs'
+//! objects (`job_object_class`) and the renderer instances' (`container_class`).
 
 use serde::Serialize;
 use tailpdf_shared::ApiError;
-use worker::{BatchMessageBuilder, Env, KvStore, MessageBuilder, QueueContentType};
+use worker::{BatchMessageBuilder, Env, KvStore, MessageBuilder, QueueContentType, Response};
 
 use crate::{
     config::EdgeConfig,
@@ -137,4 +138,17 @@ pub(crate) fn queue(env: &Env, binding: &str) -> std::result::Result<WorkerQueue
         worker::console_error!("queue binding {binding}: {e}");
         ApiError::unavailable("The job queue is unavailable; retry shortly.", 5)
     })
+}
+
+/// The one place an error becomes a response: the API's error body, its status, and its
+/// `Retry-After` and `Allow` when it has them.
+pub(crate) fn error_response(e: &ApiError) -> worker::Result<Response> {
+    let mut response = Response::from_json(&e.body())?.with_status(e.status());
+    if let Some(secs) = e.retry_after_secs {
+        response.headers_mut().set("Retry-After", &secs.to_string())?;
+    }
+    if let Some(allow) = e.allow {
+        response.headers_mut().set("Allow", allow)?;
+    }
+    Ok(response)
 }

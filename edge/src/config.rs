@@ -72,12 +72,17 @@ pub struct ContainerSettings {
 /// Svix-like growing delays: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h.
 pub const DEFAULT_WEBHOOK_RETRY_DELAYS: [u32; 7] = [5, 30, 120, 600, 1800, 3600, 7200];
 
+/// The origin variable `name` holds, without its trailing slash.
+fn origin_of(name: &str, v: &str) -> Result<String, String> {
+    let origin = parse_origin(v).map_err(|e| format!("{name}: {v:?}: {e}"))?;
+    Ok(origin.as_str().trim_end_matches('/').to_owned())
+}
+
 /// `RENDERER_URL`'s origins, separated by commas (spaces around them allowed), each once.
 fn parse_renderers(v: &str) -> Result<Vec<String>, String> {
     let mut renderers: Vec<String> = Vec::new();
     for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let origin = parse_origin(part).map_err(|e| format!("RENDERER_URL: {part:?}: {e}"))?;
-        let origin = origin.as_str().trim_end_matches('/').to_owned();
+        let origin = origin_of("RENDERER_URL", part)?;
         if !renderers.contains(&origin) {
             renderers.push(origin);
         }
@@ -126,11 +131,7 @@ impl EdgeConfig {
             instances => Some(ContainerSettings {
                 instances,
                 edge_url: match get("EDGE_URL") {
-                    Some(v) => parse_origin(v.trim())
-                        .map_err(|e| format!("EDGE_URL: {v:?}: {e}"))?
-                        .as_str()
-                        .trim_end_matches('/')
-                        .to_owned(),
+                    Some(v) => origin_of("EDGE_URL", v.trim())?,
                     None => {
                         return Err(String::from(
                             "RENDERER_CONTAINERS needs EDGE_URL, the Worker's public origin",

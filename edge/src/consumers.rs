@@ -181,10 +181,7 @@ pub async fn push_render_job(
                         break;
                     }
                     Err(_) => {
-                        failed = Again {
-                            why: String::from("the renderer's answer could not be read"),
-                            delay_secs: cfg.render_retry_delay_secs,
-                        };
+                        failed = Again::unreadable(cfg);
                     }
                 }
             }
@@ -266,6 +263,14 @@ impl Again {
         };
         let delay_secs = answer.and_then(|a| a.retry_after).unwrap_or(cfg.render_retry_delay_secs);
         Self { why, delay_secs }
+    }
+
+    /// After a 200 whose body is not the answer expected.
+    fn unreadable(cfg: &EdgeConfig) -> Self {
+        Self {
+            why: String::from("the renderer's answer could not be read"),
+            delay_secs: cfg.render_retry_delay_secs,
+        }
     }
 }
 
@@ -352,10 +357,9 @@ async fn push_group(
         let post = Post::to_renderer(cfg, origin, "/jobs/group", body.clone(), now);
         ends_by_job = match http.post_reading(post).await {
             Ok((answer, body)) if answer.status == 200 => {
-                serde_json::from_slice::<GroupAnswer>(&body).map(|a| a.jobs).map_err(|_| Again {
-                    why: String::from("the renderer's answer could not be read"),
-                    delay_secs: cfg.render_retry_delay_secs,
-                })
+                serde_json::from_slice::<GroupAnswer>(&body)
+                    .map(|a| a.jobs)
+                    .map_err(|_| Again::unreadable(cfg))
             }
             answered => Err(Again::after(answered.ok().map(|(a, _)| a).as_ref(), cfg)),
         };

@@ -14,7 +14,7 @@ use worker::{
 };
 
 use crate::{
-    bindings::config,
+    bindings::{config, error_response},
     containers::{
         alarm_after_request, ensure_ready, startup_env, Clock, Instance, BINDING, RENDERER_PORT,
     },
@@ -45,14 +45,17 @@ impl DurableObject for RendererContainer {
     async fn fetch(&self, req: Request) -> Result<Response> {
         let cfg = match config(&self.env) {
             Ok(cfg) => cfg,
-            Err(e) => return answer(&e),
+            Err(e) => return error_response(&e),
         };
         let Some(pool) = cfg.containers.as_ref() else {
-            return answer(&ApiError::unavailable("RENDERER_CONTAINERS is not set.", 30));
+            return error_response(&ApiError::unavailable("RENDERER_CONTAINERS is not set.", 30));
         };
         let Some(container) = self.state.container() else {
             worker::console_error!("{BINDING}: the class has no [[containers]] entry");
-            return answer(&ApiError::unavailable("No renderer instance is configured.", 30));
+            return error_response(&ApiError::unavailable(
+                "No renderer instance is configured.",
+                30,
+            ));
         };
         self.keep_awake(pool.sleep_after).await?;
         let env = startup_env(&cfg.internal_secret, &pool.edge_url, pool.tabs);
@@ -65,7 +68,7 @@ impl DurableObject for RendererContainer {
                 e.last
             );
             // 503: the edge tries the next instance.
-            return answer(&ApiError::unavailable("The renderer instance is starting.", 2));
+            return error_response(&ApiError::unavailable("The renderer instance is starting.", 2));
         }
         let port = container.get_tcp_port(RENDERER_PORT)?;
         self.in_flight.set(self.in_flight.get() + 1);
@@ -75,7 +78,7 @@ impl DurableObject for RendererContainer {
             Ok(response) => Ok(response),
             Err(e) => {
                 worker::console_warn!("renderer instance: the call failed: {e}");
-                answer(&ApiError::unavailable("The renderer instance did not answer.", 2))
+                error_response(&ApiError::unavailable("The renderer instance did not answer.", 2))
             }
         }
     }
@@ -111,15 +114,6 @@ impl RendererContainer {
         }
         Ok(())
     }
-}
-
-/// The API's error body, which the edge reads as it reads a renderer's.
-fn answer(e: &ApiError) -> Result<Response> {
-    let mut response = Response::from_json(&e.body())?.with_status(e.status());
-    if let Some(secs) = e.retry_after_secs {
-        response.headers_mut().set("Retry-After", &secs.to_string())?;
-    }
-    Ok(response)
 }
 
 /// The object's container, as [`Instance`].

@@ -18,7 +18,7 @@ use worker::{
 use crate::{
     admission::{self, SubmitHeaders},
     batches::{self, BatchSubmission},
-    bindings::{config, kv, limiter, queue, WorkerKv},
+    bindings::{config, error_response, kv, limiter, queue, WorkerKv},
     config::EdgeConfig,
     consumers::{self, Answer, CappedBody, Http, Post, Verdict, STORAGE_RETRY_SECS},
     job_object::{self, ObjectEnds, Routed},
@@ -94,18 +94,6 @@ fn objects(env: &Env) -> std::result::Result<ObjectJobs, ApiError> {
 /// Job state: a job's and a batch's keys in their object, the rest (dead letters) in KV.
 fn jobs(env: &Env) -> std::result::Result<Routed<WorkerKv, ObjectJobs>, ApiError> {
     Ok(Routed { kv: kv(env, "JOBS")?, objects: objects(env)? })
-}
-
-/// The one place an error becomes a response.
-fn error_response(e: &ApiError) -> Result<Response> {
-    let mut response = Response::from_json(&e.body())?.with_status(e.status());
-    if let Some(secs) = e.retry_after_secs {
-        response.headers_mut().set("Retry-After", &secs.to_string())?;
-    }
-    if let Some(allow) = e.allow {
-        response.headers_mut().set("Allow", allow)?;
-    }
-    Ok(response)
 }
 
 fn json<T: Serialize>(value: &T, status: u16) -> Result<Response> {
