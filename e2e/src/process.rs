@@ -100,17 +100,7 @@ pub fn alive(pid: u32) -> bool {
 
 /// Every running (non-zombie) process below `pid`.
 pub fn descendants(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for process in procfs::process::all_processes().into_iter().flatten().flatten() {
-        let Ok(p) = u32::try_from(process.pid()) else { continue };
-        if let Some((ppid, state)) = stat(p) {
-            if ppid == pid && state != 'Z' {
-                out.push(p);
-                out.extend(descendants(p));
-            }
-        }
-    }
-    out
+    tree(pid).into_iter().skip(1).filter(|p| alive(*p)).collect()
 }
 
 /// `root` and its descendants, as /proc lists them now.
